@@ -1,0 +1,168 @@
+// The sum of the squares of 1..N, split into ranges that worker processes add up.
+//
+//   sum_squares                       N = 1,000,000 in 10 subtasks on one local worker per core
+//   sum_squares --n 1000000000        exact: 128-bit arithmetic
+//   sum_squares --listen tcp://0.0.0.0:5555 --workers 0    wait for remote workers
+//   sum_squares --dtask-worker tcp://host:5555             be a remote worker
+//   sum_squares --connect tcp://host:5555                  submit to a running broker
+
+#include <dtask/dtask.hpp>
+
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <ranges>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+using u128 = unsigned __int128;
+
+struct Range {
+    std::uint64_t lo = 0;  // first number, inclusive
+    std::uint64_t hi = 0;  // last number, exclusive
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(lo, hi);
+    }
+};
+
+struct Problem {
+    std::uint64_t n = 0;
+    std::uint64_t pieces = 0;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(n, pieces);
+    }
+};
+
+std::string to_string(u128 value) {
+    if (value == 0) return "0";
+    std::string digits;
+    while (value != 0) {
+        digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(value % 10)));
+        value /= 10;
+    }
+    return digits;
+}
+
+}  // namespace
+
+// At namespace scope, so that this binary started as a worker finds map by the job's name.
+inline const dtask::Job<u128> sum_squares{
+    "sum_squares",
+    // split: lazily, one Range per subtask; nothing is materialised up front.
+    [](const Problem& problem, dtask::SplitHint hint) {
+        const std::uint64_t pieces = problem.pieces != 0 ? problem.pieces : hint.subtasks;
+        const std::uint64_t n = problem.n;
+        return std::views::iota(std::uint64_t{0}, pieces) | std::views::transform([=](std::uint64_t i) {
+                   return Range{1 + n * i / pieces, 1 + n * (i + 1) / pieces};
+               });
+    },
+    // map: runs on a worker.
+    [](const Range& range) {
+        u128 sum = 0;
+        for (std::uint64_t x = range.lo; x < range.hi; ++x) sum += static_cast<u128>(x) * x;
+        return sum;
+    },
+    // reduce
+    [](u128 total, u128 part) { return total + part; }};
+
+namespace {
+
+void print_help() {
+    std::cout << "Usage: sum_squares [options]\n"
+                 "Adds up the squares of 1..N on worker processes, exactly (128-bit).\n\n"
+                 "Options:\n"
+                 "  --n N              the last number (default 1000000)\n"
+                 "  --subtasks K       pieces to split into (default 10)\n"
+                 "  --workers W        local worker processes (default: one per core; 0: none)\n"
+                 "  --listen ENDPOINT  also accept workers at ENDPOINT, e.g. tcp://0.0.0.0:5555\n"
+                 "                     (repeatable; with --workers 0 the job waits for them)\n"
+                 "  --connect ENDPOINT submit to the broker at ENDPOINT (dtaskd, or another\n"
+                 "                     sum_squares with --listen) instead of starting one\n"
+                 "  --wait SECONDS     how long the job waits for a worker (default 60)\n"
+                 "  --help             this text\n\n"
+              << dtask::worker_usage();
+}
+
+std::uint64_t number(std::string_view flag, std::string_view text) {
+    std::uint64_t value = 0;
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (error != std::errc{} || end != text.data() + text.size()) {
+        std::cerr << "sum_squares: " << flag << " takes a whole number, not '" << text << "'\n";
+        std::exit(2);
+    }
+    return value;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    dtask::init(argc, argv);  // a worker process serves here and exits
+
+    Problem problem{1'000'000, 10};
+    dtask::ClusterOptions cluster_options;
+    std::optional<std::string> connect;
+    dtask::RunOptions run_options;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        auto value = [&]() -> std::string_view {
+            if (i + 1 >= argc) {
+                std::cerr << "sum_squares: " << arg << " needs a value (see --help)\n";
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (arg == "--help" || arg == "-h") {
+            print_help();
+            return 0;
+        } else if (arg == "--n") {
+            problem.n = number(arg, value());
+        } else if (arg == "--subtasks") {
+            problem.pieces = number(arg, value());
+            if (problem.pieces == 0) {
+                std::cerr << "sum_squares: --subtasks must be at least 1\n";
+                return 2;
+            }
+        } else if (arg == "--workers") {
+            cluster_options.local_workers = static_cast<int>(number(arg, value()));
+        } else if (arg == "--listen") {
+            cluster_options.listen.emplace_back(value());
+        } else if (arg == "--connect") {
+            connect = std::string(value());
+        } else if (arg == "--wait") {
+            run_options.worker_wait = std::chrono::seconds(number(arg, value()));
+        } else {
+            std::cerr << "sum_squares: unknown option '" << arg << "' (see --help)\n";
+            return 2;
+        }
+    }
+
+    try {
+        const auto start = std::chrono::steady_clock::now();
+        u128 total = 0;
+        if (connect) {
+            dtask::Client client(*connect);
+            total = client.run(sum_squares, problem, run_options);
+        } else {
+            dtask::Cluster cluster(cluster_options);
+            for (const auto& endpoint : cluster.endpoints()) {
+                if (!endpoint.starts_with("ipc://@")) std::cerr << "sum_squares: workers can join at " << endpoint << "\n";
+            }
+            total = cluster.run(sum_squares, problem, run_options);
+        }
+        const auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        std::cout << "sum of squares of 1.." << problem.n << " = " << to_string(total) << "\n";
+        std::cerr << "sum_squares: " << problem.pieces << " subtasks in " << elapsed << " s\n";
+    } catch (const dtask::Error& e) {
+        std::cerr << "sum_squares: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}

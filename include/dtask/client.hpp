@@ -1,0 +1,44 @@
+#pragma once
+/// \file dtask::Client: submits jobs to a broker in another process (dtaskd, or a Cluster
+/// that listens), with the same run/submit API as Cluster. split and reduce run here; the
+/// broker only routes bytes.
+
+#include <dtask/submitter.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+namespace dtask {
+
+struct ClientOptions {
+    /// How often client and broker show each other they are alive; the broker's welcome
+    /// replaces these with its own settings.
+    std::chrono::milliseconds heartbeat_interval{500};
+    unsigned heartbeat_liveness = 4;
+};
+
+class Client final : public Submitter {
+public:
+    /// Connects to the broker at `endpoint` (e.g. "tcp://10.0.0.5:5555"). Connecting is
+    /// asynchronous: jobs wait until the broker answers.
+    explicit Client(std::string endpoint, ClientOptions options = {});
+    /// Fails the jobs still running with an Error.
+    ~Client();
+
+    const std::string& endpoint() const noexcept;
+    /// Workers connected to the broker, as it last said.
+    std::size_t workers() const override;
+    /// Waits until the broker reports at least `count` workers; false on timeout.
+    bool wait_for_workers(std::size_t count, std::chrono::milliseconds timeout) const;
+
+private:
+    void enqueue(std::shared_ptr<detail::RunState> run) override;
+    std::size_t planned_workers() const override;
+
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dtask

@@ -1,0 +1,123 @@
+#pragma once
+/// \file The state of one submitted job, shared by its JobHandle (any thread) and the
+/// client's I/O thread, which splits, sends, and folds partial results.
+
+#include <dtask/error.hpp>
+#include <dtask/options.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+
+namespace dtask {
+
+/// How far a job has got. `total` is known once split has produced its last piece, or from
+/// the start when split returns a sized range.
+struct Progress {
+    std::uint64_t done = 0;
+    std::uint64_t total = 0;
+    bool total_known = false;
+};
+
+}  // namespace dtask
+
+namespace dtask::detail {
+
+class RunState {
+public:
+    RunState(std::string job_name, std::string signature, std::string shared, RunOptions run_options,
+             JobOptions job_options);
+    virtual ~RunState() = default;
+    RunState(const RunState&) = delete;
+    RunState& operator=(const RunState&) = delete;
+
+    const std::string& job_name() const noexcept { return job_name_; }
+    const std::string& signature() const noexcept { return signature_; }
+    const std::string& shared() const noexcept { return shared_; }
+    const RunOptions& run_options() const noexcept { return run_options_; }
+    const JobOptions& job_options() const noexcept { return job_options_; }
+
+    // ---- called on the client's I/O thread only ----
+    /// Serializes the next piece of split into `out`; false once split has no more.
+    virtual bool next_subtask(std::string& out) = 0;
+    /// Folds the partial result of one subtask into the accumulator.
+    virtual void fold(std::span<const std::byte> partial, std::uint64_t index) = 0;
+    /// Publishes the accumulator as the result.
+    virtual void finish() = 0;
+    void count_emitted() noexcept { emitted_.fetch_add(1, std::memory_order_relaxed); }
+    void count_done() noexcept { done_.fetch_add(1, std::memory_order_relaxed); }
+    /// Split has produced its last piece: the total is what was emitted.
+    void declare_total(std::uint64_t total) noexcept;
+
+    // ---- any thread ----
+    /// Ends the job with an error, unless it has ended already. Returns whether it did.
+    bool fail(std::exception_ptr error);
+    bool finished() const;
+    void wait() const;
+    bool wait_until(std::chrono::steady_clock::time_point deadline) const;
+    Progress progress() const noexcept;
+    /// Fails the job with CancelledError and tells the client to drop its subtasks.
+    void cancel();
+    /// Set by the client when it takes the job: how cancel() reaches the I/O thread.
+    void set_cancel_hook(std::function<void()> hook);
+
+protected:
+    /// Ends the job with a result; `publish` stores it, under the lock. False if it had ended.
+    bool complete(const std::function<void()>& publish);
+    /// Waits for the end, then rethrows the error if there was one (under the lock).
+    std::unique_lock<std::mutex> wait_for_result() const;
+
+private:
+    enum class Status { running, succeeded, failed };
+
+    std::string job_name_;
+    std::string signature_;
+    std::string shared_;
+    RunOptions run_options_;
+    JobOptions job_options_;
+
+    std::atomic<std::uint64_t> done_{0};
+    std::atomic<std::uint64_t> emitted_{0};
+    std::atomic<std::uint64_t> declared_total_{0};
+    std::atomic<bool> total_known_{false};
+
+    mutable std::mutex mutex_;
+    mutable std::condition_variable ended_;
+    Status status_ = Status::running;
+    std::exception_ptr error_;
+    std::function<void()> cancel_hook_;
+};
+
+/// The part of a run that knows the result type, so JobHandle<T> can take the result.
+template <class T>
+class ResultState : public RunState {
+public:
+    using RunState::RunState;
+
+    /// Blocks until the job ends; returns the result or throws its error. Once only.
+    T take_result() {
+        auto lock = wait_for_result();
+        if (!result_) throw Error("the result of job '" + job_name() + "' was already taken");
+        T value = std::move(*result_);
+        result_.reset();
+        return value;
+    }
+
+protected:
+    bool publish(T&& value) {
+        return complete([&] { result_.emplace(std::move(value)); });
+    }
+
+private:
+    std::optional<T> result_;
+};
+
+}  // namespace dtask::detail

@@ -1,0 +1,78 @@
+#pragma once
+/// \file Exceptions thrown by dtask. Every error is a dtask::Error; catch a subclass to treat
+/// one kind of failure on its own.
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace dtask {
+
+/// Base of every exception dtask throws. ZeroMQ and cereal exceptions never escape raw.
+class Error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// A job definition is wrong: two jobs under one name, an input of the wrong type, misuse
+/// of the API that could only be seen at run time.
+class JobDefinitionError : public Error {
+public:
+    using Error::Error;
+};
+
+/// map threw an exception on a worker. Carries where and what, so the caller can tell which
+/// piece of the input was bad without reading worker logs.
+class TaskError : public Error {
+public:
+    TaskError(std::string job, std::uint64_t subtask, std::string worker, std::string exception_type,
+              std::string exception_message);
+
+    const std::string& job() const noexcept { return job_; }
+    std::uint64_t subtask() const noexcept { return subtask_; }
+    const std::string& worker() const noexcept { return worker_; }
+    const std::string& exception_type() const noexcept { return exception_type_; }
+    const std::string& exception_message() const noexcept { return exception_message_; }
+
+private:
+    std::string job_;
+    std::uint64_t subtask_;
+    std::string worker_;
+    std::string exception_type_;
+    std::string exception_message_;
+};
+
+/// A worker process died or vanished while it held subtasks of this job, more often than
+/// the job's retry limit allows.
+class WorkerLostError : public Error {
+public:
+    using Error::Error;
+};
+
+/// The job was cancelled through its JobHandle.
+class CancelledError : public Error {
+public:
+    using Error::Error;
+};
+
+/// The job could not finish in time: no worker serves it, or its deadline passed.
+class TimeoutError : public Error {
+public:
+    using Error::Error;
+};
+
+/// Sockets, endpoints, malformed or incompatible messages: the transport between host,
+/// broker and workers failed.
+class TransportError : public Error {
+public:
+    using Error::Error;
+};
+
+/// A peer sent a message that does not follow the dtask protocol (truncated, garbage, or
+/// from an incompatible version).
+class ProtocolError : public TransportError {
+public:
+    using TransportError::TransportError;
+};
+
+}  // namespace dtask

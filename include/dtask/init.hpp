@@ -1,0 +1,18 @@
+#pragma once
+/// \file Worker mode: the host binary started again as a worker.
+
+namespace dtask {
+
+/// Call first thing in main(). In a process started as a worker (with
+/// `--dtask-worker ENDPOINT` on the command line, or DTASK_WORKER=ENDPOINT in the
+/// environment) it serves the broker at ENDPOINT and exits the process when done; anywhere
+/// else it checks the job definitions and returns.
+///
+/// Worker options: --dtask-worker ENDPOINT, --dtask-credits N (subtasks held at once),
+/// --dtask-give-up SECONDS (how long to try to reach a silent broker before leaving).
+void init(int argc, char** argv);
+
+/// The worker options above as lines for a program's --help.
+const char* worker_usage() noexcept;
+
+}  // namespace dtask

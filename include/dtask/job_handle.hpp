@@ -1,0 +1,55 @@
+#pragma once
+/// \file dtask::JobHandle<T>: a submitted job, to wait for, watch, cancel, or take the result of.
+
+#include <dtask/detail/run_state.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+
+namespace dtask {
+
+template <class T>
+class JobHandle {
+public:
+    JobHandle() = default;
+    explicit JobHandle(std::shared_ptr<detail::ResultState<T>> state) : state_(std::move(state)) {}
+
+    /// Blocks until the job ends; returns its result or throws its error (TaskError,
+    /// CancelledError, TimeoutError, ...). Like std::future::get, once only.
+    T get() { return state().take_result(); }
+
+    /// Blocks until the job ends, successfully or not.
+    void wait() const { state().wait(); }
+
+    /// Waits at most `timeout`; true if the job has ended.
+    template <class Rep, class Period>
+    bool wait_for(std::chrono::duration<Rep, Period> timeout) const {
+        return state().wait_until(std::chrono::steady_clock::now() +
+                                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+    }
+
+    /// True once the job has a result or an error.
+    bool ready() const { return state().finished(); }
+
+    /// Subtasks folded so far, and of how many.
+    Progress progress() const { return state().progress(); }
+
+    /// Drops the job's queued subtasks and makes get() throw CancelledError. Results still
+    /// on their way are ignored; the workers stay in service. No effect on an ended job.
+    void cancel() { state().cancel(); }
+
+    bool valid() const noexcept { return state_ != nullptr; }
+    const std::string& job_name() const { return state().job_name(); }
+
+private:
+    detail::ResultState<T>& state() const {
+        if (!state_) throw Error("dtask::JobHandle: this handle refers to no job");
+        return *state_;
+    }
+
+    std::shared_ptr<detail::ResultState<T>> state_;
+};
+
+}  // namespace dtask

@@ -1,0 +1,46 @@
+#pragma once
+/// \file Options of a job definition and of one run of a job.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace dtask {
+
+/// What split is told about the cluster, so that it can choose a good number of pieces.
+struct SplitHint {
+    /// Workers serving the job when it was submitted (at least 1).
+    std::size_t workers = 1;
+    /// Pieces the caller asked for (RunOptions::subtasks), or a default of 4 per worker.
+    std::size_t subtasks = 4;
+};
+
+/// In which order partial results are folded into the result.
+enum class ReduceOrder {
+    /// In subtask order: the same result on every run and on any number of workers, even
+    /// for a non-commutative reduce (string concatenation, a floating-point sum).
+    subtask_order,
+    /// As results arrive: less buffering, for reduces that are commutative and associative.
+    arrival_order,
+};
+
+/// Part of a job's definition: true of every run of the job.
+struct JobOptions {
+    ReduceOrder order = ReduceOrder::subtask_order;
+    /// Bump when the meaning of the job's data changes without its types changing, so that
+    /// workers built from the old source are refused instead of misreading the new data.
+    std::uint32_t revision = 0;
+};
+
+/// Options of one run of a job.
+struct RunOptions {
+    /// How many pieces split should aim for (SplitHint::subtasks); 0: 4 per worker.
+    std::size_t subtasks = 0;
+    /// How many subtasks may be split off but not yet folded; bounds the memory of a job in
+    /// the host and the broker, whatever the number of subtasks. 0: the default (1024).
+    std::size_t window = 0;
+    /// How long the job waits for a worker that serves it before failing with TimeoutError.
+    std::chrono::milliseconds worker_wait{std::chrono::seconds(60)};
+};
+
+}  // namespace dtask

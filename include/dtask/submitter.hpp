@@ -1,0 +1,71 @@
+#pragma once
+/// \file run() and submit(), shared by Cluster and Client: one code path for submitting jobs.
+
+#include <dtask/job.hpp>
+#include <dtask/job_handle.hpp>
+#include <dtask/options.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+
+namespace dtask {
+
+class Submitter {
+public:
+    /// Starts `job` on `input` and returns at once.
+    template <class T, class Input>
+    JobHandle<T> submit(const Job<T>& job, Input input, RunOptions options = {}) {
+        const NoShared none;
+        return start(job, input, none, options);
+    }
+
+    /// Starts `job` on `input`, with job-wide data that every worker receives once and map
+    /// receives beside each subtask.
+    template <class T, class Input, class Shared>
+        requires(!std::is_same_v<std::remove_cvref_t<Shared>, RunOptions>)
+    JobHandle<T> submit(const Job<T>& job, Input input, const Shared& shared, RunOptions options = {}) {
+        return start(job, input, shared, options);
+    }
+
+    /// Runs `job` on `input` and returns its result; throws what the job failed with.
+    template <class T, class Input>
+    T run(const Job<T>& job, Input input, RunOptions options = {}) {
+        return submit(job, std::move(input), options).get();
+    }
+
+    template <class T, class Input, class Shared>
+        requires(!std::is_same_v<std::remove_cvref_t<Shared>, RunOptions>)
+    T run(const Job<T>& job, Input input, const Shared& shared, RunOptions options = {}) {
+        return submit(job, std::move(input), shared, options).get();
+    }
+
+    /// Workers connected now that serve at least one job.
+    virtual std::size_t workers() const = 0;
+
+protected:
+    Submitter() = default;
+    ~Submitter() = default;
+    Submitter(const Submitter&) = delete;
+    Submitter& operator=(const Submitter&) = delete;
+
+    /// Hands a started run to the client's I/O thread.
+    virtual void enqueue(std::shared_ptr<detail::RunState> run) = 0;
+    /// How many workers split should plan for.
+    virtual std::size_t planned_workers() const = 0;
+
+private:
+    template <class T, class Input, class Shared>
+    JobHandle<T> start(const Job<T>& job, Input& input, const Shared& shared, RunOptions options) {
+        SplitHint hint;
+        hint.workers = planned_workers();
+        hint.subtasks = options.subtasks != 0 ? options.subtasks : 4 * hint.workers;
+        auto run = job.model().start(typeid(Input), &input, typeid(Shared), &shared, hint, options);
+        enqueue(run);
+        return JobHandle<T>(std::move(run));
+    }
+};
+
+}  // namespace dtask

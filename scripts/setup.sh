@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that building and testing dtask needs.
+#
+# Called by scripts/demo.sh and scripts/test.sh; sourcing it works too (it then also defines
+# dtask_setup). It asks dpkg first, so a machine that has everything makes no apt call at all.
+# Set DTASK_SKIP_SETUP=1 to skip it (for example on a non-Debian machine whose dependencies
+# are installed another way). clang is not installed: nothing mandatory uses it.
+
+dtask_setup() {
+    local packages=(build-essential cmake ninja-build pkg-config libzmq3-dev cppzmq-dev
+                    libcereal-dev doctest-dev libbenchmark-dev)
+    if [[ "${DTASK_SKIP_SETUP:-0}" == 1 ]]; then
+        echo "setup.sh: skipped (DTASK_SKIP_SETUP=1)"
+        return 0
+    fi
+    if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+        echo "setup.sh: not a Debian-like system (no dpkg-query/apt-get); make sure these are" \
+             "installed: ${packages[*]}" >&2
+        return 0
+    fi
+
+    local missing=() package status
+    for package in "${packages[@]}"; do
+        status="$(dpkg-query -W -f='${db:Status-Abbrev}' "$package" 2>/dev/null || true)"
+        [[ "$status" == ii* ]] || missing+=("$package")
+    done
+    if ((${#missing[@]} == 0)); then
+        echo "setup.sh: all ${#packages[@]} packages already installed"
+        return 0
+    fi
+
+    local sudo=()
+    if ((EUID != 0)); then
+        if ! command -v sudo >/dev/null 2>&1; then
+            echo "setup.sh: missing packages (${missing[*]}), not root and no sudo;" \
+                 "install them as root: apt-get install ${missing[*]}" >&2
+            return 1
+        fi
+        sudo=(sudo)
+    fi
+    echo "setup.sh: installing ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q || return 1
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null || return 1
+}
+
+# Executed: strict mode, exit with its status. Sourced: the source command returns its status,
+# without changing the caller's shell options.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    set -euo pipefail
+fi
+dtask_setup

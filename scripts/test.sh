@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Builds dtask and runs its whole test suite: a Release build, then an ASan+UBSan build.
+set -euo pipefail
+
+usage() {
+    cat <<'USAGE'
+Usage: scripts/test.sh [--no-sanitizers] [--help]
+
+Stages, stopping at the first failure:
+  1. install missing Debian packages (scripts/setup.sh)
+  2. Release build in build/, then ctest
+  3. ASan+UBSan build (RelWithDebInfo) in build-asan/, then ctest
+
+  --no-sanitizers  skip stage 3 (quick local runs)
+  --help           show this help
+USAGE
+}
+
+sanitizers=1
+for arg in "$@"; do
+    case "$arg" in
+        --no-sanitizers) sanitizers=0 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "test.sh: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+# Runs one stage; on failure names it and exits with its status.
+stage() {
+    local name="$1"
+    shift
+    echo
+    echo "=== test.sh: $name"
+    local start=$SECONDS status=0
+    "$@" || status=$?
+    if ((status != 0)); then
+        echo
+        echo "test.sh: FAILED at stage '$name' (exit $status)" >&2
+        exit "$status"
+    fi
+    echo "=== test.sh: $name: ok ($((SECONDS - start)) s)"
+}
+
+# configure <build dir> <cmake args...>: the generator is chosen only for a new build tree.
+configure() {
+    local dir="$1"
+    shift
+    local generator=()
+    [[ -f "$dir/CMakeCache.txt" ]] || generator=(-G Ninja)
+    cmake -S "$root" -B "$dir" "${generator[@]}" \
+        -DDTASK_BUILD_TESTS=ON -DDTASK_BUILD_EXAMPLES=ON "$@"
+}
+
+run_ctest() {
+    ctest --test-dir "$1" --output-on-failure --no-tests=error -j2 --timeout 300
+}
+
+stage "setup" scripts/setup.sh
+
+stage "release: configure" configure build -DCMAKE_BUILD_TYPE=Release -DDTASK_SANITIZE=
+stage "release: build" cmake --build build -j2
+stage "release: ctest" run_ctest build
+
+if ((sanitizers)); then
+    # Ours first so that options already in the environment (verbosity=1, ...) can add to them.
+    export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+    stage "asan+ubsan: configure" configure build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DDTASK_SANITIZE=address,undefined
+    stage "asan+ubsan: build" cmake --build build-asan -j2
+    stage "asan+ubsan: ctest" run_ctest build-asan
+    echo
+    echo "test.sh: all stages passed"
+else
+    echo
+    echo "test.sh: all stages passed (sanitizer stage skipped: --no-sanitizers)"
+fi

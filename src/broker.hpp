@@ -1,0 +1,68 @@
+#pragma once
+// The broker: routes subtasks from clients to workers that pull them with credits, and
+// partial results back. One thread, one ROUTER socket bound to every endpoint; event-driven
+// (zmq poll on the socket, a stop eventfd and the local workers' pidfds), no sleeping.
+
+#include "process.hpp"
+
+#include <zmq.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace dtask::detail {
+
+struct BrokerOptions {
+    std::vector<std::string> endpoints;  // bound in this order; local workers use the first
+    unsigned local_workers = 0;
+    unsigned local_worker_credits = 2;
+    std::chrono::milliseconds heartbeat_interval{500};
+    unsigned heartbeat_liveness = 4;
+    /// How often a subtask may be lost with its worker before the job fails.
+    unsigned max_attempts = 4;
+};
+
+class Broker {
+public:
+    /// Binds every endpoint (throws TransportError naming the one that failed).
+    Broker(zmq::context_t& context, BrokerOptions options);
+    ~Broker();
+    Broker(const Broker&) = delete;
+    Broker& operator=(const Broker&) = delete;
+
+    /// Starts the broker thread, which starts the local workers.
+    void start();
+    /// Stops local workers (and reaps them), then the thread. Idempotent.
+    void stop();
+
+    const std::vector<std::string>& endpoints() const noexcept { return endpoints_; }
+    std::size_t workers() const noexcept { return worker_count_.load(); }
+    bool wait_for_workers(std::size_t count, std::chrono::milliseconds timeout) const;
+    std::vector<pid_t> local_worker_pids() const;
+
+private:
+    class Loop;
+
+    void run() noexcept;
+
+    BrokerOptions options_;
+    zmq::socket_t socket_;
+    std::vector<std::string> endpoints_;
+    int stop_fd_ = -1;
+    std::thread thread_;
+
+    std::atomic<std::size_t> worker_count_{0};
+    mutable std::mutex mutex_;
+    mutable std::condition_variable workers_changed_;
+    std::vector<pid_t> local_pids_;
+    friend class Loop;
+};
+
+}  // namespace dtask::detail

@@ -1,0 +1,416 @@
+#include "client_core.hpp"
+
+#include "log.hpp"
+#include "protocol.hpp"
+
+#include <dtask/error.hpp>
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace dtask::detail {
+
+using namespace protocol;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::size_t default_window = 1024;
+
+/// A job on the I/O thread: how far split has got, and what has come back.
+struct ActiveJob {
+    std::shared_ptr<RunState> run;
+    std::uint64_t emitted = 0;  // subtasks split off and sent
+    std::uint64_t folded = 0;   // partials folded into the result
+    bool exhausted = false;     // split has no more
+    std::size_t window = default_window;
+    std::unordered_set<std::uint64_t> outstanding;             // sent, no result yet
+    std::unordered_map<std::uint64_t, zmq::message_t> parked;  // arrived ahead of their turn
+    std::uint64_t next_to_fold = 0;                            // in subtask order
+    std::vector<std::string> notices;                          // from the broker, for the error
+};
+
+}  // namespace
+
+class ClientCore::Loop {
+public:
+    explicit Loop(ClientCore& core)
+        : core_(core),
+          socket_(core.context_, zmq::socket_type::dealer),
+          interval_(core.options_.heartbeat_interval),
+          liveness_(core.options_.heartbeat_liveness) {
+        tune(socket_);
+        socket_.connect(core_.options_.endpoint);
+        say_hello();
+    }
+
+    void run() {
+        std::vector<zmq::message_t> frames;
+        auto next_heartbeat = Clock::now() + interval_;
+        while (!stopped_) {
+            std::array<zmq::pollitem_t, 2> items{{{socket_.handle(), 0, ZMQ_POLLIN, 0},
+                                                  {nullptr, core_.wake_fd_, ZMQ_POLLIN, 0}}};
+            const auto wait = std::max(std::chrono::milliseconds(0),
+                                       std::chrono::duration_cast<std::chrono::milliseconds>(next_heartbeat - Clock::now()));
+            zmq::poll(items.data(), items.size(), wait);
+            if (items[1].revents & ZMQ_POLLIN) take_requests();
+            if (items[0].revents & ZMQ_POLLIN) {
+                for (int burst = 0; burst < 256; ++burst) {
+                    frames.clear();
+                    if (!zmq::recv_multipart(socket_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+                    last_heard_ = Clock::now();
+                    on_message(frames);
+                }
+            }
+            const auto now = Clock::now();
+            if (now >= next_heartbeat) {
+                std::array beat{header(Command::heartbeat)};
+                send(socket_, {}, beat);
+                next_heartbeat = now + interval_;
+                check_broker(now);
+            }
+        }
+        std::array bye{header(Command::bye)};
+        send(socket_, {}, bye);
+    }
+
+private:
+    void say_hello() {
+        Hello hello;
+        hello.role = Role::client;
+        hello.name = process_name();
+        hello.platform = platform();
+        std::array frames{header(Command::hello), encode_body(hello)};
+        send(socket_, {}, frames);
+        last_heard_ = Clock::now();
+    }
+
+    // ---- requests from user threads ----
+
+    void take_requests() {
+        std::uint64_t count = 0;
+        [[maybe_unused]] auto got = read(core_.wake_fd_, &count, sizeof count);
+        std::vector<std::shared_ptr<RunState>> incoming;
+        std::vector<std::weak_ptr<RunState>> cancelled;
+        std::string stop_reason;
+        {
+            std::lock_guard lock(core_.mutex_);
+            incoming.swap(core_.incoming_);
+            cancelled.swap(core_.cancelled_);
+            if (core_.stopping_) {
+                stopped_ = true;
+                stop_reason = core_.stop_reason_;
+            }
+        }
+        for (auto& run : incoming) start(std::move(run));
+        for (auto& weak : cancelled) {
+            auto run = weak.lock();
+            if (!run) continue;
+            for (auto it = jobs_.begin(); it != jobs_.end(); ++it) {
+                if (it->second.run == run) {
+                    drop(it->first, Command::cancel);
+                    break;
+                }
+            }
+        }
+        if (stopped_) {
+            for (auto& [id, job] : jobs_) {
+                job.run->fail(std::make_exception_ptr(Error("job '" + job.run->job_name() + "': " + stop_reason)));
+                std::array frames{header(Command::cancel, {id})};
+                send(socket_, {}, frames);
+            }
+            jobs_.clear();
+        }
+    }
+
+    void start(std::shared_ptr<RunState> run) {
+        if (run->finished()) return;  // cancelled before it got here
+        const std::uint64_t id = next_job_id_++;
+        ActiveJob& job = jobs_[id];
+        job.run = run;
+        if (run->run_options().window != 0) job.window = run->run_options().window;
+        std::weak_ptr<RunState> weak = run;
+        run->set_cancel_hook([core = &core_, weak] {
+            {
+                std::lock_guard lock(core->mutex_);
+                core->cancelled_.push_back(weak);
+            }
+            const std::uint64_t one = 1;
+            [[maybe_unused]] auto written = write(core->wake_fd_, &one, sizeof one);
+        });
+        const auto wait_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, run->run_options().worker_wait.count()));
+        std::array frames{header(Command::submit, {id, wait_ms}), text_frame(run->job_name()),
+                          text_frame(run->signature()), zmq::message_t(run->shared().data(), run->shared().size())};
+        send(socket_, {}, frames);
+        pump(id, job);
+    }
+
+    /// Splits off and sends subtasks while the window has room.
+    void pump(std::uint64_t id, ActiveJob& job) {
+        while (!job.exhausted && job.emitted - job.folded < job.window) {
+            std::string bytes;
+            bool more = false;
+            try {
+                more = job.run->next_subtask(bytes);
+            } catch (...) {
+                fail(id, std::current_exception());
+                return;
+            }
+            if (!more) {
+                job.exhausted = true;
+                job.run->declare_total(job.emitted);
+                break;
+            }
+            const std::uint64_t index = job.emitted++;
+            job.outstanding.insert(index);
+            job.run->count_emitted();
+            std::array frames{header(Command::task, {id}), index_frame(index), payload_frame(std::move(bytes))};
+            send(socket_, {}, frames);
+        }
+        if (job.exhausted && job.folded == job.emitted) finish(id, job);
+    }
+
+    void finish(std::uint64_t id, ActiveJob& job) {
+        try {
+            job.run->finish();
+        } catch (...) {
+            job.run->fail(std::current_exception());
+        }
+        drop(id, Command::end);
+    }
+
+    void fail(std::uint64_t id, std::exception_ptr error) {
+        auto it = jobs_.find(id);
+        if (it == jobs_.end()) return;
+        it->second.run->fail(std::move(error));
+        drop(id, Command::cancel);
+    }
+
+    /// Forgets a job here and at the broker.
+    void drop(std::uint64_t id, Command how) {
+        jobs_.erase(id);
+        std::array frames{header(how, {id})};
+        send(socket_, {}, frames);
+    }
+
+    // ---- messages from the broker ----
+
+    void on_message(std::vector<zmq::message_t>& frames) {
+        Inbound message;
+        try {
+            message = parse(frames, 0);
+        } catch (const ProtocolError& e) {
+            log_warning("client", std::string("ignoring a malformed message from the broker: ") + e.what());
+            return;
+        }
+        switch (message.command) {
+            case Command::welcome:
+                if (message.fields[0] > 0) interval_ = std::chrono::milliseconds(message.fields[0]);
+                if (message.fields[1] > 0) liveness_ = static_cast<unsigned>(message.fields[1]);
+                return;
+            case Command::heartbeat: return;
+            case Command::status: {
+                std::lock_guard lock(core_.workers_mutex_);
+                core_.workers_ = message.fields[0];
+                core_.workers_changed_.notify_all();
+                return;
+            }
+            case Command::result: return on_result(message);
+            case Command::failure: return on_failure(message);
+            case Command::notice: return on_notice(message);
+            case Command::refuse: return on_refused(std::string(as_text(message.body[0])));
+            case Command::reconnect: return on_broker_lost("the broker no longer knew this client (it restarted?)");
+            default:
+                log_warning("client", "ignoring a " + std::string(command_name(message.command)) +
+                                          " message, which a broker does not send to clients");
+        }
+    }
+
+    void on_result(Inbound& message) {
+        const std::uint64_t id = message.fields[0];
+        auto it = jobs_.find(id);
+        if (it == jobs_.end()) return;  // cancelled or failed: late results are ignored
+        ActiveJob& job = it->second;
+        const bool in_order = job.run->job_options().order == ReduceOrder::subtask_order;
+        try {
+            for (std::size_t i = 0; i < message.pieces(); ++i) {
+                const std::uint64_t index = message.index(i);
+                if (job.outstanding.erase(index) == 0) continue;  // a duplicate: counted once only
+                if (!in_order) {
+                    fold(job, message.body[2 * i + 1], index);
+                    continue;
+                }
+                job.parked.emplace(index, std::move(message.body[2 * i + 1]));
+                for (auto next = job.parked.find(job.next_to_fold); next != job.parked.end();
+                     next = job.parked.find(job.next_to_fold)) {
+                    fold(job, next->second, job.next_to_fold);
+                    job.parked.erase(next);
+                    ++job.next_to_fold;
+                }
+            }
+        } catch (...) {
+            fail(id, std::current_exception());
+            return;
+        }
+        if (job.run->finished()) {  // cancelled from another thread meanwhile
+            drop(id, Command::cancel);
+            return;
+        }
+        pump(id, job);
+    }
+
+    void fold(ActiveJob& job, const zmq::message_t& partial, std::uint64_t index) {
+        job.run->fold(as_bytes(partial), index);
+        ++job.folded;
+        job.run->count_done();
+    }
+
+    void on_failure(Inbound& message) {
+        const std::uint64_t id = message.fields[0];
+        const std::uint64_t index = message.fields[1];
+        auto it = jobs_.find(id);
+        if (it == jobs_.end()) return;
+        const std::string& name = it->second.run->job_name();
+        std::exception_ptr error;
+        try {
+            auto failure = decode_body<Failure>(message.body[0], "a failure report");
+            switch (failure.kind) {
+                case FailureKind::exception:
+                    error = std::make_exception_ptr(
+                        TaskError(name, index, failure.worker, failure.exception_type, failure.message));
+                    break;
+                case FailureKind::worker_lost: error = std::make_exception_ptr(WorkerLostError(failure.message)); break;
+                case FailureKind::no_worker: {
+                    std::string text = failure.message;
+                    for (const auto& notice : it->second.notices) text += "; " + notice;
+                    error = std::make_exception_ptr(TimeoutError(text));
+                    break;
+                }
+                case FailureKind::definition:
+                    error = std::make_exception_ptr(JobDefinitionError(failure.message));
+                    break;
+                case FailureKind::protocol: error = std::make_exception_ptr(ProtocolError(failure.message)); break;
+                default: error = std::make_exception_ptr(Error(failure.message)); break;
+            }
+        } catch (const ProtocolError& e) {
+            error = std::make_exception_ptr(
+                ProtocolError("job '" + name + "' failed, and the broker's report of why was unreadable: " + e.what()));
+        }
+        it->second.run->fail(error);
+        drop(id, Command::end);
+    }
+
+    void on_notice(Inbound& message) {
+        const std::string text(as_text(message.body[0]));
+        log_warning("client", text);
+        if (auto it = jobs_.find(message.fields[0]); it != jobs_.end()) it->second.notices.push_back(text);
+    }
+
+    void on_refused(const std::string& reason) {
+        fail_all<TransportError>("the broker at " + core_.options_.endpoint + " refused this client: " + reason);
+    }
+
+    void on_broker_lost(const std::string& why) {
+        fail_all<TransportError>(why);
+        say_hello();
+    }
+
+    void check_broker(Clock::time_point now) {
+        if (now - last_heard_ > interval_ * liveness_) {
+            on_broker_lost("lost contact with the broker at " + core_.options_.endpoint + ": silent for " +
+                           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now - last_heard_).count()) +
+                           " ms");
+        }
+    }
+
+    template <class ErrorType>
+    void fail_all(const std::string& why) {
+        for (auto& [id, job] : jobs_) {
+            job.run->fail(std::make_exception_ptr(ErrorType("job '" + job.run->job_name() + "': " + why)));
+        }
+        jobs_.clear();
+    }
+
+    ClientCore& core_;
+    zmq::socket_t socket_;
+    std::chrono::milliseconds interval_;
+    unsigned liveness_;
+    Clock::time_point last_heard_;
+    std::unordered_map<std::uint64_t, ActiveJob> jobs_;
+    std::uint64_t next_job_id_ = 1;
+    bool stopped_ = false;
+};
+
+ClientCore::ClientCore(zmq::context_t& context, ClientOptions options)
+    : options_(std::move(options)), context_(context) {
+    wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd_ < 0) throw Error("dtask: cannot create the client's wake-up event (eventfd)");
+    // Connect here, so that a bad endpoint is an error of the constructor; from then on
+    // only the I/O thread uses the socket.
+    try {
+        loop_ = std::make_unique<Loop>(*this);
+    } catch (const zmq::error_t& e) {
+        close(wake_fd_);
+        throw TransportError("dtask: cannot connect to the broker at '" + options_.endpoint + "': " + e.what());
+    }
+    thread_ = std::thread([this] {
+        try {
+            loop_->run();
+        } catch (const std::exception& e) {
+            log_warning("client", std::string("I/O thread stopped by an unexpected error: ") + e.what());
+        }
+    });
+}
+
+ClientCore::~ClientCore() {
+    stop("the cluster or client was destroyed while it ran");
+    loop_.reset();
+    close(wake_fd_);
+}
+
+bool ClientCore::wait_for_workers(std::size_t count, std::chrono::milliseconds timeout) const {
+    std::unique_lock lock(workers_mutex_);
+    return workers_changed_.wait_for(lock, timeout, [&] { return workers_.load() >= count; });
+}
+
+void ClientCore::enqueue(std::shared_ptr<RunState> run) {
+    {
+        std::lock_guard lock(mutex_);
+        if (!stopping_) {
+            incoming_.push_back(std::move(run));
+            run = nullptr;
+        }
+    }
+    if (run) {
+        run->fail(std::make_exception_ptr(Error("job '" + run->job_name() + "' was submitted after shutdown")));
+        return;
+    }
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto written = write(wake_fd_, &one, sizeof one);
+}
+
+void ClientCore::stop(const std::string& reason) {
+    {
+        std::lock_guard lock(mutex_);
+        if (!stopping_) {
+            stopping_ = true;
+            stop_reason_ = reason;
+        }
+    }
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto written = write(wake_fd_, &one, sizeof one);
+    if (thread_.joinable()) thread_.join();
+    // Runs handed over after the thread's last look: none can be, but fail any to be sure.
+    std::vector<std::shared_ptr<RunState>> left;
+    {
+        std::lock_guard lock(mutex_);
+        left.swap(incoming_);
+    }
+    for (auto& run : left) run->fail(std::make_exception_ptr(Error("job '" + run->job_name() + "': " + reason)));
+}
+
+}  // namespace dtask::detail

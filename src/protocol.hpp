@@ -1,0 +1,130 @@
+#pragma once
+// The dtask wire protocol (docs/protocol.md): every message is a header frame (magic, version,
+// command, fixed 64-bit fields) followed by body frames whose number the command fixes.
+// Decoding validates all of it and throws ProtocolError naming what was wrong.
+
+#include <dtask/error.hpp>
+
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace dtask::detail::protocol {
+
+inline constexpr std::uint8_t version = 1;
+inline constexpr std::array<std::uint8_t, 2> magic{'d', 't'};
+
+enum class Command : std::uint8_t {
+    hello = 0x01,      // peer -> broker: who I am, what I serve
+    welcome = 0x02,    // broker -> peer: accepted; heartbeat settings
+    refuse = 0x03,     // broker -> peer: not accepted, and why
+    heartbeat = 0x04,  // both ways, when nothing else was sent for an interval
+    bye = 0x05,        // peer -> broker: leaving; broker -> worker: exit now
+    status = 0x06,     // broker -> client: how many workers are connected
+    reconnect = 0x07,  // broker -> peer: I do not know you (any more): say hello again
+    submit = 0x10,     // client -> broker: a new job (name, signature, job-wide data)
+    task = 0x11,       // client -> broker -> worker: subtasks of a job
+    result = 0x12,     // worker -> broker -> client: partial results
+    failure = 0x13,    // worker -> broker -> client: a subtask failed
+    end = 0x14,        // client -> broker: job over, forget it; broker -> worker: drop its data
+    cancel = 0x15,     // client -> broker: drop the job's queued subtasks
+    job = 0x16,        // broker -> worker: a job's definition and data, before its first task
+    notice = 0x17,     // broker -> peer: something the user should know about a job
+};
+
+std::string_view command_name(Command command) noexcept;
+
+/// The role a peer states in its hello.
+enum class Role : std::uint8_t { worker = 1, client = 2 };
+
+/// Body of a hello: who the peer is and, for a worker, what it serves.
+struct Hello {
+    Role role = Role::worker;
+    std::string name;      // host:pid, for messages a person reads
+    std::string platform;  // byte order and type sizes: binary archives are not portable
+    std::uint32_t credits = 0;
+    bool local = false;  // started by this broker's cluster
+    std::int64_t pid = 0;
+    std::vector<std::pair<std::string, std::string>> jobs;  // name, signature
+
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(role, name, platform, credits, local, pid, jobs);
+    }
+};
+
+/// Why a job failed, so the client throws the matching dtask exception.
+enum class FailureKind : std::uint8_t {
+    exception = 1,     // map threw: TaskError
+    worker_lost = 2,   // the subtask's workers kept dying: WorkerLostError
+    no_worker = 3,     // no worker serves the job: TimeoutError
+    definition = 4,    // the worker's job definition differs: JobDefinitionError
+    protocol = 5,      // a peer broke the protocol: ProtocolError
+    shutdown = 6,      // the broker is shutting down: Error
+};
+
+/// Body of a failure: what went wrong with one subtask (or a whole job) and where.
+struct Failure {
+    FailureKind kind = FailureKind::exception;
+    std::string worker;
+    std::string exception_type;
+    std::string message;
+
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(kind, worker, exception_type, message);
+    }
+};
+
+/// This build's platform tag, compared at hello.
+const std::string& platform();
+/// "host:pid" of this process.
+std::string process_name();
+
+/// A received message, validated: its command, header fields and body frames.
+struct Inbound {
+    Command command{};
+    std::array<std::uint64_t, 2> fields{};
+    std::span<zmq::message_t> body;
+
+    /// For task and result: the number of (index, payload) pairs in the body.
+    std::size_t pieces() const noexcept { return body.size() / 2; }
+    std::uint64_t index(std::size_t piece) const;
+    const zmq::message_t& payload(std::size_t piece) const { return body[2 * piece + 1]; }
+};
+
+/// Validates frames[first...] as a dtask message. Throws ProtocolError.
+Inbound parse(std::vector<zmq::message_t>& frames, std::size_t first);
+
+/// A header frame for `command` with its fixed fields.
+zmq::message_t header(Command command, std::initializer_list<std::uint64_t> fields = {});
+/// A frame holding one 64-bit index.
+zmq::message_t index_frame(std::uint64_t index);
+zmq::message_t text_frame(std::string_view text);
+/// A frame that takes over `bytes` without copying them.
+zmq::message_t payload_frame(std::string&& bytes);
+/// Socket options every dtask socket uses: no high-water mark (dtask bounds its queues with
+/// credits and windows, and a ROUTER at its mark would drop results silently) and a short
+/// linger so that closing never blocks for long.
+void tune(zmq::socket_t& socket);
+std::string_view as_text(const zmq::message_t& frame) noexcept;
+std::span<const std::byte> as_bytes(const zmq::message_t& frame) noexcept;
+
+template <class T>
+zmq::message_t encode_body(const T& value);
+template <class T>
+T decode_body(const zmq::message_t& frame, const char* what);
+
+/// Sends frames as one message, prefixed with the routing id `to` unless it is empty (ROUTER).
+void send(zmq::socket_t& socket, std::string_view to, std::span<zmq::message_t> frames);
+
+}  // namespace dtask::detail::protocol

@@ -1,0 +1,316 @@
+#include "worker.hpp"
+
+#include "log.hpp"
+#include "protocol.hpp"
+
+#include <dtask/detail/job_model.hpp>
+#include <dtask/detail/type_name.hpp>
+
+#include <cxxabi.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <future>
+#include <memory>
+#include <thread>
+#include <typeinfo>
+#include <unordered_map>
+
+namespace dtask::detail {
+
+using namespace protocol;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* executor_endpoint = "inproc://dtask-executor";
+
+/// The type and message of the exception being handled, whatever was thrown.
+void describe_current_exception(Failure& failure) {
+    const std::type_info* type = abi::__cxa_current_exception_type();
+    failure.exception_type = type != nullptr ? demangle(type->name()) : "unknown exception";
+    try {
+        throw;
+    } catch (const std::exception& e) {
+        failure.exception_type = demangle(typeid(e).name());
+        failure.message = e.what();
+    } catch (...) {
+        failure.message = "(not derived from std::exception)";
+    }
+}
+
+/// Runs map for the subtasks the I/O thread passes on, one at a time, in arrival order.
+class Executor {
+public:
+    Executor(zmq::context_t& context, std::string worker_name)
+        : socket_(context, zmq::socket_type::pair), worker_name_(std::move(worker_name)) {
+        tune(socket_);
+        socket_.connect(executor_endpoint);
+    }
+
+    void run() {
+        std::vector<zmq::message_t> frames;
+        for (;;) {
+            frames.clear();
+            if (!zmq::recv_multipart(socket_, std::back_inserter(frames))) continue;
+            Inbound message = parse(frames, 0);  // the I/O thread validated it already
+            switch (message.command) {
+                case Command::job: open_job(message); break;
+                case Command::task: run_tasks(message); break;
+                case Command::end: jobs_.erase(message.fields[0]); break;
+                case Command::bye: return;
+                default: break;
+            }
+        }
+    }
+
+private:
+    struct OpenJob {
+        const JobModel* model = nullptr;
+        std::shared_ptr<const void> shared;
+        std::string unusable;  // why this worker cannot run it, if it cannot
+    };
+
+    void open_job(Inbound& message) {
+        OpenJob& job = jobs_[message.fields[0]];
+        const std::string name(as_text(message.body[0]));
+        const std::string signature(as_text(message.body[1]));
+        job.model = find_job(name);
+        if (job.model == nullptr) {
+            job.unusable = "this worker does not define job '" + name + "'";
+        } else if (job.model->signature() != signature) {
+            job.unusable = "this worker was built with a different definition of job '" + name +
+                           "' (worker: " + job.model->signature() + "; client: " + signature + ")";
+        } else {
+            try {
+                job.shared = job.model->load_shared(as_bytes(message.body[2]));
+            } catch (...) {
+                Failure failure;
+                describe_current_exception(failure);
+                job.unusable = failure.message;
+            }
+        }
+        if (!job.unusable.empty()) log_warning("worker " + worker_name_, job.unusable);
+    }
+
+    void run_tasks(Inbound& message) {
+        const std::uint64_t job_id = message.fields[0];
+        auto it = jobs_.find(job_id);
+        for (std::size_t i = 0; i < message.pieces(); ++i) {
+            const std::uint64_t index = message.index(i);
+            Failure failure;
+            failure.worker = worker_name_;
+            if (it == jobs_.end()) {
+                failure.kind = FailureKind::protocol;
+                failure.message = "worker " + worker_name_ + " received subtask " + std::to_string(index) +
+                                  " of job " + std::to_string(job_id) + " before the job's definition";
+            } else if (!it->second.unusable.empty()) {
+                failure.kind = FailureKind::definition;
+                failure.message = it->second.unusable;
+            } else {
+                std::string partial;
+                try {
+                    it->second.model->run_map(it->second.shared.get(), as_bytes(message.payload(i)), index, partial);
+                    std::array frames{header(Command::result, {job_id}), index_frame(index),
+                                      payload_frame(std::move(partial))};
+                    send(socket_, {}, frames);
+                    continue;
+                } catch (...) {
+                    failure.kind = FailureKind::exception;
+                    describe_current_exception(failure);
+                }
+            }
+            std::array frames{header(Command::failure, {job_id, index}), encode_body(failure)};
+            send(socket_, {}, frames);
+        }
+    }
+
+    zmq::socket_t socket_;
+    std::string worker_name_;
+    std::unordered_map<std::uint64_t, OpenJob> jobs_;
+};
+
+/// The link to the broker, on the process's main thread.
+class Link {
+public:
+    Link(zmq::context_t& context, const WorkerOptions& options, int signal_fd)
+        : context_(context), options_(options), signal_fd_(signal_fd), executor_(context, zmq::socket_type::pair) {
+        tune(executor_);
+        executor_.bind(executor_endpoint);
+        name_ = process_name();
+    }
+
+    /// Returns the exit code.
+    int run(Executor& executor) {
+        std::promise<void> executor_done;
+        auto executor_finished = executor_done.get_future();
+        std::thread executor_thread([&] {
+            try {
+                executor.run();
+            } catch (const std::exception& e) {
+                log_warning("worker " + name_, std::string("executor stopped: ") + e.what());
+            }
+            executor_done.set_value();
+        });
+        int code = worker_done;
+        try {
+            code = serve();
+        } catch (const std::exception& e) {
+            log_warning("worker " + name_, std::string("stopped by an unexpected error: ") + e.what());
+            code = worker_gave_up;
+        }
+        std::array bye{header(Command::bye)};
+        send(executor_, {}, bye);
+        if (executor_finished.wait_for(std::chrono::seconds(1)) != std::future_status::ready) {
+            // A map is still running and cannot be interrupted; closing the sockets now would
+            // wait for it forever. End the process without tidying up.
+            std::fflush(stdout);
+            std::fflush(stderr);
+            std::_Exit(code);
+        }
+        executor_thread.join();
+        return code;
+    }
+
+private:
+    void connect() {
+        broker_ = zmq::socket_t(context_, zmq::socket_type::dealer);
+        tune(broker_);
+        broker_.connect(options_.endpoint);
+        Hello hello;
+        hello.role = Role::worker;
+        hello.name = name_;
+        hello.platform = platform();
+        hello.credits = options_.credits;
+        hello.local = options_.local;
+        hello.pid = getpid();
+        hello.jobs = registered_jobs();
+        std::array frames{header(Command::hello), encode_body(hello)};
+        send(broker_, {}, frames);
+        last_heard_ = Clock::now();
+    }
+
+    int serve() {
+        connect();
+        auto silent_since = Clock::now();
+        auto backoff = interval_;
+        auto next_heartbeat = Clock::now() + interval_;
+        std::vector<zmq::message_t> frames;
+        for (;;) {
+            std::array<zmq::pollitem_t, 3> items{{{broker_.handle(), 0, ZMQ_POLLIN, 0},
+                                                  {executor_.handle(), 0, ZMQ_POLLIN, 0},
+                                                  {nullptr, signal_fd_, ZMQ_POLLIN, 0}}};
+            const auto wait = std::max(std::chrono::milliseconds(0),
+                                       std::chrono::duration_cast<std::chrono::milliseconds>(next_heartbeat - Clock::now()));
+            zmq::poll(items.data(), items.size(), wait);
+            if (items[2].revents & ZMQ_POLLIN) return worker_done;
+            if (items[1].revents & ZMQ_POLLIN) {
+                frames.clear();
+                if (zmq::recv_multipart(executor_, std::back_inserter(frames))) {
+                    send(broker_, {}, frames);  // results and failures go straight on
+                    next_heartbeat = Clock::now() + interval_;
+                }
+            }
+            if (items[0].revents & ZMQ_POLLIN) {
+                for (int burst = 0; burst < 64; ++burst) {
+                    frames.clear();
+                    if (!zmq::recv_multipart(broker_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+                    last_heard_ = Clock::now();
+                    silent_since = last_heard_;
+                    backoff = interval_;
+                    if (auto code = on_message(frames)) return *code;
+                }
+            }
+            const auto now = Clock::now();
+            if (now >= next_heartbeat) {
+                std::array beat{header(Command::heartbeat)};
+                send(broker_, {}, beat);
+                next_heartbeat = now + interval_;
+            }
+            if (now - last_heard_ > interval_ * liveness_ + backoff) {
+                if (now - silent_since > options_.give_up) {
+                    log_warning("worker " + name_, "the broker at " + options_.endpoint + " has been silent for " +
+                                                       std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                                          now - silent_since)
+                                                                          .count()) +
+                                                       " s: giving up");
+                    return worker_gave_up;
+                }
+                // Reconnect with a fresh socket, waiting longer each time.
+                connect();
+                backoff = std::min(backoff * 2, std::chrono::milliseconds(std::chrono::seconds(8)));
+            }
+        }
+    }
+
+    std::optional<int> on_message(std::vector<zmq::message_t>& frames) {
+        Inbound message;
+        try {
+            message = parse(frames, 0);
+        } catch (const ProtocolError& e) {
+            log_warning("worker " + name_, std::string("ignoring a malformed message from the broker: ") + e.what());
+            return std::nullopt;
+        }
+        switch (message.command) {
+            case Command::welcome:
+                if (message.fields[0] > 0) interval_ = std::chrono::milliseconds(message.fields[0]);
+                if (message.fields[1] > 0) liveness_ = static_cast<unsigned>(message.fields[1]);
+                return std::nullopt;
+            case Command::job:
+            case Command::task:
+            case Command::end: send(executor_, {}, std::span(frames)); return std::nullopt;
+            case Command::heartbeat: return std::nullopt;
+            case Command::notice: log_warning("worker " + name_, as_text(message.body[0])); return std::nullopt;
+            case Command::reconnect: connect(); return std::nullopt;
+            case Command::bye: return worker_done;
+            case Command::refuse:
+                log_warning("worker " + name_, "refused by the broker at " + options_.endpoint + ": " +
+                                                   std::string(as_text(message.body[0])));
+                return worker_refused;
+            default:
+                log_warning("worker " + name_, "ignoring a " + std::string(command_name(message.command)) +
+                                                   " message, which a broker does not send to workers");
+                return std::nullopt;
+        }
+    }
+
+    zmq::context_t& context_;
+    const WorkerOptions& options_;
+    int signal_fd_;
+    zmq::socket_t executor_;
+    zmq::socket_t broker_;
+    std::string name_;
+    std::chrono::milliseconds interval_{500};
+    unsigned liveness_ = 4;
+    Clock::time_point last_heard_;
+};
+
+}  // namespace
+
+int run_worker(const WorkerOptions& options) {
+    // SIGTERM and SIGINT end the worker cleanly through the poll loop; blocked before any
+    // thread starts, so every thread inherits the mask and only the signalfd sees them.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+
+    int code = worker_done;
+    {
+        zmq::context_t context(1);
+        Link link(context, options, signal_fd);
+        Executor executor(context, process_name());
+        code = link.run(executor);
+    }
+    if (signal_fd >= 0) close(signal_fd);
+    return code;
+}
+
+}  // namespace dtask::detail

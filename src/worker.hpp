@@ -1,0 +1,31 @@
+#pragma once
+// The worker process: an I/O thread that keeps the link to the broker alive (hello,
+// heartbeats, reconnecting) and an executor thread that runs map, so that a long map never
+// silences the heartbeats and a frozen process is told apart from a busy one.
+
+#include <chrono>
+#include <string>
+
+namespace dtask::detail {
+
+struct WorkerOptions {
+    std::string endpoint;
+    unsigned credits = 2;
+    /// How long to keep trying to reach a silent broker before leaving.
+    std::chrono::milliseconds give_up{std::chrono::seconds(60)};
+    /// Started by a Cluster of this machine (it dies with its parent).
+    bool local = false;
+};
+
+/// Exit codes of a worker process.
+enum WorkerExit : int {
+    worker_done = 0,        // told to leave, or SIGTERM/SIGINT
+    worker_usage = 2,       // bad command line
+    worker_refused = 3,     // the broker refused it
+    worker_gave_up = 4,     // the broker stayed silent
+};
+
+/// Serves the broker at options.endpoint until told to stop; returns the exit code.
+int run_worker(const WorkerOptions& options);
+
+}  // namespace dtask::detail
