@@ -6,6 +6,8 @@
 //   sum_squares --dtask-worker tcp://host:5555             be a remote worker
 //   sum_squares --connect tcp://host:5555                  submit to a running broker
 
+#include "sum_squares_job.hpp"
+
 #include <dtask/dtask.hpp>
 
 #include <charconv>
@@ -21,59 +23,7 @@
 
 namespace {
 
-using u128 = unsigned __int128;
-
-struct Range {
-    std::uint64_t lo = 0;  // first number, inclusive
-    std::uint64_t hi = 0;  // last number, exclusive
-    template <class Archive>
-    void serialize(Archive& archive) {
-        archive(lo, hi);
-    }
-};
-
-struct Problem {
-    std::uint64_t n = 0;
-    std::uint64_t pieces = 0;
-    template <class Archive>
-    void serialize(Archive& archive) {
-        archive(n, pieces);
-    }
-};
-
-std::string to_string(u128 value) {
-    if (value == 0) return "0";
-    std::string digits;
-    while (value != 0) {
-        digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(value % 10)));
-        value /= 10;
-    }
-    return digits;
-}
-
-}  // namespace
-
-// At namespace scope, so that this binary started as a worker finds map by the job's name.
-inline const dtask::Job<u128> sum_squares{
-    "sum_squares",
-    // split: lazily, one Range per subtask; nothing is materialised up front.
-    [](const Problem& problem, dtask::SplitHint hint) {
-        const std::uint64_t pieces = problem.pieces != 0 ? problem.pieces : hint.subtasks;
-        const std::uint64_t n = problem.n;
-        return std::views::iota(std::uint64_t{0}, pieces) | std::views::transform([=](std::uint64_t i) {
-                   return Range{1 + n * i / pieces, 1 + n * (i + 1) / pieces};
-               });
-    },
-    // map: runs on a worker.
-    [](const Range& range) {
-        u128 sum = 0;
-        for (std::uint64_t x = range.lo; x < range.hi; ++x) sum += static_cast<u128>(x) * x;
-        return sum;
-    },
-    // reduce
-    [](u128 total, u128 part) { return total + part; }};
-
-namespace {
+using namespace sum_squares_example;
 
 void print_help() {
     std::cout << "Usage: sum_squares [options]\n"

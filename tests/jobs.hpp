@@ -1,0 +1,157 @@
+#pragma once
+// Jobs the tests run. Defined at namespace scope in a header, so that the test binary,
+// started again as a worker, has every one of them registered.
+
+#include <dtask/dtask.hpp>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+#include <numeric>
+#include <optional>
+#include <ranges>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace test_jobs {
+
+/// Σ x² for x in 1..n, one subtask per number: many tiny subtasks from a lazy range.
+inline const dtask::Job<std::uint64_t> squares{
+    "tests.squares",
+    [](const std::uint64_t& n, dtask::SplitHint) { return std::views::iota(std::uint64_t{1}, n + 1); },
+    [](const std::uint64_t& x) { return x * x; },
+    [](std::uint64_t total, std::uint64_t part) { return total + part; }};
+
+inline std::uint64_t serial_squares(std::uint64_t n) {
+    std::uint64_t total = 0;
+    for (std::uint64_t x = 1; x <= n; ++x) total += x * x;
+    return total;
+}
+
+/// Spins for about `units` × 1000 iterations: work of uneven length, so results come back
+/// out of order on two workers.
+inline std::uint64_t spin(std::uint64_t units) {
+    volatile std::uint64_t sink = 0;
+    for (std::uint64_t i = 0; i < units * 1000; ++i) sink = sink + i;
+    return sink;
+}
+
+/// "0,1,2,...": string concatenation is not commutative, so only folding in subtask order
+/// gives this string.
+inline std::string concat_map(const std::uint64_t& i) {
+    spin((i * 7919) % 97);
+    return std::to_string(i) + ",";
+}
+inline std::vector<std::uint64_t> concat_split(const std::uint64_t& n, dtask::SplitHint) {
+    std::vector<std::uint64_t> pieces(n);
+    std::iota(pieces.begin(), pieces.end(), 0);
+    return pieces;
+}
+inline std::string concat_reduce(std::string text, std::string part) { return text + part; }
+
+inline const dtask::Job<std::string> concat_ordered{"tests.concat_ordered", concat_split, concat_map, concat_reduce};
+inline const dtask::Job<std::string> concat_unordered{"tests.concat_unordered", concat_split, concat_map,
+                                                      concat_reduce,
+                                                      dtask::JobOptions{.order = dtask::ReduceOrder::arrival_order}};
+
+inline std::string expected_concat(std::uint64_t n) {
+    std::string text;
+    for (std::uint64_t i = 0; i < n; ++i) text += std::to_string(i) + ",";
+    return text;
+}
+
+/// Throws std::invalid_argument on subtask 7.
+inline const dtask::Job<std::uint64_t> throws_on_seven{
+    "tests.throws_on_seven",
+    [](const std::uint64_t& n, dtask::SplitHint) { return std::views::iota(std::uint64_t{0}, n); },
+    [](const std::uint64_t& x) -> std::uint64_t {
+        if (x == 7) throw std::invalid_argument("bad input 7");
+        return x;
+    },
+    [](std::uint64_t total, std::uint64_t part) { return total + part; }};
+
+/// Which processes ran the subtasks.
+inline const dtask::Job<std::set<std::int64_t>> worker_pids{
+    "tests.worker_pids",
+    [](const std::uint64_t& n, dtask::SplitHint) { return std::views::iota(std::uint64_t{0}, n); },
+    [](const std::uint64_t& x) {
+        spin(x % 5);
+        return static_cast<std::int64_t>(getpid());
+    },
+    [](std::set<std::int64_t> pids, std::int64_t pid) {
+        pids.insert(pid);
+        return pids;
+    }};
+
+/// Job-wide data: a factor and a large table. Its loads are counted in each worker process,
+/// so a test can see that it arrives once per job, not once per subtask.
+inline std::atomic<std::uint64_t> scale_loads{0};
+struct Scale {
+    std::uint64_t factor = 1;
+    std::vector<std::uint64_t> table;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(factor, table);
+        if constexpr (Archive::is_loading::value) ++scale_loads;
+    }
+};
+struct Scaled {
+    std::uint64_t value = 0;
+    std::uint64_t loads_in_this_worker = 0;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(value, loads_in_this_worker);
+    }
+};
+struct ScaledTotal {
+    std::uint64_t sum = 0;
+    std::uint64_t most_loads = 0;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(sum, most_loads);
+    }
+};
+inline const dtask::Job<ScaledTotal> scaled{
+    "tests.scaled",
+    [](const std::uint64_t& n, dtask::SplitHint) { return std::views::iota(std::uint64_t{1}, n + 1); },
+    [](const std::uint64_t& x, const Scale& scale) {
+        return Scaled{x * scale.factor + scale.table.at(x % scale.table.size()), scale_loads.load()};
+    },
+    [](ScaledTotal total, Scaled part) {
+        total.sum += part.value;
+        total.most_loads = std::max(total.most_loads, part.loads_in_this_worker);
+        return total;
+    }};
+
+/// A generator split that checks the window: it is never more than `window` pieces ahead of
+/// what reduce has folded. Split and reduce both run on the host's I/O thread.
+inline std::atomic<std::uint64_t> generated{0};
+inline std::atomic<std::uint64_t> folded{0};
+inline std::atomic<std::uint64_t> most_ahead{0};
+inline const dtask::Job<std::uint64_t> windowed{
+    "tests.windowed",
+    [](const std::uint64_t& n, dtask::SplitHint) {
+        return [n, next = std::uint64_t{0}]() mutable -> std::optional<std::uint64_t> {
+            if (next == n) return std::nullopt;
+            const auto ahead = ++generated - folded.load();
+            if (ahead > most_ahead) most_ahead = ahead;
+            return next++;
+        };
+    },
+    [](const std::uint64_t& x) { return x; },
+    [](std::uint64_t total, std::uint64_t part) {
+        ++folded;
+        return total + part;
+    }};
+
+/// Each subtask takes about `units` of spinning: long enough to cancel a job mid-way.
+inline const dtask::Job<std::uint64_t> slow{
+    "tests.slow",
+    [](const std::uint64_t& n, dtask::SplitHint) { return std::views::iota(std::uint64_t{0}, n); },
+    [](const std::uint64_t& x) { return spin(2000) * 0 + x; },
+    [](std::uint64_t total, std::uint64_t part) { return total + part; }};
+
+}  // namespace test_jobs

@@ -1,0 +1,76 @@
+#pragma once
+// What the tests share: starting and watching real processes (bounded waits on pidfds, never
+// sleeps), and waiting for a job with a time limit so that a hang fails instead of hanging.
+
+#include <dtask/dtask.hpp>
+
+#include <doctest/doctest.h>
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace test_support {
+
+/// A process started by a test; killed and reaped when it goes out of scope.
+class Process {
+public:
+    /// Starts `program` with `args`; stdout and stderr go to `output_file` if not empty, or
+    /// stdout to a pipe that read_line() reads if `output_file` is "|".
+    Process(const std::string& program, const std::vector<std::string>& args, const std::string& output_file = {});
+    ~Process();
+    Process(const Process&) = delete;
+    Process& operator=(const Process&) = delete;
+
+    pid_t pid() const noexcept { return pid_; }
+    /// Waits up to `timeout` for the process to exit; its wait status, or nullopt.
+    std::optional<int> wait_exit(std::chrono::milliseconds timeout);
+    void signal(int signal_number) const;
+    /// The next line of the child's stdout (piped); nullopt on timeout or end of output.
+    std::optional<std::string> read_line(std::chrono::milliseconds timeout);
+
+private:
+    pid_t pid_ = -1;
+    int pidfd_ = -1;
+    int stdout_pipe_ = -1;
+    std::string buffered_;
+    bool reaped_ = false;
+};
+
+/// This test binary's path: it serves as a worker with --dtask-worker.
+std::string self_executable();
+/// Directory of the example binaries (set by CMake).
+std::string examples_directory();
+/// Directory of the helper binaries built for the tests.
+std::string helpers_directory();
+
+/// Pids of the live (or zombie) children of this process.
+std::vector<pid_t> children_of_this_process();
+/// Waits until a process that is not our child has ended; false on timeout.
+bool wait_gone(pid_t pid, std::chrono::milliseconds timeout);
+/// The whole content of a file.
+std::string read_file(const std::string& path);
+/// A fresh temporary file name.
+std::string temp_path(const std::string& stem);
+
+/// Waits at most `timeout` for the job, failing the test instead of hanging.
+template <class T>
+T get_within(dtask::JobHandle<T>& handle, std::chrono::seconds timeout = std::chrono::seconds(60)) {
+    REQUIRE_MESSAGE(handle.wait_for(timeout), "job '" << handle.job_name() << "' did not end within "
+                                                       << timeout.count() << " s");
+    return handle.get();
+}
+
+template <class T, class Input>
+T run_within(dtask::Submitter& cluster, const dtask::Job<T>& job, Input input, dtask::RunOptions options = {}) {
+    auto handle = cluster.submit(job, std::move(input), options);
+    return get_within(handle);
+}
+
+/// Options of a small local cluster for tests: two workers and quick heartbeats.
+dtask::ClusterOptions small_cluster(int local_workers = 2);
+
+}  // namespace test_support

@@ -1,0 +1,47 @@
+// Job definitions: registration by name, signatures, and misuse found at start-up.
+
+#include "jobs.hpp"
+#include "support.hpp"
+
+#include <dtask/detail/job_model.hpp>
+
+#include <doctest/doctest.h>
+
+using namespace test_support;
+
+TEST_CASE("Job.registered_under_its_name_with_a_signature" * doctest::timeout(10)) {
+    CHECK(dtask::detail::find_job("tests.squares") == &test_jobs::squares.model());
+    CHECK(test_jobs::squares.name() == "tests.squares");
+    const std::string& signature = test_jobs::squares.signature();
+    CHECK(signature.find("subtask unsigned long (8 bytes)") != std::string::npos);
+    CHECK(signature.find("partial unsigned long (8 bytes)") != std::string::npos);
+    CHECK(signature.find("revision 0") != std::string::npos);
+    CHECK(test_jobs::scaled.signature().find("shared test_jobs::Scale") != std::string::npos);
+    CHECK(dtask::detail::find_job("no.such.job") == nullptr);
+}
+
+TEST_CASE("Job.two_jobs_under_one_name_are_an_error_at_start_up" * doctest::timeout(10)) {
+    dtask::detail::check_registry();  // the test binary itself is fine
+    {
+        const dtask::Job<std::uint64_t> again{
+            "tests.squares", [](const std::uint64_t& n, dtask::SplitHint) { return std::vector<std::uint64_t>(n); },
+            [](const std::uint64_t& x) { return x; }, [](std::uint64_t a, std::uint64_t b) { return a + b; }};
+        try {
+            dtask::detail::check_registry();
+            FAIL("a duplicate name must be reported");
+        } catch (const dtask::JobDefinitionError& e) {
+            CHECK(std::string(e.what()).find("2 jobs are defined under the name 'tests.squares'") !=
+                  std::string::npos);
+        }
+        CHECK_THROWS_AS(dtask::Cluster(small_cluster(0)), dtask::JobDefinitionError);
+    }
+    dtask::detail::check_registry();  // gone with its scope
+}
+
+TEST_CASE("Job.revision_changes_the_signature" * doctest::timeout(10)) {
+    const dtask::Job<std::uint64_t> revised{
+        "tests.revised", [](const std::uint64_t& n, dtask::SplitHint) { return std::vector<std::uint64_t>(n); },
+        [](const std::uint64_t& x) { return x; }, [](std::uint64_t a, std::uint64_t b) { return a + b; },
+        dtask::JobOptions{.revision = 2}};
+    CHECK(revised.signature().find("revision 2") != std::string::npos);
+}

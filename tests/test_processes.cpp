@@ -1,0 +1,129 @@
+// Workers as separate processes: started by hand and joining over TCP, from another build,
+// outliving a silent broker, dying with a host killed outright.
+
+#include "jobs.hpp"
+#include "protocol.hpp"
+#include "support.hpp"
+
+#include "../examples/sum_squares_job.hpp"
+
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <sstream>
+
+using namespace test_support;
+using namespace test_jobs;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// The TCP endpoint of a cluster that listens on 127.0.0.1 with a free port.
+std::string tcp_endpoint(const dtask::Cluster& cluster) {
+    for (const auto& endpoint : cluster.endpoints()) {
+        if (endpoint.starts_with("tcp://")) return endpoint;
+    }
+    FAIL("the cluster listens on no TCP endpoint");
+    return {};
+}
+
+dtask::ClusterOptions listening_cluster() {
+    auto options = small_cluster(0);
+    options.listen.push_back("tcp://127.0.0.1:*");
+    return options;
+}
+
+}  // namespace
+
+TEST_CASE("Workers.started_by_hand_join_over_tcp_and_take_work" * doctest::timeout(120)) {
+    dtask::Cluster cluster(listening_cluster());
+    const std::string endpoint = tcp_endpoint(cluster);
+    CHECK(endpoint.starts_with("tcp://127.0.0.1:"));
+    Process worker(self_executable(), {"--dtask-worker", endpoint});
+    REQUIRE(cluster.wait_for_workers(1, 30s));
+    const auto pids = run_within(cluster, worker_pids, std::uint64_t{50});
+    CHECK(pids == std::set<std::int64_t>{worker.pid()});
+    CHECK(run_within(cluster, squares, std::uint64_t{10'000}) == serial_squares(10'000));
+
+    worker.signal(SIGTERM);  // a worker leaves cleanly on SIGTERM
+    const auto status = worker.wait_exit(10s);
+    REQUIRE(status.has_value());
+    CHECK(WIFEXITED(*status));
+    CHECK(WEXITSTATUS(*status) == 0);
+}
+
+TEST_CASE("Workers.sum_squares_binary_serves_a_cluster" * doctest::timeout(120)) {
+    using namespace sum_squares_example;
+    dtask::Cluster cluster(listening_cluster());
+    Process worker(examples_directory() + "/sum_squares", {"--dtask-worker", tcp_endpoint(cluster)});
+    REQUIRE(cluster.wait_for_workers(1, 30s));
+    auto handle = cluster.submit(sum_squares, Problem{1'000'000, 10});
+    CHECK(to_string(get_within(handle)) == "333333833333500000");
+}
+
+TEST_CASE("Workers.from_another_build_are_refused_with_a_clear_error" * doctest::timeout(120)) {
+    dtask::Cluster cluster(listening_cluster());
+    const std::string log = temp_path("other-build.log");
+    Process worker(helpers_directory() + "/other_build_worker", {"--dtask-worker", tcp_endpoint(cluster)}, log);
+    REQUIRE(cluster.wait_for_workers(1, 30s));
+    dtask::RunOptions options;
+    options.worker_wait = 1500ms;
+    auto handle = cluster.submit(squares, std::uint64_t{100}, options);
+    REQUIRE(handle.wait_for(30s));
+    try {
+        handle.get();
+        FAIL("no worker of this build serves the job: it must fail");
+    } catch (const dtask::TimeoutError& e) {
+        const std::string what = e.what();
+        CHECK(what.find("different definition of job 'tests.squares'") != std::string::npos);
+        CHECK(what.find("unsigned int") != std::string::npos);   // the worker's subtask type
+        CHECK(what.find("unsigned long") != std::string::npos);  // the client's
+    }
+    worker.signal(SIGTERM);
+    REQUIRE(worker.wait_exit(10s).has_value());
+    CHECK(read_file(log).find("different definition of job 'tests.squares'") != std::string::npos);
+    std::remove(log.c_str());
+}
+
+TEST_CASE("Workers.leave_when_the_broker_stays_silent" * doctest::timeout(60)) {
+    // A ROUTER that never answers stands in for a broker that froze.
+    zmq::context_t context(1);
+    zmq::socket_t silent(context, zmq::socket_type::router);
+    silent.set(zmq::sockopt::linger, 0);
+    silent.bind("tcp://127.0.0.1:*");
+    const std::string endpoint = silent.get(zmq::sockopt::last_endpoint);
+    Process worker(self_executable(), {"--dtask-worker", endpoint, "--dtask-give-up", "1"});
+
+    // It introduced itself with a well-formed hello naming its jobs...
+    std::vector<zmq::message_t> frames;
+    zmq::pollitem_t item{silent.handle(), 0, ZMQ_POLLIN, 0};
+    REQUIRE(zmq::poll(&item, 1, 10s) == 1);
+    REQUIRE(zmq::recv_multipart(silent, std::back_inserter(frames)));
+    auto message = dtask::detail::protocol::parse(frames, 1);
+    REQUIRE(message.command == dtask::detail::protocol::Command::hello);
+    auto hello = dtask::detail::protocol::decode_body<dtask::detail::protocol::Hello>(message.body[0], "hello");
+    CHECK(hello.role == dtask::detail::protocol::Role::worker);
+    CHECK(hello.pid == worker.pid());
+    CHECK(std::any_of(hello.jobs.begin(), hello.jobs.end(), [](auto& job) { return job.first == "tests.squares"; }));
+
+    // ...and, hearing nothing back, gives up and exits with status 4.
+    const auto status = worker.wait_exit(20s);
+    REQUIRE(status.has_value());
+    CHECK(WIFEXITED(*status));
+    CHECK(WEXITSTATUS(*status) == 4);
+}
+
+TEST_CASE("Workers.die_with_a_host_killed_outright" * doctest::timeout(60)) {
+    Process host(helpers_directory() + "/host_that_waits", {}, "|");
+    const auto line = host.read_line(30s);
+    REQUIRE(line.has_value());
+    std::istringstream pids_text(*line);
+    std::vector<pid_t> pids;
+    for (pid_t pid = 0; pids_text >> pid;) pids.push_back(pid);
+    REQUIRE(pids.size() == 2);
+    host.signal(SIGKILL);
+    REQUIRE(host.wait_exit(10s).has_value());
+    for (pid_t pid : pids) CHECK_MESSAGE(wait_gone(pid, 10s), "worker " << pid << " outlived its host");
+}

@@ -1,0 +1,163 @@
+// The wire protocol: encoding and decoding, and what happens to truncated, garbage and
+// incompatible messages, in memory and on a live broker's socket.
+
+#include "jobs.hpp"
+#include "protocol.hpp"
+#include "support.hpp"
+
+#include <dtask/detail/archive.hpp>
+
+#include <doctest/doctest.h>
+
+using namespace dtask::detail;
+using namespace dtask::detail::protocol;
+using namespace test_support;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::vector<zmq::message_t> frames_of(std::vector<std::string> parts) {
+    std::vector<zmq::message_t> frames;
+    for (auto& part : parts) frames.emplace_back(part.data(), part.size());
+    return frames;
+}
+
+std::string parse_error(std::vector<zmq::message_t> frames) {
+    try {
+        parse(frames, 0);
+    } catch (const dtask::ProtocolError& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+std::string head(Command command, std::initializer_list<std::uint64_t> fields = {}) {
+    auto frame = header(command, fields);
+    return std::string(as_text(frame));
+}
+
+}  // namespace
+
+TEST_CASE("Protocol.round_trip_of_every_message_shape" * doctest::timeout(10)) {
+    std::vector<zmq::message_t> frames;
+    frames.push_back(header(Command::task, {42}));
+    frames.push_back(index_frame(7));
+    frames.push_back(text_frame("payload-7"));
+    frames.push_back(index_frame(1ULL << 40));
+    frames.push_back(payload_frame(std::string(1000, 'x')));
+    auto message = parse(frames, 0);
+    CHECK(message.command == Command::task);
+    CHECK(message.fields[0] == 42);
+    REQUIRE(message.pieces() == 2);
+    CHECK(message.index(0) == 7);
+    CHECK(as_text(message.payload(0)) == "payload-7");
+    CHECK(message.index(1) == (1ULL << 40));
+    CHECK(message.payload(1).size() == 1000);
+
+    Hello hello;
+    hello.role = Role::worker;
+    hello.name = "host:1";
+    hello.platform = platform();
+    hello.credits = 3;
+    hello.pid = 1234;
+    hello.jobs = {{"a", "sig-a"}, {"b", "sig-b"}};
+    std::vector<zmq::message_t> hello_frames;
+    hello_frames.push_back(header(Command::hello));
+    hello_frames.push_back(encode_body(hello));
+    auto decoded = decode_body<Hello>(parse(hello_frames, 0).body[0], "hello");
+    CHECK(decoded.name == "host:1");
+    CHECK(decoded.credits == 3);
+    CHECK(decoded.pid == 1234);
+    CHECK(decoded.jobs == hello.jobs);
+
+    std::vector<zmq::message_t> failure_frames;
+    failure_frames.push_back(header(Command::failure, {9, 11}));
+    failure_frames.push_back(encode_body(Failure{FailureKind::exception, "w", "std::logic_error", "why"}));
+    auto failure_message = parse(failure_frames, 0);
+    CHECK(failure_message.fields[1] == 11);
+    auto failure = decode_body<Failure>(failure_message.body[0], "failure");
+    CHECK(failure.kind == FailureKind::exception);
+    CHECK(failure.message == "why");
+}
+
+TEST_CASE("Protocol.garbage_and_truncated_frames_are_named" * doctest::timeout(10)) {
+    CHECK(parse_error({}) .find("empty message") != std::string::npos);
+    CHECK(parse_error(frames_of({"GET / HTTP/1.1"})).find("not a dtask message") != std::string::npos);
+    CHECK(parse_error(frames_of({"dt"})).find("not a dtask message") != std::string::npos);
+    CHECK(parse_error(frames_of({std::string("dt\x09\x01", 4)})).find("protocol version 9") != std::string::npos);
+    CHECK(parse_error(frames_of({std::string("dt\x01\x7f", 4)})).find("unknown dtask command 0x7f") !=
+          std::string::npos);
+    // A task header cut short, and one with a field too many.
+    const std::string task = head(Command::task, {1});
+    CHECK(parse_error(frames_of({task.substr(0, 9), std::string(8, '\0'), "x"})).find("malformed task message") !=
+          std::string::npos);
+    CHECK(parse_error(frames_of({task + "12345678", std::string(8, '\0'), "x"})).find("header frame of 20 bytes") !=
+          std::string::npos);
+    // Pairs that do not pair up, and an index frame of the wrong size.
+    CHECK(parse_error(frames_of({task, std::string(8, '\0')})).find("(index, payload) pairs") != std::string::npos);
+    CHECK(parse_error(frames_of({task})).find("(index, payload) pairs") != std::string::npos);
+    CHECK(parse_error(frames_of({task, "123", "x"})).find("index frame of 3 bytes") != std::string::npos);
+    // Body frames missing or extra.
+    CHECK(parse_error(frames_of({head(Command::hello)})).find("0 body frames, expected 1") != std::string::npos);
+    CHECK(parse_error(frames_of({head(Command::heartbeat), "extra"})).find("1 body frames, expected 0") !=
+          std::string::npos);
+}
+
+TEST_CASE("Protocol.undecodable_payloads_name_type_and_size" * doctest::timeout(10)) {
+    std::string bytes;
+    save_to(bytes, std::string("hello, world"));
+    std::span<const std::byte> all(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size());
+    CHECK(load_from<std::string>(all, "x") == "hello, world");
+    try {
+        load_from<std::string>(all.first(5), "subtask 3 of job 'j'");
+        FAIL("a truncated payload must not decode");
+    } catch (const dtask::ProtocolError& e) {
+        const std::string what = e.what();
+        CHECK(what.find("subtask 3 of job 'j'") != std::string::npos);
+        CHECK(what.find("from 5 bytes") != std::string::npos);
+    }
+    try {
+        load_from<std::uint32_t>(all, "partial");  // leftovers: the types disagree
+        FAIL("leftover bytes must be an error");
+    } catch (const dtask::ProtocolError& e) {
+        CHECK(std::string(e.what()).find("unread") != std::string::npos);
+    }
+}
+
+TEST_CASE("Protocol.live_broker_refuses_garbage_and_carries_on" * doctest::timeout(60)) {
+    auto options = small_cluster(1);
+    options.listen.push_back("tcp://127.0.0.1:*");
+    dtask::Cluster cluster(options);
+    const std::string endpoint = cluster.endpoints().back();
+
+    zmq::context_t context(1);
+    auto exchange = [&](std::vector<std::string> parts) {
+        zmq::socket_t peer(context, zmq::socket_type::dealer);
+        peer.set(zmq::sockopt::linger, 0);
+        peer.connect(endpoint);
+        auto frames = frames_of(std::move(parts));
+        zmq::send_multipart(peer, frames);
+        zmq::pollitem_t item{peer.handle(), 0, ZMQ_POLLIN, 0};
+        REQUIRE(zmq::poll(&item, 1, 10s) == 1);
+        std::vector<zmq::message_t> reply;
+        REQUIRE(zmq::recv_multipart(peer, std::back_inserter(reply)));
+        auto message = parse(reply, 0);
+        REQUIRE(message.command == Command::refuse);
+        return std::string(as_text(message.body[0]));
+    };
+    CHECK(exchange({"garbage"}).find("not a dtask message") != std::string::npos);
+    CHECK(exchange({head(Command::hello), "\x01\x02"}).find("cannot decode hello") != std::string::npos);
+    CHECK(exchange({std::string("dt\x02\x01", 4)}).find("protocol version 2") != std::string::npos);
+
+    Hello alien;
+    alien.role = Role::worker;
+    alien.name = "elsewhere:1";
+    alien.platform = "big-endian, long 32 bits";
+    alien.credits = 1;
+    std::string alien_body;
+    save_to(alien_body, alien);
+    CHECK(exchange({head(Command::hello), alien_body}).find("platform") != std::string::npos);
+
+    // The broker is unharmed.
+    CHECK(run_within(cluster, test_jobs::squares, std::uint64_t{1000}) == test_jobs::serial_squares(1000));
+}
