@@ -6,10 +6,6 @@
 //   sum_squares --dtask-worker tcp://host:5555             be a remote worker
 //   sum_squares --connect tcp://host:5555                  submit to a running broker
 
-#include "sum_squares_job.hpp"
-
-#include <dtask/dtask.hpp>
-
 #include <charconv>
 #include <chrono>
 #include <cstdint>
@@ -20,6 +16,10 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <dtask/dtask.hpp>
+
+#include "sum_squares_job.hpp"
 
 namespace {
 
@@ -103,11 +103,13 @@ int main(int argc, char** argv) {
         } else {
             dtask::Cluster cluster(cluster_options);
             for (const auto& endpoint : cluster.endpoints()) {
-                if (!endpoint.starts_with("ipc://@")) std::cerr << "sum_squares: workers can join at " << endpoint << "\n";
+                if (!endpoint.starts_with("ipc://@"))
+                    std::cerr << "sum_squares: workers can join at " << endpoint << "\n";
             }
             total = cluster.run(sum_squares, problem, run_options);
         }
-        const auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const auto elapsed =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         std::cout << "sum of squares of 1.." << problem.n << " = " << to_string(total) << "\n";
         std::cerr << "sum_squares: " << problem.pieces << " subtasks in " << elapsed << " s\n";
     } catch (const dtask::Error& e) {

@@ -2,11 +2,11 @@
 // The sum_squares job, in a header of its own so that the tests run the very job the
 // example runs (and its binary can serve them as a worker).
 
-#include <dtask/dtask.hpp>
-
 #include <cstdint>
 #include <ranges>
 #include <string>
+
+#include <dtask/dtask.hpp>
 
 namespace sum_squares_example {
 
@@ -32,7 +32,8 @@ struct Problem {
 };
 
 inline std::string to_string(u128 value) {
-    if (value == 0) return "0";
+    if (value == 0)
+        return "0";
     std::string digits;
     while (value != 0) {
         digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(value % 10)));
@@ -48,14 +49,16 @@ inline const dtask::Job<u128> sum_squares{
     [](const Problem& problem, dtask::SplitHint hint) {
         const std::uint64_t pieces = problem.pieces != 0 ? problem.pieces : hint.subtasks;
         const std::uint64_t n = problem.n;
-        return std::views::iota(std::uint64_t{0}, pieces) | std::views::transform([=](std::uint64_t i) {
+        return std::views::iota(std::uint64_t{0}, pieces) |
+               std::views::transform([=](std::uint64_t i) {
                    return Range{1 + n * i / pieces, 1 + n * (i + 1) / pieces};
                });
     },
     // map: runs on a worker.
     [](const Range& range) {
         u128 sum = 0;
-        for (std::uint64_t x = range.lo; x < range.hi; ++x) sum += static_cast<u128>(x) * x;
+        for (std::uint64_t x = range.lo; x < range.hi; ++x)
+            sum += static_cast<u128>(x) * x;
         return sum;
     },
     // reduce

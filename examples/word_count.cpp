@@ -5,8 +5,6 @@
 //   word_count DIR                 top 10 words on one local worker per core
 //   word_count DIR --top 25 --serial   the same count in this process alone
 
-#include <dtask/dtask.hpp>
-
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -22,6 +20,8 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include <dtask/dtask.hpp>
 
 namespace {
 
@@ -41,7 +41,8 @@ struct Corpus {
 void count_words(std::string_view text, Counts& counts) {
     std::string word;
     auto flush = [&] {
-        if (!word.empty()) ++counts[word];
+        if (!word.empty())
+            ++counts[word];
         word.clear();
     };
     for (char c : text) {
@@ -58,7 +59,8 @@ void count_words(std::string_view text, Counts& counts) {
 std::vector<fs::path> files_of(const std::string& directory) {
     std::vector<fs::path> files;
     for (const auto& entry : fs::recursive_directory_iterator(directory)) {
-        if (entry.is_regular_file()) files.push_back(entry.path());
+        if (entry.is_regular_file())
+            files.push_back(entry.path());
     }
     std::sort(files.begin(), files.end());
     return files;
@@ -69,28 +71,36 @@ std::vector<fs::path> files_of(const std::string& directory) {
 class Chunks {
 public:
     Chunks(std::vector<fs::path> files, std::size_t chunk_bytes)
-        : files_(std::make_shared<std::vector<fs::path>>(std::move(files))), chunk_bytes_(chunk_bytes) {}
+        : files_(std::make_shared<std::vector<fs::path>>(std::move(files))),
+          chunk_bytes_(chunk_bytes) {}
 
     std::optional<std::string> operator()() {
         std::string chunk = std::move(carry_);
         carry_.clear();
         while (chunk.size() < chunk_bytes_) {
             if (!stream_ || !*stream_ || stream_->eof()) {
-                if (next_file_ == files_->size()) break;
-                stream_ = std::make_shared<std::ifstream>((*files_)[next_file_++], std::ios::binary);
-                if (!*stream_) throw std::runtime_error("cannot read " + (*files_)[next_file_ - 1].string());
-                if (!chunk.empty()) chunk.push_back('\n');  // files never run into each other
+                if (next_file_ == files_->size())
+                    break;
+                stream_ =
+                    std::make_shared<std::ifstream>((*files_)[next_file_++], std::ios::binary);
+                if (!*stream_)
+                    throw std::runtime_error("cannot read " + (*files_)[next_file_ - 1].string());
+                if (!chunk.empty())
+                    chunk.push_back('\n');  // files never run into each other
             }
             const std::size_t before = chunk.size();
             chunk.resize(chunk_bytes_);
-            stream_->read(chunk.data() + before, static_cast<std::streamsize>(chunk_bytes_ - before));
+            stream_->read(chunk.data() + before,
+                          static_cast<std::streamsize>(chunk_bytes_ - before));
             chunk.resize(before + static_cast<std::size_t>(stream_->gcount()));
         }
-        if (chunk.empty()) return std::nullopt;
+        if (chunk.empty())
+            return std::nullopt;
         // Keep a word cut at the end of the chunk for the next one.
         if (stream_ && *stream_ && !stream_->eof()) {
             std::size_t cut = chunk.size();
-            while (cut > 0 && (std::isalnum(static_cast<unsigned char>(chunk[cut - 1])) || chunk[cut - 1] == '\'')) {
+            while (cut > 0 && (std::isalnum(static_cast<unsigned char>(chunk[cut - 1])) ||
+                               chunk[cut - 1] == '\'')) {
                 --cut;
             }
             if (cut > 0) {
@@ -113,15 +123,19 @@ private:
 
 inline const dtask::Job<Counts> word_count{
     "word_count",
-    [](const Corpus& corpus, dtask::SplitHint) { return Chunks(files_of(corpus.directory), corpus.chunk_bytes); },
+    [](const Corpus& corpus, dtask::SplitHint) {
+        return Chunks(files_of(corpus.directory), corpus.chunk_bytes);
+    },
     [](const std::string& text) {
         Counts counts;
         count_words(text, counts);
         return counts;
     },
     [](Counts total, Counts part) {
-        if (total.size() < part.size()) total.swap(part);
-        for (auto& [word, count] : part) total[word] += count;
+        if (total.size() < part.size())
+            total.swap(part);
+        for (auto& [word, count] : part)
+            total[word] += count;
         return total;
     },
     // Adding counts is commutative: fold each partial as soon as it arrives.
@@ -130,18 +144,19 @@ inline const dtask::Job<Counts> word_count{
 namespace {
 
 void print_help() {
-    std::cout << "Usage: word_count DIRECTORY [options]\n"
-                 "Counts the words of every file under DIRECTORY on worker processes and prints\n"
-                 "the most frequent ones (a word: letters, digits and apostrophes, lower-cased).\n\n"
-                 "Options:\n"
-                 "  --top K            how many words to print (default 10)\n"
-                 "  --chunk BYTES      text per subtask (default 1048576)\n"
-                 "  --workers W        local worker processes (default: one per core; 0: none)\n"
-                 "  --listen ENDPOINT  also accept workers at ENDPOINT (repeatable)\n"
-                 "  --connect ENDPOINT submit to the broker at ENDPOINT instead of starting one\n"
-                 "  --serial           count in this process alone, without dtask (for comparison)\n"
-                 "  --help             this text\n\n"
-              << dtask::worker_usage();
+    std::cout
+        << "Usage: word_count DIRECTORY [options]\n"
+           "Counts the words of every file under DIRECTORY on worker processes and prints\n"
+           "the most frequent ones (a word: letters, digits and apostrophes, lower-cased).\n\n"
+           "Options:\n"
+           "  --top K            how many words to print (default 10)\n"
+           "  --chunk BYTES      text per subtask (default 1048576)\n"
+           "  --workers W        local worker processes (default: one per core; 0: none)\n"
+           "  --listen ENDPOINT  also accept workers at ENDPOINT (repeatable)\n"
+           "  --connect ENDPOINT submit to the broker at ENDPOINT instead of starting one\n"
+           "  --serial           count in this process alone, without dtask (for comparison)\n"
+           "  --help             this text\n\n"
+        << dtask::worker_usage();
 }
 
 std::uint64_t number(std::string_view flag, std::string_view text) {
@@ -156,10 +171,12 @@ std::uint64_t number(std::string_view flag, std::string_view text) {
 
 void print_top(const Counts& counts, std::size_t top) {
     std::vector<std::pair<std::string, std::uint64_t>> ranked(counts.begin(), counts.end());
-    std::sort(ranked.begin(), ranked.end(),
-              [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
+    std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
+        return a.second != b.second ? a.second > b.second : a.first < b.first;
+    });
     std::uint64_t words = 0;
-    for (const auto& [word, count] : ranked) words += count;
+    for (const auto& [word, count] : ranked)
+        words += count;
     std::cout << words << " words, " << ranked.size() << " distinct\n";
     for (std::size_t i = 0; i < std::min(top, ranked.size()); ++i) {
         std::cout << ranked[i].second << " " << ranked[i].first << "\n";
@@ -220,7 +237,8 @@ int main(int argc, char** argv) {
         Counts counts;
         if (serial) {
             Chunks chunks(files_of(corpus.directory), corpus.chunk_bytes);
-            while (auto chunk = chunks()) count_words(*chunk, counts);
+            while (auto chunk = chunks())
+                count_words(*chunk, counts);
         } else if (connect) {
             dtask::Client client(*connect);
             counts = client.run(word_count, corpus);

@@ -1,19 +1,19 @@
 #include "broker.hpp"
 
-#include "log.hpp"
-#include "protocol.hpp"
-
-#include <dtask/error.hpp>
-
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <deque>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <dtask/error.hpp>
+
+#include "log.hpp"
+#include "protocol.hpp"
 
 namespace dtask::detail {
 
@@ -45,7 +45,7 @@ struct WorkerPeer {
     Hello hello;
     std::unordered_map<std::string, std::string> serves;  // job name -> signature
     unsigned free_credits = 0;
-    std::unordered_set<std::uint64_t> opened;  // jobs whose definition it has
+    std::unordered_set<std::uint64_t> opened;                       // jobs whose definition it has
     std::unordered_map<TaskKey, zmq::message_t, TaskKeyHash> held;  // payloads kept to requeue
     Clock::time_point last_heard;
 };
@@ -74,7 +74,9 @@ struct BrokerJob {
     Clock::time_point worker_deadline;
 };
 
-std::string format_ms(std::chrono::milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
+std::string format_ms(std::chrono::milliseconds ms) {
+    return std::to_string(ms.count()) + " ms";
+}
 
 }  // namespace
 
@@ -93,28 +95,35 @@ public:
 
 private:
     void event_loop() {
-        for (unsigned i = 0; i < options_.local_workers; ++i) spawn_local();
+        for (unsigned i = 0; i < options_.local_workers; ++i)
+            spawn_local();
         next_tick_ = Clock::now() + options_.heartbeat_interval;
         std::vector<zmq::message_t> frames;
         for (;;) {
             std::vector<zmq::pollitem_t> items;
             items.push_back({socket_.handle(), 0, ZMQ_POLLIN, 0});
             items.push_back({nullptr, broker_.stop_fd_, ZMQ_POLLIN, 0});
-            for (const auto& child : children_) items.push_back({nullptr, child.pidfd, ZMQ_POLLIN, 0});
-            const auto wait = std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                                         next_tick_ - Clock::now()));
+            for (const auto& child : children_)
+                items.push_back({nullptr, child.pidfd, ZMQ_POLLIN, 0});
+            const auto wait = std::max(
+                std::chrono::milliseconds(0),
+                std::chrono::duration_cast<std::chrono::milliseconds>(next_tick_ - Clock::now()));
             zmq::poll(items, wait);
-            if (items[1].revents & ZMQ_POLLIN) break;
+            if (items[1].revents & ZMQ_POLLIN)
+                break;
             if (items[0].revents & ZMQ_POLLIN) {
                 // Drain what is there now, so a burst of messages costs one poll.
                 for (int burst = 0; burst < 256; ++burst) {
                     frames.clear();
-                    if (!zmq::recv_multipart(socket_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+                    if (!zmq::recv_multipart(socket_, std::back_inserter(frames),
+                                             zmq::recv_flags::dontwait))
+                        break;
                     on_message(frames);
                 }
             }
             for (std::size_t i = 2; i < items.size(); ++i) {
-                if (items[i].revents & ZMQ_POLLIN) on_child_exit(items[i].fd);
+                if (items[i].revents & ZMQ_POLLIN)
+                    on_child_exit(items[i].fd);
             }
             if (Clock::now() >= next_tick_) {
                 tick();
@@ -126,7 +135,8 @@ private:
     // ---- peers ----
 
     void on_message(std::vector<zmq::message_t>& frames) {
-        if (frames.empty()) return;
+        if (frames.empty())
+            return;
         std::string id(as_text(frames[0]));
         Inbound message;
         try {
@@ -157,12 +167,16 @@ private:
 
     void on_protocol_error(const std::string& id, const std::string& what) {
         std::string who = "an unknown peer";
-        if (auto w = workers_.find(id); w != workers_.end()) who = "worker " + w->second.hello.name;
-        if (auto c = clients_.find(id); c != clients_.end()) who = "client " + c->second.name;
+        if (auto w = workers_.find(id); w != workers_.end())
+            who = "worker " + w->second.hello.name;
+        if (auto c = clients_.find(id); c != clients_.end())
+            who = "client " + c->second.name;
         log_warning("broker", "dropping " + who + " after a malformed message: " + what);
         refuse(id, "malformed message: " + what);
-        if (workers_.contains(id)) worker_lost(id, "it sent a malformed message (" + what + ")");
-        if (clients_.contains(id)) client_lost(id);
+        if (workers_.contains(id))
+            worker_lost(id, "it sent a malformed message (" + what + ")");
+        if (clients_.contains(id))
+            client_lost(id);
     }
 
     void refuse(const std::string& id, const std::string& reason) {
@@ -173,28 +187,33 @@ private:
     void on_hello(const std::string& id, Inbound& message) {
         Hello hello = decode_body<Hello>(message.body[0], "hello");
         if (hello.platform != platform()) {
-            refuse(id, "the peer's platform (" + hello.platform + ") differs from the broker's (" + platform() +
-                           "): their binary data cannot be exchanged");
+            refuse(id, "the peer's platform (" + hello.platform + ") differs from the broker's (" +
+                           platform() + "): their binary data cannot be exchanged");
             log_warning("broker", "refused " + hello.name + ": platform " + hello.platform);
             return;
         }
         // A peer saying hello again starts afresh: what it held before is lost.
-        if (workers_.contains(id)) worker_lost(id, "it reconnected");
-        if (clients_.contains(id)) client_lost(id);
+        if (workers_.contains(id))
+            worker_lost(id, "it reconnected");
+        if (clients_.contains(id))
+            client_lost(id);
 
         if (hello.role == Role::worker) {
             if (hello.credits == 0 || hello.credits > 65536) {
-                refuse(id, "a worker must offer between 1 and 65536 credits, not " + std::to_string(hello.credits));
+                refuse(id, "a worker must offer between 1 and 65536 credits, not " +
+                               std::to_string(hello.credits));
                 return;
             }
             WorkerPeer& worker = workers_[id];
             worker.id = id;
             worker.free_credits = hello.credits;
-            for (const auto& [name, signature] : hello.jobs) worker.serves.emplace(name, signature);
+            for (const auto& [name, signature] : hello.jobs)
+                worker.serves.emplace(name, signature);
             worker.hello = std::move(hello);
             worker.last_heard = Clock::now();
             welcome(id);
-            for (auto& [job_id, job] : jobs_) check_definition(worker, job);
+            for (auto& [job_id, job] : jobs_)
+                check_definition(worker, job);
             hungry_.insert(id);
             publish_worker_count();
             feed(worker);
@@ -212,8 +231,9 @@ private:
     }
 
     void welcome(const std::string& id) {
-        std::array frames{header(Command::welcome, {static_cast<std::uint64_t>(options_.heartbeat_interval.count()),
-                                                    options_.heartbeat_liveness})};
+        std::array frames{header(Command::welcome,
+                                 {static_cast<std::uint64_t>(options_.heartbeat_interval.count()),
+                                  options_.heartbeat_liveness})};
         send(socket_, id, frames);
     }
 
@@ -228,7 +248,8 @@ private:
             broker_.worker_count_ = workers_.size();
         }
         broker_.workers_changed_.notify_all();
-        for (const auto& [id, client] : clients_) send_status(id);
+        for (const auto& [id, client] : clients_)
+            send_status(id);
     }
 
     // ---- workers ----
@@ -241,10 +262,12 @@ private:
     /// Tells both sides when a worker offers a job under the same name with other types.
     void check_definition(const WorkerPeer& worker, const BrokerJob& job) {
         auto it = worker.serves.find(job.name);
-        if (it == worker.serves.end() || it->second == job.signature) return;
-        const std::string text = "worker " + worker.hello.name + " was built with a different definition of job '" +
-                                 job.name + "' (worker: " + it->second + "; client: " + job.signature +
-                                 "); it will receive none of this job's subtasks: rebuild it from the same source";
+        if (it == worker.serves.end() || it->second == job.signature)
+            return;
+        const std::string text =
+            "worker " + worker.hello.name + " was built with a different definition of job '" +
+            job.name + "' (worker: " + it->second + "; client: " + job.signature +
+            "); it will receive none of this job's subtasks: rebuild it from the same source";
         std::array to_worker{header(Command::notice, {0}), text_frame(text)};
         send(socket_, worker.id, to_worker);
         std::array to_client{header(Command::notice, {job.client_job}), text_frame(text)};
@@ -253,13 +276,17 @@ private:
 
     void on_worker_message(WorkerPeer& worker, Inbound& message) {
         switch (message.command) {
-            case Command::heartbeat: return;
-            case Command::result: return on_result(worker, message);
-            case Command::failure: return on_failure(worker, message);
-            case Command::bye: return worker_lost(worker.id, "it left");
+            case Command::heartbeat:
+                return;
+            case Command::result:
+                return on_result(worker, message);
+            case Command::failure:
+                return on_failure(worker, message);
+            case Command::bye:
+                return worker_lost(worker.id, "it left");
             default:
-                throw ProtocolError("a worker may not send a " + std::string(command_name(message.command)) +
-                                    " message");
+                throw ProtocolError("a worker may not send a " +
+                                    std::string(command_name(message.command)) + " message");
         }
     }
 
@@ -267,31 +294,38 @@ private:
         const std::uint64_t job_id = message.fields[0];
         auto job = jobs_.find(job_id);
         std::vector<zmq::message_t> out;
-        if (job != jobs_.end()) out.push_back(header(Command::result, {job->second.client_job}));
+        if (job != jobs_.end())
+            out.push_back(header(Command::result, {job->second.client_job}));
         for (std::size_t i = 0; i < message.pieces(); ++i) {
             const std::uint64_t index = message.index(i);
-            if (worker.held.erase(TaskKey{job_id, index}) == 0) continue;  // requeued or stale: not ours
+            if (worker.held.erase(TaskKey{job_id, index}) == 0)
+                continue;  // requeued or stale: not ours
             ++worker.free_credits;
             if (job != jobs_.end()) {
                 out.push_back(index_frame(index));
                 out.push_back(std::move(message.body[2 * i + 1]));
             }
         }
-        if (out.size() > 1) send(socket_, job->second.client, out);
-        if (worker.free_credits > 0) hungry_.insert(worker.id);
+        if (out.size() > 1)
+            send(socket_, job->second.client, out);
+        if (worker.free_credits > 0)
+            hungry_.insert(worker.id);
         feed(worker);
     }
 
     void on_failure(WorkerPeer& worker, Inbound& message) {
         const std::uint64_t job_id = message.fields[0];
         const std::uint64_t index = message.fields[1];
-        if (worker.held.erase(TaskKey{job_id, index}) != 0) ++worker.free_credits;
+        if (worker.held.erase(TaskKey{job_id, index}) != 0)
+            ++worker.free_credits;
         if (auto job = jobs_.find(job_id); job != jobs_.end()) {
-            std::array out{header(Command::failure, {job->second.client_job, index}), std::move(message.body[0])};
+            std::array out{header(Command::failure, {job->second.client_job, index}),
+                           std::move(message.body[0])};
             send(socket_, job->second.client, out);
             forget_job(job_id);
         }
-        if (worker.free_credits > 0) hungry_.insert(worker.id);
+        if (worker.free_credits > 0)
+            hungry_.insert(worker.id);
         feed(worker);
     }
 
@@ -303,7 +337,8 @@ private:
                 const std::uint64_t job_id = rotation_.front();
                 rotation_.pop_front();
                 auto it = jobs_.find(job_id);
-                if (it == jobs_.end()) continue;
+                if (it == jobs_.end())
+                    continue;
                 BrokerJob& job = it->second;
                 if (job.queue.empty()) {
                     job.in_rotation = false;
@@ -324,23 +359,26 @@ private:
                 sent = true;
                 break;
             }
-            if (!sent) break;
+            if (!sent)
+                break;
         }
-        if (worker.free_credits == 0) hungry_.erase(worker.id);
+        if (worker.free_credits == 0)
+            hungry_.erase(worker.id);
     }
 
     void send_task(WorkerPeer& worker, BrokerJob& job, Task task) {
         if (worker.opened.insert(job.id).second) {
             zmq::message_t shared;
             shared.copy(job.shared);
-            std::array definition{header(Command::job, {job.id}), text_frame(job.name), text_frame(job.signature),
-                                  std::move(shared)};
+            std::array definition{header(Command::job, {job.id}), text_frame(job.name),
+                                  text_frame(job.signature), std::move(shared)};
             send(socket_, worker.id, definition);
             job.opened_by.insert(worker.id);
         }
         zmq::message_t payload;
         payload.copy(task.payload);  // shares the bytes: kept to requeue if the worker is lost
-        std::array frames{header(Command::task, {job.id}), index_frame(task.index), std::move(payload)};
+        std::array frames{header(Command::task, {job.id}), index_frame(task.index),
+                          std::move(payload)};
         send(socket_, worker.id, frames);
         worker.held.emplace(TaskKey{job.id, task.index}, std::move(task.payload));
         --worker.free_credits;
@@ -349,29 +387,34 @@ private:
     /// Drops a worker; every subtask it held goes back to the front of its job's queue.
     void worker_lost(const std::string& id, const std::string& how) {
         auto it = workers_.find(id);
-        if (it == workers_.end()) return;
+        if (it == workers_.end())
+            return;
         WorkerPeer worker = std::move(it->second);
         workers_.erase(it);
         hungry_.erase(id);
         for (std::uint64_t job_id : worker.opened) {
-            if (auto job = jobs_.find(job_id); job != jobs_.end()) job->second.opened_by.erase(id);
+            if (auto job = jobs_.find(job_id); job != jobs_.end())
+                job->second.opened_by.erase(id);
         }
         if (!worker.held.empty()) {
-            log_warning("broker", "worker " + worker.hello.name + " is gone (" + how + ") holding " +
-                                      std::to_string(worker.held.size()) + " subtask(s); they go to other workers");
+            log_warning("broker", "worker " + worker.hello.name + " is gone (" + how +
+                                      ") holding " + std::to_string(worker.held.size()) +
+                                      " subtask(s); they go to other workers");
         }
         std::vector<std::uint64_t> requeued;
         for (auto& [key, payload] : worker.held) {
             auto job_it = jobs_.find(key.job);
-            if (job_it == jobs_.end()) continue;
+            if (job_it == jobs_.end())
+                continue;
             BrokerJob& job = job_it->second;
             const unsigned losses = ++job.losses[key.index];
             if (losses >= options_.max_attempts) {
                 Failure failure;
                 failure.kind = FailureKind::worker_lost;
                 failure.worker = worker.hello.name;
-                failure.message = "job '" + job.name + "': subtask " + std::to_string(key.index) + " was lost with " +
-                                  std::to_string(losses) + " workers; the last, " + worker.hello.name + ", " + how;
+                failure.message = "job '" + job.name + "': subtask " + std::to_string(key.index) +
+                                  " was lost with " + std::to_string(losses) +
+                                  " workers; the last, " + worker.hello.name + ", " + how;
                 fail_job(job, key.index, failure);
                 continue;
             }
@@ -380,7 +423,8 @@ private:
         }
         publish_worker_count();
         for (std::uint64_t job_id : requeued) {
-            if (auto job = jobs_.find(job_id); job != jobs_.end()) place(job->second);
+            if (auto job = jobs_.find(job_id); job != jobs_.end())
+                place(job->second);
         }
     }
 
@@ -388,26 +432,33 @@ private:
 
     void on_client_message(ClientPeer& client, Inbound& message) {
         switch (message.command) {
-            case Command::heartbeat: return;
-            case Command::submit: return on_submit(client, message);
-            case Command::task: return on_task(client, message);
+            case Command::heartbeat:
+                return;
+            case Command::submit:
+                return on_submit(client, message);
+            case Command::task:
+                return on_task(client, message);
             case Command::end:
-            case Command::cancel: return forget_job(job_id_of(client, message.fields[0]));
-            case Command::bye: return client_lost(client.id);
+            case Command::cancel:
+                return forget_job(job_id_of(client, message.fields[0]));
+            case Command::bye:
+                return client_lost(client.id);
             default:
-                throw ProtocolError("a client may not send a " + std::string(command_name(message.command)) +
-                                    " message");
+                throw ProtocolError("a client may not send a " +
+                                    std::string(command_name(message.command)) + " message");
         }
     }
 
     std::uint64_t job_id_of(const ClientPeer& client, std::uint64_t client_job) const {
-        if (client_job > 0xffffffffULL) throw ProtocolError("client job id " + std::to_string(client_job) + " is out of range");
+        if (client_job > 0xffffffffULL)
+            throw ProtocolError("client job id " + std::to_string(client_job) + " is out of range");
         return (static_cast<std::uint64_t>(client.index) << 32) | client_job;
     }
 
     void on_submit(ClientPeer& client, Inbound& message) {
         const std::uint64_t id = job_id_of(client, message.fields[0]);
-        if (jobs_.contains(id)) throw ProtocolError("job id " + std::to_string(message.fields[0]) + " submitted twice");
+        if (jobs_.contains(id))
+            throw ProtocolError("job id " + std::to_string(message.fields[0]) + " submitted twice");
         BrokerJob& job = jobs_[id];
         job.id = id;
         job.client = client.id;
@@ -420,13 +471,15 @@ private:
         client.jobs.insert(id);
         for (auto& [worker_id, worker] : workers_) {
             check_definition(worker, job);
-            if (serves(worker, job)) job.waiting_for_worker = false;
+            if (serves(worker, job))
+                job.waiting_for_worker = false;
         }
     }
 
     void on_task(ClientPeer& client, Inbound& message) {
         auto it = jobs_.find(job_id_of(client, message.fields[0]));
-        if (it == jobs_.end()) return;  // failed or cancelled meanwhile
+        if (it == jobs_.end())
+            return;  // failed or cancelled meanwhile
         BrokerJob& job = it->second;
         for (std::size_t i = 0; i < message.pieces(); ++i) {
             job.queue.push_back(Task{message.index(i), std::move(message.body[2 * i + 1])});
@@ -434,18 +487,33 @@ private:
         place(job);
     }
 
-    /// Puts a job with queued subtasks in the rotation and offers it to idle workers.
+    /// Puts a job with queued subtasks in the rotation and gives them to workers with free
+    /// credits. Busy workers are not looked at: while all are busy this costs O(1).
     void place(BrokerJob& job) {
-        if (job.queue.empty()) return;
+        if (job.queue.empty())
+            return;
         if (!job.in_rotation) {
             rotation_.push_back(job.id);
             job.in_rotation = true;
         }
-        std::vector<std::string> idle(hungry_.begin(), hungry_.end());
-        for (const auto& id : idle) {
-            auto worker = workers_.find(id);
-            if (worker != workers_.end() && serves(worker->second, job)) feed(worker->second);
-            if (job.queue.empty()) break;
+        // One subtask per worker and pass, so that a few subtasks spread over idle workers
+        // instead of filling the first one's credits.
+        for (bool gave = true; gave && !job.queue.empty();) {
+            gave = false;
+            for (auto it = hungry_.begin(); it != hungry_.end() && !job.queue.empty();) {
+                auto worker = workers_.find(*it);
+                if (worker == workers_.end()) {
+                    it = hungry_.erase(it);
+                    continue;
+                }
+                if (serves(worker->second, job)) {
+                    Task task = std::move(job.queue.front());
+                    job.queue.pop_front();
+                    send_task(worker->second, job, std::move(task));
+                    gave = true;
+                }
+                it = worker->second.free_credits == 0 ? hungry_.erase(it) : std::next(it);
+            }
         }
     }
 
@@ -459,24 +527,29 @@ private:
     /// Results still on their way are then ignored.
     void forget_job(std::uint64_t job_id) {
         auto it = jobs_.find(job_id);
-        if (it == jobs_.end()) return;
+        if (it == jobs_.end())
+            return;
         for (const auto& worker_id : it->second.opened_by) {
             auto worker = workers_.find(worker_id);
-            if (worker == workers_.end()) continue;
+            if (worker == workers_.end())
+                continue;
             worker->second.opened.erase(job_id);
             std::array frames{header(Command::end, {job_id})};
             send(socket_, worker_id, frames);
         }
-        if (auto client = clients_.find(it->second.client); client != clients_.end()) client->second.jobs.erase(job_id);
+        if (auto client = clients_.find(it->second.client); client != clients_.end())
+            client->second.jobs.erase(job_id);
         jobs_.erase(it);  // a stale id left in rotation_ is skipped there
     }
 
     void client_lost(const std::string& id) {
         auto it = clients_.find(id);
-        if (it == clients_.end()) return;
+        if (it == clients_.end())
+            return;
         auto jobs = std::move(it->second.jobs);
         clients_.erase(it);
-        for (std::uint64_t job_id : jobs) forget_job(job_id);
+        for (std::uint64_t job_id : jobs)
+            forget_job(job_id);
     }
 
     // ---- time ----
@@ -486,15 +559,20 @@ private:
         const auto silence = options_.heartbeat_interval * options_.heartbeat_liveness;
         std::vector<std::string> silent_workers, silent_clients;
         for (auto& [id, worker] : workers_) {
-            if (now - worker.last_heard > silence) silent_workers.push_back(id);
+            if (now - worker.last_heard > silence)
+                silent_workers.push_back(id);
         }
         for (auto& [id, client] : clients_) {
-            if (now - client.last_heard > silence) silent_clients.push_back(id);
+            if (now - client.last_heard > silence)
+                silent_clients.push_back(id);
         }
         for (const auto& id : silent_workers) {
-            worker_lost(id, "it sent nothing for " + format_ms(std::chrono::duration_cast<std::chrono::milliseconds>(silence)));
+            worker_lost(
+                id, "it sent nothing for " +
+                        format_ms(std::chrono::duration_cast<std::chrono::milliseconds>(silence)));
         }
-        for (const auto& id : silent_clients) client_lost(id);
+        for (const auto& id : silent_clients)
+            client_lost(id);
 
         for (const auto& [id, worker] : workers_) {
             std::array frames{header(Command::heartbeat)};
@@ -510,8 +588,9 @@ private:
     void check_worker_waits(Clock::time_point now) {
         std::vector<std::uint64_t> expired;
         for (auto& [job_id, job] : jobs_) {
-            const bool served = std::any_of(workers_.begin(), workers_.end(),
-                                            [&](const auto& entry) { return serves(entry.second, job); });
+            const bool served =
+                std::any_of(workers_.begin(), workers_.end(),
+                            [&](const auto& entry) { return serves(entry.second, job); });
             if (served) {
                 job.waiting_for_worker = false;
             } else if (!job.waiting_for_worker) {
@@ -525,16 +604,17 @@ private:
             BrokerJob& job = jobs_.at(job_id);
             Failure failure;
             failure.kind = FailureKind::no_worker;
-            failure.message = "job '" + job.name + "': no connected worker serves it (" + job.signature +
-                              ") after waiting " + format_ms(job.worker_wait) + "; the broker listens on " +
-                              listening();
+            failure.message = "job '" + job.name + "': no connected worker serves it (" +
+                              job.signature + ") after waiting " + format_ms(job.worker_wait) +
+                              "; the broker listens on " + listening();
             fail_job(job, 0, failure);
         }
     }
 
     std::string listening() const {
         std::string text;
-        for (const auto& endpoint : broker_.endpoints_) text += (text.empty() ? "" : ", ") + endpoint;
+        for (const auto& endpoint : broker_.endpoints_)
+            text += (text.empty() ? "" : ", ") + endpoint;
         return text;
     }
 
@@ -542,7 +622,8 @@ private:
 
     void spawn_local() {
         try {
-            children_.push_back(spawn_worker(broker_.endpoints_.front(), options_.local_worker_credits));
+            children_.push_back(
+                spawn_worker(broker_.endpoints_.front(), options_.local_worker_credits));
         } catch (const Error& e) {
             log_warning("broker", e.what());
             return;
@@ -552,8 +633,10 @@ private:
     }
 
     void on_child_exit(int pidfd) {
-        auto child = std::find_if(children_.begin(), children_.end(), [&](const auto& c) { return c.pidfd == pidfd; });
-        if (child == children_.end()) return;
+        auto child = std::find_if(children_.begin(), children_.end(),
+                                  [&](const auto& c) { return c.pidfd == pidfd; });
+        if (child == children_.end())
+            return;
         const pid_t pid = child->pid;
         const std::string how = describe_wait_status(reap(*child));
         children_.erase(child);
@@ -567,13 +650,15 @@ private:
         if (worker != workers_.end()) {
             worker_lost(worker->first, "local worker process " + std::to_string(pid) + " " + how);
         } else {
-            log_warning("broker", "local worker process " + std::to_string(pid) + " " + how + " before it joined");
+            log_warning("broker", "local worker process " + std::to_string(pid) + " " + how +
+                                      " before it joined");
         }
     }
 
     void shut_down() {
         for (auto& [id, worker] : workers_) {
-            if (!worker.hello.local) continue;
+            if (!worker.hello.local)
+                continue;
             std::array frames{header(Command::bye)};
             send(socket_, id, frames);
         }
@@ -600,8 +685,8 @@ private:
     std::unordered_map<std::string, WorkerPeer> workers_;
     std::unordered_map<std::string, ClientPeer> clients_;
     std::unordered_map<std::uint64_t, BrokerJob> jobs_;
-    std::deque<std::uint64_t> rotation_;        // jobs with queued subtasks, served in turn
-    std::unordered_set<std::string> hungry_;    // workers with free credits
+    std::deque<std::uint64_t> rotation_;      // jobs with queued subtasks, served in turn
+    std::unordered_set<std::string> hungry_;  // workers with free credits
     std::uint32_t next_client_index_ = 1;
     Clock::time_point next_tick_;
 };
@@ -618,15 +703,19 @@ Broker::Broker(zmq::context_t& context, BrokerOptions options)
         endpoints_.push_back(socket_.get(zmq::sockopt::last_endpoint));
     }
     stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (stop_fd_ < 0) throw Error("dtask: cannot create the broker's stop event (eventfd)");
+    if (stop_fd_ < 0)
+        throw Error("dtask: cannot create the broker's stop event (eventfd)");
 }
 
 Broker::~Broker() {
     stop();
-    if (stop_fd_ >= 0) close(stop_fd_);
+    if (stop_fd_ >= 0)
+        close(stop_fd_);
 }
 
-void Broker::start() { thread_ = std::thread([this] { run(); }); }
+void Broker::start() {
+    thread_ = std::thread([this] { run(); });
+}
 
 void Broker::run() noexcept {
     Loop loop(*this);
@@ -635,7 +724,8 @@ void Broker::run() noexcept {
 }
 
 void Broker::stop() {
-    if (!thread_.joinable()) return;
+    if (!thread_.joinable())
+        return;
     const std::uint64_t one = 1;
     [[maybe_unused]] auto written = write(stop_fd_, &one, sizeof one);
     thread_.join();

@@ -3,10 +3,6 @@
 // partial results back. One thread, one ROUTER socket bound to every endpoint; event-driven
 // (zmq poll on the socket, a stop eventfd and the local workers' pidfds), no sleeping.
 
-#include "process.hpp"
-
-#include <zmq.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -16,6 +12,10 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <zmq.hpp>
+
+#include "process.hpp"
 
 namespace dtask::detail {
 

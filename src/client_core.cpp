@@ -1,16 +1,16 @@
 #include "client_core.hpp"
 
-#include "log.hpp"
-#include "protocol.hpp"
-
-#include <dtask/error.hpp>
+#include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
 
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <unordered_map>
-#include <unordered_set>
+#include <dtask/error.hpp>
+
+#include "log.hpp"
+#include "protocol.hpp"
 
 namespace dtask::detail {
 
@@ -52,16 +52,21 @@ public:
         std::vector<zmq::message_t> frames;
         auto next_heartbeat = Clock::now() + interval_;
         while (!stopped_) {
-            std::array<zmq::pollitem_t, 2> items{{{socket_.handle(), 0, ZMQ_POLLIN, 0},
-                                                  {nullptr, core_.wake_fd_, ZMQ_POLLIN, 0}}};
+            std::array<zmq::pollitem_t, 2> items{
+                {{socket_.handle(), 0, ZMQ_POLLIN, 0},
+                 {nullptr, core_.mailbox_->wake_fd, ZMQ_POLLIN, 0}}};
             const auto wait = std::max(std::chrono::milliseconds(0),
-                                       std::chrono::duration_cast<std::chrono::milliseconds>(next_heartbeat - Clock::now()));
+                                       std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           next_heartbeat - Clock::now()));
             zmq::poll(items.data(), items.size(), wait);
-            if (items[1].revents & ZMQ_POLLIN) take_requests();
+            if (items[1].revents & ZMQ_POLLIN)
+                take_requests();
             if (items[0].revents & ZMQ_POLLIN) {
                 for (int burst = 0; burst < 256; ++burst) {
                     frames.clear();
-                    if (!zmq::recv_multipart(socket_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+                    if (!zmq::recv_multipart(socket_, std::back_inserter(frames),
+                                             zmq::recv_flags::dontwait))
+                        break;
                     last_heard_ = Clock::now();
                     on_message(frames);
                 }
@@ -76,6 +81,22 @@ public:
         }
         std::array bye{header(Command::bye)};
         send(socket_, {}, bye);
+    }
+
+    /// After an unexpected error on the I/O thread: no job may wait for it any more.
+    void abandon(const std::string& why) {
+        fail_all<TransportError>("the client's I/O thread stopped: " + why);
+        std::vector<std::shared_ptr<RunState>> left;
+        {
+            std::lock_guard lock(core_.mailbox_->mutex);
+            core_.mailbox_->stopping = true;
+            core_.mailbox_->stop_reason = "the client's I/O thread stopped: " + why;
+            left.swap(core_.mailbox_->incoming);
+        }
+        for (auto& run : left) {
+            run->fail(
+                std::make_exception_ptr(TransportError("job '" + run->job_name() + "': " + why)));
+        }
     }
 
 private:
@@ -93,23 +114,26 @@ private:
 
     void take_requests() {
         std::uint64_t count = 0;
-        [[maybe_unused]] auto got = read(core_.wake_fd_, &count, sizeof count);
+        auto& mailbox = *core_.mailbox_;
+        [[maybe_unused]] auto got = read(mailbox.wake_fd, &count, sizeof count);
         std::vector<std::shared_ptr<RunState>> incoming;
         std::vector<std::weak_ptr<RunState>> cancelled;
         std::string stop_reason;
         {
-            std::lock_guard lock(core_.mutex_);
-            incoming.swap(core_.incoming_);
-            cancelled.swap(core_.cancelled_);
-            if (core_.stopping_) {
+            std::lock_guard lock(mailbox.mutex);
+            incoming.swap(mailbox.incoming);
+            cancelled.swap(mailbox.cancelled);
+            if (mailbox.stopping) {
                 stopped_ = true;
-                stop_reason = core_.stop_reason_;
+                stop_reason = mailbox.stop_reason;
             }
         }
-        for (auto& run : incoming) start(std::move(run));
+        for (auto& run : incoming)
+            start(std::move(run));
         for (auto& weak : cancelled) {
             auto run = weak.lock();
-            if (!run) continue;
+            if (!run)
+                continue;
             for (auto it = jobs_.begin(); it != jobs_.end(); ++it) {
                 if (it->second.run == run) {
                     drop(it->first, Command::cancel);
@@ -119,7 +143,8 @@ private:
         }
         if (stopped_) {
             for (auto& [id, job] : jobs_) {
-                job.run->fail(std::make_exception_ptr(Error("job '" + job.run->job_name() + "': " + stop_reason)));
+                job.run->fail(std::make_exception_ptr(
+                    Error("job '" + job.run->job_name() + "': " + stop_reason)));
                 std::array frames{header(Command::cancel, {id})};
                 send(socket_, {}, frames);
             }
@@ -128,23 +153,26 @@ private:
     }
 
     void start(std::shared_ptr<RunState> run) {
-        if (run->finished()) return;  // cancelled before it got here
+        if (run->finished())
+            return;  // cancelled before it got here
         const std::uint64_t id = next_job_id_++;
         ActiveJob& job = jobs_[id];
         job.run = run;
-        if (run->run_options().window != 0) job.window = run->run_options().window;
+        if (run->run_options().window != 0)
+            job.window = run->run_options().window;
         std::weak_ptr<RunState> weak = run;
-        run->set_cancel_hook([core = &core_, weak] {
+        run->set_cancel_hook([mailbox = core_.mailbox_, weak] {
             {
-                std::lock_guard lock(core->mutex_);
-                core->cancelled_.push_back(weak);
+                std::lock_guard lock(mailbox->mutex);
+                mailbox->cancelled.push_back(weak);
             }
-            const std::uint64_t one = 1;
-            [[maybe_unused]] auto written = write(core->wake_fd_, &one, sizeof one);
+            mailbox->wake();
         });
-        const auto wait_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, run->run_options().worker_wait.count()));
+        const auto wait_ms = static_cast<std::uint64_t>(
+            std::max<std::int64_t>(0, run->run_options().worker_wait.count()));
         std::array frames{header(Command::submit, {id, wait_ms}), text_frame(run->job_name()),
-                          text_frame(run->signature()), zmq::message_t(run->shared().data(), run->shared().size())};
+                          text_frame(run->signature()),
+                          zmq::message_t(run->shared().data(), run->shared().size())};
         send(socket_, {}, frames);
         pump(id, job);
     }
@@ -168,10 +196,12 @@ private:
             const std::uint64_t index = job.emitted++;
             job.outstanding.insert(index);
             job.run->count_emitted();
-            std::array frames{header(Command::task, {id}), index_frame(index), payload_frame(std::move(bytes))};
+            std::array frames{header(Command::task, {id}), index_frame(index),
+                              payload_frame(std::move(bytes))};
             send(socket_, {}, frames);
         }
-        if (job.exhausted && job.folded == job.emitted) finish(id, job);
+        if (job.exhausted && job.folded == job.emitted)
+            finish(id, job);
     }
 
     void finish(std::uint64_t id, ActiveJob& job) {
@@ -185,7 +215,8 @@ private:
 
     void fail(std::uint64_t id, std::exception_ptr error) {
         auto it = jobs_.find(id);
-        if (it == jobs_.end()) return;
+        if (it == jobs_.end())
+            return;
         it->second.run->fail(std::move(error));
         drop(id, Command::cancel);
     }
@@ -204,26 +235,35 @@ private:
         try {
             message = parse(frames, 0);
         } catch (const ProtocolError& e) {
-            log_warning("client", std::string("ignoring a malformed message from the broker: ") + e.what());
+            log_warning("client",
+                        std::string("ignoring a malformed message from the broker: ") + e.what());
             return;
         }
         switch (message.command) {
             case Command::welcome:
-                if (message.fields[0] > 0) interval_ = std::chrono::milliseconds(message.fields[0]);
-                if (message.fields[1] > 0) liveness_ = static_cast<unsigned>(message.fields[1]);
+                if (message.fields[0] > 0)
+                    interval_ = std::chrono::milliseconds(message.fields[0]);
+                if (message.fields[1] > 0)
+                    liveness_ = static_cast<unsigned>(message.fields[1]);
                 return;
-            case Command::heartbeat: return;
+            case Command::heartbeat:
+                return;
             case Command::status: {
                 std::lock_guard lock(core_.workers_mutex_);
                 core_.workers_ = message.fields[0];
                 core_.workers_changed_.notify_all();
                 return;
             }
-            case Command::result: return on_result(message);
-            case Command::failure: return on_failure(message);
-            case Command::notice: return on_notice(message);
-            case Command::refuse: return on_refused(std::string(as_text(message.body[0])));
-            case Command::reconnect: return on_broker_lost("the broker no longer knew this client (it restarted?)");
+            case Command::result:
+                return on_result(message);
+            case Command::failure:
+                return on_failure(message);
+            case Command::notice:
+                return on_notice(message);
+            case Command::refuse:
+                return on_refused(std::string(as_text(message.body[0])));
+            case Command::reconnect:
+                return on_broker_lost("the broker no longer knew this client (it restarted?)");
             default:
                 log_warning("client", "ignoring a " + std::string(command_name(message.command)) +
                                           " message, which a broker does not send to clients");
@@ -233,13 +273,15 @@ private:
     void on_result(Inbound& message) {
         const std::uint64_t id = message.fields[0];
         auto it = jobs_.find(id);
-        if (it == jobs_.end()) return;  // cancelled or failed: late results are ignored
+        if (it == jobs_.end())
+            return;  // cancelled or failed: late results are ignored
         ActiveJob& job = it->second;
         const bool in_order = job.run->job_options().order == ReduceOrder::subtask_order;
         try {
             for (std::size_t i = 0; i < message.pieces(); ++i) {
                 const std::uint64_t index = message.index(i);
-                if (job.outstanding.erase(index) == 0) continue;  // a duplicate: counted once only
+                if (job.outstanding.erase(index) == 0)
+                    continue;  // a duplicate: counted once only
                 if (!in_order) {
                     fold(job, message.body[2 * i + 1], index);
                     continue;
@@ -273,32 +315,41 @@ private:
         const std::uint64_t id = message.fields[0];
         const std::uint64_t index = message.fields[1];
         auto it = jobs_.find(id);
-        if (it == jobs_.end()) return;
+        if (it == jobs_.end())
+            return;
         const std::string& name = it->second.run->job_name();
         std::exception_ptr error;
         try {
             auto failure = decode_body<Failure>(message.body[0], "a failure report");
             switch (failure.kind) {
                 case FailureKind::exception:
-                    error = std::make_exception_ptr(
-                        TaskError(name, index, failure.worker, failure.exception_type, failure.message));
+                    error = std::make_exception_ptr(TaskError(
+                        name, index, failure.worker, failure.exception_type, failure.message));
                     break;
-                case FailureKind::worker_lost: error = std::make_exception_ptr(WorkerLostError(failure.message)); break;
+                case FailureKind::worker_lost:
+                    error = std::make_exception_ptr(WorkerLostError(failure.message));
+                    break;
                 case FailureKind::no_worker: {
                     std::string text = failure.message;
-                    for (const auto& notice : it->second.notices) text += "; " + notice;
+                    for (const auto& notice : it->second.notices)
+                        text += "; " + notice;
                     error = std::make_exception_ptr(TimeoutError(text));
                     break;
                 }
                 case FailureKind::definition:
                     error = std::make_exception_ptr(JobDefinitionError(failure.message));
                     break;
-                case FailureKind::protocol: error = std::make_exception_ptr(ProtocolError(failure.message)); break;
-                default: error = std::make_exception_ptr(Error(failure.message)); break;
+                case FailureKind::protocol:
+                    error = std::make_exception_ptr(ProtocolError(failure.message));
+                    break;
+                default:
+                    error = std::make_exception_ptr(Error(failure.message));
+                    break;
             }
         } catch (const ProtocolError& e) {
-            error = std::make_exception_ptr(
-                ProtocolError("job '" + name + "' failed, and the broker's report of why was unreadable: " + e.what()));
+            error = std::make_exception_ptr(ProtocolError(
+                "job '" + name +
+                "' failed, and the broker's report of why was unreadable: " + e.what()));
         }
         it->second.run->fail(error);
         drop(id, Command::end);
@@ -307,11 +358,13 @@ private:
     void on_notice(Inbound& message) {
         const std::string text(as_text(message.body[0]));
         log_warning("client", text);
-        if (auto it = jobs_.find(message.fields[0]); it != jobs_.end()) it->second.notices.push_back(text);
+        if (auto it = jobs_.find(message.fields[0]); it != jobs_.end())
+            it->second.notices.push_back(text);
     }
 
     void on_refused(const std::string& reason) {
-        fail_all<TransportError>("the broker at " + core_.options_.endpoint + " refused this client: " + reason);
+        fail_all<TransportError>("the broker at " + core_.options_.endpoint +
+                                 " refused this client: " + reason);
     }
 
     void on_broker_lost(const std::string& why) {
@@ -321,8 +374,11 @@ private:
 
     void check_broker(Clock::time_point now) {
         if (now - last_heard_ > interval_ * liveness_) {
-            on_broker_lost("lost contact with the broker at " + core_.options_.endpoint + ": silent for " +
-                           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now - last_heard_).count()) +
+            on_broker_lost("lost contact with the broker at " + core_.options_.endpoint +
+                           ": silent for " +
+                           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              now - last_heard_)
+                                              .count()) +
                            " ms");
         }
     }
@@ -330,7 +386,8 @@ private:
     template <class ErrorType>
     void fail_all(const std::string& why) {
         for (auto& [id, job] : jobs_) {
-            job.run->fail(std::make_exception_ptr(ErrorType("job '" + job.run->job_name() + "': " + why)));
+            job.run->fail(
+                std::make_exception_ptr(ErrorType("job '" + job.run->job_name() + "': " + why)));
         }
         jobs_.clear();
     }
@@ -345,23 +402,38 @@ private:
     bool stopped_ = false;
 };
 
+ClientCore::Mailbox::Mailbox() {
+    wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd < 0)
+        throw Error("dtask: cannot create the client's wake-up event (eventfd)");
+}
+
+ClientCore::Mailbox::~Mailbox() {
+    close(wake_fd);
+}
+
+void ClientCore::Mailbox::wake() const noexcept {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto written = write(wake_fd, &one, sizeof one);
+}
+
 ClientCore::ClientCore(zmq::context_t& context, ClientOptions options)
-    : options_(std::move(options)), context_(context) {
-    wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake_fd_ < 0) throw Error("dtask: cannot create the client's wake-up event (eventfd)");
+    : options_(std::move(options)), context_(context), mailbox_(std::make_shared<Mailbox>()) {
     // Connect here, so that a bad endpoint is an error of the constructor; from then on
     // only the I/O thread uses the socket.
     try {
         loop_ = std::make_unique<Loop>(*this);
     } catch (const zmq::error_t& e) {
-        close(wake_fd_);
-        throw TransportError("dtask: cannot connect to the broker at '" + options_.endpoint + "': " + e.what());
+        throw TransportError("dtask: cannot connect to the broker at '" + options_.endpoint +
+                             "': " + e.what());
     }
     thread_ = std::thread([this] {
         try {
             loop_->run();
         } catch (const std::exception& e) {
-            log_warning("client", std::string("I/O thread stopped by an unexpected error: ") + e.what());
+            log_warning("client",
+                        std::string("I/O thread stopped by an unexpected error: ") + e.what());
+            loop_->abandon(e.what());
         }
     });
 }
@@ -369,7 +441,6 @@ ClientCore::ClientCore(zmq::context_t& context, ClientOptions options)
 ClientCore::~ClientCore() {
     stop("the cluster or client was destroyed while it ran");
     loop_.reset();
-    close(wake_fd_);
 }
 
 bool ClientCore::wait_for_workers(std::size_t count, std::chrono::milliseconds timeout) const {
@@ -379,38 +450,39 @@ bool ClientCore::wait_for_workers(std::size_t count, std::chrono::milliseconds t
 
 void ClientCore::enqueue(std::shared_ptr<RunState> run) {
     {
-        std::lock_guard lock(mutex_);
-        if (!stopping_) {
-            incoming_.push_back(std::move(run));
+        std::lock_guard lock(mailbox_->mutex);
+        if (!mailbox_->stopping) {
+            mailbox_->incoming.push_back(std::move(run));
             run = nullptr;
         }
     }
     if (run) {
-        run->fail(std::make_exception_ptr(Error("job '" + run->job_name() + "' was submitted after shutdown")));
+        run->fail(std::make_exception_ptr(
+            Error("job '" + run->job_name() + "' was submitted after shutdown")));
         return;
     }
-    const std::uint64_t one = 1;
-    [[maybe_unused]] auto written = write(wake_fd_, &one, sizeof one);
+    mailbox_->wake();
 }
 
 void ClientCore::stop(const std::string& reason) {
     {
-        std::lock_guard lock(mutex_);
-        if (!stopping_) {
-            stopping_ = true;
-            stop_reason_ = reason;
+        std::lock_guard lock(mailbox_->mutex);
+        if (!mailbox_->stopping) {
+            mailbox_->stopping = true;
+            mailbox_->stop_reason = reason;
         }
     }
-    const std::uint64_t one = 1;
-    [[maybe_unused]] auto written = write(wake_fd_, &one, sizeof one);
-    if (thread_.joinable()) thread_.join();
-    // Runs handed over after the thread's last look: none can be, but fail any to be sure.
+    mailbox_->wake();
+    if (thread_.joinable())
+        thread_.join();
+    // The I/O thread failed the jobs it had; fail any handed over after its last look.
     std::vector<std::shared_ptr<RunState>> left;
     {
-        std::lock_guard lock(mutex_);
-        left.swap(incoming_);
+        std::lock_guard lock(mailbox_->mutex);
+        left.swap(mailbox_->incoming);
     }
-    for (auto& run : left) run->fail(std::make_exception_ptr(Error("job '" + run->job_name() + "': " + reason)));
+    for (auto& run : left)
+        run->fail(std::make_exception_ptr(Error("job '" + run->job_name() + "': " + reason)));
 }
 
 }  // namespace dtask::detail

@@ -3,10 +3,6 @@
 // the broker that pulls subtasks from split as the window allows, sends them, and folds
 // the partial results that come back.
 
-#include <dtask/detail/run_state.hpp>
-
-#include <zmq.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -15,6 +11,10 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <zmq.hpp>
+
+#include <dtask/detail/run_state.hpp>
 
 namespace dtask::detail {
 
@@ -44,20 +44,29 @@ public:
 private:
     class Loop;
 
+    /// What user threads hand to the I/O thread, and the eventfd that wakes it. Shared with
+    /// the cancel hooks of the jobs, which may be called after the client is gone.
+    struct Mailbox {
+        Mailbox();
+        ~Mailbox();
+        void wake() const noexcept;
+
+        int wake_fd = -1;
+        std::mutex mutex;
+        std::vector<std::shared_ptr<RunState>> incoming;
+        std::vector<std::weak_ptr<RunState>> cancelled;
+        bool stopping = false;
+        std::string stop_reason;
+    };
+
     ClientOptions options_;
     zmq::context_t& context_;
-    int wake_fd_ = -1;
+    std::shared_ptr<Mailbox> mailbox_;
     std::unique_ptr<Loop> loop_;
     std::thread thread_;
     std::atomic<std::size_t> workers_{0};
     mutable std::mutex workers_mutex_;
     mutable std::condition_variable workers_changed_;
-
-    std::mutex mutex_;  // guards what user threads hand to the I/O thread
-    std::vector<std::shared_ptr<RunState>> incoming_;
-    std::vector<std::weak_ptr<RunState>> cancelled_;
-    bool stopping_ = false;
-    std::string stop_reason_;
 };
 
 }  // namespace dtask::detail

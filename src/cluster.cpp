@@ -1,20 +1,19 @@
-#include <dtask/cluster.hpp>
-
-#include "broker.hpp"
-#include "client_core.hpp"
-#include "process.hpp"
-
-#include <dtask/detail/job_model.hpp>
-#include <dtask/error.hpp>
-
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <random>
 #include <string>
 #include <thread>
+
+#include <unistd.h>
+
+#include <dtask/cluster.hpp>
+#include <dtask/detail/job_model.hpp>
+#include <dtask/error.hpp>
+
+#include "broker.hpp"
+#include "client_core.hpp"
+#include "process.hpp"
 
 namespace dtask {
 namespace {
@@ -34,7 +33,8 @@ void refuse_inside_worker() {
     const char* parent = std::getenv(detail::parent_pid_variable);
     if (parent != nullptr && std::to_string(getppid()) == parent) {
         throw Error(
-            "dtask: this process was started as a dtask worker, but main() created a Cluster instead of serving: "
+            "dtask: this process was started as a dtask worker, but main() created a Cluster "
+            "instead of serving: "
             "call dtask::init(argc, argv) first thing in main()");
     }
 }
@@ -43,18 +43,22 @@ void refuse_inside_worker() {
 
 struct Cluster::Impl {
     explicit Impl(const ClusterOptions& options)
-        : local_workers(options.local_workers < 0 ? std::max(1u, std::thread::hardware_concurrency())
-                                                  : static_cast<unsigned>(options.local_workers)),
+        : local_workers(options.local_workers < 0
+                            ? std::max(1u, std::thread::hardware_concurrency())
+                            : static_cast<unsigned>(options.local_workers)),
           broker(context, broker_options(options, local_workers)),
-          client(context, detail::ClientOptions{broker.endpoints().front(), options.heartbeat_interval,
-                                                options.heartbeat_liveness}) {
+          client(context,
+                 detail::ClientOptions{broker.endpoints().front(), options.heartbeat_interval,
+                                       options.heartbeat_liveness}) {
         broker.start();
     }
 
-    static detail::BrokerOptions broker_options(const ClusterOptions& options, unsigned local_workers) {
+    static detail::BrokerOptions broker_options(const ClusterOptions& options,
+                                                unsigned local_workers) {
         detail::BrokerOptions broker;
         broker.endpoints.push_back(private_endpoint());
-        broker.endpoints.insert(broker.endpoints.end(), options.listen.begin(), options.listen.end());
+        broker.endpoints.insert(broker.endpoints.end(), options.listen.begin(),
+                                options.listen.end());
         broker.local_workers = local_workers;
         broker.local_worker_credits = std::max(1u, options.worker_credits);
         broker.heartbeat_interval = options.heartbeat_interval;
@@ -71,7 +75,8 @@ struct Cluster::Impl {
 Cluster::Cluster(ClusterOptions options) {
     refuse_inside_worker();
     detail::check_registry();
-    if (options.heartbeat_interval.count() <= 0) throw Error("dtask: ClusterOptions::heartbeat_interval must be positive");
+    if (options.heartbeat_interval.count() <= 0)
+        throw Error("dtask: ClusterOptions::heartbeat_interval must be positive");
     impl_ = std::make_unique<Impl>(options);
 }
 
@@ -81,17 +86,25 @@ Cluster::~Cluster() {
     impl_->broker.stop();
 }
 
-const std::vector<std::string>& Cluster::endpoints() const { return impl_->broker.endpoints(); }
+const std::vector<std::string>& Cluster::endpoints() const {
+    return impl_->broker.endpoints();
+}
 
-std::size_t Cluster::workers() const { return impl_->broker.workers(); }
+std::size_t Cluster::workers() const {
+    return impl_->broker.workers();
+}
 
 bool Cluster::wait_for_workers(std::size_t count, std::chrono::milliseconds timeout) const {
     return impl_->broker.wait_for_workers(count, timeout);
 }
 
-std::vector<pid_t> Cluster::local_worker_pids() const { return impl_->broker.local_worker_pids(); }
+std::vector<pid_t> Cluster::local_worker_pids() const {
+    return impl_->broker.local_worker_pids();
+}
 
-void Cluster::enqueue(std::shared_ptr<detail::RunState> run) { impl_->client.enqueue(std::move(run)); }
+void Cluster::enqueue(std::shared_ptr<detail::RunState> run) {
+    impl_->client.enqueue(std::move(run));
+}
 
 std::size_t Cluster::planned_workers() const {
     return std::max<std::size_t>({impl_->broker.workers(), impl_->local_workers, 1});

@@ -1,14 +1,3 @@
-#include <dtask/init.hpp>
-
-#include "process.hpp"
-#include "worker.hpp"
-
-#include <dtask/detail/job_model.hpp>
-
-#include <sys/prctl.h>
-#include <signal.h>
-#include <unistd.h>
-
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +5,16 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <dtask/detail/job_model.hpp>
+#include <dtask/init.hpp>
+
+#include "process.hpp"
+#include "worker.hpp"
 
 namespace dtask {
 namespace {
@@ -26,12 +25,13 @@ namespace {
     std::_Exit(detail::worker_usage);
 }
 
-unsigned long parse_number(std::string_view flag, std::string_view text, unsigned long low, unsigned long high) {
+unsigned long parse_number(std::string_view flag, std::string_view text, unsigned long low,
+                           unsigned long high) {
     unsigned long value = 0;
     auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (error != std::errc{} || end != text.data() + text.size() || value < low || value > high) {
-        usage_error(std::string(flag) + " takes a whole number from " + std::to_string(low) + " to " +
-                    std::to_string(high) + ", not '" + std::string(text) + "'");
+        usage_error(std::string(flag) + " takes a whole number from " + std::to_string(low) +
+                    " to " + std::to_string(high) + ", not '" + std::string(text) + "'");
     }
     return value;
 }
@@ -40,7 +40,8 @@ unsigned long parse_number(std::string_view flag, std::string_view text, unsigne
 std::optional<detail::WorkerOptions> worker_options(int argc, char** argv) {
     detail::WorkerOptions options;
     bool worker = false;
-    if (const char* endpoint = std::getenv("DTASK_WORKER"); endpoint != nullptr && *endpoint != '\0') {
+    if (const char* endpoint = std::getenv("DTASK_WORKER");
+        endpoint != nullptr && *endpoint != '\0') {
         options.endpoint = endpoint;
         worker = true;
     }
@@ -48,7 +49,8 @@ std::optional<detail::WorkerOptions> worker_options(int argc, char** argv) {
         std::string_view arg = argv[i];
         auto value_of = [&](std::string_view flag) -> std::optional<std::string_view> {
             if (arg == flag) {
-                if (i + 1 >= argc) usage_error(std::string(flag) + " needs a value");
+                if (i + 1 >= argc)
+                    usage_error(std::string(flag) + " needs a value");
                 return std::string_view(argv[++i]);
             }
             if (arg.size() > flag.size() && arg.starts_with(flag) && arg[flag.size()] == '=') {
@@ -60,13 +62,17 @@ std::optional<detail::WorkerOptions> worker_options(int argc, char** argv) {
             options.endpoint = std::string(*endpoint);
             worker = true;
         } else if (auto credits = value_of("--dtask-credits")) {
-            options.credits = static_cast<unsigned>(parse_number("--dtask-credits", *credits, 1, 65536));
+            options.credits =
+                static_cast<unsigned>(parse_number("--dtask-credits", *credits, 1, 65536));
         } else if (auto give_up = value_of("--dtask-give-up")) {
-            options.give_up = std::chrono::seconds(parse_number("--dtask-give-up", *give_up, 1, 86400 * 365));
+            options.give_up =
+                std::chrono::seconds(parse_number("--dtask-give-up", *give_up, 1, 86400 * 365));
         }
     }
-    if (!worker) return std::nullopt;
-    if (options.endpoint.empty()) usage_error("--dtask-worker needs the broker's endpoint, e.g. tcp://host:5555");
+    if (!worker)
+        return std::nullopt;
+    if (options.endpoint.empty())
+        usage_error("--dtask-worker needs the broker's endpoint, e.g. tcp://host:5555");
     return options;
 }
 
@@ -84,13 +90,15 @@ const char* worker_usage() noexcept {
 void init(int argc, char** argv) {
     detail::check_registry();
     auto options = worker_options(argc, argv);
-    if (!options) return;
+    if (!options)
+        return;
 
     if (const char* parent = std::getenv(detail::parent_pid_variable)) {
         // Started by a Cluster on this machine: die with it, even if it is killed outright.
         // The check after prctl closes the race with a parent that died before it.
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (std::to_string(getppid()) != parent) std::_Exit(detail::worker_done);
+        if (std::to_string(getppid()) != parent)
+            std::_Exit(detail::worker_done);
         options->local = true;
     }
     const int code = detail::run_worker(*options);

@@ -1,9 +1,9 @@
-#include <dtask/detail/job_model.hpp>
-#include <dtask/error.hpp>
-
 #include <algorithm>
 #include <map>
 #include <mutex>
+
+#include <dtask/detail/job_model.hpp>
+#include <dtask/error.hpp>
 
 namespace dtask::detail {
 namespace {
@@ -51,7 +51,8 @@ std::vector<std::pair<std::string, std::string>> registered_jobs() {
     auto& r = registry();
     std::lock_guard lock(r.mutex);
     std::vector<std::pair<std::string, std::string>> jobs;
-    for (const auto& [name, job] : r.jobs) jobs.emplace_back(name, job->signature());
+    for (const auto& [name, job] : r.jobs)
+        jobs.emplace_back(name, job->signature());
     return jobs;
 }
 
@@ -61,11 +62,12 @@ void check_registry() {
     for (auto it = r.jobs.begin(); it != r.jobs.end();) {
         const auto count = r.jobs.count(it->first);
         if (count > 1) {
-            std::string message = "dtask: " + std::to_string(count) + " jobs are defined under the name '" +
-                                  it->first + "' (";
+            std::string message = "dtask: " + std::to_string(count) +
+                                  " jobs are defined under the name '" + it->first + "' (";
             auto [first, last] = r.jobs.equal_range(it->first);
             for (auto dup = first; dup != last; ++dup) {
-                if (dup != first) message += "; ";
+                if (dup != first)
+                    message += "; ";
                 message += dup->second->signature();
             }
             message += "): a worker finds map by the job's name, so each name must be unique";

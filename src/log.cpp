@@ -13,7 +13,8 @@ void log_warning(std::string_view who, std::string_view message) {
         const char* setting = std::getenv("DTASK_LOG");
         return setting != nullptr && std::strcmp(setting, "quiet") == 0;
     }();
-    if (quiet) return;
+    if (quiet)
+        return;
     static std::mutex mutex;
     std::string line = "dtask ";
     line.append(who).append(": ").append(message).append("\n");

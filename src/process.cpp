@@ -1,6 +1,9 @@
 #include "process.hpp"
 
-#include <dtask/error.hpp>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -10,17 +13,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-#include <string>
-#include <vector>
+#include <dtask/error.hpp>
 
 extern char** environ;
 
 namespace dtask::detail {
 namespace {
 
-int open_pidfd(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+int open_pidfd(pid_t pid) {
+    return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+}
 
 }  // namespace
 
@@ -40,32 +42,36 @@ ChildProcess spawn_worker(const std::string& endpoint, unsigned credits) {
     std::vector<std::string> environment;
     const std::string parent_prefix = std::string(parent_pid_variable) + "=";
     for (char** entry = environ; *entry != nullptr; ++entry) {
-        if (std::strncmp(*entry, parent_prefix.c_str(), parent_prefix.size()) == 0) continue;
-        if (std::strncmp(*entry, "DTASK_WORKER=", 13) == 0) continue;
+        if (std::strncmp(*entry, parent_prefix.c_str(), parent_prefix.size()) == 0)
+            continue;
+        if (std::strncmp(*entry, "DTASK_WORKER=", 13) == 0)
+            continue;
         environment.emplace_back(*entry);
     }
     environment.push_back(parent_prefix + std::to_string(getpid()));
     std::vector<char*> envp;
-    for (auto& entry : environment) envp.push_back(entry.data());
+    for (auto& entry : environment)
+        envp.push_back(entry.data());
     envp.push_back(nullptr);
 
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     ChildProcess child;
-    const int error = posix_spawn(&child.pid, executable, &actions, nullptr, argv.data(), envp.data());
+    const int error =
+        posix_spawn(&child.pid, executable, &actions, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     if (error != 0) {
-        throw Error(std::string("dtask: cannot start a local worker process (posix_spawn of ") + executable +
-                    "): " + std::strerror(error));
+        throw Error(std::string("dtask: cannot start a local worker process (posix_spawn of ") +
+                    executable + "): " + std::strerror(error));
     }
     child.pidfd = open_pidfd(child.pid);
     if (child.pidfd < 0) {
         const int open_error = errno;
         kill(child.pid, SIGKILL);
         waitpid(child.pid, nullptr, 0);
-        throw Error(std::string("dtask: cannot watch local worker process ") + std::to_string(child.pid) +
-                    " (pidfd_open): " + std::strerror(open_error));
+        throw Error(std::string("dtask: cannot watch local worker process ") +
+                    std::to_string(child.pid) + " (pidfd_open): " + std::strerror(open_error));
     }
     return child;
 }
@@ -76,14 +82,16 @@ int reap(ChildProcess& child) {
         while (waitpid(child.pid, &status, 0) < 0 && errno == EINTR) {
         }
     }
-    if (child.pidfd >= 0) close(child.pidfd);
+    if (child.pidfd >= 0)
+        close(child.pidfd);
     child.pid = -1;
     child.pidfd = -1;
     return status;
 }
 
 std::string describe_wait_status(int status) {
-    if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+    if (WIFEXITED(status))
+        return "exited with status " + std::to_string(WEXITSTATUS(status));
     if (WIFSIGNALED(status)) {
         const int signal_number = WTERMSIG(status);
         const char* description = strsignal(signal_number);
@@ -98,17 +106,23 @@ void stop_children(std::vector<ChildProcess>& children, std::chrono::millisecond
     for (;;) {
         std::vector<pollfd> fds;
         for (auto& child : children) {
-            if (child.pid > 0) fds.push_back({child.pidfd, POLLIN, 0});
+            if (child.pid > 0)
+                fds.push_back({child.pidfd, POLLIN, 0});
         }
-        if (fds.empty()) break;
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) break;
-        if (poll(fds.data(), fds.size(), static_cast<int>(left.count())) < 0 && errno != EINTR) break;
+        if (fds.empty())
+            break;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0)
+            break;
+        if (poll(fds.data(), fds.size(), static_cast<int>(left.count())) < 0 && errno != EINTR)
+            break;
         for (auto& child : children) {
-            if (child.pid <= 0) continue;
+            if (child.pid <= 0)
+                continue;
             pollfd one{child.pidfd, POLLIN, 0};
-            if (poll(&one, 1, 0) == 1) reap(child);
+            if (poll(&one, 1, 0) == 1)
+                reap(child);
         }
     }
     for (auto& child : children) {

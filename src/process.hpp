@@ -2,11 +2,11 @@
 // Local worker processes: started with posix_spawn (never fork() in a multithreaded host),
 // watched through pidfds that a poll loop can wait on, and always reaped.
 
-#include <sys/types.h>
-
 #include <chrono>
 #include <string>
 #include <vector>
+
+#include <sys/types.h>
 
 namespace dtask::detail {
 

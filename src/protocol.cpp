@@ -1,11 +1,11 @@
 #include "protocol.hpp"
 
-#include <dtask/detail/archive.hpp>
+#include <climits>
+#include <cstring>
 
 #include <unistd.h>
 
-#include <climits>
-#include <cstring>
+#include <dtask/detail/archive.hpp>
 
 namespace dtask::detail::protocol {
 namespace {
@@ -17,54 +17,101 @@ struct Shape {
 
 bool shape_of(Command command, Shape& shape) {
     switch (command) {
-        case Command::hello: shape = {0, 1}; return true;
-        case Command::welcome: shape = {2, 0}; return true;
-        case Command::refuse: shape = {0, 1}; return true;
-        case Command::heartbeat: shape = {0, 0}; return true;
-        case Command::bye: shape = {0, 0}; return true;
-        case Command::status: shape = {1, 0}; return true;
-        case Command::reconnect: shape = {0, 0}; return true;
-        case Command::submit: shape = {2, 3}; return true;
-        case Command::task: shape = {1, 2}; return true;
-        case Command::result: shape = {1, 2}; return true;
-        case Command::failure: shape = {2, 1}; return true;
-        case Command::end: shape = {1, 0}; return true;
-        case Command::cancel: shape = {1, 0}; return true;
-        case Command::job: shape = {1, 3}; return true;
-        case Command::notice: shape = {1, 1}; return true;
+        case Command::hello:
+            shape = {0, 1};
+            return true;
+        case Command::welcome:
+            shape = {2, 0};
+            return true;
+        case Command::refuse:
+            shape = {0, 1};
+            return true;
+        case Command::heartbeat:
+            shape = {0, 0};
+            return true;
+        case Command::bye:
+            shape = {0, 0};
+            return true;
+        case Command::status:
+            shape = {1, 0};
+            return true;
+        case Command::reconnect:
+            shape = {0, 0};
+            return true;
+        case Command::submit:
+            shape = {2, 3};
+            return true;
+        case Command::task:
+            shape = {1, 2};
+            return true;
+        case Command::result:
+            shape = {1, 2};
+            return true;
+        case Command::failure:
+            shape = {2, 1};
+            return true;
+        case Command::end:
+            shape = {1, 0};
+            return true;
+        case Command::cancel:
+            shape = {1, 0};
+            return true;
+        case Command::job:
+            shape = {1, 3};
+            return true;
+        case Command::notice:
+            shape = {1, 1};
+            return true;
     }
     return false;
 }
 
 std::uint64_t read_u64(const std::byte* data) {
     std::uint64_t value = 0;
-    for (int i = 7; i >= 0; --i) value = (value << 8) | std::to_integer<std::uint64_t>(data[i]);
+    for (int i = 7; i >= 0; --i)
+        value = (value << 8) | std::to_integer<std::uint64_t>(data[i]);
     return value;
 }
 
 void write_u64(std::byte* data, std::uint64_t value) {
-    for (int i = 0; i < 8; ++i) data[i] = static_cast<std::byte>((value >> (8 * i)) & 0xff);
+    for (int i = 0; i < 8; ++i)
+        data[i] = static_cast<std::byte>((value >> (8 * i)) & 0xff);
 }
 
 }  // namespace
 
 std::string_view command_name(Command command) noexcept {
     switch (command) {
-        case Command::hello: return "hello";
-        case Command::welcome: return "welcome";
-        case Command::refuse: return "refuse";
-        case Command::heartbeat: return "heartbeat";
-        case Command::bye: return "bye";
-        case Command::status: return "status";
-        case Command::reconnect: return "reconnect";
-        case Command::submit: return "submit";
-        case Command::task: return "task";
-        case Command::result: return "result";
-        case Command::failure: return "failure";
-        case Command::end: return "end";
-        case Command::cancel: return "cancel";
-        case Command::job: return "job";
-        case Command::notice: return "notice";
+        case Command::hello:
+            return "hello";
+        case Command::welcome:
+            return "welcome";
+        case Command::refuse:
+            return "refuse";
+        case Command::heartbeat:
+            return "heartbeat";
+        case Command::bye:
+            return "bye";
+        case Command::status:
+            return "status";
+        case Command::reconnect:
+            return "reconnect";
+        case Command::submit:
+            return "submit";
+        case Command::task:
+            return "task";
+        case Command::result:
+            return "result";
+        case Command::failure:
+            return "failure";
+        case Command::end:
+            return "end";
+        case Command::cancel:
+            return "cancel";
+        case Command::job:
+            return "job";
+        case Command::notice:
+            return "notice";
     }
     return "unknown";
 }
@@ -75,15 +122,17 @@ const std::string& platform() {
         std::uint8_t first = 0;
         std::memcpy(&first, &probe, 1);
         return std::string(first == 1 ? "little-endian" : "big-endian") + ", long " +
-               std::to_string(sizeof(long) * CHAR_BIT) + " bits, pointer " + std::to_string(sizeof(void*) * CHAR_BIT) +
-               " bits, long double " + std::to_string(sizeof(long double) * CHAR_BIT) + " bits";
+               std::to_string(sizeof(long) * CHAR_BIT) + " bits, pointer " +
+               std::to_string(sizeof(void*) * CHAR_BIT) + " bits, long double " +
+               std::to_string(sizeof(long double) * CHAR_BIT) + " bits";
     }();
     return tag;
 }
 
 std::string process_name() {
     char host[256] = {};
-    if (gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "unknown-host");
+    if (gethostname(host, sizeof host - 1) != 0)
+        std::strcpy(host, "unknown-host");
     return std::string(host) + ":" + std::to_string(getpid());
 }
 
@@ -92,42 +141,46 @@ std::uint64_t Inbound::index(std::size_t piece) const {
 }
 
 Inbound parse(std::vector<zmq::message_t>& frames, std::size_t first) {
-    if (frames.size() <= first) throw ProtocolError("empty message: no dtask header frame");
+    if (frames.size() <= first)
+        throw ProtocolError("empty message: no dtask header frame");
     const zmq::message_t& head = frames[first];
     const auto* bytes = static_cast<const std::byte*>(head.data());
     if (head.size() < 4 || std::to_integer<std::uint8_t>(bytes[0]) != magic[0] ||
         std::to_integer<std::uint8_t>(bytes[1]) != magic[1]) {
-        throw ProtocolError("not a dtask message: the header frame (" + std::to_string(head.size()) +
+        throw ProtocolError("not a dtask message: the header frame (" +
+                            std::to_string(head.size()) +
                             " bytes) does not start with the dtask magic 'dt'");
     }
     const auto peer_version = std::to_integer<std::uint8_t>(bytes[2]);
     if (peer_version != version) {
-        throw ProtocolError("the peer speaks dtask protocol version " + std::to_string(peer_version) +
-                            ", this build speaks version " + std::to_string(version) +
-                            ": build both from the same dtask release");
+        throw ProtocolError("the peer speaks dtask protocol version " +
+                            std::to_string(peer_version) + ", this build speaks version " +
+                            std::to_string(version) + ": build both from the same dtask release");
     }
     Inbound message;
     message.command = static_cast<Command>(std::to_integer<std::uint8_t>(bytes[3]));
     Shape shape{};
     if (!shape_of(message.command, shape)) {
-        throw ProtocolError("unknown dtask command 0x" +
-                            [&] {
-                                static const char digits[] = "0123456789abcdef";
-                                auto c = std::to_integer<unsigned>(bytes[3]);
-                                return std::string{digits[c >> 4], digits[c & 15]};
-                            }());
+        throw ProtocolError("unknown dtask command 0x" + [&] {
+            static const char digits[] = "0123456789abcdef";
+            auto c = std::to_integer<unsigned>(bytes[3]);
+            return std::string{digits[c >> 4], digits[c & 15]};
+        }());
     }
     const std::string name(command_name(message.command));
     if (head.size() != 4 + 8 * shape.fields) {
-        throw ProtocolError("malformed " + name + " message: header frame of " + std::to_string(head.size()) +
-                            " bytes, expected " + std::to_string(4 + 8 * shape.fields));
+        throw ProtocolError("malformed " + name + " message: header frame of " +
+                            std::to_string(head.size()) + " bytes, expected " +
+                            std::to_string(4 + 8 * shape.fields));
     }
-    for (std::size_t i = 0; i < shape.fields; ++i) message.fields[i] = read_u64(bytes + 4 + 8 * i);
+    for (std::size_t i = 0; i < shape.fields; ++i)
+        message.fields[i] = read_u64(bytes + 4 + 8 * i);
     message.body = std::span<zmq::message_t>(frames).subspan(first + 1);
     const bool pairs = message.command == Command::task || message.command == Command::result;
     if (pairs) {
         if (message.body.empty() || message.body.size() % 2 != 0) {
-            throw ProtocolError("malformed " + name + " message: " + std::to_string(message.body.size()) +
+            throw ProtocolError("malformed " + name +
+                                " message: " + std::to_string(message.body.size()) +
                                 " body frames, expected (index, payload) pairs");
         }
         for (std::size_t i = 0; i < message.body.size(); i += 2) {
@@ -137,7 +190,8 @@ Inbound parse(std::vector<zmq::message_t>& frames, std::size_t first) {
             }
         }
     } else if (message.body.size() != shape.body_frames) {
-        throw ProtocolError("malformed " + name + " message: " + std::to_string(message.body.size()) +
+        throw ProtocolError("malformed " + name +
+                            " message: " + std::to_string(message.body.size()) +
                             " body frames, expected " + std::to_string(shape.body_frames));
     }
     return message;
@@ -164,13 +218,17 @@ zmq::message_t index_frame(std::uint64_t index) {
     return frame;
 }
 
-zmq::message_t text_frame(std::string_view text) { return zmq::message_t(text.data(), text.size()); }
+zmq::message_t text_frame(std::string_view text) {
+    return zmq::message_t(text.data(), text.size());
+}
 
 zmq::message_t payload_frame(std::string&& bytes) {
-    if (bytes.size() < 256) return zmq::message_t(bytes.data(), bytes.size());
+    if (bytes.size() < 256)
+        return zmq::message_t(bytes.data(), bytes.size());
     auto* owned = new std::string(std::move(bytes));
     return zmq::message_t(
-        owned->data(), owned->size(), [](void*, void* hint) { delete static_cast<std::string*>(hint); }, owned);
+        owned->data(), owned->size(),
+        [](void*, void* hint) { delete static_cast<std::string*>(hint); }, owned);
 }
 
 void tune(zmq::socket_t& socket) {
@@ -205,9 +263,11 @@ template Hello decode_body<Hello>(const zmq::message_t&, const char*);
 template Failure decode_body<Failure>(const zmq::message_t&, const char*);
 
 void send(zmq::socket_t& socket, std::string_view to, std::span<zmq::message_t> frames) {
-    if (!to.empty()) socket.send(zmq::buffer(to.data(), to.size()), zmq::send_flags::sndmore);
+    if (!to.empty())
+        socket.send(zmq::buffer(to.data(), to.size()), zmq::send_flags::sndmore);
     for (std::size_t i = 0; i < frames.size(); ++i) {
-        socket.send(frames[i], i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+        socket.send(frames[i],
+                    i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
     }
 }
 

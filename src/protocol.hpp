@@ -3,11 +3,6 @@
 // command, fixed 64-bit fields) followed by body frames whose number the command fixes.
 // Decoding validates all of it and throws ProtocolError naming what was wrong.
 
-#include <dtask/error.hpp>
-
-#include <zmq.hpp>
-#include <zmq_addon.hpp>
-
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -17,6 +12,11 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include <dtask/error.hpp>
 
 namespace dtask::detail::protocol {
 
@@ -64,12 +64,12 @@ struct Hello {
 
 /// Why a job failed, so the client throws the matching dtask exception.
 enum class FailureKind : std::uint8_t {
-    exception = 1,     // map threw: TaskError
-    worker_lost = 2,   // the subtask's workers kept dying: WorkerLostError
-    no_worker = 3,     // no worker serves the job: TimeoutError
-    definition = 4,    // the worker's job definition differs: JobDefinitionError
-    protocol = 5,      // a peer broke the protocol: ProtocolError
-    shutdown = 6,      // the broker is shutting down: Error
+    exception = 1,    // map threw: TaskError
+    worker_lost = 2,  // the subtask's workers kept dying: WorkerLostError
+    no_worker = 3,    // no worker serves the job: TimeoutError
+    definition = 4,   // the worker's job definition differs: JobDefinitionError
+    protocol = 5,     // a peer broke the protocol: ProtocolError
+    shutdown = 6,     // the broker is shutting down: Error
 };
 
 /// Body of a failure: what went wrong with one subtask (or a whole job) and where.

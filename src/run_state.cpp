@@ -1,11 +1,11 @@
-#include <dtask/detail/run_state.hpp>
-
 #include <utility>
+
+#include <dtask/detail/run_state.hpp>
 
 namespace dtask::detail {
 
-RunState::RunState(std::string job_name, std::string signature, std::string shared, RunOptions run_options,
-                   JobOptions job_options)
+RunState::RunState(std::string job_name, std::string signature, std::string shared,
+                   RunOptions run_options, JobOptions job_options)
     : job_name_(std::move(job_name)),
       signature_(std::move(signature)),
       shared_(std::move(shared)),
@@ -20,7 +20,8 @@ void RunState::declare_total(std::uint64_t total) noexcept {
 bool RunState::complete(const std::function<void()>& publish) {
     {
         std::lock_guard lock(mutex_);
-        if (status_ != Status::running) return false;
+        if (status_ != Status::running)
+            return false;
         publish();
         status_ = Status::succeeded;
         cancel_hook_ = nullptr;
@@ -32,7 +33,8 @@ bool RunState::complete(const std::function<void()>& publish) {
 bool RunState::fail(std::exception_ptr error) {
     {
         std::lock_guard lock(mutex_);
-        if (status_ != Status::running) return false;
+        if (status_ != Status::running)
+            return false;
         error_ = std::move(error);
         status_ = Status::failed;
     }
@@ -44,14 +46,16 @@ void RunState::cancel() {
     std::function<void()> hook;
     {
         std::lock_guard lock(mutex_);
-        if (status_ != Status::running) return;
+        if (status_ != Status::running)
+            return;
         error_ = std::make_exception_ptr(CancelledError("job '" + job_name_ + "' was cancelled"));
         status_ = Status::failed;
         hook = std::move(cancel_hook_);
         cancel_hook_ = nullptr;
     }
     ended_.notify_all();
-    if (hook) hook();
+    if (hook)
+        hook();
 }
 
 void RunState::set_cancel_hook(std::function<void()> hook) {
@@ -77,7 +81,8 @@ bool RunState::wait_until(std::chrono::steady_clock::time_point deadline) const 
 std::unique_lock<std::mutex> RunState::wait_for_result() const {
     std::unique_lock lock(mutex_);
     ended_.wait(lock, [&] { return status_ != Status::running; });
-    if (status_ == Status::failed) std::rethrow_exception(error_);
+    if (status_ == Status::failed)
+        std::rethrow_exception(error_);
     return lock;
 }
 

@@ -1,16 +1,5 @@
 #include "worker.hpp"
 
-#include "log.hpp"
-#include "protocol.hpp"
-
-#include <dtask/detail/job_model.hpp>
-#include <dtask/detail/type_name.hpp>
-
-#include <cxxabi.h>
-#include <signal.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +9,17 @@
 #include <thread>
 #include <typeinfo>
 #include <unordered_map>
+
+#include <cxxabi.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <dtask/detail/job_model.hpp>
+#include <dtask/detail/type_name.hpp>
+
+#include "log.hpp"
+#include "protocol.hpp"
 
 namespace dtask::detail {
 
@@ -57,14 +57,23 @@ public:
         std::vector<zmq::message_t> frames;
         for (;;) {
             frames.clear();
-            if (!zmq::recv_multipart(socket_, std::back_inserter(frames))) continue;
+            if (!zmq::recv_multipart(socket_, std::back_inserter(frames)))
+                continue;
             Inbound message = parse(frames, 0);  // the I/O thread validated it already
             switch (message.command) {
-                case Command::job: open_job(message); break;
-                case Command::task: run_tasks(message); break;
-                case Command::end: jobs_.erase(message.fields[0]); break;
-                case Command::bye: return;
-                default: break;
+                case Command::job:
+                    open_job(message);
+                    break;
+                case Command::task:
+                    run_tasks(message);
+                    break;
+                case Command::end:
+                    jobs_.erase(message.fields[0]);
+                    break;
+                case Command::bye:
+                    return;
+                default:
+                    break;
             }
         }
     }
@@ -95,7 +104,8 @@ private:
                 job.unusable = failure.message;
             }
         }
-        if (!job.unusable.empty()) log_warning("worker " + worker_name_, job.unusable);
+        if (!job.unusable.empty())
+            log_warning("worker " + worker_name_, job.unusable);
     }
 
     void run_tasks(Inbound& message) {
@@ -107,15 +117,17 @@ private:
             failure.worker = worker_name_;
             if (it == jobs_.end()) {
                 failure.kind = FailureKind::protocol;
-                failure.message = "worker " + worker_name_ + " received subtask " + std::to_string(index) +
-                                  " of job " + std::to_string(job_id) + " before the job's definition";
+                failure.message = "worker " + worker_name_ + " received subtask " +
+                                  std::to_string(index) + " of job " + std::to_string(job_id) +
+                                  " before the job's definition";
             } else if (!it->second.unusable.empty()) {
                 failure.kind = FailureKind::definition;
                 failure.message = it->second.unusable;
             } else {
                 std::string partial;
                 try {
-                    it->second.model->run_map(it->second.shared.get(), as_bytes(message.payload(i)), index, partial);
+                    it->second.model->run_map(it->second.shared.get(), as_bytes(message.payload(i)),
+                                              index, partial);
                     std::array frames{header(Command::result, {job_id}), index_frame(index),
                                       payload_frame(std::move(partial))};
                     send(socket_, {}, frames);
@@ -139,7 +151,10 @@ private:
 class Link {
 public:
     Link(zmq::context_t& context, const WorkerOptions& options, int signal_fd)
-        : context_(context), options_(options), signal_fd_(signal_fd), executor_(context, zmq::socket_type::pair) {
+        : context_(context),
+          options_(options),
+          signal_fd_(signal_fd),
+          executor_(context, zmq::socket_type::pair) {
         tune(executor_);
         executor_.bind(executor_endpoint);
         name_ = process_name();
@@ -161,7 +176,8 @@ public:
         try {
             code = serve();
         } catch (const std::exception& e) {
-            log_warning("worker " + name_, std::string("stopped by an unexpected error: ") + e.what());
+            log_warning("worker " + name_,
+                        std::string("stopped by an unexpected error: ") + e.what());
             code = worker_gave_up;
         }
         std::array bye{header(Command::bye)};
@@ -206,9 +222,11 @@ private:
                                                   {executor_.handle(), 0, ZMQ_POLLIN, 0},
                                                   {nullptr, signal_fd_, ZMQ_POLLIN, 0}}};
             const auto wait = std::max(std::chrono::milliseconds(0),
-                                       std::chrono::duration_cast<std::chrono::milliseconds>(next_heartbeat - Clock::now()));
+                                       std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           next_heartbeat - Clock::now()));
             zmq::poll(items.data(), items.size(), wait);
-            if (items[2].revents & ZMQ_POLLIN) return worker_done;
+            if (items[2].revents & ZMQ_POLLIN)
+                return worker_done;
             if (items[1].revents & ZMQ_POLLIN) {
                 frames.clear();
                 if (zmq::recv_multipart(executor_, std::back_inserter(frames))) {
@@ -219,11 +237,14 @@ private:
             if (items[0].revents & ZMQ_POLLIN) {
                 for (int burst = 0; burst < 64; ++burst) {
                     frames.clear();
-                    if (!zmq::recv_multipart(broker_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+                    if (!zmq::recv_multipart(broker_, std::back_inserter(frames),
+                                             zmq::recv_flags::dontwait))
+                        break;
                     last_heard_ = Clock::now();
                     silent_since = last_heard_;
                     backoff = interval_;
-                    if (auto code = on_message(frames)) return *code;
+                    if (auto code = on_message(frames))
+                        return *code;
                 }
             }
             const auto now = Clock::now();
@@ -234,11 +255,12 @@ private:
             }
             if (now - last_heard_ > interval_ * liveness_ + backoff) {
                 if (now - silent_since > options_.give_up) {
-                    log_warning("worker " + name_, "the broker at " + options_.endpoint + " has been silent for " +
-                                                       std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                                                          now - silent_since)
-                                                                          .count()) +
-                                                       " s: giving up");
+                    log_warning("worker " + name_,
+                                "the broker at " + options_.endpoint + " has been silent for " +
+                                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                       now - silent_since)
+                                                       .count()) +
+                                    " s: giving up");
                     return worker_gave_up;
                 }
                 // Reconnect with a fresh socket, waiting longer each time.
@@ -253,28 +275,40 @@ private:
         try {
             message = parse(frames, 0);
         } catch (const ProtocolError& e) {
-            log_warning("worker " + name_, std::string("ignoring a malformed message from the broker: ") + e.what());
+            log_warning("worker " + name_,
+                        std::string("ignoring a malformed message from the broker: ") + e.what());
             return std::nullopt;
         }
         switch (message.command) {
             case Command::welcome:
-                if (message.fields[0] > 0) interval_ = std::chrono::milliseconds(message.fields[0]);
-                if (message.fields[1] > 0) liveness_ = static_cast<unsigned>(message.fields[1]);
+                if (message.fields[0] > 0)
+                    interval_ = std::chrono::milliseconds(message.fields[0]);
+                if (message.fields[1] > 0)
+                    liveness_ = static_cast<unsigned>(message.fields[1]);
                 return std::nullopt;
             case Command::job:
             case Command::task:
-            case Command::end: send(executor_, {}, std::span(frames)); return std::nullopt;
-            case Command::heartbeat: return std::nullopt;
-            case Command::notice: log_warning("worker " + name_, as_text(message.body[0])); return std::nullopt;
-            case Command::reconnect: connect(); return std::nullopt;
-            case Command::bye: return worker_done;
+            case Command::end:
+                send(executor_, {}, std::span(frames));
+                return std::nullopt;
+            case Command::heartbeat:
+                return std::nullopt;
+            case Command::notice:
+                log_warning("worker " + name_, as_text(message.body[0]));
+                return std::nullopt;
+            case Command::reconnect:
+                connect();
+                return std::nullopt;
+            case Command::bye:
+                return worker_done;
             case Command::refuse:
-                log_warning("worker " + name_, "refused by the broker at " + options_.endpoint + ": " +
-                                                   std::string(as_text(message.body[0])));
+                log_warning("worker " + name_, "refused by the broker at " + options_.endpoint +
+                                                   ": " + std::string(as_text(message.body[0])));
                 return worker_refused;
             default:
-                log_warning("worker " + name_, "ignoring a " + std::string(command_name(message.command)) +
-                                                   " message, which a broker does not send to workers");
+                log_warning("worker " + name_,
+                            "ignoring a " + std::string(command_name(message.command)) +
+                                " message, which a broker does not send to workers");
                 return std::nullopt;
         }
     }
@@ -309,7 +343,8 @@ int run_worker(const WorkerOptions& options) {
         Executor executor(context, process_name());
         code = link.run(executor);
     }
-    if (signal_fd >= 0) close(signal_fd);
+    if (signal_fd >= 0)
+        close(signal_fd);
     return code;
 }
 

@@ -19,10 +19,10 @@ struct WorkerOptions {
 
 /// Exit codes of a worker process.
 enum WorkerExit : int {
-    worker_done = 0,        // told to leave, or SIGTERM/SIGINT
-    worker_usage = 2,       // bad command line
-    worker_refused = 3,     // the broker refused it
-    worker_gave_up = 4,     // the broker stayed silent
+    worker_done = 0,     // told to leave, or SIGTERM/SIGINT
+    worker_usage = 2,    // bad command line
+    worker_refused = 3,  // the broker refused it
+    worker_gave_up = 4,  // the broker stayed silent
 };
 
 /// Serves the broker at options.endpoint until told to stop; returns the exit code.

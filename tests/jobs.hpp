@@ -2,12 +2,10 @@
 // Jobs the tests run. Defined at namespace scope in a header, so that the test binary,
 // started again as a worker, has every one of them registered.
 
-#include <dtask/dtask.hpp>
-
-#include <unistd.h>
-
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <map>
 #include <numeric>
 #include <optional>
 #include <ranges>
@@ -16,18 +14,25 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
+#include <dtask/dtask.hpp>
+
 namespace test_jobs {
 
 /// Σ x² for x in 1..n, one subtask per number: many tiny subtasks from a lazy range.
 inline const dtask::Job<std::uint64_t> squares{
     "tests.squares",
-    [](const std::uint64_t& n, dtask::SplitHint) { return std::views::iota(std::uint64_t{1}, n + 1); },
+    [](const std::uint64_t& n, dtask::SplitHint) {
+        return std::views::iota(std::uint64_t{1}, n + 1);
+    },
     [](const std::uint64_t& x) { return x * x; },
     [](std::uint64_t total, std::uint64_t part) { return total + part; }};
 
 inline std::uint64_t serial_squares(std::uint64_t n) {
     std::uint64_t total = 0;
-    for (std::uint64_t x = 1; x <= n; ++x) total += x * x;
+    for (std::uint64_t x = 1; x <= n; ++x)
+        total += x * x;
     return total;
 }
 
@@ -35,7 +40,8 @@ inline std::uint64_t serial_squares(std::uint64_t n) {
 /// out of order on two workers.
 inline std::uint64_t spin(std::uint64_t units) {
     volatile std::uint64_t sink = 0;
-    for (std::uint64_t i = 0; i < units * 1000; ++i) sink = sink + i;
+    for (std::uint64_t i = 0; i < units * 1000; ++i)
+        sink = sink + i;
     return sink;
 }
 
@@ -50,16 +56,20 @@ inline std::vector<std::uint64_t> concat_split(const std::uint64_t& n, dtask::Sp
     std::iota(pieces.begin(), pieces.end(), 0);
     return pieces;
 }
-inline std::string concat_reduce(std::string text, std::string part) { return text + part; }
+inline std::string concat_reduce(std::string text, std::string part) {
+    return text + part;
+}
 
-inline const dtask::Job<std::string> concat_ordered{"tests.concat_ordered", concat_split, concat_map, concat_reduce};
-inline const dtask::Job<std::string> concat_unordered{"tests.concat_unordered", concat_split, concat_map,
-                                                      concat_reduce,
-                                                      dtask::JobOptions{.order = dtask::ReduceOrder::arrival_order}};
+inline const dtask::Job<std::string> concat_ordered{"tests.concat_ordered", concat_split,
+                                                    concat_map, concat_reduce};
+inline const dtask::Job<std::string> concat_unordered{
+    "tests.concat_unordered", concat_split, concat_map, concat_reduce,
+    dtask::JobOptions{.order = dtask::ReduceOrder::arrival_order}};
 
 inline std::string expected_concat(std::uint64_t n) {
     std::string text;
-    for (std::uint64_t i = 0; i < n; ++i) text += std::to_string(i) + ",";
+    for (std::uint64_t i = 0; i < n; ++i)
+        text += std::to_string(i) + ",";
     return text;
 }
 
@@ -68,7 +78,8 @@ inline const dtask::Job<std::uint64_t> throws_on_seven{
     "tests.throws_on_seven",
     [](const std::uint64_t& n, dtask::SplitHint) { return std::views::iota(std::uint64_t{0}, n); },
     [](const std::uint64_t& x) -> std::uint64_t {
-        if (x == 7) throw std::invalid_argument("bad input 7");
+        if (x == 7)
+            throw std::invalid_argument("bad input 7");
         return x;
     },
     [](std::uint64_t total, std::uint64_t part) { return total + part; }};
@@ -95,7 +106,8 @@ struct Scale {
     template <class Archive>
     void serialize(Archive& archive) {
         archive(factor, table);
-        if constexpr (Archive::is_loading::value) ++scale_loads;
+        if constexpr (Archive::is_loading::value)
+            ++scale_loads;
     }
 };
 struct Scaled {
@@ -116,9 +128,12 @@ struct ScaledTotal {
 };
 inline const dtask::Job<ScaledTotal> scaled{
     "tests.scaled",
-    [](const std::uint64_t& n, dtask::SplitHint) { return std::views::iota(std::uint64_t{1}, n + 1); },
+    [](const std::uint64_t& n, dtask::SplitHint) {
+        return std::views::iota(std::uint64_t{1}, n + 1);
+    },
     [](const std::uint64_t& x, const Scale& scale) {
-        return Scaled{x * scale.factor + scale.table.at(x % scale.table.size()), scale_loads.load()};
+        return Scaled{x * scale.factor + scale.table.at(x % scale.table.size()),
+                      scale_loads.load()};
     },
     [](ScaledTotal total, Scaled part) {
         total.sum += part.value;
@@ -135,9 +150,11 @@ inline const dtask::Job<std::uint64_t> windowed{
     "tests.windowed",
     [](const std::uint64_t& n, dtask::SplitHint) {
         return [n, next = std::uint64_t{0}]() mutable -> std::optional<std::uint64_t> {
-            if (next == n) return std::nullopt;
+            if (next == n)
+                return std::nullopt;
             const auto ahead = ++generated - folded.load();
-            if (ahead > most_ahead) most_ahead = ahead;
+            if (ahead > most_ahead)
+                most_ahead = ahead;
             return next++;
         };
     },
@@ -153,5 +170,19 @@ inline const dtask::Job<std::uint64_t> slow{
     [](const std::uint64_t& n, dtask::SplitHint) { return std::views::iota(std::uint64_t{0}, n); },
     [](const std::uint64_t& x) { return spin(2000) * 0 + x; },
     [](std::uint64_t total, std::uint64_t part) { return total + part; }};
+
+/// How many subtasks each process ran; a worker started with DTASK_TEST_SLOW=1 in its
+/// environment takes 40 times longer over each.
+inline const dtask::Job<std::map<std::int64_t, std::uint64_t>> counted_by_worker{
+    "tests.counted_by_worker",
+    [](const std::uint64_t& n, dtask::SplitHint) { return std::views::iota(std::uint64_t{0}, n); },
+    [](const std::uint64_t&) {
+        spin(std::getenv("DTASK_TEST_SLOW") != nullptr ? 2000 : 50);
+        return static_cast<std::int64_t>(getpid());
+    },
+    [](std::map<std::int64_t, std::uint64_t> counts, std::int64_t pid) {
+        ++counts[pid];
+        return counts;
+    }};
 
 }  // namespace test_jobs

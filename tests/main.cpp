@@ -1,9 +1,9 @@
 // The test binary doubles as a worker: started with --dtask-worker it serves the jobs of
 // tests/jobs.hpp, as a user's host binary would.
 #define DOCTEST_CONFIG_IMPLEMENT
-#include <dtask/dtask.hpp>
-
 #include <doctest/doctest.h>
+
+#include <dtask/dtask.hpp>
 
 int main(int argc, char** argv) {
     dtask::init(argc, argv);

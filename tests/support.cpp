@@ -1,5 +1,12 @@
 #include "support.hpp"
 
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -9,40 +16,48 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
-#include <stdexcept>
-
 extern char** environ;
 
 namespace test_support {
 namespace {
 
-int open_pidfd(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+int open_pidfd(pid_t pid) {
+    return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+}
 
 bool poll_readable(int fd, std::chrono::milliseconds timeout) {
     pollfd item{fd, POLLIN, 0};
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
         const int ready = poll(&item, 1, static_cast<int>(std::max<long long>(0, left.count())));
-        if (ready > 0) return true;
-        if (ready == 0) return false;
-        if (errno != EINTR) return false;
+        if (ready > 0)
+            return true;
+        if (ready == 0)
+            return false;
+        if (errno != EINTR)
+            return false;
     }
 }
 
 }  // namespace
 
-Process::Process(const std::string& program, const std::vector<std::string>& args, const std::string& output_file) {
+Process::Process(const std::string& program, const std::vector<std::string>& args,
+                 const std::string& output_file,
+                 const std::vector<std::string>& extra_environment) {
+    std::vector<std::string> environment(extra_environment);
+    for (char** entry = environ; *entry != nullptr; ++entry)
+        environment.emplace_back(*entry);
+    std::vector<char*> envp;
+    for (auto& entry : environment)
+        envp.push_back(entry.data());
+    envp.push_back(nullptr);
     std::vector<std::string> storage{program};
     storage.insert(storage.end(), args.begin(), args.end());
     std::vector<char*> argv;
-    for (auto& arg : storage) argv.push_back(arg.data());
+    for (auto& arg : storage)
+        argv.push_back(arg.data());
     argv.push_back(nullptr);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -53,16 +68,20 @@ Process::Process(const std::string& program, const std::vector<std::string>& arg
         posix_spawn_file_actions_adddup2(&actions, pipe_ends[1], STDOUT_FILENO);
         stdout_pipe_ = pipe_ends[0];
     } else if (!output_file.empty()) {
-        posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, output_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                         0644);
+        posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, output_file.c_str(),
+                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
         posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
     }
-    const int error = posix_spawn(&pid_, program.c_str(), &actions, nullptr, argv.data(), environ);
+    const int error =
+        posix_spawn(&pid_, program.c_str(), &actions, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
-    if (pipe_ends[1] >= 0) close(pipe_ends[1]);
-    if (error != 0) throw std::runtime_error("cannot start " + program + ": " + std::strerror(error));
+    if (pipe_ends[1] >= 0)
+        close(pipe_ends[1]);
+    if (error != 0)
+        throw std::runtime_error("cannot start " + program + ": " + std::strerror(error));
     pidfd_ = open_pidfd(pid_);
-    if (pidfd_ < 0) throw std::runtime_error("pidfd_open failed: " + std::string(std::strerror(errno)));
+    if (pidfd_ < 0)
+        throw std::runtime_error("pidfd_open failed: " + std::string(std::strerror(errno)));
 }
 
 Process::~Process() {
@@ -71,7 +90,8 @@ Process::~Process() {
         waitpid(pid_, nullptr, 0);
     }
     close(pidfd_);
-    if (stdout_pipe_ >= 0) close(stdout_pipe_);
+    if (stdout_pipe_ >= 0)
+        close(stdout_pipe_);
 }
 
 std::optional<std::string> Process::read_line(std::chrono::milliseconds timeout) {
@@ -82,19 +102,23 @@ std::optional<std::string> Process::read_line(std::chrono::milliseconds timeout)
             buffered_.erase(0, newline + 1);
             return line;
         }
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (stdout_pipe_ < 0 || left.count() <= 0 || !poll_readable(stdout_pipe_, left)) return std::nullopt;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (stdout_pipe_ < 0 || left.count() <= 0 || !poll_readable(stdout_pipe_, left))
+            return std::nullopt;
         char chunk[4096];
         const ssize_t got = read(stdout_pipe_, chunk, sizeof chunk);
-        if (got <= 0) return std::nullopt;
+        if (got <= 0)
+            return std::nullopt;
         buffered_.append(chunk, static_cast<std::size_t>(got));
     }
 }
 
 std::optional<int> Process::wait_exit(std::chrono::milliseconds timeout) {
-    if (reaped_) return std::nullopt;
-    if (!poll_readable(pidfd_, timeout)) return std::nullopt;
+    if (reaped_)
+        return std::nullopt;
+    if (!poll_readable(pidfd_, timeout))
+        return std::nullopt;
     int status = 0;
     waitpid(pid_, &status, 0);
     reaped_ = true;
@@ -102,7 +126,8 @@ std::optional<int> Process::wait_exit(std::chrono::milliseconds timeout) {
 }
 
 void Process::signal(int signal_number) const {
-    if (!reaped_) kill(pid_, signal_number);
+    if (!reaped_)
+        kill(pid_, signal_number);
 }
 
 std::string self_executable() {
@@ -112,8 +137,12 @@ std::string self_executable() {
     return std::string(path, static_cast<std::size_t>(length));
 }
 
-std::string examples_directory() { return DTASK_TEST_EXAMPLES_DIR; }
-std::string helpers_directory() { return DTASK_TEST_HELPERS_DIR; }
+std::string examples_directory() {
+    return DTASK_TEST_EXAMPLES_DIR;
+}
+std::string helpers_directory() {
+    return DTASK_TEST_HELPERS_DIR;
+}
 
 std::vector<pid_t> children_of_this_process() {
     std::vector<pid_t> children;
@@ -122,18 +151,22 @@ std::vector<pid_t> children_of_this_process() {
     REQUIRE(proc != nullptr);
     while (dirent* entry = readdir(proc)) {
         const char* name = entry->d_name;
-        if (name[0] < '0' || name[0] > '9') continue;
+        if (name[0] < '0' || name[0] > '9')
+            continue;
         std::ifstream stat(std::string("/proc/") + name + "/stat");
         std::string line;
-        if (!std::getline(stat, line)) continue;
+        if (!std::getline(stat, line))
+            continue;
         // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
         const auto close_paren = line.rfind(')');
-        if (close_paren == std::string::npos) continue;
+        if (close_paren == std::string::npos)
+            continue;
         std::istringstream rest(line.substr(close_paren + 1));
         std::string state;
         pid_t parent = 0;
         rest >> state >> parent;
-        if (parent == self) children.push_back(std::stoi(name));
+        if (parent == self)
+            children.push_back(std::stoi(name));
     }
     closedir(proc);
     return children;
@@ -141,7 +174,8 @@ std::vector<pid_t> children_of_this_process() {
 
 bool wait_gone(pid_t pid, std::chrono::milliseconds timeout) {
     const int fd = open_pidfd(pid);
-    if (fd < 0) return errno == ESRCH;
+    if (fd < 0)
+        return errno == ESRCH;
     const bool gone = poll_readable(fd, timeout);
     close(fd);
     return gone;
@@ -156,7 +190,8 @@ std::string read_file(const std::string& path) {
 
 std::string temp_path(const std::string& stem) {
     static std::atomic<int> counter{0};
-    return "/tmp/dtask-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + "-" + stem;
+    return "/tmp/dtask-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + "-" +
+           stem;
 }
 
 dtask::ClusterOptions small_cluster(int local_workers) {

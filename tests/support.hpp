@@ -2,16 +2,15 @@
 // What the tests share: starting and watching real processes (bounded waits on pidfds, never
 // sleeps), and waiting for a job with a time limit so that a hang fails instead of hanging.
 
-#include <dtask/dtask.hpp>
-
-#include <doctest/doctest.h>
-
-#include <sys/types.h>
-
 #include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <doctest/doctest.h>
+#include <sys/types.h>
+
+#include <dtask/dtask.hpp>
 
 namespace test_support {
 
@@ -20,7 +19,9 @@ class Process {
 public:
     /// Starts `program` with `args`; stdout and stderr go to `output_file` if not empty, or
     /// stdout to a pipe that read_line() reads if `output_file` is "|".
-    Process(const std::string& program, const std::vector<std::string>& args, const std::string& output_file = {});
+    Process(const std::string& program, const std::vector<std::string>& args,
+            const std::string& output_file = {},
+            const std::vector<std::string>& extra_environment = {});
     ~Process();
     Process(const Process&) = delete;
     Process& operator=(const Process&) = delete;
@@ -59,13 +60,15 @@ std::string temp_path(const std::string& stem);
 /// Waits at most `timeout` for the job, failing the test instead of hanging.
 template <class T>
 T get_within(dtask::JobHandle<T>& handle, std::chrono::seconds timeout = std::chrono::seconds(60)) {
-    REQUIRE_MESSAGE(handle.wait_for(timeout), "job '" << handle.job_name() << "' did not end within "
-                                                       << timeout.count() << " s");
+    REQUIRE_MESSAGE(handle.wait_for(timeout), "job '" << handle.job_name()
+                                                      << "' did not end within " << timeout.count()
+                                                      << " s");
     return handle.get();
 }
 
 template <class T, class Input>
-T run_within(dtask::Submitter& cluster, const dtask::Job<T>& job, Input input, dtask::RunOptions options = {}) {
+T run_within(dtask::Submitter& cluster, const dtask::Job<T>& job, Input input,
+             dtask::RunOptions options = {}) {
     auto handle = cluster.submit(job, std::move(input), options);
     return get_within(handle);
 }

@@ -1,16 +1,14 @@
 // Jobs on an embedded Cluster with real local worker processes.
 
-#include "jobs.hpp"
-#include "support.hpp"
-
-#include "../examples/sum_squares_job.hpp"
-
-#include <doctest/doctest.h>
-
 #include <algorithm>
 #include <thread>
 
+#include <doctest/doctest.h>
 #include <signal.h>
+
+#include "../examples/sum_squares_job.hpp"
+#include "jobs.hpp"
+#include "support.hpp"
 
 using namespace test_support;
 using namespace test_jobs;
@@ -24,7 +22,8 @@ TEST_CASE("Cluster.sum_squares_equals_serial" * doctest::timeout(120)) {
             auto handle = cluster.submit(sum_squares, Problem{n, pieces});
             const u128 total = get_within(handle);
             u128 serial = 0;
-            for (std::uint64_t x = 1; x <= n; ++x) serial += static_cast<u128>(x) * x;
+            for (std::uint64_t x = 1; x <= n; ++x)
+                serial += static_cast<u128>(x) * x;
             CHECK(to_string(total) == to_string(serial));
         }
     }
@@ -54,13 +53,15 @@ TEST_CASE("Cluster.unordered_reduce_folds_every_partial_once" * doctest::timeout
     const std::string text = run_within(cluster, concat_unordered, std::uint64_t{300});
     std::vector<std::uint64_t> numbers;
     std::size_t start = 0;
-    for (std::size_t comma = text.find(','); comma != std::string::npos; comma = text.find(',', start)) {
+    for (std::size_t comma = text.find(','); comma != std::string::npos;
+         comma = text.find(',', start)) {
         numbers.push_back(std::stoull(text.substr(start, comma - start)));
         start = comma + 1;
     }
     std::sort(numbers.begin(), numbers.end());
     REQUIRE(numbers.size() == 300);
-    for (std::uint64_t i = 0; i < 300; ++i) CHECK(numbers[i] == i);
+    for (std::uint64_t i = 0; i < 300; ++i)
+        CHECK(numbers[i] == i);
 }
 
 TEST_CASE("Cluster.map_that_throws_fails_the_job_and_the_next_job_runs" * doctest::timeout(120)) {
@@ -97,7 +98,8 @@ TEST_CASE("Cluster.four_threads_submit_at_once" * doctest::timeout(120)) {
             texts[t] = cluster.submit(concat_ordered, std::uint64_t{100 + 10u * t}).get();
         });
     }
-    for (auto& thread : threads) thread.join();
+    for (auto& thread : threads)
+        thread.join();
     for (int t = 0; t < 4; ++t) {
         CHECK(results[t] == serial_squares(5000 + 1000u * t));
         CHECK(texts[t] == expected_concat(100 + 10u * t));
@@ -110,7 +112,8 @@ TEST_CASE("Cluster.both_workers_take_part" * doctest::timeout(120)) {
     const auto pids = run_within(cluster, worker_pids, std::uint64_t{400});
     const auto local = cluster.local_worker_pids();
     CHECK(pids.size() == 2);
-    for (auto pid : pids) CHECK(std::find(local.begin(), local.end(), pid) != local.end());
+    for (auto pid : pids)
+        CHECK(std::find(local.begin(), local.end(), pid) != local.end());
 }
 
 TEST_CASE("Cluster.job_wide_data_reaches_each_worker_once" * doctest::timeout(120)) {
@@ -159,7 +162,8 @@ TEST_CASE("Cluster.wrong_input_type_is_a_clear_error" * doctest::timeout(60)) {
         CHECK(what.find("unsigned long") != std::string::npos);
         CHECK(what.find("int") != std::string::npos);
     }
-    CHECK_THROWS_AS(cluster.submit(scaled, std::uint64_t{5}), dtask::JobDefinitionError);  // needs a Scale
+    CHECK_THROWS_AS(cluster.submit(scaled, std::uint64_t{5}),
+                    dtask::JobDefinitionError);  // needs a Scale
 }
 
 TEST_CASE("Cluster.job_without_workers_fails_after_its_wait" * doctest::timeout(60)) {
@@ -198,5 +202,6 @@ TEST_CASE("Cluster.leaves_no_process_behind" * doctest::timeout(60)) {
         CHECK(run_within(cluster, squares, std::uint64_t{100}) == serial_squares(100));
     }
     CHECK(children_of_this_process().empty());  // reaped: no zombie, no live child
-    for (pid_t pid : pids) CHECK(kill(pid, 0) == -1);
+    for (pid_t pid : pids)
+        CHECK(kill(pid, 0) == -1);
 }

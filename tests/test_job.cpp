@@ -1,11 +1,11 @@
 // Job definitions: registration by name, signatures, and misuse found at start-up.
 
-#include "jobs.hpp"
-#include "support.hpp"
+#include <doctest/doctest.h>
 
 #include <dtask/detail/job_model.hpp>
 
-#include <doctest/doctest.h>
+#include "jobs.hpp"
+#include "support.hpp"
 
 using namespace test_support;
 
@@ -24,8 +24,10 @@ TEST_CASE("Job.two_jobs_under_one_name_are_an_error_at_start_up" * doctest::time
     dtask::detail::check_registry();  // the test binary itself is fine
     {
         const dtask::Job<std::uint64_t> again{
-            "tests.squares", [](const std::uint64_t& n, dtask::SplitHint) { return std::vector<std::uint64_t>(n); },
-            [](const std::uint64_t& x) { return x; }, [](std::uint64_t a, std::uint64_t b) { return a + b; }};
+            "tests.squares",
+            [](const std::uint64_t& n, dtask::SplitHint) { return std::vector<std::uint64_t>(n); },
+            [](const std::uint64_t& x) { return x; },
+            [](std::uint64_t a, std::uint64_t b) { return a + b; }};
         try {
             dtask::detail::check_registry();
             FAIL("a duplicate name must be reported");
@@ -40,8 +42,9 @@ TEST_CASE("Job.two_jobs_under_one_name_are_an_error_at_start_up" * doctest::time
 
 TEST_CASE("Job.revision_changes_the_signature" * doctest::timeout(10)) {
     const dtask::Job<std::uint64_t> revised{
-        "tests.revised", [](const std::uint64_t& n, dtask::SplitHint) { return std::vector<std::uint64_t>(n); },
-        [](const std::uint64_t& x) { return x; }, [](std::uint64_t a, std::uint64_t b) { return a + b; },
-        dtask::JobOptions{.revision = 2}};
+        "tests.revised",
+        [](const std::uint64_t& n, dtask::SplitHint) { return std::vector<std::uint64_t>(n); },
+        [](const std::uint64_t& x) { return x; },
+        [](std::uint64_t a, std::uint64_t b) { return a + b; }, dtask::JobOptions{.revision = 2}};
     CHECK(revised.signature().find("revision 2") != std::string::npos);
 }

@@ -1,18 +1,16 @@
 // Workers as separate processes: started by hand and joining over TCP, from another build,
 // outliving a silent broker, dying with a host killed outright.
 
-#include "jobs.hpp"
-#include "protocol.hpp"
-#include "support.hpp"
-
-#include "../examples/sum_squares_job.hpp"
+#include <sstream>
 
 #include <doctest/doctest.h>
-
 #include <signal.h>
 #include <sys/wait.h>
 
-#include <sstream>
+#include "../examples/sum_squares_job.hpp"
+#include "jobs.hpp"
+#include "protocol.hpp"
+#include "support.hpp"
 
 using namespace test_support;
 using namespace test_jobs;
@@ -23,7 +21,8 @@ namespace {
 /// The TCP endpoint of a cluster that listens on 127.0.0.1 with a free port.
 std::string tcp_endpoint(const dtask::Cluster& cluster) {
     for (const auto& endpoint : cluster.endpoints()) {
-        if (endpoint.starts_with("tcp://")) return endpoint;
+        if (endpoint.starts_with("tcp://"))
+            return endpoint;
     }
     FAIL("the cluster listens on no TCP endpoint");
     return {};
@@ -54,10 +53,27 @@ TEST_CASE("Workers.started_by_hand_join_over_tcp_and_take_work" * doctest::timeo
     CHECK(WEXITSTATUS(*status) == 0);
 }
 
+TEST_CASE("Workers.pull_so_a_slow_worker_gets_fewer_subtasks" * doctest::timeout(120)) {
+    dtask::Cluster cluster(listening_cluster());
+    const std::string endpoint = tcp_endpoint(cluster);
+    Process fast(self_executable(), {"--dtask-worker", endpoint});
+    Process slow(self_executable(), {"--dtask-worker", endpoint}, {}, {"DTASK_TEST_SLOW=1"});
+    REQUIRE(cluster.wait_for_workers(2, 30s));
+    auto counts = run_within(cluster, counted_by_worker, std::uint64_t{400});
+    CHECK(counts[fast.pid()] + counts[slow.pid()] == 400);
+    CHECK(counts[slow.pid()] >= 1);
+    MESSAGE("fast worker ran " << counts[fast.pid()] << " subtasks, slow worker "
+                               << counts[slow.pid()]);
+    CHECK_MESSAGE(
+        counts[fast.pid()] > 3 * counts[slow.pid()],
+        "fast worker ran " << counts[fast.pid()] << ", slow worker " << counts[slow.pid()]);
+}
+
 TEST_CASE("Workers.sum_squares_binary_serves_a_cluster" * doctest::timeout(120)) {
     using namespace sum_squares_example;
     dtask::Cluster cluster(listening_cluster());
-    Process worker(examples_directory() + "/sum_squares", {"--dtask-worker", tcp_endpoint(cluster)});
+    Process worker(examples_directory() + "/sum_squares",
+                   {"--dtask-worker", tcp_endpoint(cluster)});
     REQUIRE(cluster.wait_for_workers(1, 30s));
     auto handle = cluster.submit(sum_squares, Problem{1'000'000, 10});
     CHECK(to_string(get_within(handle)) == "333333833333500000");
@@ -66,7 +82,8 @@ TEST_CASE("Workers.sum_squares_binary_serves_a_cluster" * doctest::timeout(120))
 TEST_CASE("Workers.from_another_build_are_refused_with_a_clear_error" * doctest::timeout(120)) {
     dtask::Cluster cluster(listening_cluster());
     const std::string log = temp_path("other-build.log");
-    Process worker(helpers_directory() + "/other_build_worker", {"--dtask-worker", tcp_endpoint(cluster)}, log);
+    Process worker(helpers_directory() + "/other_build_worker",
+                   {"--dtask-worker", tcp_endpoint(cluster)}, log);
     REQUIRE(cluster.wait_for_workers(1, 30s));
     dtask::RunOptions options;
     options.worker_wait = 1500ms;
@@ -103,10 +120,12 @@ TEST_CASE("Workers.leave_when_the_broker_stays_silent" * doctest::timeout(60)) {
     REQUIRE(zmq::recv_multipart(silent, std::back_inserter(frames)));
     auto message = dtask::detail::protocol::parse(frames, 1);
     REQUIRE(message.command == dtask::detail::protocol::Command::hello);
-    auto hello = dtask::detail::protocol::decode_body<dtask::detail::protocol::Hello>(message.body[0], "hello");
+    auto hello = dtask::detail::protocol::decode_body<dtask::detail::protocol::Hello>(
+        message.body[0], "hello");
     CHECK(hello.role == dtask::detail::protocol::Role::worker);
     CHECK(hello.pid == worker.pid());
-    CHECK(std::any_of(hello.jobs.begin(), hello.jobs.end(), [](auto& job) { return job.first == "tests.squares"; }));
+    CHECK(std::any_of(hello.jobs.begin(), hello.jobs.end(),
+                      [](auto& job) { return job.first == "tests.squares"; }));
 
     // ...and, hearing nothing back, gives up and exits with status 4.
     const auto status = worker.wait_exit(20s);
@@ -121,9 +140,11 @@ TEST_CASE("Workers.die_with_a_host_killed_outright" * doctest::timeout(60)) {
     REQUIRE(line.has_value());
     std::istringstream pids_text(*line);
     std::vector<pid_t> pids;
-    for (pid_t pid = 0; pids_text >> pid;) pids.push_back(pid);
+    for (pid_t pid = 0; pids_text >> pid;)
+        pids.push_back(pid);
     REQUIRE(pids.size() == 2);
     host.signal(SIGKILL);
     REQUIRE(host.wait_exit(10s).has_value());
-    for (pid_t pid : pids) CHECK_MESSAGE(wait_gone(pid, 10s), "worker " << pid << " outlived its host");
+    for (pid_t pid : pids)
+        CHECK_MESSAGE(wait_gone(pid, 10s), "worker " << pid << " outlived its host");
 }

@@ -1,13 +1,13 @@
 // The wire protocol: encoding and decoding, and what happens to truncated, garbage and
 // incompatible messages, in memory and on a live broker's socket.
 
-#include "jobs.hpp"
-#include "protocol.hpp"
-#include "support.hpp"
+#include <doctest/doctest.h>
 
 #include <dtask/detail/archive.hpp>
 
-#include <doctest/doctest.h>
+#include "jobs.hpp"
+#include "protocol.hpp"
+#include "support.hpp"
 
 using namespace dtask::detail;
 using namespace dtask::detail::protocol;
@@ -18,7 +18,8 @@ namespace {
 
 std::vector<zmq::message_t> frames_of(std::vector<std::string> parts) {
     std::vector<zmq::message_t> frames;
-    for (auto& part : parts) frames.emplace_back(part.data(), part.size());
+    for (auto& part : parts)
+        frames.emplace_back(part.data(), part.size());
     return frames;
 }
 
@@ -72,7 +73,8 @@ TEST_CASE("Protocol.round_trip_of_every_message_shape" * doctest::timeout(10)) {
 
     std::vector<zmq::message_t> failure_frames;
     failure_frames.push_back(header(Command::failure, {9, 11}));
-    failure_frames.push_back(encode_body(Failure{FailureKind::exception, "w", "std::logic_error", "why"}));
+    failure_frames.push_back(
+        encode_body(Failure{FailureKind::exception, "w", "std::logic_error", "why"}));
     auto failure_message = parse(failure_frames, 0);
     CHECK(failure_message.fields[1] == 11);
     auto failure = decode_body<Failure>(failure_message.body[0], "failure");
@@ -81,26 +83,32 @@ TEST_CASE("Protocol.round_trip_of_every_message_shape" * doctest::timeout(10)) {
 }
 
 TEST_CASE("Protocol.garbage_and_truncated_frames_are_named" * doctest::timeout(10)) {
-    CHECK(parse_error({}) .find("empty message") != std::string::npos);
-    CHECK(parse_error(frames_of({"GET / HTTP/1.1"})).find("not a dtask message") != std::string::npos);
-    CHECK(parse_error(frames_of({"dt"})).find("not a dtask message") != std::string::npos);
-    CHECK(parse_error(frames_of({std::string("dt\x09\x01", 4)})).find("protocol version 9") != std::string::npos);
-    CHECK(parse_error(frames_of({std::string("dt\x01\x7f", 4)})).find("unknown dtask command 0x7f") !=
+    CHECK(parse_error({}).find("empty message") != std::string::npos);
+    CHECK(parse_error(frames_of({"GET / HTTP/1.1"})).find("not a dtask message") !=
           std::string::npos);
+    CHECK(parse_error(frames_of({"dt"})).find("not a dtask message") != std::string::npos);
+    CHECK(parse_error(frames_of({std::string("dt\x09\x01", 4)})).find("protocol version 9") !=
+          std::string::npos);
+    CHECK(
+        parse_error(frames_of({std::string("dt\x01\x7f", 4)})).find("unknown dtask command 0x7f") !=
+        std::string::npos);
     // A task header cut short, and one with a field too many.
     const std::string task = head(Command::task, {1});
-    CHECK(parse_error(frames_of({task.substr(0, 9), std::string(8, '\0'), "x"})).find("malformed task message") !=
-          std::string::npos);
-    CHECK(parse_error(frames_of({task + "12345678", std::string(8, '\0'), "x"})).find("header frame of 20 bytes") !=
-          std::string::npos);
+    CHECK(parse_error(frames_of({task.substr(0, 9), std::string(8, '\0'), "x"}))
+              .find("malformed task message") != std::string::npos);
+    CHECK(parse_error(frames_of({task + "12345678", std::string(8, '\0'), "x"}))
+              .find("header frame of 20 bytes") != std::string::npos);
     // Pairs that do not pair up, and an index frame of the wrong size.
-    CHECK(parse_error(frames_of({task, std::string(8, '\0')})).find("(index, payload) pairs") != std::string::npos);
-    CHECK(parse_error(frames_of({task})).find("(index, payload) pairs") != std::string::npos);
-    CHECK(parse_error(frames_of({task, "123", "x"})).find("index frame of 3 bytes") != std::string::npos);
-    // Body frames missing or extra.
-    CHECK(parse_error(frames_of({head(Command::hello)})).find("0 body frames, expected 1") != std::string::npos);
-    CHECK(parse_error(frames_of({head(Command::heartbeat), "extra"})).find("1 body frames, expected 0") !=
+    CHECK(parse_error(frames_of({task, std::string(8, '\0')})).find("(index, payload) pairs") !=
           std::string::npos);
+    CHECK(parse_error(frames_of({task})).find("(index, payload) pairs") != std::string::npos);
+    CHECK(parse_error(frames_of({task, "123", "x"})).find("index frame of 3 bytes") !=
+          std::string::npos);
+    // Body frames missing or extra.
+    CHECK(parse_error(frames_of({head(Command::hello)})).find("0 body frames, expected 1") !=
+          std::string::npos);
+    CHECK(parse_error(frames_of({head(Command::heartbeat), "extra"}))
+              .find("1 body frames, expected 0") != std::string::npos);
 }
 
 TEST_CASE("Protocol.undecodable_payloads_name_type_and_size" * doctest::timeout(10)) {
@@ -146,7 +154,8 @@ TEST_CASE("Protocol.live_broker_refuses_garbage_and_carries_on" * doctest::timeo
         return std::string(as_text(message.body[0]));
     };
     CHECK(exchange({"garbage"}).find("not a dtask message") != std::string::npos);
-    CHECK(exchange({head(Command::hello), "\x01\x02"}).find("cannot decode hello") != std::string::npos);
+    CHECK(exchange({head(Command::hello), "\x01\x02"}).find("cannot decode hello") !=
+          std::string::npos);
     CHECK(exchange({std::string("dt\x02\x01", 4)}).find("protocol version 2") != std::string::npos);
 
     Hello alien;
@@ -159,5 +168,6 @@ TEST_CASE("Protocol.live_broker_refuses_garbage_and_carries_on" * doctest::timeo
     CHECK(exchange({head(Command::hello), alien_body}).find("platform") != std::string::npos);
 
     // The broker is unharmed.
-    CHECK(run_within(cluster, test_jobs::squares, std::uint64_t{1000}) == test_jobs::serial_squares(1000));
+    CHECK(run_within(cluster, test_jobs::squares, std::uint64_t{1000}) ==
+          test_jobs::serial_squares(1000));
 }

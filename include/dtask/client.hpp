@@ -3,12 +3,12 @@
 /// that listens), with the same run/submit API as Cluster. split and reduce run here; the
 /// broker only routes bytes.
 
-#include <dtask/submitter.hpp>
-
 #include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
+
+#include <dtask/submitter.hpp>
 
 namespace dtask {
 

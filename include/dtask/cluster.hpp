@@ -2,15 +2,15 @@
 /// \file dtask::Cluster: a broker embedded in the host application, with local worker
 /// processes started for you, and room for workers on other machines.
 
-#include <dtask/submitter.hpp>
-
-#include <sys/types.h>
-
 #include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <sys/types.h>
+
+#include <dtask/submitter.hpp>
 
 namespace dtask {
 

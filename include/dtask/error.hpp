@@ -25,8 +25,8 @@ public:
 /// piece of the input was bad without reading worker logs.
 class TaskError : public Error {
 public:
-    TaskError(std::string job, std::uint64_t subtask, std::string worker, std::string exception_type,
-              std::string exception_message);
+    TaskError(std::string job, std::uint64_t subtask, std::string worker,
+              std::string exception_type, std::string exception_message);
 
     const std::string& job() const noexcept { return job_; }
     std::uint64_t subtask() const noexcept { return subtask_; }

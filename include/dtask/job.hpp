@@ -2,16 +2,6 @@
 /// \file dtask::Job<T>: a map-reduce job with a stable name, defined once at namespace scope
 /// so that the same binary started as a worker finds its map by that name.
 
-#include <dtask/detail/archive.hpp>
-#include <dtask/detail/callable_traits.hpp>
-#include <dtask/detail/job_model.hpp>
-#include <dtask/detail/run_state.hpp>
-#include <dtask/detail/type_name.hpp>
-#include <dtask/error.hpp>
-#include <dtask/options.hpp>
-
-#include <cereal/details/traits.hpp>
-
 #include <concepts>
 #include <functional>
 #include <iterator>
@@ -22,6 +12,16 @@
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
+
+#include <cereal/details/traits.hpp>
+
+#include <dtask/detail/archive.hpp>
+#include <dtask/detail/callable_traits.hpp>
+#include <dtask/detail/job_model.hpp>
+#include <dtask/detail/run_state.hpp>
+#include <dtask/detail/type_name.hpp>
+#include <dtask/error.hpp>
+#include <dtask/options.hpp>
 
 namespace dtask {
 
@@ -35,8 +35,8 @@ namespace detail {
 
 template <class T>
 inline constexpr bool is_serializable_v =
-    cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value &&
-    cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value;
+    cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value&&
+        cereal::traits::is_input_serializable<T, cereal::BinaryInputArchive>::value;
 
 /// A job's model with its result type known: it can start runs that produce a T.
 template <class T>
@@ -46,8 +46,9 @@ public:
     /// Starts a run: checks the input's (and the job-wide data's) type, calls split.
     /// `input` is moved from.
     virtual std::shared_ptr<ResultState<T>> start(const std::type_info& input_type, void* input,
-                                                  const std::type_info& shared_type, const void* shared,
-                                                  SplitHint hint, RunOptions options) const = 0;
+                                                  const std::type_info& shared_type,
+                                                  const void* shared, SplitHint hint,
+                                                  RunOptions options) const = 0;
 };
 
 template <class Pieces, bool = std::ranges::input_range<Pieces>>
@@ -83,13 +84,15 @@ public:
 
     bool next(std::string& out) {
         if constexpr (std::ranges::input_range<Pieces>) {
-            if (*it_ == std::ranges::end(pieces_)) return false;
+            if (*it_ == std::ranges::end(pieces_))
+                return false;
             save_to(out, static_cast<const Subtask&>(Subtask(**it_)));
             ++*it_;
             return true;
         } else {
             std::optional<Subtask> piece = pieces_();
-            if (!piece) return false;
+            if (!piece)
+                return false;
             save_to(out, *piece);
             return true;
         }
@@ -101,29 +104,35 @@ private:
 };
 
 template <class Pieces, class Subtask>
-concept piece_source_of =
-    (std::ranges::input_range<Pieces> && std::convertible_to<std::ranges::range_reference_t<Pieces>, Subtask>) ||
-    (std::invocable<Pieces&> && std::same_as<std::invoke_result_t<Pieces&>, std::optional<Subtask>>);
+concept piece_source_of = (std::ranges::input_range<Pieces> &&
+                           std::convertible_to<std::ranges::range_reference_t<Pieces>, Subtask>) ||
+                          (std::invocable<Pieces&> &&
+                           std::same_as<std::invoke_result_t<Pieces&>, std::optional<Subtask>>);
 
-template <class T, class Input, class Subtask, class Partial, class Shared, class Split, class Reduce>
+template <class T, class Input, class Subtask, class Partial, class Shared, class Split,
+          class Reduce>
 class RunStateFor final : public ResultState<T> {
 public:
     using Pieces = std::remove_cvref_t<std::invoke_result_t<const Split&, const Input&, SplitHint>>;
 
-    RunStateFor(const JobModel& model, Input&& input, std::string shared, SplitHint hint, RunOptions run_options,
-                JobOptions job_options, const Split& split, const Reduce& reduce)
-        : ResultState<T>(model.name(), model.signature(), std::move(shared), run_options, job_options),
+    RunStateFor(const JobModel& model, Input&& input, std::string shared, SplitHint hint,
+                RunOptions run_options, JobOptions job_options, const Split& split,
+                const Reduce& reduce)
+        : ResultState<T>(model.name(), model.signature(), std::move(shared), run_options,
+                         job_options),
           input_(std::move(input)),
           pieces_(split(input_, hint)),
           reduce_(reduce) {
-        if (auto size = pieces_.size()) this->declare_total(*size);
+        if (auto size = pieces_.size())
+            this->declare_total(*size);
     }
 
     bool next_subtask(std::string& out) override { return pieces_.next(out); }
 
     void fold(std::span<const std::byte> bytes, std::uint64_t index) override {
-        Partial partial = load_from<Partial>(
-            bytes, "the partial result of subtask " + std::to_string(index) + " of job '" + this->job_name() + "'");
+        Partial partial =
+            load_from<Partial>(bytes, "the partial result of subtask " + std::to_string(index) +
+                                          " of job '" + this->job_name() + "'");
         accumulator_ = std::invoke(reduce_, std::move(accumulator_), std::move(partial));
     }
 
@@ -145,7 +154,8 @@ public:
     using Input = arg_t<Split, 0>;
     using Subtask = arg_t<Map, 0>;
     using Partial = std::remove_cvref_t<typename map_traits::result>;
-    using Shared = std::conditional_t<map_traits::arity == 2, arg_t<Map, map_traits::arity - 1>, NoShared>;
+    using Shared =
+        std::conditional_t<map_traits::arity == 2, arg_t<Map, map_traits::arity - 1>, NoShared>;
     using MapPointer = typename map_traits::function_pointer;
 
     JobModelImpl(std::string name, Split split, MapPointer map, Reduce reduce, JobOptions options)
@@ -159,8 +169,8 @@ public:
         auto describe = [](std::string name, std::size_t size) {
             return name + " (" + std::to_string(size) + " bytes)";
         };
-        std::string signature = "subtask " + describe(type_name<Subtask>(), sizeof(Subtask)) + ", partial " +
-                                describe(type_name<Partial>(), sizeof(Partial));
+        std::string signature = "subtask " + describe(type_name<Subtask>(), sizeof(Subtask)) +
+                                ", partial " + describe(type_name<Partial>(), sizeof(Partial));
         if constexpr (!std::is_same_v<Shared, NoShared>) {
             signature += ", shared " + describe(type_name<Shared>(), sizeof(Shared));
         }
@@ -169,29 +179,32 @@ public:
     }
 
     std::shared_ptr<ResultState<T>> start(const std::type_info& input_type, void* input,
-                                          const std::type_info& shared_type, const void* shared, SplitHint hint,
-                                          RunOptions options) const override {
+                                          const std::type_info& shared_type, const void* shared,
+                                          SplitHint hint, RunOptions options) const override {
         if (input_type != typeid(Input)) {
-            throw JobDefinitionError("job '" + this->name() + "' takes an input of type " + type_name<Input>() +
-                                     ", but was given a " + demangle(input_type.name()));
+            throw JobDefinitionError("job '" + this->name() + "' takes an input of type " +
+                                     type_name<Input>() + ", but was given a " +
+                                     demangle(input_type.name()));
         }
         if (shared_type != typeid(Shared)) {
             if constexpr (std::is_same_v<Shared, NoShared>) {
-                throw JobDefinitionError("job '" + this->name() +
-                                         "' takes no job-wide data (its map has one parameter), but was given a " +
-                                         demangle(shared_type.name()));
+                throw JobDefinitionError(
+                    "job '" + this->name() +
+                    "' takes no job-wide data (its map has one parameter), but was given a " +
+                    demangle(shared_type.name()));
             } else {
-                throw JobDefinitionError("job '" + this->name() + "' needs job-wide data of type " +
-                                         type_name<Shared>() + " (its map's second parameter), but was given " +
-                                         (shared_type == typeid(NoShared) ? std::string("none")
-                                                                          : "a " + demangle(shared_type.name())));
+                throw JobDefinitionError(
+                    "job '" + this->name() + "' needs job-wide data of type " +
+                    type_name<Shared>() + " (its map's second parameter), but was given " +
+                    (shared_type == typeid(NoShared) ? std::string("none")
+                                                     : "a " + demangle(shared_type.name())));
             }
         }
         std::string shared_bytes;
         save_to(shared_bytes, *static_cast<const Shared*>(shared));
         return std::make_shared<RunStateFor<T, Input, Subtask, Partial, Shared, Split, Reduce>>(
-            *this, std::move(*static_cast<Input*>(input)), std::move(shared_bytes), hint, options, options_, split_,
-            reduce_);
+            *this, std::move(*static_cast<Input*>(input)), std::move(shared_bytes), hint, options,
+            options_, split_, reduce_);
     }
 
     std::shared_ptr<const void> load_shared(std::span<const std::byte> bytes) const override {
@@ -201,8 +214,8 @@ public:
 
     void run_map(const void* shared, std::span<const std::byte> bytes, std::uint64_t index,
                  std::string& out) const override {
-        const Subtask subtask =
-            load_from<Subtask>(bytes, "subtask " + std::to_string(index) + " of job '" + this->name() + "'");
+        const Subtask subtask = load_from<Subtask>(
+            bytes, "subtask " + std::to_string(index) + " of job '" + this->name() + "'");
         if constexpr (std::is_same_v<Shared, NoShared>) {
             (void)shared;
             save_to(out, map_(subtask));
@@ -238,64 +251,85 @@ class Job {
 public:
     template <class Split, class Map, class Reduce>
     Job(std::string name, Split split, Map map, Reduce reduce, JobOptions options = {}) {
-        static_assert(detail::callable_traits<Map>::known,
-                      "dtask::Job: map must be a function or a lambda with one, non-template call operator "
-                      "(spell out its parameter type instead of `auto`)");
-        static_assert(detail::callable_traits<Split>::known,
-                      "dtask::Job: split must be a function or a lambda with one, non-template call operator "
-                      "(spell out its parameter types instead of `auto`)");
+        static_assert(
+            detail::callable_traits<Map>::known,
+            "dtask::Job: map must be a function or a lambda with one, non-template call operator "
+            "(spell out its parameter type instead of `auto`)");
+        static_assert(
+            detail::callable_traits<Split>::known,
+            "dtask::Job: split must be a function or a lambda with one, non-template call operator "
+            "(spell out its parameter types instead of `auto`)");
         using Model = detail::JobModelImpl<T, Split, Map, Reduce>;
         using Subtask = typename Model::Subtask;
         using Partial = typename Model::Partial;
         using Shared = typename Model::Shared;
         using Input = typename Model::Input;
-        static_assert(std::is_convertible_v<Map, typename Model::MapPointer>,
-                      "dtask::Job: map must not capture anything (it runs in another process, where the "
-                      "captured variables do not exist); pass what it needs as job-wide data: "
-                      "map(const Subtask&, const Shared&)");
-        static_assert(detail::callable_traits<Map>::arity == 1 || detail::callable_traits<Map>::arity == 2,
-                      "dtask::Job: map takes (const Subtask&) or (const Subtask&, const Shared&)");
+        static_assert(
+            std::is_convertible_v<Map, typename Model::MapPointer>,
+            "dtask::Job: map must not capture anything (it runs in another process, where the "
+            "captured variables do not exist); pass what it needs as job-wide data: "
+            "map(const Subtask&, const Shared&)");
+        static_assert(
+            detail::callable_traits<Map>::arity == 1 || detail::callable_traits<Map>::arity == 2,
+            "dtask::Job: map takes (const Subtask&) or (const Subtask&, const Shared&)");
         static_assert(!std::is_void_v<Partial>, "dtask::Job: map must return its partial result");
         static_assert(detail::callable_traits<Split>::arity == 2,
                       "dtask::Job: split takes (const Input&, dtask::SplitHint)");
-        static_assert(std::is_same_v<std::tuple_element_t<1, typename detail::callable_traits<Split>::args>,
-                                     dtask::SplitHint> ||
-                          std::is_same_v<std::remove_cvref_t<std::tuple_element_t<
-                                             1, typename detail::callable_traits<Split>::args>>,
-                                         dtask::SplitHint>,
-                      "dtask::Job: split's second parameter is a dtask::SplitHint");
-        static_assert(detail::piece_source_of<typename std::remove_cvref_t<typename detail::callable_traits<Split>::result>,
-                                              Subtask>,
-                      "dtask::Job: split must return a range of the subtask type (map's first parameter), "
-                      "or a callable returning std::optional<Subtask>");
-        static_assert(std::is_invocable_r_v<T, const Reduce&, T, Partial>,
-                      "dtask::Job<T>: reduce must be callable as reduce(T accumulator, Partial part) -> T, "
-                      "where Partial is what map returns");
-        static_assert(std::is_default_constructible_v<T>, "dtask::Job<T>: the result starts as T{}, so T must be "
-                                                          "default-constructible");
-        static_assert(std::is_default_constructible_v<Subtask> && std::is_default_constructible_v<Partial> &&
+        static_assert(
+            std::is_same_v<std::tuple_element_t<1, typename detail::callable_traits<Split>::args>,
+                           dtask::SplitHint> ||
+                std::is_same_v<std::remove_cvref_t<std::tuple_element_t<
+                                   1, typename detail::callable_traits<Split>::args>>,
+                               dtask::SplitHint>,
+            "dtask::Job: split's second parameter is a dtask::SplitHint");
+        static_assert(
+            detail::piece_source_of<
+                typename std::remove_cvref_t<typename detail::callable_traits<Split>::result>,
+                Subtask>,
+            "dtask::Job: split must return a range of the subtask type (map's first parameter), "
+            "or a callable returning std::optional<Subtask>");
+        static_assert(
+            std::is_invocable_r_v<T, const Reduce&, T, Partial>,
+            "dtask::Job<T>: reduce must be callable as reduce(T accumulator, Partial part) -> T, "
+            "where Partial is what map returns");
+        static_assert(std::is_default_constructible_v<T>,
+                      "dtask::Job<T>: the result starts as T{}, so T must be "
+                      "default-constructible");
+        static_assert(std::is_default_constructible_v<Subtask> &&
+                          std::is_default_constructible_v<Partial> &&
                           std::is_default_constructible_v<Shared>,
-                      "dtask::Job: subtask, partial and job-wide data types are decoded into a default-constructed "
+                      "dtask::Job: subtask, partial and job-wide data types are decoded into a "
+                      "default-constructed "
                       "value, so they must be default-constructible");
-        static_assert(std::is_move_constructible_v<Input>, "dtask::Job: the input type must be movable");
+        static_assert(std::is_move_constructible_v<Input>,
+                      "dtask::Job: the input type must be movable");
         static_assert(detail::is_serializable_v<Input>,
-                      "dtask::Job: the input type (split's first parameter) must be serializable with cereal: give "
+                      "dtask::Job: the input type (split's first parameter) must be serializable "
+                      "with cereal: give "
                       "it a `template <class Archive> void serialize(Archive& a)` member");
         static_assert(detail::is_serializable_v<Subtask>,
-                      "dtask::Job: the subtask type (map's first parameter) must be serializable with cereal: "
+                      "dtask::Job: the subtask type (map's first parameter) must be serializable "
+                      "with cereal: "
                       "give it a `template <class Archive> void serialize(Archive& a)` member");
         static_assert(detail::is_serializable_v<Partial>,
-                      "dtask::Job: the partial type (what map returns) must be serializable with cereal: give it "
+                      "dtask::Job: the partial type (what map returns) must be serializable with "
+                      "cereal: give it "
                       "a `template <class Archive> void serialize(Archive& a)` member");
-        static_assert(detail::is_serializable_v<Shared>,
-                      "dtask::Job: the job-wide data type (map's second parameter) must be serializable with "
-                      "cereal: give it a `template <class Archive> void serialize(Archive& a)` member");
-        static_assert(detail::is_serializable_v<T>,
-                      "dtask::Job<T>: the result type T must be serializable with cereal: give it a "
-                      "`template <class Archive> void serialize(Archive& a)` member");
-        model_ = std::make_unique<Model>(std::move(name), std::move(split),
-                                         static_cast<typename Model::MapPointer>(map), std::move(reduce), options);
-        detail::register_job(model_.get());
+        static_assert(
+            detail::is_serializable_v<Shared>,
+            "dtask::Job: the job-wide data type (map's second parameter) must be serializable with "
+            "cereal: give it a `template <class Archive> void serialize(Archive& a)` member");
+        static_assert(
+            detail::is_serializable_v<T>,
+            "dtask::Job<T>: the result type T must be serializable with cereal: give it a "
+            "`template <class Archive> void serialize(Archive& a)` member");
+        // Only when the map is usable, so that a failed check above is the only error shown.
+        if constexpr (std::is_convertible_v<Map, typename Model::MapPointer>) {
+            model_ = std::make_unique<Model>(std::move(name), std::move(split),
+                                             static_cast<typename Model::MapPointer>(map),
+                                             std::move(reduce), options);
+            detail::register_job(model_.get());
+        }
     }
 
     ~Job() { detail::unregister_job(model_.get()); }

@@ -1,12 +1,12 @@
 #pragma once
 /// \file dtask::JobHandle<T>: a submitted job, to wait for, watch, cancel, or take the result of.
 
-#include <dtask/detail/run_state.hpp>
-
 #include <chrono>
 #include <memory>
 #include <string>
 #include <utility>
+
+#include <dtask/detail/run_state.hpp>
 
 namespace dtask {
 
@@ -26,8 +26,9 @@ public:
     /// Waits at most `timeout`; true if the job has ended.
     template <class Rep, class Period>
     bool wait_for(std::chrono::duration<Rep, Period> timeout) const {
-        return state().wait_until(std::chrono::steady_clock::now() +
-                                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+        return state().wait_until(
+            std::chrono::steady_clock::now() +
+            std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
     }
 
     /// True once the job has a result or an error.
@@ -45,7 +46,8 @@ public:
 
 private:
     detail::ResultState<T>& state() const {
-        if (!state_) throw Error("dtask::JobHandle: this handle refers to no job");
+        if (!state_)
+            throw Error("dtask::JobHandle: this handle refers to no job");
         return *state_;
     }
 

@@ -3,6 +3,9 @@
 /// standard types a job most often uses, so that `std::vector<std::string>` as a subtask
 /// just works. Types of your own need a `serialize` member (see cereal's documentation).
 
+#include <cstdint>
+#include <type_traits>
+
 #include <cereal/archives/binary.hpp>
 #include <cereal/types/array.hpp>
 #include <cereal/types/chrono.hpp>
@@ -21,25 +24,20 @@
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
 
-#include <cstdint>
-#include <type_traits>
-
 #if defined(__SIZEOF_INT128__)
 namespace cereal {
 // In strict ISO mode (-std=c++20 rather than gnu++20) the 128-bit integers are not
 // "arithmetic", so cereal has no rule for them; store them as two 64-bit halves instead.
 template <class Archive, class Int128>
-    requires(std::is_same_v<Int128, unsigned __int128> || std::is_same_v<Int128, __int128>) &&
-            (!std::is_arithmetic_v<Int128>)
-void save(Archive& archive, const Int128& value) {
+requires(std::is_same_v<Int128, unsigned __int128> || std::is_same_v<Int128, __int128>) &&
+    (!std::is_arithmetic_v<Int128>)void save(Archive& archive, const Int128& value) {
     const auto bits = static_cast<unsigned __int128>(value);
     archive(static_cast<std::uint64_t>(bits), static_cast<std::uint64_t>(bits >> 64));
 }
 
 template <class Archive, class Int128>
-    requires(std::is_same_v<Int128, unsigned __int128> || std::is_same_v<Int128, __int128>) &&
-            (!std::is_arithmetic_v<Int128>)
-void load(Archive& archive, Int128& value) {
+requires(std::is_same_v<Int128, unsigned __int128> || std::is_same_v<Int128, __int128>) &&
+    (!std::is_arithmetic_v<Int128>)void load(Archive& archive, Int128& value) {
     std::uint64_t low = 0, high = 0;
     archive(low, high);
     value = static_cast<Int128>((static_cast<unsigned __int128>(high) << 64) | low);

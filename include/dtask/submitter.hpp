@@ -1,15 +1,15 @@
 #pragma once
 /// \file run() and submit(), shared by Cluster and Client: one code path for submitting jobs.
 
-#include <dtask/job.hpp>
-#include <dtask/job_handle.hpp>
-#include <dtask/options.hpp>
-
 #include <cstddef>
 #include <memory>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
+
+#include <dtask/job.hpp>
+#include <dtask/job_handle.hpp>
+#include <dtask/options.hpp>
 
 namespace dtask {
 
@@ -25,8 +25,8 @@ public:
     /// Starts `job` on `input`, with job-wide data that every worker receives once and map
     /// receives beside each subtask.
     template <class T, class Input, class Shared>
-        requires(!std::is_same_v<std::remove_cvref_t<Shared>, RunOptions>)
-    JobHandle<T> submit(const Job<T>& job, Input input, const Shared& shared, RunOptions options = {}) {
+    requires(!std::is_same_v<std::remove_cvref_t<Shared>, RunOptions>) JobHandle<T> submit(
+        const Job<T>& job, Input input, const Shared& shared, RunOptions options = {}) {
         return start(job, input, shared, options);
     }
 
@@ -37,8 +37,8 @@ public:
     }
 
     template <class T, class Input, class Shared>
-        requires(!std::is_same_v<std::remove_cvref_t<Shared>, RunOptions>)
-    T run(const Job<T>& job, Input input, const Shared& shared, RunOptions options = {}) {
+    requires(!std::is_same_v<std::remove_cvref_t<Shared>, RunOptions>) T
+        run(const Job<T>& job, Input input, const Shared& shared, RunOptions options = {}) {
         return submit(job, std::move(input), shared, options).get();
     }
 

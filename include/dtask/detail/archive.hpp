@@ -3,16 +3,16 @@
 /// through std::stringstream: a value is written straight into the buffer that becomes the
 /// message, and read straight out of the received message.
 
-#include <dtask/detail/type_name.hpp>
-#include <dtask/error.hpp>
-#include <dtask/serialization.hpp>
-
 #include <cstddef>
 #include <istream>
 #include <ostream>
 #include <span>
 #include <streambuf>
 #include <string>
+
+#include <dtask/detail/type_name.hpp>
+#include <dtask/error.hpp>
+#include <dtask/serialization.hpp>
 
 namespace dtask::detail {
 
@@ -23,7 +23,8 @@ public:
 
 protected:
     int_type overflow(int_type ch) override {
-        if (!traits_type::eq_int_type(ch, traits_type::eof())) out_.push_back(static_cast<char>(ch));
+        if (!traits_type::eq_int_type(ch, traits_type::eof()))
+            out_.push_back(static_cast<char>(ch));
         return ch;
     }
     std::streamsize xsputn(const char* data, std::streamsize count) override {
@@ -71,7 +72,8 @@ T load_from(std::span<const std::byte> bytes, const std::string& what) {
     }
     if (source.remaining() != 0) {
         throw ProtocolError("decoding " + what + " as " + type_name<T>() + " left " +
-                            std::to_string(source.remaining()) + " of " + std::to_string(bytes.size()) +
+                            std::to_string(source.remaining()) + " of " +
+                            std::to_string(bytes.size()) +
                             " bytes unread (were host and worker built from the same source?)");
     }
     return value;

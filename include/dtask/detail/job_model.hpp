@@ -28,8 +28,8 @@ public:
     /// Decodes the job-wide data once per job on a worker.
     virtual std::shared_ptr<const void> load_shared(std::span<const std::byte> bytes) const = 0;
     /// Runs map on one serialized subtask and appends the serialized partial to `out`.
-    virtual void run_map(const void* shared, std::span<const std::byte> subtask, std::uint64_t index,
-                         std::string& out) const = 0;
+    virtual void run_map(const void* shared, std::span<const std::byte> subtask,
+                         std::uint64_t index, std::string& out) const = 0;
 
 private:
     std::string name_;

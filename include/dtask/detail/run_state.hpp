@@ -2,9 +2,6 @@
 /// \file The state of one submitted job, shared by its JobHandle (any thread) and the
 /// client's I/O thread, which splits, sends, and folds partial results.
 
-#include <dtask/error.hpp>
-#include <dtask/options.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -16,6 +13,9 @@
 #include <optional>
 #include <span>
 #include <string>
+
+#include <dtask/error.hpp>
+#include <dtask/options.hpp>
 
 namespace dtask {
 
@@ -33,8 +33,8 @@ namespace dtask::detail {
 
 class RunState {
 public:
-    RunState(std::string job_name, std::string signature, std::string shared, RunOptions run_options,
-             JobOptions job_options);
+    RunState(std::string job_name, std::string signature, std::string shared,
+             RunOptions run_options, JobOptions job_options);
     virtual ~RunState() = default;
     RunState(const RunState&) = delete;
     RunState& operator=(const RunState&) = delete;
@@ -105,7 +105,8 @@ public:
     /// Blocks until the job ends; returns the result or throws its error. Once only.
     T take_result() {
         auto lock = wait_for_result();
-        if (!result_) throw Error("the result of job '" + job_name() + "' was already taken");
+        if (!result_)
+            throw Error("the result of job '" + job_name() + "' was already taken");
         T value = std::move(*result_);
         result_.reset();
         return value;
