@@ -607,6 +607,7 @@ private:
             failure.message = "job '" + job.name + "': no connected worker serves it (" +
                               job.signature + ") after waiting " + format_ms(job.worker_wait) +
                               "; the broker listens on " + listening();
+            if (!early_exits_.empty()) failure.message += "; " + early_exits_;
             fail_job(job, 0, failure);
         }
     }
@@ -650,8 +651,9 @@ private:
         if (worker != workers_.end()) {
             worker_lost(worker->first, "local worker process " + std::to_string(pid) + " " + how);
         } else {
-            log_warning("broker", "local worker process " + std::to_string(pid) + " " + how +
-                                      " before it joined");
+            early_exits_ = "local worker process " + std::to_string(pid) + " " + how +
+                           " before it joined (does main() call dtask::init(argc, argv) first?)";
+            log_warning("broker", early_exits_);
         }
     }
 
@@ -688,6 +690,7 @@ private:
     std::deque<std::uint64_t> rotation_;      // jobs with queued subtasks, served in turn
     std::unordered_set<std::string> hungry_;  // workers with free credits
     std::uint32_t next_client_index_ = 1;
+    std::string early_exits_;  // why the last local worker that never joined ended
     Clock::time_point next_tick_;
 };
 
