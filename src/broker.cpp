@@ -74,6 +74,13 @@ struct BrokerJob {
     Clock::time_point worker_deadline;
 };
 
+/// now + wait, saturating: a wait of milliseconds::max() means "for ever", not overflow.
+Clock::time_point deadline_after(Clock::time_point now, std::chrono::milliseconds wait) {
+    if (wait >= std::chrono::duration_cast<std::chrono::milliseconds>(Clock::time_point::max() - now))
+        return Clock::time_point::max();
+    return now + wait;
+}
+
 std::string format_ms(std::chrono::milliseconds ms) {
     return std::to_string(ms.count()) + " ms";
 }
@@ -105,19 +112,17 @@ private:
             items.push_back({nullptr, broker_.stop_fd_, ZMQ_POLLIN, 0});
             for (const auto& child : children_)
                 items.push_back({nullptr, child.pidfd, ZMQ_POLLIN, 0});
+            const auto wake_at = respawns_.empty() ? next_tick_ : std::min(next_tick_, respawns_.front());
             const auto wait = std::max(
                 std::chrono::milliseconds(0),
-                std::chrono::duration_cast<std::chrono::milliseconds>(next_tick_ - Clock::now()));
-            zmq::poll(items, wait);
+                std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - Clock::now()));
+            protocol::poll(items, wait);
             if (items[1].revents & ZMQ_POLLIN)
                 break;
             if (items[0].revents & ZMQ_POLLIN) {
                 // Drain what is there now, so a burst of messages costs one poll.
                 for (int burst = 0; burst < 256; ++burst) {
-                    frames.clear();
-                    if (!zmq::recv_multipart(socket_, std::back_inserter(frames),
-                                             zmq::recv_flags::dontwait))
-                        break;
+                    if (!receive(socket_, frames, false)) break;
                     on_message(frames);
                 }
             }
@@ -125,6 +130,7 @@ private:
                 if (items[i].revents & ZMQ_POLLIN)
                     on_child_exit(items[i].fd);
             }
+            respawn_due(Clock::now());
             if (Clock::now() >= next_tick_) {
                 tick();
                 next_tick_ = Clock::now() + options_.heartbeat_interval;
@@ -204,6 +210,12 @@ private:
                                std::to_string(hello.credits));
                 return;
             }
+            // Only a child of ours is a local worker, whatever a peer says of itself.
+            hello.local = hello.local && std::any_of(children_.begin(), children_.end(), [&](const auto& child) {
+                              return child.pid == hello.pid;
+                          });
+            if (hello.local)
+                early_exits_.clear();
             WorkerPeer& worker = workers_[id];
             worker.id = id;
             worker.free_credits = hello.credits;
@@ -316,8 +328,11 @@ private:
     void on_failure(WorkerPeer& worker, Inbound& message) {
         const std::uint64_t job_id = message.fields[0];
         const std::uint64_t index = message.fields[1];
-        if (worker.held.erase(TaskKey{job_id, index}) != 0)
-            ++worker.free_credits;
+        // Only a subtask this worker holds can fail: a stale report (from before a
+        // reconnect, or about a subtask given to another worker since) changes nothing.
+        if (worker.held.erase(TaskKey{job_id, index}) == 0)
+            return;
+        ++worker.free_credits;
         if (auto job = jobs_.find(job_id); job != jobs_.end()) {
             std::array out{header(Command::failure, {job->second.client_job, index}),
                            std::move(message.body[0])};
@@ -380,12 +395,13 @@ private:
         std::array frames{header(Command::task, {job.id}), index_frame(task.index),
                           std::move(payload)};
         send(socket_, worker.id, frames);
-        worker.held.emplace(TaskKey{job.id, task.index}, std::move(task.payload));
-        --worker.free_credits;
+        // A client that sent one index twice gets one result; the worker keeps its credit.
+        if (worker.held.emplace(TaskKey{job.id, task.index}, std::move(task.payload)).second)
+            --worker.free_credits;
     }
 
     /// Drops a worker; every subtask it held goes back to the front of its job's queue.
-    void worker_lost(const std::string& id, const std::string& how) {
+    void worker_lost(std::string id, const std::string& how) {  // by value: callers pass map keys
         auto it = workers_.find(id);
         if (it == workers_.end())
             return;
@@ -467,7 +483,7 @@ private:
         job.name = std::string(as_text(message.body[0]));
         job.signature = std::string(as_text(message.body[1]));
         job.shared = std::move(message.body[2]);
-        job.worker_deadline = Clock::now() + job.worker_wait;
+        job.worker_deadline = deadline_after(Clock::now(), job.worker_wait);
         client.jobs.insert(id);
         for (auto& [worker_id, worker] : workers_) {
             check_definition(worker, job);
@@ -595,7 +611,7 @@ private:
                 job.waiting_for_worker = false;
             } else if (!job.waiting_for_worker) {
                 job.waiting_for_worker = true;
-                job.worker_deadline = now + job.worker_wait;
+                job.worker_deadline = deadline_after(now, job.worker_wait);
             } else if (now >= job.worker_deadline) {
                 expired.push_back(job_id);
             }
@@ -655,6 +671,30 @@ private:
                            " before it joined (does main() call dtask::init(argc, argv) first?)";
             log_warning("broker", early_exits_);
         }
+        schedule_respawn();
+    }
+
+    /// Keeps the number of local workers: a dead one is replaced, at once the first time,
+    /// then after a backoff that doubles with each death in a row (a subtask that kills
+    /// every worker it reaches must not turn the host into a fork loop).
+    void schedule_respawn() {
+        const auto now = Clock::now();
+        if (now - last_death_ > std::chrono::seconds(30))
+            deaths_in_a_row_ = 0;
+        last_death_ = now;
+        const auto backoff = deaths_in_a_row_ == 0
+                                 ? std::chrono::milliseconds(0)
+                                 : std::min(std::chrono::milliseconds(50 << std::min(deaths_in_a_row_, 7u)),
+                                            std::chrono::milliseconds(5000));
+        ++deaths_in_a_row_;
+        respawns_.push_back(now + backoff);
+    }
+
+    void respawn_due(Clock::time_point now) {
+        while (!respawns_.empty() && respawns_.front() <= now) {
+            respawns_.pop_front();
+            spawn_local();
+        }
     }
 
     void shut_down() {
@@ -671,6 +711,7 @@ private:
             std::array out{header(Command::failure, {job.client_job, 0}), encode_body(failure)};
             send(socket_, job.client, out);
         }
+        // Workers still starting have no link to receive a bye on: SIGTERM reaches them all.
         stop_children(children_, std::chrono::seconds(3));
         {
             std::lock_guard lock(broker_.mutex_);
@@ -691,12 +732,28 @@ private:
     std::unordered_set<std::string> hungry_;  // workers with free credits
     std::uint32_t next_client_index_ = 1;
     std::string early_exits_;  // why the last local worker that never joined ended
+    std::deque<Clock::time_point> respawns_;  // when to start a replacement, in order
+    Clock::time_point last_death_;
+    unsigned deaths_in_a_row_ = 0;
     Clock::time_point next_tick_;
 };
 
+namespace {
+
+zmq::socket_t make_router(zmq::context_t& context) {
+    try {
+        zmq::socket_t socket(context, zmq::socket_type::router);
+        tune(socket);
+        return socket;
+    } catch (const zmq::error_t& e) {
+        throw TransportError(std::string("dtask: cannot create the broker's socket: ") + e.what());
+    }
+}
+
+}  // namespace
+
 Broker::Broker(zmq::context_t& context, BrokerOptions options)
-    : options_(std::move(options)), socket_(context, zmq::socket_type::router) {
-    tune(socket_);
+    : options_(std::move(options)), socket_(make_router(context)) {
     for (const auto& endpoint : options_.endpoints) {
         try {
             socket_.bind(endpoint);

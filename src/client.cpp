@@ -20,6 +20,8 @@ struct Client::Impl {
 
 Client::Client(std::string endpoint, ClientOptions options) {
     detail::check_registry();
+    if (options.heartbeat_interval.count() <= 0 || options.heartbeat_liveness == 0)
+        throw Error("dtask::Client: heartbeat_interval and heartbeat_liveness must be positive");
     if (endpoint.empty())
         throw Error("dtask::Client: the broker's endpoint is empty (e.g. tcp://host:5555)");
     impl_ = std::make_unique<Impl>(std::move(endpoint), options);

@@ -20,6 +20,10 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::size_t default_window = 1024;
+constexpr std::size_t default_window_bytes = 64 << 20;
+/// How long the I/O thread runs split or reduce before it looks at its socket again, so
+/// that heartbeats and other jobs are not starved by one busy job.
+constexpr auto time_slice = std::chrono::milliseconds(20);
 
 /// A job on the I/O thread: how far split has got, and what has come back.
 struct ActiveJob {
@@ -28,7 +32,9 @@ struct ActiveJob {
     std::uint64_t folded = 0;   // partials folded into the result
     bool exhausted = false;     // split has no more
     std::size_t window = default_window;
-    std::unordered_set<std::uint64_t> outstanding;             // sent, no result yet
+    std::size_t window_bytes = default_window_bytes;
+    std::size_t bytes_in_flight = 0;                           // subtask payloads sent, not back
+    std::unordered_map<std::uint64_t, std::size_t> outstanding;  // sent, no result yet: size
     std::unordered_map<std::uint64_t, zmq::message_t> parked;  // arrived ahead of their turn
     std::uint64_t next_to_fold = 0;                            // in subtask order
     std::vector<std::string> notices;                          // from the broker, for the error
@@ -50,34 +56,31 @@ public:
 
     void run() {
         std::vector<zmq::message_t> frames;
-        auto next_heartbeat = Clock::now() + interval_;
+        next_heartbeat_ = Clock::now() + interval_;
         while (!stopped_) {
             std::array<zmq::pollitem_t, 2> items{
                 {{socket_.handle(), 0, ZMQ_POLLIN, 0},
                  {nullptr, core_.mailbox_->wake_fd, ZMQ_POLLIN, 0}}};
-            const auto wait = std::max(std::chrono::milliseconds(0),
-                                       std::chrono::duration_cast<std::chrono::milliseconds>(
-                                           next_heartbeat - Clock::now()));
-            zmq::poll(items.data(), items.size(), wait);
+            // Jobs whose split still has room in its window but used up its time slice
+            // continue at once; otherwise sleep until the next heartbeat is due.
+            const auto wait = unpumped_.empty()
+                                  ? std::max(std::chrono::milliseconds(0),
+                                             std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 next_heartbeat_ - Clock::now()))
+                                  : std::chrono::milliseconds(0);
+            protocol::poll(items, wait);
+            slice_end_ = Clock::now() + time_slice;
             if (items[1].revents & ZMQ_POLLIN)
                 take_requests();
             if (items[0].revents & ZMQ_POLLIN) {
-                for (int burst = 0; burst < 256; ++burst) {
-                    frames.clear();
-                    if (!zmq::recv_multipart(socket_, std::back_inserter(frames),
-                                             zmq::recv_flags::dontwait))
-                        break;
+                for (int burst = 0; burst < 256 && Clock::now() < slice_end_; ++burst) {
+                    if (!receive(socket_, frames, false)) break;
                     last_heard_ = Clock::now();
                     on_message(frames);
                 }
             }
-            const auto now = Clock::now();
-            if (now >= next_heartbeat) {
-                std::array beat{header(Command::heartbeat)};
-                send(socket_, {}, beat);
-                next_heartbeat = now + interval_;
-                check_broker(now);
-            }
+            pump_unpumped();
+            heartbeat_if_due();
         }
         std::array bye{header(Command::bye)};
         send(socket_, {}, bye);
@@ -100,7 +103,21 @@ public:
     }
 
 private:
+    void heartbeat_if_due() {
+        const auto now = Clock::now();
+        if (now < next_heartbeat_)
+            return;
+        std::array beat{header(Command::heartbeat)};
+        send(socket_, {}, beat);
+        next_heartbeat_ = now + interval_;
+        check_broker(now);
+    }
+
     void say_hello() {
+        const auto now = Clock::now();
+        if (now - last_hello_ < interval_)
+            return;  // one hello per interval, however many reasons there are to say it
+        last_hello_ = now;
         Hello hello;
         hello.role = Role::client;
         hello.name = process_name();
@@ -128,8 +145,13 @@ private:
                 stop_reason = mailbox.stop_reason;
             }
         }
-        for (auto& run : incoming)
-            start(std::move(run));
+        for (auto& run : incoming) {
+            if (stopped_) {
+                run->fail(std::make_exception_ptr(Error("job '" + run->job_name() + "': " + stop_reason)));
+            } else {
+                start(std::move(run));
+            }
+        }
         for (auto& weak : cancelled) {
             auto run = weak.lock();
             if (!run)
@@ -153,23 +175,28 @@ private:
     }
 
     void start(std::shared_ptr<RunState> run) {
-        if (run->finished())
-            return;  // cancelled before it got here
-        const std::uint64_t id = next_job_id_++;
-        ActiveJob& job = jobs_[id];
-        job.run = run;
-        if (run->run_options().window != 0)
-            job.window = run->run_options().window;
+        if (!refusal_.empty()) {
+            run->fail(std::make_exception_ptr(TransportError("job '" + run->job_name() + "': " + refusal_)));
+            return;
+        }
         std::weak_ptr<RunState> weak = run;
-        run->set_cancel_hook([mailbox = core_.mailbox_, weak] {
+        const bool live = run->set_cancel_hook([mailbox = core_.mailbox_, weak] {
             {
                 std::lock_guard lock(mailbox->mutex);
                 mailbox->cancelled.push_back(weak);
             }
             mailbox->wake();
         });
-        const auto wait_ms = static_cast<std::uint64_t>(
-            std::max<std::int64_t>(0, run->run_options().worker_wait.count()));
+        if (!live)
+            return;  // cancelled before it got here
+        const std::uint64_t id = next_job_id_++;
+        ActiveJob& job = jobs_[id];
+        job.run = run;
+        if (run->run_options().window != 0)
+            job.window = run->run_options().window;
+        if (run->run_options().window_bytes != 0)
+            job.window_bytes = run->run_options().window_bytes;
+        const auto wait_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, run->run_options().worker_wait.count()));
         std::array frames{header(Command::submit, {id, wait_ms}), text_frame(run->job_name()),
                           text_frame(run->signature()),
                           zmq::message_t(run->shared().data(), run->shared().size())};
@@ -177,9 +204,15 @@ private:
         pump(id, job);
     }
 
-    /// Splits off and sends subtasks while the window has room.
+    /// Splits off and sends subtasks while the window has room (in count and in bytes, but
+    /// at least one subtask) and the time slice lasts.
     void pump(std::uint64_t id, ActiveJob& job) {
-        while (!job.exhausted && job.emitted - job.folded < job.window) {
+        while (!job.exhausted && job.emitted - job.folded < job.window &&
+               (job.bytes_in_flight < job.window_bytes || job.outstanding.empty())) {
+            if (Clock::now() >= slice_end_) {
+                unpumped_.insert(id);
+                return;
+            }
             std::string bytes;
             bool more = false;
             try {
@@ -194,7 +227,8 @@ private:
                 break;
             }
             const std::uint64_t index = job.emitted++;
-            job.outstanding.insert(index);
+            job.outstanding.emplace(index, bytes.size());
+            job.bytes_in_flight += bytes.size();
             job.run->count_emitted();
             std::array frames{header(Command::task, {id}), index_frame(index),
                               payload_frame(std::move(bytes))};
@@ -202,6 +236,15 @@ private:
         }
         if (job.exhausted && job.folded == job.emitted)
             finish(id, job);
+    }
+
+    void pump_unpumped() {
+        std::vector<std::uint64_t> ids(unpumped_.begin(), unpumped_.end());
+        unpumped_.clear();
+        for (std::uint64_t id : ids) {
+            if (auto it = jobs_.find(id); it != jobs_.end())
+                pump(id, it->second);
+        }
     }
 
     void finish(std::uint64_t id, ActiveJob& job) {
@@ -241,6 +284,7 @@ private:
         }
         switch (message.command) {
             case Command::welcome:
+                welcomed_ = true;
                 if (message.fields[0] > 0)
                     interval_ = std::chrono::milliseconds(message.fields[0]);
                 if (message.fields[1] > 0)
@@ -280,8 +324,11 @@ private:
         try {
             for (std::size_t i = 0; i < message.pieces(); ++i) {
                 const std::uint64_t index = message.index(i);
-                if (job.outstanding.erase(index) == 0)
+                auto sent = job.outstanding.find(index);
+                if (sent == job.outstanding.end())
                     continue;  // a duplicate: counted once only
+                job.bytes_in_flight -= sent->second;
+                job.outstanding.erase(sent);
                 if (!in_order) {
                     fold(job, message.body[2 * i + 1], index);
                     continue;
@@ -362,25 +409,37 @@ private:
             it->second.notices.push_back(text);
     }
 
+    /// A refusal is final: this client's jobs fail with its reason from now on.
     void on_refused(const std::string& reason) {
-        fail_all<TransportError>("the broker at " + core_.options_.endpoint +
-                                 " refused this client: " + reason);
+        refusal_ = "the broker at " + core_.options_.endpoint + " refused this client: " + reason;
+        fail_all<TransportError>(refusal_);
     }
 
     void on_broker_lost(const std::string& why) {
         fail_all<TransportError>(why);
-        say_hello();
+        if (refusal_.empty())
+            say_hello();
     }
 
     void check_broker(Clock::time_point now) {
-        if (now - last_heard_ > interval_ * liveness_) {
-            on_broker_lost("lost contact with the broker at " + core_.options_.endpoint +
-                           ": silent for " +
-                           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              now - last_heard_)
-                                              .count()) +
+        if (!refusal_.empty() || now - last_heard_ <= interval_ * liveness_)
+            return;
+        // Messages may be waiting that this thread was too busy to read: then the broker
+        // is not silent.
+        std::array<zmq::pollitem_t, 1> item{{{socket_.handle(), 0, ZMQ_POLLIN, 0}}};
+        protocol::poll(item, std::chrono::milliseconds(0));
+        if (item[0].revents & ZMQ_POLLIN)
+            return;
+        const auto silent = std::to_string(
+            std::chrono::duration_cast<std::chrono::milliseconds>(now - last_heard_).count());
+        if (welcomed_) {
+            on_broker_lost("lost contact with the broker at " + core_.options_.endpoint + ": silent for " + silent +
                            " ms");
+        } else {
+            on_broker_lost("no answer from a broker at " + core_.options_.endpoint + " for " + silent +
+                           " ms: is it running, and is the endpoint right?");
         }
+        last_heard_ = now;  // the next verdict after another full silence
     }
 
     template <class ErrorType>
@@ -397,6 +456,12 @@ private:
     std::chrono::milliseconds interval_;
     unsigned liveness_;
     Clock::time_point last_heard_;
+    Clock::time_point last_hello_;
+    Clock::time_point next_heartbeat_;
+    Clock::time_point slice_end_;
+    bool welcomed_ = false;
+    std::string refusal_;  // set once the broker refused us
+    std::unordered_set<std::uint64_t> unpumped_;  // jobs that ran out of time slice, not window
     std::unordered_map<std::uint64_t, ActiveJob> jobs_;
     std::uint64_t next_job_id_ = 1;
     bool stopped_ = false;

@@ -24,6 +24,12 @@ int open_pidfd(pid_t pid) {
     return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
 }
 
+/// Through the pidfd, so that the signal cannot reach another process that got the pid
+/// after someone else reaped ours.
+void signal_child(const ChildProcess& child, int signal_number) {
+    syscall(SYS_pidfd_send_signal, child.pidfd, signal_number, nullptr, 0);
+}
+
 }  // namespace
 
 ChildProcess spawn_worker(const std::string& endpoint, unsigned credits) {
@@ -57,9 +63,25 @@ ChildProcess spawn_worker(const std::string& endpoint, unsigned credits) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    // Its own process group, so that Ctrl-C in a terminal reaches the host alone (which then
+    // stops its workers, or takes them along through the parent-death signal); and the
+    // default signal handling, whatever the host had set up.
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    for (int signal_number : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGCHLD, SIGQUIT})
+        sigaddset(&defaults, signal_number);
+    posix_spawnattr_setsigmask(&attributes, &none);
+    posix_spawnattr_setsigdefault(&attributes, &defaults);
+    posix_spawnattr_setpgroup(&attributes, 0);
+    posix_spawnattr_setflags(&attributes,
+                             POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     ChildProcess child;
     const int error =
-        posix_spawn(&child.pid, executable, &actions, nullptr, argv.data(), envp.data());
+        posix_spawn(&child.pid, executable, &actions, &attributes, argv.data(), envp.data());
+    posix_spawnattr_destroy(&attributes);
     posix_spawn_file_actions_destroy(&actions);
     if (error != 0) {
         throw Error(std::string("dtask: cannot start a local worker process (posix_spawn of ") +
@@ -102,6 +124,10 @@ std::string describe_wait_status(int status) {
 }
 
 void stop_children(std::vector<ChildProcess>& children, std::chrono::milliseconds grace) {
+    for (auto& child : children) {
+        if (child.pid > 0)
+            signal_child(child, SIGTERM);  // a worker leaves cleanly on SIGTERM
+    }
     const auto deadline = std::chrono::steady_clock::now() + grace;
     for (;;) {
         std::vector<pollfd> fds;
@@ -127,7 +153,7 @@ void stop_children(std::vector<ChildProcess>& children, std::chrono::millisecond
     }
     for (auto& child : children) {
         if (child.pid > 0) {
-            kill(child.pid, SIGKILL);  // not reaped yet, so the pid cannot have been reused
+            signal_child(child, SIGKILL);
             reap(child);
         }
     }

@@ -1,5 +1,6 @@
 #include "protocol.hpp"
 
+#include <cerrno>
 #include <climits>
 #include <cstring>
 
@@ -261,6 +262,28 @@ template zmq::message_t encode_body<Hello>(const Hello&);
 template zmq::message_t encode_body<Failure>(const Failure&);
 template Hello decode_body<Hello>(const zmq::message_t&, const char*);
 template Failure decode_body<Failure>(const zmq::message_t&, const char*);
+
+void poll(std::span<zmq::pollitem_t> items, std::chrono::milliseconds timeout) {
+    try {
+        zmq::poll(items.data(), items.size(), timeout);
+    } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) throw;
+        for (auto& item : items) item.revents = 0;
+    }
+}
+
+bool receive(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, bool wait) {
+    for (;;) {
+        frames.clear();
+        try {
+            return zmq::recv_multipart(socket, std::back_inserter(frames),
+                                       wait ? zmq::recv_flags::none : zmq::recv_flags::dontwait)
+                .has_value();
+        } catch (const zmq::error_t& e) {
+            if (e.num() != EINTR) throw;
+        }
+    }
+}
 
 void send(zmq::socket_t& socket, std::string_view to, std::span<zmq::message_t> frames) {
     if (!to.empty())

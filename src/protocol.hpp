@@ -4,6 +4,7 @@
 // Decoding validates all of it and throws ProtocolError naming what was wrong.
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -123,6 +124,12 @@ template <class T>
 zmq::message_t encode_body(const T& value);
 template <class T>
 T decode_body(const zmq::message_t& frame, const char* what);
+
+/// zmq::poll that treats a signal arriving (EINTR) as "nothing ready" instead of throwing:
+/// a host with a SIGCHLD or profiling handler must not lose its broker to a signal.
+void poll(std::span<zmq::pollitem_t> items, std::chrono::milliseconds timeout);
+/// Receives one whole message, retrying after EINTR. False if none is waiting (dontwait).
+bool receive(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, bool wait);
 
 /// Sends frames as one message, prefixed with the routing id `to` unless it is empty (ROUTER).
 void send(zmq::socket_t& socket, std::string_view to, std::span<zmq::message_t> frames);

@@ -58,9 +58,12 @@ void RunState::cancel() {
         hook();
 }
 
-void RunState::set_cancel_hook(std::function<void()> hook) {
+bool RunState::set_cancel_hook(std::function<void()> hook) {
     std::lock_guard lock(mutex_);
+    if (status_ != Status::running)
+        return false;
     cancel_hook_ = std::move(hook);
+    return true;
 }
 
 bool RunState::finished() const {

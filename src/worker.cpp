@@ -56,9 +56,7 @@ public:
     void run() {
         std::vector<zmq::message_t> frames;
         for (;;) {
-            frames.clear();
-            if (!zmq::recv_multipart(socket_, std::back_inserter(frames)))
-                continue;
+            if (!receive(socket_, frames, true)) continue;
             Inbound message = parse(frames, 0);  // the I/O thread validated it already
             switch (message.command) {
                 case Command::job:
@@ -72,9 +70,21 @@ public:
                     break;
                 case Command::bye:
                     return;
+                case Command::reconnect:
+                    jobs_.clear();  // a new session: the old one's jobs will not be ended
+                    break;
                 default:
                     break;
             }
+        }
+    }
+
+    /// Tells the link that no more subtasks will run here.
+    void say_stopped() noexcept {
+        try {
+            std::array frames{header(Command::bye)};
+            send(socket_, {}, frames);
+        } catch (...) {
         }
     }
 
@@ -169,6 +179,7 @@ public:
                 executor.run();
             } catch (const std::exception& e) {
                 log_warning("worker " + name_, std::string("executor stopped: ") + e.what());
+                executor.say_stopped();
             }
             executor_done.set_value();
         });
@@ -179,6 +190,12 @@ public:
             log_warning("worker " + name_,
                         std::string("stopped by an unexpected error: ") + e.what());
             code = worker_gave_up;
+        }
+        if (broker_ && code != worker_refused && code != worker_gave_up) {
+            // Leaving on purpose: say so, so the broker requeues our subtasks at once
+            // rather than after the heartbeat timeout.
+            std::array leaving{header(Command::bye)};
+            send(broker_, {}, leaving);
         }
         std::array bye{header(Command::bye)};
         send(executor_, {}, bye);
@@ -195,6 +212,11 @@ public:
 
 private:
     void connect() {
+        if (broker_) {
+            // A new session: what the executor holds from the old one is void.
+            std::array reset{header(Command::reconnect)};
+            send(executor_, {}, reset);
+        }
         broker_ = zmq::socket_t(context_, zmq::socket_type::dealer);
         tune(broker_);
         broker_.connect(options_.endpoint);
@@ -212,7 +234,14 @@ private:
     }
 
     int serve() {
-        connect();
+        try {
+            connect();
+        } catch (const zmq::error_t& e) {
+            log_warning("worker " + name_,
+                        "cannot connect to '" + options_.endpoint + "': " + e.what() +
+                            " (an endpoint looks like tcp://host:5555)");
+            return worker_usage;
+        }
         auto silent_since = Clock::now();
         auto backoff = interval_;
         auto next_heartbeat = Clock::now() + interval_;
@@ -224,22 +253,23 @@ private:
             const auto wait = std::max(std::chrono::milliseconds(0),
                                        std::chrono::duration_cast<std::chrono::milliseconds>(
                                            next_heartbeat - Clock::now()));
-            zmq::poll(items.data(), items.size(), wait);
+            protocol::poll(items, wait);
             if (items[2].revents & ZMQ_POLLIN)
                 return worker_done;
             if (items[1].revents & ZMQ_POLLIN) {
-                frames.clear();
-                if (zmq::recv_multipart(executor_, std::back_inserter(frames))) {
+                if (receive(executor_, frames, false)) {
+                    if (parse(frames, 0).command == Command::bye) {
+                        // The executor stopped: its subtasks would never finish here.
+                        log_warning("worker " + name_, "the executor thread stopped; leaving");
+                        return worker_failed;
+                    }
                     send(broker_, {}, frames);  // results and failures go straight on
                     next_heartbeat = Clock::now() + interval_;
                 }
             }
             if (items[0].revents & ZMQ_POLLIN) {
                 for (int burst = 0; burst < 64; ++burst) {
-                    frames.clear();
-                    if (!zmq::recv_multipart(broker_, std::back_inserter(frames),
-                                             zmq::recv_flags::dontwait))
-                        break;
+                    if (!receive(broker_, frames, false)) break;
                     last_heard_ = Clock::now();
                     silent_since = last_heard_;
                     backoff = interval_;
@@ -335,6 +365,10 @@ int run_worker(const WorkerOptions& options) {
     sigaddset(&signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (signal_fd < 0) {
+        log_warning("worker", "cannot watch for SIGTERM (signalfd failed); it will not stop the worker cleanly");
+        pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
+    }
 
     int code = worker_done;
     {

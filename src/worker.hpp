@@ -23,6 +23,7 @@ enum WorkerExit : int {
     worker_usage = 2,    // bad command line
     worker_refused = 3,  // the broker refused it
     worker_gave_up = 4,  // the broker stayed silent
+    worker_failed = 5,   // the executor thread stopped
 };
 
 /// Serves the broker at options.endpoint until told to stop; returns the exit code.

@@ -22,7 +22,9 @@ struct ClientOptions {
 class Client final : public Submitter {
 public:
     /// Connects to the broker at `endpoint` (e.g. "tcp://10.0.0.5:5555"). Connecting is
-    /// asynchronous: jobs wait until the broker answers.
+    /// asynchronous: a job submitted meanwhile waits, and fails with TransportError if no
+    /// broker answers within heartbeat_interval × heartbeat_liveness. Throws TransportError
+    /// for an endpoint ZeroMQ cannot parse.
     explicit Client(std::string endpoint, ClientOptions options = {});
     /// Fails the jobs still running with an Error.
     ~Client();

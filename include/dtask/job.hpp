@@ -131,8 +131,10 @@ public:
 
     void fold(std::span<const std::byte> bytes, std::uint64_t index) override {
         Partial partial =
-            load_from<Partial>(bytes, "the partial result of subtask " + std::to_string(index) +
-                                          " of job '" + this->job_name() + "'");
+            load_from<Partial>(bytes, [&] {
+                return "the partial result of subtask " + std::to_string(index) + " of job '" +
+                       this->job_name() + "'";
+            });
         accumulator_ = std::invoke(reduce_, std::move(accumulator_), std::move(partial));
     }
 
@@ -141,7 +143,7 @@ public:
 private:
     Input input_;  // split's range may refer to it: it lives as long as the run
     PieceSource<Pieces, Subtask> pieces_;
-    const Reduce& reduce_;
+    Reduce reduce_;  // a copy: the run may outlive a Job that is not at namespace scope
     T accumulator_{};
 };
 
@@ -214,8 +216,9 @@ public:
 
     void run_map(const void* shared, std::span<const std::byte> bytes, std::uint64_t index,
                  std::string& out) const override {
-        const Subtask subtask = load_from<Subtask>(
-            bytes, "subtask " + std::to_string(index) + " of job '" + this->name() + "'");
+        const Subtask subtask = load_from<Subtask>(bytes, [&] {
+            return "subtask " + std::to_string(index) + " of job '" + this->name() + "'";
+        });
         if constexpr (std::is_same_v<Shared, NoShared>) {
             (void)shared;
             save_to(out, map_(subtask));

@@ -26,9 +26,15 @@ public:
     /// Waits at most `timeout`; true if the job has ended.
     template <class Rep, class Period>
     bool wait_for(std::chrono::duration<Rep, Period> timeout) const {
-        return state().wait_until(
-            std::chrono::steady_clock::now() +
-            std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout));
+        using Clock = std::chrono::steady_clock;
+        const auto now = Clock::now();
+        // Saturate: duration::max() means "for ever", not an overflow into the past.
+        if (std::chrono::duration<double>(timeout) >=
+            std::chrono::duration<double>(Clock::time_point::max() - now)) {
+            state().wait();
+            return true;
+        }
+        return state().wait_until(now + std::chrono::duration_cast<Clock::duration>(timeout));
     }
 
     /// True once the job has a result or an error.

@@ -39,6 +39,9 @@ struct RunOptions {
     /// How many subtasks may be split off but not yet folded; bounds the memory of a job in
     /// the host and the broker, whatever the number of subtasks. 0: the default (1024).
     std::size_t window = 0;
+    /// The same bound in bytes of subtask payloads in flight (at least one subtask is always
+    /// sent). 0: the default (64 MiB).
+    std::size_t window_bytes = 0;
     /// How long the job waits for a worker that serves it before failing with TimeoutError.
     std::chrono::milliseconds worker_wait{std::chrono::seconds(60)};
 };

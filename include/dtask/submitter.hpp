@@ -42,7 +42,7 @@ public:
         return submit(job, std::move(input), shared, options).get();
     }
 
-    /// Workers connected now that serve at least one job.
+    /// Workers connected to the broker now.
     virtual std::size_t workers() const = 0;
 
 protected:

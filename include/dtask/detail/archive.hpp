@@ -9,6 +9,7 @@
 #include <span>
 #include <streambuf>
 #include <string>
+#include <type_traits>
 
 #include <dtask/detail/type_name.hpp>
 #include <dtask/error.hpp>
@@ -55,10 +56,12 @@ void save_to(std::string& out, const T& value) {
     archive(value);
 }
 
-/// Reads a T from `bytes`; `what` names the value in the error ("subtask 12 of job 'x'").
-/// All bytes must be consumed: leftovers mean the two sides disagree on the type.
-template <class T>
-T load_from(std::span<const std::byte> bytes, const std::string& what) {
+/// Reads a T from `bytes`; `describe()` names the value in an error ("subtask 12 of job
+/// 'x'"), called only on failure so the hot path builds no strings. All bytes must be
+/// consumed: leftovers mean the two sides disagree on the type.
+template <class T, class Describe>
+    requires std::is_invocable_r_v<std::string, Describe>
+T load_from(std::span<const std::byte> bytes, Describe describe) {
     SpanSource source(bytes);
     std::istream stream(&source);
     T value{};
@@ -66,17 +69,23 @@ T load_from(std::span<const std::byte> bytes, const std::string& what) {
         cereal::BinaryInputArchive archive(stream);
         archive(value);
     } catch (const std::exception& e) {
-        throw ProtocolError("cannot decode " + what + " as " + type_name<T>() + " from " +
+        throw ProtocolError("cannot decode " + describe() + " as " + type_name<T>() + " from " +
                             std::to_string(bytes.size()) + " bytes: " + e.what() +
                             " (were host and worker built from the same source?)");
     }
     if (source.remaining() != 0) {
-        throw ProtocolError("decoding " + what + " as " + type_name<T>() + " left " +
+        throw ProtocolError("decoding " + describe() + " as " + type_name<T>() + " left " +
                             std::to_string(source.remaining()) + " of " +
                             std::to_string(bytes.size()) +
                             " bytes unread (were host and worker built from the same source?)");
     }
     return value;
+}
+
+/// load_from with a fixed description.
+template <class T>
+T load_from(std::span<const std::byte> bytes, const std::string& what) {
+    return load_from<T>(bytes, [&] { return what; });
 }
 
 }  // namespace dtask::detail

@@ -67,7 +67,8 @@ public:
     /// Fails the job with CancelledError and tells the client to drop its subtasks.
     void cancel();
     /// Set by the client when it takes the job: how cancel() reaches the I/O thread.
-    void set_cancel_hook(std::function<void()> hook);
+    /// False (and no hook kept) if the job has already ended, e.g. was cancelled.
+    bool set_cancel_hook(std::function<void()> hook);
 
 protected:
     /// Ends the job with a result; `publish` stores it, under the lock. False if it had ended.
