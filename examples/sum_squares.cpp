@@ -111,7 +111,8 @@ int main(int argc, char** argv) {
         const auto elapsed =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         std::cout << "sum of squares of 1.." << problem.n << " = " << to_string(total) << "\n";
-        std::cerr << "sum_squares: " << problem.pieces << " subtasks in " << elapsed << " s\n";
+        std::cerr << "sum_squares: " << problem.pieces << " subtasks in " << elapsed
+                  << " s, starting and stopping the workers included\n";
     } catch (const dtask::Error& e) {
         std::cerr << "sum_squares: " << e.what() << "\n";
         return 1;

@@ -3,7 +3,6 @@
 // example runs (and its binary can serve them as a worker).
 
 #include <cstdint>
-#include <ranges>
 #include <string>
 
 #include <dtask/dtask.hpp>
@@ -47,12 +46,10 @@ inline const dtask::Job<u128> sum_squares{
     "sum_squares",
     // split: lazily, one Range per subtask; nothing is materialised up front.
     [](const Problem& problem, dtask::SplitHint hint) {
-        const std::uint64_t pieces = problem.pieces != 0 ? problem.pieces : hint.subtasks;
-        const std::uint64_t n = problem.n;
-        return std::views::iota(std::uint64_t{0}, pieces) |
-               std::views::transform([=](std::uint64_t i) {
-                   return Range{1 + n * i / pieces, 1 + n * (i + 1) / pieces};
-               });
+        const std::uint64_t count = problem.pieces != 0 ? problem.pieces : hint.subtasks;
+        const u128 n = problem.n;
+        auto bound = [=](std::uint64_t i) { return static_cast<std::uint64_t>(1 + n * i / count); };
+        return dtask::pieces(count, [=](std::uint64_t i) { return Range{bound(i), bound(i + 1)}; });
     },
     // map: runs on a worker.
     [](const Range& range) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -45,8 +46,15 @@ struct WorkerPeer {
     Hello hello;
     std::unordered_map<std::string, std::string> serves;  // job name -> signature
     unsigned free_credits = 0;
-    std::unordered_set<std::uint64_t> opened;                       // jobs whose definition it has
-    std::unordered_map<TaskKey, zmq::message_t, TaskKeyHash> held;  // payloads kept to requeue
+    std::unordered_set<std::uint64_t> opened;  // jobs whose definition it has
+    struct Held {
+        zmq::message_t payload;  // kept to requeue if the worker is lost
+        std::uint64_t sequence;  // order of dispatch: a worker runs its subtasks in this order
+    };
+    std::unordered_map<TaskKey, Held, TaskKeyHash> held;
+    std::uint64_t sent = 0;
+    bool isolated = false;  // running one quarantined subtask, and nothing else
+    bool draining = false;  // finishing what it holds, to run a quarantined subtask alone
     Clock::time_point last_heard;
 };
 
@@ -67,7 +75,10 @@ struct BrokerJob {
     zmq::message_t shared;
     std::deque<Task> queue;
     bool in_rotation = false;
-    std::unordered_map<std::uint64_t, unsigned> losses;  // per subtask lost with a worker
+    // Subtasks held by a worker that crashed or vanished: any of them may have killed it, so
+    // each runs again alone on a worker, and only a death then counts against it.
+    std::deque<Task> quarantine;
+    std::unordered_map<std::uint64_t, unsigned> losses;  // deaths while running alone
     std::unordered_set<std::string> opened_by;           // workers holding its definition
     std::chrono::milliseconds worker_wait{0};
     bool waiting_for_worker = true;
@@ -76,7 +87,8 @@ struct BrokerJob {
 
 /// now + wait, saturating: a wait of milliseconds::max() means "for ever", not overflow.
 Clock::time_point deadline_after(Clock::time_point now, std::chrono::milliseconds wait) {
-    if (wait >= std::chrono::duration_cast<std::chrono::milliseconds>(Clock::time_point::max() - now))
+    if (wait >=
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::time_point::max() - now))
         return Clock::time_point::max();
     return now + wait;
 }
@@ -112,7 +124,8 @@ private:
             items.push_back({nullptr, broker_.stop_fd_, ZMQ_POLLIN, 0});
             for (const auto& child : children_)
                 items.push_back({nullptr, child.pidfd, ZMQ_POLLIN, 0});
-            const auto wake_at = respawns_.empty() ? next_tick_ : std::min(next_tick_, respawns_.front());
+            const auto wake_at =
+                respawns_.empty() ? next_tick_ : std::min(next_tick_, respawns_.front());
             const auto wait = std::max(
                 std::chrono::milliseconds(0),
                 std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - Clock::now()));
@@ -122,7 +135,8 @@ private:
             if (items[0].revents & ZMQ_POLLIN) {
                 // Drain what is there now, so a burst of messages costs one poll.
                 for (int burst = 0; burst < 256; ++burst) {
-                    if (!receive(socket_, frames, false)) break;
+                    if (!receive(socket_, frames, false))
+                        break;
                     on_message(frames);
                 }
             }
@@ -200,7 +214,7 @@ private:
         }
         // A peer saying hello again starts afresh: what it held before is lost.
         if (workers_.contains(id))
-            worker_lost(id, "it reconnected");
+            worker_lost(id, "it reconnected", false);
         if (clients_.contains(id))
             client_lost(id);
 
@@ -211,9 +225,9 @@ private:
                 return;
             }
             // Only a child of ours is a local worker, whatever a peer says of itself.
-            hello.local = hello.local && std::any_of(children_.begin(), children_.end(), [&](const auto& child) {
-                              return child.pid == hello.pid;
-                          });
+            hello.local = hello.local &&
+                          std::any_of(children_.begin(), children_.end(),
+                                      [&](const auto& child) { return child.pid == hello.pid; });
             if (hello.local)
                 early_exits_.clear();
             WorkerPeer& worker = workers_[id];
@@ -295,7 +309,7 @@ private:
             case Command::failure:
                 return on_failure(worker, message);
             case Command::bye:
-                return worker_lost(worker.id, "it left");
+                return worker_lost(worker.id, "it left", false);
             default:
                 throw ProtocolError("a worker may not send a " +
                                     std::string(command_name(message.command)) + " message");
@@ -313,6 +327,8 @@ private:
             if (worker.held.erase(TaskKey{job_id, index}) == 0)
                 continue;  // requeued or stale: not ours
             ++worker.free_credits;
+            if (worker.held.empty())
+                worker.isolated = false;
             if (job != jobs_.end()) {
                 out.push_back(index_frame(index));
                 out.push_back(std::move(message.body[2 * i + 1]));
@@ -333,6 +349,8 @@ private:
         if (worker.held.erase(TaskKey{job_id, index}) == 0)
             return;
         ++worker.free_credits;
+        if (worker.held.empty())
+            worker.isolated = false;
         if (auto job = jobs_.find(job_id); job != jobs_.end()) {
             std::array out{header(Command::failure, {job->second.client_job, index}),
                            std::move(message.body[0])};
@@ -346,6 +364,16 @@ private:
 
     /// Gives the worker subtasks while it has credits, taking jobs in turn.
     void feed(WorkerPeer& worker) {
+        if (worker.isolated)
+            return;  // nothing beside a quarantined subtask
+        if (quarantined_ > 0 && reserved_for_quarantine(worker)) {
+            if (!worker.held.empty()) {
+                hungry_.erase(worker.id);  // until it has finished what it holds
+                return;
+            }
+            if (run_quarantined(worker))
+                return;
+        }
         while (worker.free_credits > 0 && !rotation_.empty()) {
             bool sent = false;
             for (std::size_t turns = rotation_.size(); turns > 0 && !rotation_.empty(); --turns) {
@@ -396,18 +424,26 @@ private:
                           std::move(payload)};
         send(socket_, worker.id, frames);
         // A client that sent one index twice gets one result; the worker keeps its credit.
-        if (worker.held.emplace(TaskKey{job.id, task.index}, std::move(task.payload)).second)
+        if (worker.held
+                .emplace(TaskKey{job.id, task.index},
+                         WorkerPeer::Held{std::move(task.payload), worker.sent++})
+                .second)
             --worker.free_credits;
     }
 
     /// Drops a worker; every subtask it held goes back to the front of its job's queue.
-    void worker_lost(std::string id, const std::string& how) {  // by value: callers pass map keys
+    /// Drops a worker. `crashed`: it died or went silent, so what it held is suspect and
+    /// goes to quarantine; otherwise (it left, or reconnected) it goes back to the queues.
+    void worker_lost(std::string id, const std::string& how,
+                     bool crashed = true) {  // id by value: callers pass map keys
         auto it = workers_.find(id);
         if (it == workers_.end())
             return;
         WorkerPeer worker = std::move(it->second);
         workers_.erase(it);
         hungry_.erase(id);
+        if (worker.draining)
+            --draining_;
         for (std::uint64_t job_id : worker.opened) {
             if (auto job = jobs_.find(job_id); job != jobs_.end())
                 job->second.opened_by.erase(id);
@@ -418,30 +454,90 @@ private:
                                       " subtask(s); they go to other workers");
         }
         std::vector<std::uint64_t> requeued;
-        for (auto& [key, payload] : worker.held) {
+        for (auto& [key, held] : worker.held) {
             auto job_it = jobs_.find(key.job);
             if (job_it == jobs_.end())
                 continue;
             BrokerJob& job = job_it->second;
-            const unsigned losses = ++job.losses[key.index];
-            if (losses >= options_.max_attempts) {
-                Failure failure;
-                failure.kind = FailureKind::worker_lost;
-                failure.worker = worker.hello.name;
-                failure.message = "job '" + job.name + "': subtask " + std::to_string(key.index) +
-                                  " was lost with " + std::to_string(losses) +
-                                  " workers; the last, " + worker.hello.name + ", " + how;
-                fail_job(job, key.index, failure);
+            if (!crashed) {
+                job.queue.push_front(Task{key.index, std::move(held.payload)});
+                requeued.push_back(key.job);
                 continue;
             }
-            job.queue.push_front(Task{key.index, std::move(payload)});
-            requeued.push_back(key.job);
+            if (worker.isolated) {
+                // It ran this subtask and nothing else: the subtask killed it.
+                const unsigned deaths = ++job.losses[key.index];
+                if (deaths >= options_.max_attempts) {
+                    Failure failure;
+                    failure.kind = FailureKind::worker_lost;
+                    failure.worker = worker.hello.name;
+                    failure.message = "job '" + job.name + "': subtask " +
+                                      std::to_string(key.index) +
+                                      " killed the worker running it, " + std::to_string(deaths) +
+                                      " times in a row running alone; the last, " +
+                                      worker.hello.name + ": " + how;
+                    fail_job(job, key.index, failure);
+                    continue;
+                }
+            }
+            job.quarantine.push_back(Task{key.index, std::move(held.payload)});
+            ++quarantined_;
         }
         publish_worker_count();
         for (std::uint64_t job_id : requeued) {
             if (auto job = jobs_.find(job_id); job != jobs_.end())
                 place(job->second);
         }
+        feed_idle();
+    }
+
+    /// Offers work to every worker with free credits, after work appeared that place() does
+    /// not hand out (quarantined subtasks).
+    void feed_idle() {
+        std::vector<std::string> idle(hungry_.begin(), hungry_.end());
+        for (const auto& id : idle) {
+            if (auto worker = workers_.find(id); worker != workers_.end())
+                feed(worker->second);
+        }
+    }
+
+    /// Whether this worker is (or now becomes) reserved to run a quarantined subtask alone.
+    bool reserved_for_quarantine(WorkerPeer& worker) {
+        if (worker.draining) {
+            if (quarantined_ > 0)
+                return true;
+            worker.draining = false;
+            --draining_;
+            return false;
+        }
+        if (draining_ >= quarantined_)
+            return false;  // enough workers are on their way to it
+        const bool serves_one = std::any_of(jobs_.begin(), jobs_.end(), [&](const auto& entry) {
+            return !entry.second.quarantine.empty() && serves(worker, entry.second);
+        });
+        if (!serves_one)
+            return false;
+        worker.draining = true;
+        ++draining_;
+        return true;
+    }
+
+    /// Sends a drained worker one quarantined subtask, alone. False if it serves none.
+    bool run_quarantined(WorkerPeer& worker) {
+        worker.draining = false;
+        --draining_;
+        for (auto& [job_id, job] : jobs_) {
+            if (job.quarantine.empty() || !serves(worker, job))
+                continue;
+            Task task = std::move(job.quarantine.front());
+            job.quarantine.pop_front();
+            --quarantined_;
+            worker.isolated = true;
+            send_task(worker, job, std::move(task));
+            hungry_.erase(worker.id);
+            return true;
+        }
+        return false;
     }
 
     // ---- clients ----
@@ -522,7 +618,8 @@ private:
                     it = hungry_.erase(it);
                     continue;
                 }
-                if (serves(worker->second, job)) {
+                if (serves(worker->second, job) && !worker->second.isolated &&
+                    !worker->second.draining) {
                     Task task = std::move(job.queue.front());
                     job.queue.pop_front();
                     send_task(worker->second, job, std::move(task));
@@ -553,6 +650,7 @@ private:
             std::array frames{header(Command::end, {job_id})};
             send(socket_, worker_id, frames);
         }
+        quarantined_ -= it->second.quarantine.size();
         if (auto client = clients_.find(it->second.client); client != clients_.end())
             client->second.jobs.erase(job_id);
         jobs_.erase(it);  // a stale id left in rotation_ is skipped there
@@ -603,10 +701,11 @@ private:
 
     void check_worker_waits(Clock::time_point now) {
         std::vector<std::uint64_t> expired;
-        for (auto& [job_id, job] : jobs_) {
+        for (auto& [job_id, entry] : jobs_) {
+            BrokerJob& job = entry;  // a plain reference: clang 14 cannot capture a binding
             const bool served =
                 std::any_of(workers_.begin(), workers_.end(),
-                            [&](const auto& entry) { return serves(entry.second, job); });
+                            [&](const auto& worker) { return serves(worker.second, job); });
             if (served) {
                 job.waiting_for_worker = false;
             } else if (!job.waiting_for_worker) {
@@ -623,7 +722,8 @@ private:
             failure.message = "job '" + job.name + "': no connected worker serves it (" +
                               job.signature + ") after waiting " + format_ms(job.worker_wait) +
                               "; the broker listens on " + listening();
-            if (!early_exits_.empty()) failure.message += "; " + early_exits_;
+            if (!early_exits_.empty())
+                failure.message += "; " + early_exits_;
             fail_job(job, 0, failure);
         }
     }
@@ -682,10 +782,11 @@ private:
         if (now - last_death_ > std::chrono::seconds(30))
             deaths_in_a_row_ = 0;
         last_death_ = now;
-        const auto backoff = deaths_in_a_row_ == 0
-                                 ? std::chrono::milliseconds(0)
-                                 : std::min(std::chrono::milliseconds(50 << std::min(deaths_in_a_row_, 7u)),
-                                            std::chrono::milliseconds(5000));
+        const auto backoff =
+            deaths_in_a_row_ == 0
+                ? std::chrono::milliseconds(0)
+                : std::min(std::chrono::milliseconds(50 << std::min(deaths_in_a_row_, 7u)),
+                           std::chrono::milliseconds(5000));
         ++deaths_in_a_row_;
         respawns_.push_back(now + backoff);
     }
@@ -731,7 +832,9 @@ private:
     std::deque<std::uint64_t> rotation_;      // jobs with queued subtasks, served in turn
     std::unordered_set<std::string> hungry_;  // workers with free credits
     std::uint32_t next_client_index_ = 1;
-    std::string early_exits_;  // why the last local worker that never joined ended
+    std::string early_exits_;                 // why the last local worker that never joined ended
+    std::size_t quarantined_ = 0;             // subtasks in all jobs' quarantines
+    std::size_t draining_ = 0;                // workers reserved to run one of them
     std::deque<Clock::time_point> respawns_;  // when to start a replacement, in order
     Clock::time_point last_death_;
     unsigned deaths_in_a_row_ = 0;

@@ -25,8 +25,8 @@ struct BrokerOptions {
     unsigned local_worker_credits = 2;
     std::chrono::milliseconds heartbeat_interval{500};
     unsigned heartbeat_liveness = 4;
-    /// How often a subtask may be lost with its worker before the job fails.
-    unsigned max_attempts = 4;
+    /// How often a subtask may kill the worker running it alone before its job fails.
+    unsigned max_attempts = 3;
 };
 
 class Broker {

@@ -33,11 +33,11 @@ struct ActiveJob {
     bool exhausted = false;     // split has no more
     std::size_t window = default_window;
     std::size_t window_bytes = default_window_bytes;
-    std::size_t bytes_in_flight = 0;                           // subtask payloads sent, not back
+    std::size_t bytes_in_flight = 0;                             // subtask payloads sent, not back
     std::unordered_map<std::uint64_t, std::size_t> outstanding;  // sent, no result yet: size
-    std::unordered_map<std::uint64_t, zmq::message_t> parked;  // arrived ahead of their turn
-    std::uint64_t next_to_fold = 0;                            // in subtask order
-    std::vector<std::string> notices;                          // from the broker, for the error
+    std::unordered_map<std::uint64_t, zmq::message_t> parked;    // arrived ahead of their turn
+    std::uint64_t next_to_fold = 0;                              // in subtask order
+    std::vector<std::string> notices;                            // from the broker, for the error
 };
 
 }  // namespace
@@ -74,7 +74,8 @@ public:
                 take_requests();
             if (items[0].revents & ZMQ_POLLIN) {
                 for (int burst = 0; burst < 256 && Clock::now() < slice_end_; ++burst) {
-                    if (!receive(socket_, frames, false)) break;
+                    if (!receive(socket_, frames, false))
+                        break;
                     last_heard_ = Clock::now();
                     on_message(frames);
                 }
@@ -147,7 +148,8 @@ private:
         }
         for (auto& run : incoming) {
             if (stopped_) {
-                run->fail(std::make_exception_ptr(Error("job '" + run->job_name() + "': " + stop_reason)));
+                run->fail(std::make_exception_ptr(
+                    Error("job '" + run->job_name() + "': " + stop_reason)));
             } else {
                 start(std::move(run));
             }
@@ -176,7 +178,8 @@ private:
 
     void start(std::shared_ptr<RunState> run) {
         if (!refusal_.empty()) {
-            run->fail(std::make_exception_ptr(TransportError("job '" + run->job_name() + "': " + refusal_)));
+            run->fail(std::make_exception_ptr(
+                TransportError("job '" + run->job_name() + "': " + refusal_)));
             return;
         }
         std::weak_ptr<RunState> weak = run;
@@ -196,7 +199,8 @@ private:
             job.window = run->run_options().window;
         if (run->run_options().window_bytes != 0)
             job.window_bytes = run->run_options().window_bytes;
-        const auto wait_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, run->run_options().worker_wait.count()));
+        const auto wait_ms = static_cast<std::uint64_t>(
+            std::max<std::int64_t>(0, run->run_options().worker_wait.count()));
         std::array frames{header(Command::submit, {id, wait_ms}), text_frame(run->job_name()),
                           text_frame(run->signature()),
                           zmq::message_t(run->shared().data(), run->shared().size())};
@@ -433,11 +437,11 @@ private:
         const auto silent = std::to_string(
             std::chrono::duration_cast<std::chrono::milliseconds>(now - last_heard_).count());
         if (welcomed_) {
-            on_broker_lost("lost contact with the broker at " + core_.options_.endpoint + ": silent for " + silent +
-                           " ms");
+            on_broker_lost("lost contact with the broker at " + core_.options_.endpoint +
+                           ": silent for " + silent + " ms");
         } else {
-            on_broker_lost("no answer from a broker at " + core_.options_.endpoint + " for " + silent +
-                           " ms: is it running, and is the endpoint right?");
+            on_broker_lost("no answer from a broker at " + core_.options_.endpoint + " for " +
+                           silent + " ms: is it running, and is the endpoint right?");
         }
         last_heard_ = now;  // the next verdict after another full silence
     }
@@ -460,7 +464,7 @@ private:
     Clock::time_point next_heartbeat_;
     Clock::time_point slice_end_;
     bool welcomed_ = false;
-    std::string refusal_;  // set once the broker refused us
+    std::string refusal_;                         // set once the broker refused us
     std::unordered_set<std::uint64_t> unpumped_;  // jobs that ran out of time slice, not window
     std::unordered_map<std::uint64_t, ActiveJob> jobs_;
     std::uint64_t next_job_id_ = 1;

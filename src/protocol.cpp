@@ -267,8 +267,10 @@ void poll(std::span<zmq::pollitem_t> items, std::chrono::milliseconds timeout) {
     try {
         zmq::poll(items.data(), items.size(), timeout);
     } catch (const zmq::error_t& e) {
-        if (e.num() != EINTR) throw;
-        for (auto& item : items) item.revents = 0;
+        if (e.num() != EINTR)
+            throw;
+        for (auto& item : items)
+            item.revents = 0;
     }
 }
 
@@ -280,7 +282,8 @@ bool receive(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, bool wa
                                        wait ? zmq::recv_flags::none : zmq::recv_flags::dontwait)
                 .has_value();
         } catch (const zmq::error_t& e) {
-            if (e.num() != EINTR) throw;
+            if (e.num() != EINTR)
+                throw;
         }
     }
 }

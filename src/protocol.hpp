@@ -28,7 +28,7 @@ enum class Command : std::uint8_t {
     hello = 0x01,      // peer -> broker: who I am, what I serve
     welcome = 0x02,    // broker -> peer: accepted; heartbeat settings
     refuse = 0x03,     // broker -> peer: not accepted, and why
-    heartbeat = 0x04,  // both ways, when nothing else was sent for an interval
+    heartbeat = 0x04,  // both ways, every interval
     bye = 0x05,        // peer -> broker: leaving; broker -> worker: exit now
     status = 0x06,     // broker -> client: how many workers are connected
     reconnect = 0x07,  // broker -> peer: I do not know you (any more): say hello again

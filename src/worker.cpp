@@ -56,7 +56,8 @@ public:
     void run() {
         std::vector<zmq::message_t> frames;
         for (;;) {
-            if (!receive(socket_, frames, true)) continue;
+            if (!receive(socket_, frames, true))
+                continue;
             Inbound message = parse(frames, 0);  // the I/O thread validated it already
             switch (message.command) {
                 case Command::job:
@@ -237,9 +238,9 @@ private:
         try {
             connect();
         } catch (const zmq::error_t& e) {
-            log_warning("worker " + name_,
-                        "cannot connect to '" + options_.endpoint + "': " + e.what() +
-                            " (an endpoint looks like tcp://host:5555)");
+            log_warning("worker " + name_, "cannot connect to '" + options_.endpoint +
+                                               "': " + e.what() +
+                                               " (an endpoint looks like tcp://host:5555)");
             return worker_usage;
         }
         auto silent_since = Clock::now();
@@ -269,7 +270,8 @@ private:
             }
             if (items[0].revents & ZMQ_POLLIN) {
                 for (int burst = 0; burst < 64; ++burst) {
-                    if (!receive(broker_, frames, false)) break;
+                    if (!receive(broker_, frames, false))
+                        break;
                     last_heard_ = Clock::now();
                     silent_since = last_heard_;
                     backoff = interval_;
@@ -283,16 +285,17 @@ private:
                 send(broker_, {}, beat);
                 next_heartbeat = now + interval_;
             }
+            if (now - last_heard_ > interval_ * liveness_ &&
+                now - silent_since > options_.give_up) {
+                log_warning("worker " + name_,
+                            "the broker at " + options_.endpoint + " has been silent for " +
+                                std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                   now - silent_since)
+                                                   .count()) +
+                                " s: giving up");
+                return worker_gave_up;
+            }
             if (now - last_heard_ > interval_ * liveness_ + backoff) {
-                if (now - silent_since > options_.give_up) {
-                    log_warning("worker " + name_,
-                                "the broker at " + options_.endpoint + " has been silent for " +
-                                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                                       now - silent_since)
-                                                       .count()) +
-                                    " s: giving up");
-                    return worker_gave_up;
-                }
                 // Reconnect with a fresh socket, waiting longer each time.
                 connect();
                 backoff = std::min(backoff * 2, std::chrono::milliseconds(std::chrono::seconds(8)));
@@ -366,7 +369,9 @@ int run_worker(const WorkerOptions& options) {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
     if (signal_fd < 0) {
-        log_warning("worker", "cannot watch for SIGTERM (signalfd failed); it will not stop the worker cleanly");
+        log_warning(
+            "worker",
+            "cannot watch for SIGTERM (signalfd failed); it will not stop the worker cleanly");
         pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
     }
 

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <dtask/dtask.hpp>
@@ -24,7 +25,7 @@ namespace test_jobs {
 inline const dtask::Job<std::uint64_t> squares{
     "tests.squares",
     [](const std::uint64_t& n, dtask::SplitHint) {
-        return std::views::iota(std::uint64_t{1}, n + 1);
+        return dtask::pieces(n, [](std::uint64_t i) { return i + 1; });
     },
     [](const std::uint64_t& x) { return x * x; },
     [](std::uint64_t total, std::uint64_t part) { return total + part; }};
@@ -76,7 +77,9 @@ inline std::string expected_concat(std::uint64_t n) {
 /// Throws std::invalid_argument on subtask 7.
 inline const dtask::Job<std::uint64_t> throws_on_seven{
     "tests.throws_on_seven",
-    [](const std::uint64_t& n, dtask::SplitHint) { return std::views::iota(std::uint64_t{0}, n); },
+    [](const std::uint64_t& n, dtask::SplitHint) {
+        return dtask::pieces(n, [](std::uint64_t i) { return i; });
+    },
     [](const std::uint64_t& x) -> std::uint64_t {
         if (x == 7)
             throw std::invalid_argument("bad input 7");
@@ -87,7 +90,9 @@ inline const dtask::Job<std::uint64_t> throws_on_seven{
 /// Which processes ran the subtasks.
 inline const dtask::Job<std::set<std::int64_t>> worker_pids{
     "tests.worker_pids",
-    [](const std::uint64_t& n, dtask::SplitHint) { return std::views::iota(std::uint64_t{0}, n); },
+    [](const std::uint64_t& n, dtask::SplitHint) {
+        return dtask::pieces(n, [](std::uint64_t i) { return i; });
+    },
     [](const std::uint64_t& x) {
         spin(x % 5);
         return static_cast<std::int64_t>(getpid());
@@ -129,7 +134,7 @@ struct ScaledTotal {
 inline const dtask::Job<ScaledTotal> scaled{
     "tests.scaled",
     [](const std::uint64_t& n, dtask::SplitHint) {
-        return std::views::iota(std::uint64_t{1}, n + 1);
+        return dtask::pieces(n, [](std::uint64_t i) { return i + 1; });
     },
     [](const std::uint64_t& x, const Scale& scale) {
         return Scaled{x * scale.factor + scale.table.at(x % scale.table.size()),
@@ -167,7 +172,9 @@ inline const dtask::Job<std::uint64_t> windowed{
 /// Each subtask takes about `units` of spinning: long enough to cancel a job mid-way.
 inline const dtask::Job<std::uint64_t> slow{
     "tests.slow",
-    [](const std::uint64_t& n, dtask::SplitHint) { return std::views::iota(std::uint64_t{0}, n); },
+    [](const std::uint64_t& n, dtask::SplitHint) {
+        return dtask::pieces(n, [](std::uint64_t i) { return i; });
+    },
     [](const std::uint64_t& x) { return spin(2000) * 0 + x; },
     [](std::uint64_t total, std::uint64_t part) { return total + part; }};
 
@@ -175,7 +182,9 @@ inline const dtask::Job<std::uint64_t> slow{
 /// environment takes 40 times longer over each.
 inline const dtask::Job<std::map<std::int64_t, std::uint64_t>> counted_by_worker{
     "tests.counted_by_worker",
-    [](const std::uint64_t& n, dtask::SplitHint) { return std::views::iota(std::uint64_t{0}, n); },
+    [](const std::uint64_t& n, dtask::SplitHint) {
+        return dtask::pieces(n, [](std::uint64_t i) { return i; });
+    },
     [](const std::uint64_t&) {
         spin(std::getenv("DTASK_TEST_SLOW") != nullptr ? 2000 : 50);
         return static_cast<std::int64_t>(getpid());
@@ -184,5 +193,30 @@ inline const dtask::Job<std::map<std::int64_t, std::uint64_t>> counted_by_worker
         ++counts[pid];
         return counts;
     }};
+
+/// Kills its own worker process on subtask 3: a poison pill.
+inline const dtask::Job<std::uint64_t> kills_worker_on_three{
+    "tests.kills_worker_on_three",
+    [](const std::uint64_t& n, dtask::SplitHint) {
+        return dtask::pieces(n, [](std::uint64_t i) { return i; });
+    },
+    [](const std::uint64_t& x) {
+        if (x == 3)
+            raise(SIGKILL);
+        return x;
+    },
+    [](std::uint64_t total, std::uint64_t part) { return total + part; }};
+
+/// A split that takes about 4 ms per piece: longer, in all, than the heartbeat liveness.
+inline const dtask::Job<std::uint64_t> slow_split{
+    "tests.slow_split",
+    [](const std::uint64_t& n, dtask::SplitHint) {
+        return dtask::pieces(n, [](std::uint64_t i) {
+            spin(4000);
+            return i;
+        });
+    },
+    [](const std::uint64_t& x) { return x; },
+    [](std::uint64_t total, std::uint64_t part) { return total + part; }};
 
 }  // namespace test_jobs

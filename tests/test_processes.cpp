@@ -56,17 +56,17 @@ TEST_CASE("Workers.started_by_hand_join_over_tcp_and_take_work" * doctest::timeo
 TEST_CASE("Workers.pull_so_a_slow_worker_gets_fewer_subtasks" * doctest::timeout(120)) {
     dtask::Cluster cluster(listening_cluster());
     const std::string endpoint = tcp_endpoint(cluster);
-    Process fast(self_executable(), {"--dtask-worker", endpoint});
-    Process slow(self_executable(), {"--dtask-worker", endpoint}, {}, {"DTASK_TEST_SLOW=1"});
+    Process fast_worker(self_executable(), {"--dtask-worker", endpoint});
+    Process slow_worker(self_executable(), {"--dtask-worker", endpoint}, {}, {"DTASK_TEST_SLOW=1"});
     REQUIRE(cluster.wait_for_workers(2, 30s));
     auto counts = run_within(cluster, counted_by_worker, std::uint64_t{400});
-    CHECK(counts[fast.pid()] + counts[slow.pid()] == 400);
-    CHECK(counts[slow.pid()] >= 1);
-    MESSAGE("fast worker ran " << counts[fast.pid()] << " subtasks, slow worker "
-                               << counts[slow.pid()]);
-    CHECK_MESSAGE(
-        counts[fast.pid()] > 3 * counts[slow.pid()],
-        "fast worker ran " << counts[fast.pid()] << ", slow worker " << counts[slow.pid()]);
+    CHECK(counts[fast_worker.pid()] + counts[slow_worker.pid()] == 400);
+    CHECK(counts[slow_worker.pid()] >= 1);
+    MESSAGE("fast worker ran " << counts[fast_worker.pid()] << " subtasks, slow worker "
+                               << counts[slow_worker.pid()]);
+    CHECK_MESSAGE(counts[fast_worker.pid()] > 3 * counts[slow_worker.pid()],
+                  "fast worker ran " << counts[fast_worker.pid()] << ", slow worker "
+                                     << counts[slow_worker.pid()]);
 }
 
 TEST_CASE("Workers.sum_squares_binary_serves_a_cluster" * doctest::timeout(120)) {

@@ -15,6 +15,7 @@
 #include <dtask/job.hpp>
 #include <dtask/job_handle.hpp>
 #include <dtask/options.hpp>
+#include <dtask/pieces.hpp>
 #include <dtask/serialization.hpp>
 #include <dtask/submitter.hpp>
 #include <dtask/version.hpp>

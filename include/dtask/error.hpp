@@ -42,8 +42,8 @@ private:
     std::string exception_message_;
 };
 
-/// A worker process died or vanished while it held subtasks of this job, more often than
-/// the job's retry limit allows.
+/// A subtask was running on a worker process that died (or went silent) more often than
+/// the retry limit allows (4 times): it looks like a poison pill.
 class WorkerLostError : public Error {
 public:
     using Error::Error;
@@ -55,7 +55,7 @@ public:
     using Error::Error;
 };
 
-/// The job could not finish in time: no worker serves it, or its deadline passed.
+/// The job could not finish in time: no worker served it within RunOptions::worker_wait.
 class TimeoutError : public Error {
 public:
     using Error::Error;

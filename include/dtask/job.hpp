@@ -130,11 +130,10 @@ public:
     bool next_subtask(std::string& out) override { return pieces_.next(out); }
 
     void fold(std::span<const std::byte> bytes, std::uint64_t index) override {
-        Partial partial =
-            load_from<Partial>(bytes, [&] {
-                return "the partial result of subtask " + std::to_string(index) + " of job '" +
-                       this->job_name() + "'";
-            });
+        Partial partial = load_from<Partial>(bytes, [&] {
+            return "the partial result of subtask " + std::to_string(index) + " of job '" +
+                   this->job_name() + "'";
+        });
         accumulator_ = std::invoke(reduce_, std::move(accumulator_), std::move(partial));
     }
 

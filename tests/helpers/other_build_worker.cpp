@@ -10,7 +10,7 @@
 inline const dtask::Job<std::uint64_t> squares_of_another_build{
     "tests.squares",
     [](const std::uint32_t& n, dtask::SplitHint) {
-        return std::views::iota(std::uint32_t{1}, n + 1);
+        return dtask::pieces(n, [](std::uint64_t i) { return static_cast<std::uint32_t>(i + 1); });
     },
     [](const std::uint32_t& x) { return std::uint64_t{x} * x; },
     [](std::uint64_t total, std::uint64_t part) { return total + part; }};

@@ -60,8 +60,8 @@ void save_to(std::string& out, const T& value) {
 /// 'x'"), called only on failure so the hot path builds no strings. All bytes must be
 /// consumed: leftovers mean the two sides disagree on the type.
 template <class T, class Describe>
-    requires std::is_invocable_r_v<std::string, Describe>
-T load_from(std::span<const std::byte> bytes, Describe describe) {
+requires std::is_invocable_r_v<std::string, Describe> T load_from(std::span<const std::byte> bytes,
+                                                                  Describe describe) {
     SpanSource source(bytes);
     std::istream stream(&source);
     T value{};
