@@ -124,6 +124,19 @@ TEST_CASE("Protocol.undecodable_payloads_name_type_and_size" * doctest::timeout(
         CHECK(what.find("subtask 3 of job 'j'") != std::string::npos);
         CHECK(what.find("from 5 bytes") != std::string::npos);
     }
+    // A length prefix of 2^40 in a message of 12 bytes: refused before any allocation.
+    std::string huge(8, '\0');
+    huge[5] = 1;
+    huge += "abcd";
+    std::span<const std::byte> huge_bytes(reinterpret_cast<const std::byte*>(huge.data()),
+                                          huge.size());
+    try {
+        load_from<std::string>(huge_bytes, "a hostile string");
+        FAIL("a length beyond the message must not decode");
+    } catch (const dtask::ProtocolError& e) {
+        CHECK(std::string(e.what()).find("a length of 1099511627776 exceeds the 4 bytes left") !=
+              std::string::npos);
+    }
     try {
         load_from<std::uint32_t>(all, "partial");  // leftovers: the types disagree
         FAIL("leftover bytes must be an error");
@@ -157,6 +170,12 @@ TEST_CASE("Protocol.live_broker_refuses_garbage_and_carries_on" * doctest::timeo
     CHECK(exchange({head(Command::hello), "\x01\x02"}).find("cannot decode hello") !=
           std::string::npos);
     CHECK(exchange({std::string("dt\x02\x01", 4)}).find("protocol version 2") != std::string::npos);
+
+    // A 13-byte hello whose name claims 3 GB: refused, nothing allocated for it.
+    std::string greedy("\x01", 1);
+    greedy += std::string("\x00\x5e\xd0\xb2\x00\x00\x00\x00", 8) + "name";
+    CHECK(exchange({head(Command::hello), greedy}).find("exceeds the 4 bytes left") !=
+          std::string::npos);
 
     Hello alien;
     alien.role = Role::worker;

@@ -4,7 +4,9 @@
 /// message, and read straight out of the received message.
 
 #include <cstddef>
-#include <istream>
+#include <cstdint>
+#include <cstring>
+#include <memory>
 #include <ostream>
 #include <span>
 #include <streambuf>
@@ -37,15 +39,62 @@ private:
     std::string& out_;
 };
 
-/// A streambuf that reads from bytes it does not own.
-class SpanSource final : public std::streambuf {
+/// Reads cereal's binary format straight from received bytes, with every length prefix
+/// checked against the bytes left before anything is allocated for it: a malformed or
+/// hostile message of a few bytes cannot make a process allocate gigabytes.
+class BoundedInputArchive
+    : public cereal::InputArchive<BoundedInputArchive, cereal::AllowEmptyClassElision> {
 public:
-    explicit SpanSource(std::span<const std::byte> bytes) {
-        auto* begin = const_cast<char*>(reinterpret_cast<const char*>(bytes.data()));
-        setg(begin, begin, begin + bytes.size());
+    explicit BoundedInputArchive(std::span<const std::byte> bytes)
+        : cereal::InputArchive<BoundedInputArchive, cereal::AllowEmptyClassElision>(this),
+          next_(bytes.data()),
+          end_(bytes.data() + bytes.size()) {}
+
+    std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - next_); }
+
+    void loadBinary(void* data, std::size_t size) {
+        if (size > remaining()) {
+            throw cereal::Exception("needs " + std::to_string(size) + " more bytes, " +
+                                    std::to_string(remaining()) + " left");
+        }
+        std::memcpy(data, next_, size);
+        next_ += size;
     }
-    std::size_t remaining() const { return static_cast<std::size_t>(egptr() - gptr()); }
+
+    /// A container cannot have more elements than there are bytes left to read them from.
+    void check_length(std::uint64_t length) const {
+        if (length > remaining()) {
+            throw cereal::Exception("a length of " + std::to_string(length) + " exceeds the " +
+                                    std::to_string(remaining()) + " bytes left");
+        }
+    }
+
+private:
+    const std::byte* next_;
+    const std::byte* end_;
 };
+
+template <class T>
+std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_LOAD_FUNCTION_NAME(BoundedInputArchive& archive,
+                                                                    T& value) {
+    archive.loadBinary(std::addressof(value), sizeof(value));
+}
+
+template <class T>
+void CEREAL_SERIALIZE_FUNCTION_NAME(BoundedInputArchive& archive, cereal::NameValuePair<T>& pair) {
+    archive(pair.value);
+}
+
+template <class T>
+void CEREAL_SERIALIZE_FUNCTION_NAME(BoundedInputArchive& archive, cereal::SizeTag<T>& tag) {
+    archive(tag.size);
+    archive.check_length(static_cast<std::uint64_t>(tag.size));
+}
+
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(BoundedInputArchive& archive, cereal::BinaryData<T>& data) {
+    archive.loadBinary(data.data, static_cast<std::size_t>(data.size));
+}
 
 /// Appends the cereal binary encoding of `value` to `out`.
 template <class T>
@@ -62,21 +111,20 @@ void save_to(std::string& out, const T& value) {
 template <class T, class Describe>
 requires std::is_invocable_r_v<std::string, Describe> T load_from(std::span<const std::byte> bytes,
                                                                   Describe describe) {
-    SpanSource source(bytes);
-    std::istream stream(&source);
     T value{};
+    std::size_t left = 0;
     try {
-        cereal::BinaryInputArchive archive(stream);
+        BoundedInputArchive archive(bytes);
         archive(value);
+        left = archive.remaining();
     } catch (const std::exception& e) {
         throw ProtocolError("cannot decode " + describe() + " as " + type_name<T>() + " from " +
                             std::to_string(bytes.size()) + " bytes: " + e.what() +
                             " (were host and worker built from the same source?)");
     }
-    if (source.remaining() != 0) {
+    if (left != 0) {
         throw ProtocolError("decoding " + describe() + " as " + type_name<T>() + " left " +
-                            std::to_string(source.remaining()) + " of " +
-                            std::to_string(bytes.size()) +
+                            std::to_string(left) + " of " + std::to_string(bytes.size()) +
                             " bytes unread (were host and worker built from the same source?)");
     }
     return value;
@@ -89,3 +137,14 @@ T load_from(std::span<const std::byte> bytes, const std::string& what) {
 }
 
 }  // namespace dtask::detail
+
+CEREAL_REGISTER_ARCHIVE(dtask::detail::BoundedInputArchive)
+
+// What BoundedInputArchive reads, BinaryOutputArchive writes (for cereal's checks that a type
+// saves and loads alike). One direction only: BinaryOutputArchive keeps its own reader.
+namespace cereal::traits::detail {
+template <>
+struct get_output_from_input<dtask::detail::BoundedInputArchive> {
+    using type = cereal::BinaryOutputArchive;
+};
+}  // namespace cereal::traits::detail
