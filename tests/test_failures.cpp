@@ -2,6 +2,7 @@
 // it reaches, a host full of signals, a split slower than the heartbeats, a broker that is
 // not there.
 
+#include <atomic>
 #include <cstring>
 
 #include <doctest/doctest.h>
@@ -51,7 +52,7 @@ TEST_CASE("Failures.poison_pill_fails_its_job_naming_subtask_and_signal" * docte
 
 namespace {
 
-volatile sig_atomic_t signals_seen = 0;
+std::atomic<int> signals_seen{0};  // lock-free: safe in a handler on any thread
 void count_signal(int) {
     signals_seen = signals_seen + 1;
 }
