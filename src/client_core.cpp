@@ -402,7 +402,7 @@ private:
                 "job '" + name +
                 "' failed, and the broker's report of why was unreadable: " + e.what()));
         }
-        it->second.run->fail(error);
+        it->second.run->fail(std::move(error));  // no copy left on this thread
         drop(id, Command::end);
     }
 

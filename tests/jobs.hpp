@@ -179,14 +179,14 @@ inline const dtask::Job<std::uint64_t> slow{
     [](std::uint64_t total, std::uint64_t part) { return total + part; }};
 
 /// How many subtasks each process ran; a worker started with DTASK_TEST_SLOW=1 in its
-/// environment takes 40 times longer over each.
+/// environment takes 400 times longer over each.
 inline const dtask::Job<std::map<std::int64_t, std::uint64_t>> counted_by_worker{
     "tests.counted_by_worker",
     [](const std::uint64_t& n, dtask::SplitHint) {
         return dtask::pieces(n, [](std::uint64_t i) { return i; });
     },
     [](const std::uint64_t&) {
-        spin(std::getenv("DTASK_TEST_SLOW") != nullptr ? 2000 : 50);
+        spin(std::getenv("DTASK_TEST_SLOW") != nullptr ? 20000 : 50);
         return static_cast<std::int64_t>(getpid());
     },
     [](std::map<std::int64_t, std::uint64_t> counts, std::int64_t pid) {

@@ -64,6 +64,7 @@ TEST_CASE("Workers.pull_so_a_slow_worker_gets_fewer_subtasks" * doctest::timeout
     CHECK(counts[slow_worker.pid()] >= 1);
     MESSAGE("fast worker ran " << counts[fast_worker.pid()] << " subtasks, slow worker "
                                << counts[slow_worker.pid()]);
+    // 400 times less work per subtask: even on a loaded machine it takes far more of them.
     CHECK_MESSAGE(counts[fast_worker.pid()] > 3 * counts[slow_worker.pid()],
                   "fast worker ran " << counts[fast_worker.pid()] << ", slow worker "
                                      << counts[slow_worker.pid()]);
