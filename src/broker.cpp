@@ -75,6 +75,8 @@ struct BrokerJob {
     zmq::message_t shared;
     std::deque<Task> queue;
     bool in_rotation = false;
+    unsigned priority = 1;   // subtasks per turn in the rotation
+    unsigned turn_left = 1;  // of the current turn
     // Subtasks held by a worker that crashed or vanished: any of them may have killed it, so
     // each runs again alone on a worker, and only a death then counts against it.
     std::deque<Task> quarantine;
@@ -196,7 +198,7 @@ private:
         if (workers_.contains(id))
             worker_lost(id, "it sent a malformed message (" + what + ")");
         if (clients_.contains(id))
-            client_lost(id);
+            client_lost(id, "it sent a malformed message");
     }
 
     void refuse(const std::string& id, const std::string& reason) {
@@ -216,7 +218,7 @@ private:
         if (workers_.contains(id))
             worker_lost(id, "it reconnected", false);
         if (clients_.contains(id))
-            client_lost(id);
+            client_lost(id, "it said hello again");
 
         if (hello.role == Role::worker) {
             if (hello.credits == 0 || hello.credits > 65536) {
@@ -395,7 +397,11 @@ private:
                 job.queue.pop_front();
                 if (job.queue.empty()) {
                     job.in_rotation = false;
+                    job.turn_left = job.priority;
+                } else if (--job.turn_left > 0) {
+                    rotation_.push_front(job_id);  // its turn goes on: priority p, p subtasks
                 } else {
+                    job.turn_left = job.priority;
                     rotation_.push_back(job_id);
                 }
                 send_task(worker, job, std::move(task));
@@ -554,7 +560,7 @@ private:
             case Command::cancel:
                 return forget_job(job_id_of(client, message.fields[0]));
             case Command::bye:
-                return client_lost(client.id);
+                return client_lost(client.id, "it left");
             default:
                 throw ProtocolError("a client may not send a " +
                                     std::string(command_name(message.command)) + " message");
@@ -576,6 +582,8 @@ private:
         job.client = client.id;
         job.client_job = message.fields[0];
         job.worker_wait = std::chrono::milliseconds(message.fields[1]);
+        job.priority = static_cast<unsigned>(std::clamp<std::uint64_t>(message.fields[2], 1, 1000));
+        job.turn_left = job.priority;
         job.name = std::string(as_text(message.body[0]));
         job.signature = std::string(as_text(message.body[1]));
         job.shared = std::move(message.body[2]);
@@ -656,14 +664,25 @@ private:
         jobs_.erase(it);  // a stale id left in rotation_ is skipped there
     }
 
-    void client_lost(const std::string& id) {
+    void client_lost(std::string id, const std::string& how) {  // by value: callers pass map keys
         auto it = clients_.find(id);
         if (it == clients_.end())
             return;
         auto jobs = std::move(it->second.jobs);
+        const std::string name = it->second.name;
         clients_.erase(it);
-        for (std::uint64_t job_id : jobs)
+        if (jobs.empty())
+            return;
+        std::size_t queued = 0;
+        for (std::uint64_t job_id : jobs) {
+            if (auto job = jobs_.find(job_id); job != jobs_.end())
+                queued += job->second.queue.size() + job->second.quarantine.size();
             forget_job(job_id);
+        }
+        // Results still on their way from workers are dropped as they arrive.
+        log_warning("broker", "client " + name + " is gone (" + how + "): dropped its " +
+                                  std::to_string(jobs.size()) + " job(s) and " +
+                                  std::to_string(queued) + " queued subtask(s)");
     }
 
     // ---- time ----
@@ -686,7 +705,9 @@ private:
                         format_ms(std::chrono::duration_cast<std::chrono::milliseconds>(silence)));
         }
         for (const auto& id : silent_clients)
-            client_lost(id);
+            client_lost(
+                id, "it sent nothing for " +
+                        format_ms(std::chrono::duration_cast<std::chrono::milliseconds>(silence)));
 
         for (const auto& [id, worker] : workers_) {
             std::array frames{header(Command::heartbeat)};

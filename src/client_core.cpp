@@ -115,10 +115,7 @@ private:
     }
 
     void say_hello() {
-        const auto now = Clock::now();
-        if (now - last_hello_ < interval_)
-            return;  // one hello per interval, however many reasons there are to say it
-        last_hello_ = now;
+        awaiting_welcome_ = true;
         Hello hello;
         hello.role = Role::client;
         hello.name = process_name();
@@ -201,8 +198,9 @@ private:
             job.window_bytes = run->run_options().window_bytes;
         const auto wait_ms = static_cast<std::uint64_t>(
             std::max<std::int64_t>(0, run->run_options().worker_wait.count()));
-        std::array frames{header(Command::submit, {id, wait_ms}), text_frame(run->job_name()),
-                          text_frame(run->signature()),
+        const std::uint64_t priority = std::clamp(run->run_options().priority, 1u, 1000u);
+        std::array frames{header(Command::submit, {id, wait_ms, priority}),
+                          text_frame(run->job_name()), text_frame(run->signature()),
                           zmq::message_t(run->shared().data(), run->shared().size())};
         send(socket_, {}, frames);
         pump(id, job);
@@ -289,6 +287,7 @@ private:
         switch (message.command) {
             case Command::welcome:
                 welcomed_ = true;
+                awaiting_welcome_ = false;
                 if (message.fields[0] > 0)
                     interval_ = std::chrono::milliseconds(message.fields[0]);
                 if (message.fields[1] > 0)
@@ -311,6 +310,10 @@ private:
             case Command::refuse:
                 return on_refused(std::string(as_text(message.body[0])));
             case Command::reconnect:
+                // Answers to what we sent before our last hello are stale: the broker
+                // handles messages in order, so the welcome to that hello is on its way.
+                if (awaiting_welcome_)
+                    return;
                 return on_broker_lost("the broker no longer knew this client (it restarted?)");
             default:
                 log_warning("client", "ignoring a " + std::string(command_name(message.command)) +
@@ -460,10 +463,10 @@ private:
     std::chrono::milliseconds interval_;
     unsigned liveness_;
     Clock::time_point last_heard_;
-    Clock::time_point last_hello_;
     Clock::time_point next_heartbeat_;
     Clock::time_point slice_end_;
-    bool welcomed_ = false;
+    bool welcomed_ = false;                       // ever
+    bool awaiting_welcome_ = false;               // to the last hello
     std::string refusal_;                         // set once the broker refused us
     std::unordered_set<std::uint64_t> unpumped_;  // jobs that ran out of time slice, not window
     std::unordered_map<std::uint64_t, ActiveJob> jobs_;

@@ -94,7 +94,7 @@ std::string process_name();
 /// A received message, validated: its command, header fields and body frames.
 struct Inbound {
     Command command{};
-    std::array<std::uint64_t, 2> fields{};
+    std::array<std::uint64_t, 3> fields{};
     std::span<zmq::message_t> body;
 
     /// For task and result: the number of (index, payload) pairs in the body.

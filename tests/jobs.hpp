@@ -219,4 +219,24 @@ inline const dtask::Job<std::uint64_t> slow_split{
     [](const std::uint64_t& x) { return x; },
     [](std::uint64_t total, std::uint64_t part) { return total + part; }};
 
+/// `count` subtasks of `units` of spinning each; the result counts them.
+struct Busy {
+    std::uint64_t count = 0;
+    std::uint64_t units = 0;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(count, units);
+    }
+};
+inline const dtask::Job<std::uint64_t> busy{
+    "tests.busy",
+    [](const Busy& work, dtask::SplitHint) {
+        return dtask::pieces(work.count, [units = work.units](std::uint64_t) { return units; });
+    },
+    [](const std::uint64_t& units) {
+        spin(units);
+        return std::uint64_t{1};
+    },
+    [](std::uint64_t total, std::uint64_t part) { return total + part; }};
+
 }  // namespace test_jobs

@@ -63,9 +63,11 @@ Process::Process(const std::string& program, const std::vector<std::string>& arg
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     int pipe_ends[2] = {-1, -1};
-    if (output_file == "|") {
+    if (output_file == "|" || output_file == "|&") {
         REQUIRE(pipe2(pipe_ends, O_CLOEXEC) == 0);
         posix_spawn_file_actions_adddup2(&actions, pipe_ends[1], STDOUT_FILENO);
+        if (output_file == "|&")
+            posix_spawn_file_actions_adddup2(&actions, pipe_ends[1], STDERR_FILENO);
         stdout_pipe_ = pipe_ends[0];
     } else if (!output_file.empty()) {
         posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, output_file.c_str(),

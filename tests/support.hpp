@@ -18,7 +18,8 @@ namespace test_support {
 class Process {
 public:
     /// Starts `program` with `args`; stdout and stderr go to `output_file` if not empty, or
-    /// stdout to a pipe that read_line() reads if `output_file` is "|".
+    /// stdout to a pipe that read_line() reads if `output_file` is "|" (stdout and stderr
+    /// if it is "|&").
     Process(const std::string& program, const std::vector<std::string>& args,
             const std::string& output_file = {},
             const std::vector<std::string>& extra_environment = {});

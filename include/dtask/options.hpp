@@ -42,6 +42,9 @@ struct RunOptions {
     /// The same bound in bytes of subtask payloads in flight (at least one subtask is always
     /// sent). 0: the default (64 MiB).
     std::size_t window_bytes = 0;
+    /// The job's share of the workers when jobs compete: the broker serves jobs in turn, and a
+    /// job of priority p takes p subtasks per turn. 1 to 1000.
+    unsigned priority = 1;
     /// How long the job waits for a worker that serves it before failing with TimeoutError.
     std::chrono::milliseconds worker_wait{std::chrono::seconds(60)};
 };

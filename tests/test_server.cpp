@@ -1,0 +1,208 @@
+// dtaskd, the standalone broker: many client processes, workers of different binaries,
+// fair turns between jobs, clients that die, and the broker itself stopping.
+
+#include <chrono>
+#include <sstream>
+
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "../examples/sum_squares_job.hpp"
+#include "jobs.hpp"
+#include "support.hpp"
+
+using namespace test_support;
+using namespace test_jobs;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+/// A dtaskd on a free loopback port, with its output in a file for the test to read.
+class Dtaskd {
+public:
+    explicit Dtaskd(std::vector<std::string> args = {},
+                    const std::string& listen = "tcp://127.0.0.1:*") {
+        args.insert(args.begin(), {"--listen", listen});
+        process_ = std::make_unique<Process>(DTASK_TEST_DTASKD, args, "|&");
+        const auto line = process_->read_line(30s);
+        REQUIRE_MESSAGE(line.has_value(), "dtaskd did not start");
+        const std::string prefix = "dtaskd: listening on ";
+        REQUIRE(line->starts_with(prefix));
+        endpoint_ = line->substr(prefix.size());
+    }
+
+    const std::string& endpoint() const { return endpoint_; }
+    Process& process() { return *process_; }
+
+private:
+    std::unique_ptr<Process> process_;
+    std::string endpoint_;
+};
+
+/// Everything a process writes to stdout until it exits (bounded).
+std::string all_output(Process& process, std::chrono::seconds timeout = 120s) {
+    std::string text;
+    const auto deadline = Clock::now() + timeout;
+    while (auto line = process.read_line(
+               std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now())))
+        text += *line + "\n";
+    return text;
+}
+
+std::string sum_squares_line(std::uint64_t n) {
+    sum_squares_example::u128 total = 0;
+    for (std::uint64_t x = 1; x <= n; ++x)
+        total += static_cast<sum_squares_example::u128>(x) * x;
+    return "sum of squares of 1.." + std::to_string(n) + " = " +
+           sum_squares_example::to_string(total) + "\n";
+}
+
+}  // namespace
+
+TEST_CASE("Server.three_client_processes_and_two_worker_binaries" * doctest::timeout(180)) {
+    Dtaskd broker;
+    const std::string examples = examples_directory();
+    Process squares_worker(examples + "/sum_squares", {"--dtask-worker", broker.endpoint()});
+    Process words_worker(examples + "/word_count", {"--dtask-worker", broker.endpoint()});
+    const std::string corpus = std::string(DTASK_TEST_SOURCE_DIR) + "/src";
+
+    Process first(examples + "/sum_squares",
+                  {"--connect", broker.endpoint(), "--n", "2000000", "--subtasks", "40"}, "|");
+    Process second(examples + "/sum_squares",
+                   {"--connect", broker.endpoint(), "--n", "3000000", "--subtasks", "30"}, "|");
+    Process third(examples + "/word_count",
+                  {corpus, "--connect", broker.endpoint(), "--top", "20", "--chunk", "2048"}, "|");
+    Process serial(examples + "/word_count", {corpus, "--serial", "--top", "20"}, "|");
+
+    CHECK(all_output(first) == sum_squares_line(2'000'000));
+    CHECK(all_output(second) == sum_squares_line(3'000'000));
+    const std::string expected_words = all_output(serial);
+    CHECK(expected_words.find("distinct") != std::string::npos);
+    CHECK(all_output(third) == expected_words);
+    for (Process* client : {&first, &second, &third}) {
+        const auto status = client->wait_exit(30s);
+        REQUIRE(status.has_value());
+        CHECK(WEXITSTATUS(*status) == 0);
+    }
+}
+
+TEST_CASE("Server.a_worker_never_receives_a_job_it_does_not_serve" * doctest::timeout(120)) {
+    Dtaskd broker;
+    Process tests_worker(self_executable(), {"--dtask-worker", broker.endpoint()});
+    Process squares_worker(examples_directory() + "/sum_squares",
+                           {"--dtask-worker", broker.endpoint()});
+    dtask::Client client(broker.endpoint());
+    REQUIRE(client.wait_for_workers(2, 30s));
+    // Only the test binary defines tests.worker_pids: only it may run them.
+    for (int round = 0; round < 3; ++round) {
+        const auto pids = run_within(client, worker_pids, std::uint64_t{300});
+        CHECK(pids == std::set<std::int64_t>{tests_worker.pid()});
+    }
+}
+
+TEST_CASE("Server.small_job_is_not_stuck_behind_a_big_one" * doctest::timeout(180)) {
+    Dtaskd broker;
+    Process worker_a(self_executable(), {"--dtask-worker", broker.endpoint()});
+    Process worker_b(self_executable(), {"--dtask-worker", broker.endpoint()});
+    dtask::Client big_client(broker.endpoint());
+    dtask::Client small_client(broker.endpoint());
+    REQUIRE(big_client.wait_for_workers(2, 30s));
+
+    // Alone first: how long the small job takes on an idle broker.
+    const auto alone_start = Clock::now();
+    CHECK(run_within(small_client, busy, Busy{10, 50}) == 10);
+    const auto alone = Clock::now() - alone_start;
+
+    auto big = big_client.submit(busy, Busy{60'000, 50});
+    // Once the big job has work in flight, the small one arrives.
+    CHECK(run_within(small_client, squares, std::uint64_t{5}) == serial_squares(5));
+    const auto small_start = Clock::now();
+    CHECK(run_within(small_client, busy, Busy{10, 50}) == 10);
+    const auto small = Clock::now() - small_start;
+    const auto big_done_before = big.progress().done;
+    CHECK(get_within(big, 150s) == 60'000);
+    const auto behind = Clock::now() - small_start;  // what waiting behind the big job would cost
+
+    using ms = std::chrono::duration<double, std::milli>;
+    MESSAGE("small job alone: " << ms(alone).count()
+                                << " ms; beside the big job: " << ms(small).count()
+                                << " ms; the rest of the big job: " << ms(behind).count() << " ms ("
+                                << 60'000 - big_done_before << " subtasks)");
+    CHECK(behind > 10 * small);
+}
+
+TEST_CASE("Server.killed_client_work_is_dropped_and_others_go_on" * doctest::timeout(120)) {
+    Dtaskd broker({"--heartbeat", "100", "--liveness", "5"});
+    Process worker_a(self_executable(), {"--dtask-worker", broker.endpoint()});
+    Process worker_b(self_executable(), {"--dtask-worker", broker.endpoint()});
+    {
+        Process doomed(helpers_directory() + "/client_that_dies", {broker.endpoint()}, "|");
+        const auto line = doomed.read_line(60s);
+        REQUIRE(line == std::optional<std::string>("running"));
+        doomed.signal(SIGKILL);
+        REQUIRE(doomed.wait_exit(10s).has_value());
+    }
+    // dtaskd notices the silence (5 × 100 ms) and drops the dead client's job.
+    std::string transcript;
+    bool dropped = false;
+    while (auto line = broker.process().read_line(30s)) {
+        transcript += *line + "\n";
+        dropped =
+            line->find("is gone (it sent nothing for 500 ms): dropped its ") != std::string::npos;
+        if (dropped) {
+            CHECK_MESSAGE(line->find(" and 0 queued") == std::string::npos, *line);
+            break;
+        }
+    }
+    CHECK_MESSAGE(dropped, "dtaskd never said it dropped the dead client's job; it said:\n"
+                               << transcript);
+    // The next client's job runs at once: the workers are not kept busy by the dead one.
+    dtask::Client client(broker.endpoint());
+    auto handle = client.submit(squares, std::uint64_t{20'000});
+    REQUIRE(handle.wait_for(30s));
+    CHECK(handle.get() == serial_squares(20'000));
+}
+
+TEST_CASE("Server.sigterm_fails_running_jobs_with_a_clear_error" * doctest::timeout(120)) {
+    Dtaskd broker;
+    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()});
+    dtask::Client client(broker.endpoint());
+    REQUIRE(client.wait_for_workers(1, 30s));
+    auto handle = client.submit(busy, Busy{1'000'000, 1000});
+    CHECK(run_within(client, squares, std::uint64_t{5}) == serial_squares(5));  // both running
+    broker.process().signal(SIGTERM);
+    REQUIRE(handle.wait_for(30s));
+    try {
+        handle.get();
+        FAIL("the job must fail when dtaskd stops");
+    } catch (const dtask::Error& e) {
+        CHECK(std::string(e.what()).find("the broker shut down while it ran") != std::string::npos);
+    }
+    const auto status = broker.process().wait_exit(30s);
+    REQUIRE(status.has_value());
+    CHECK(WIFEXITED(*status));
+    CHECK(WEXITSTATUS(*status) == 0);
+}
+
+TEST_CASE("Server.restarted_broker_gives_clients_a_clear_error" * doctest::timeout(120)) {
+    auto first = std::make_unique<Dtaskd>();
+    const std::string endpoint = first->endpoint();
+    Process worker(self_executable(), {"--dtask-worker", endpoint});
+    dtask::ClientOptions options;
+    options.heartbeat_interval = 100ms;
+    options.heartbeat_liveness = 5;
+    dtask::Client client(endpoint, options);
+    REQUIRE(client.wait_for_workers(1, 30s));
+    auto handle = client.submit(busy, Busy{1'000'000, 1000});
+    CHECK(run_within(client, squares, std::uint64_t{5}) == serial_squares(5));
+    first->process().signal(SIGKILL);
+    REQUIRE(first->process().wait_exit(10s).has_value());
+    Dtaskd second({}, endpoint);  // the same port
+    REQUIRE(handle.wait_for(30s));
+    CHECK_THROWS_AS(handle.get(), dtask::TransportError);
+    // The worker finds the new broker by itself, and new jobs run there.
+    REQUIRE(client.wait_for_workers(1, 60s));
+    CHECK(run_within(client, squares, std::uint64_t{100}) == serial_squares(100));
+}
