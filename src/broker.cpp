@@ -62,6 +62,7 @@ struct ClientPeer {
     std::string id;
     std::string name;
     std::uint32_t index = 0;
+    bool same_process = false;  // the Cluster's own client: never dropped for silence
     Clock::time_point last_heard;
     std::unordered_set<std::uint64_t> jobs;
 };
@@ -249,6 +250,7 @@ private:
             ClientPeer& client = clients_[id];
             client.id = id;
             client.name = hello.name;
+            client.same_process = hello.same_process;
             client.index = next_client_index_++;
             client.last_heard = Clock::now();
             welcome(id);
@@ -696,7 +698,7 @@ private:
                 silent_workers.push_back(id);
         }
         for (auto& [id, client] : clients_) {
-            if (now - client.last_heard > silence)
+            if (!client.same_process && now - client.last_heard > silence)
                 silent_clients.push_back(id);
         }
         for (const auto& id : silent_workers) {

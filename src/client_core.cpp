@@ -120,6 +120,7 @@ private:
         hello.role = Role::client;
         hello.name = process_name();
         hello.platform = platform();
+        hello.same_process = core_.options_.same_process;
         std::array frames{header(Command::hello), encode_body(hello)};
         send(socket_, {}, frames);
         last_heard_ = Clock::now();
@@ -429,7 +430,7 @@ private:
     }
 
     void check_broker(Clock::time_point now) {
-        if (!refusal_.empty() || now - last_heard_ <= interval_ * liveness_)
+        if (core_.options_.same_process || !refusal_.empty() || now - last_heard_ <= interval_ * liveness_)
             return;
         // Messages may be waiting that this thread was too busy to read: then the broker
         // is not silent.

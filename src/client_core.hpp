@@ -23,6 +23,10 @@ struct ClientOptions {
     /// Until the broker's welcome says otherwise.
     std::chrono::milliseconds heartbeat_interval{500};
     unsigned heartbeat_liveness = 4;
+    /// The broker runs in this process (a Cluster): it cannot vanish on its own, and a busy
+    /// machine delaying its heartbeats must not fail the jobs, so neither side watches the
+    /// other's silence.
+    bool same_process = false;
 };
 
 class ClientCore {

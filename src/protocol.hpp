@@ -56,10 +56,11 @@ struct Hello {
     bool local = false;  // started by this broker's cluster
     std::int64_t pid = 0;
     std::vector<std::pair<std::string, std::string>> jobs;  // name, signature
+    bool same_process = false;  // a client in the broker's own process: never dropped for silence
 
     template <class Archive>
     void serialize(Archive& archive) {
-        archive(role, name, platform, credits, local, pid, jobs);
+        archive(role, name, platform, credits, local, pid, jobs, same_process);
     }
 };
 

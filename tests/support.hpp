@@ -74,7 +74,7 @@ T run_within(dtask::Submitter& cluster, const dtask::Job<T>& job, Input input,
     return get_within(handle);
 }
 
-/// Options of a small local cluster for tests: two workers and quick heartbeats.
+/// Options of a small local cluster for tests: two workers.
 dtask::ClusterOptions small_cluster(int local_workers = 2);
 
 }  // namespace test_support
