@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         std::cout << "sum of squares of 1.." << problem.n << " = " << to_string(total) << "\n";
         std::cerr << "sum_squares: " << problem.pieces << " subtasks in " << elapsed
-                  << " s, starting and stopping the workers included\n";
+                  << " s, start-up and shutdown included\n";
     } catch (const dtask::Error& e) {
         std::cerr << "sum_squares: " << e.what() << "\n";
         return 1;

@@ -231,8 +231,10 @@ private:
             hello.local = hello.local &&
                           std::any_of(children_.begin(), children_.end(),
                                       [&](const auto& child) { return child.pid == hello.pid; });
-            if (hello.local)
+            if (hello.local) {
                 early_exits_.clear();
+                joined_pids_.insert(hello.pid);
+            }
             WorkerPeer& worker = workers_[id];
             worker.id = id;
             worker.free_credits = hello.credits;
@@ -250,7 +252,8 @@ private:
             ClientPeer& client = clients_[id];
             client.id = id;
             client.name = hello.name;
-            client.same_process = hello.same_process;
+            // Only a client in this very process is exempt from the silence check.
+            client.same_process = hello.same_process && hello.pid == getpid();
             client.index = next_client_index_++;
             client.last_heard = Clock::now();
             welcome(id);
@@ -482,7 +485,7 @@ private:
                     failure.message = "job '" + job.name + "': subtask " +
                                       std::to_string(key.index) +
                                       " killed the worker running it, " + std::to_string(deaths) +
-                                      " times in a row running alone; the last, " +
+                                      " times, each time running alone; the last, " +
                                       worker.hello.name + ": " + how;
                     fail_job(job, key.index, failure);
                     continue;
@@ -780,6 +783,7 @@ private:
         const pid_t pid = child->pid;
         const std::string how = describe_wait_status(reap(*child));
         children_.erase(child);
+        const bool had_joined = joined_pids_.erase(pid) != 0;
         {
             std::lock_guard lock(broker_.mutex_);
             std::erase(broker_.local_pids_, pid);
@@ -789,6 +793,8 @@ private:
         });
         if (worker != workers_.end()) {
             worker_lost(worker->first, "local worker process " + std::to_string(pid) + " " + how);
+        } else if (had_joined) {
+            log_warning("broker", "local worker process " + std::to_string(pid) + " " + how);
         } else {
             early_exits_ = "local worker process " + std::to_string(pid) + " " + how +
                            " before it joined (does main() call dtask::init(argc, argv) first?)";
@@ -855,10 +861,11 @@ private:
     std::deque<std::uint64_t> rotation_;      // jobs with queued subtasks, served in turn
     std::unordered_set<std::string> hungry_;  // workers with free credits
     std::uint32_t next_client_index_ = 1;
-    std::string early_exits_;                 // why the last local worker that never joined ended
-    std::size_t quarantined_ = 0;             // subtasks in all jobs' quarantines
-    std::size_t draining_ = 0;                // workers reserved to run one of them
-    std::deque<Clock::time_point> respawns_;  // when to start a replacement, in order
+    std::string early_exits_;  // why the last local worker that never joined ended
+    std::unordered_set<std::int64_t> joined_pids_;  // local workers that said hello
+    std::size_t quarantined_ = 0;                   // subtasks in all jobs' quarantines
+    std::size_t draining_ = 0;                      // workers reserved to run one of them
+    std::deque<Clock::time_point> respawns_;        // when to start a replacement, in order
     Clock::time_point last_death_;
     unsigned deaths_in_a_row_ = 0;
     Clock::time_point next_tick_;

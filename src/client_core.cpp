@@ -121,6 +121,7 @@ private:
         hello.name = process_name();
         hello.platform = platform();
         hello.same_process = core_.options_.same_process;
+        hello.pid = getpid();
         std::array frames{header(Command::hello), encode_body(hello)};
         send(socket_, {}, frames);
         last_heard_ = Clock::now();
@@ -430,7 +431,8 @@ private:
     }
 
     void check_broker(Clock::time_point now) {
-        if (core_.options_.same_process || !refusal_.empty() || now - last_heard_ <= interval_ * liveness_)
+        if (core_.options_.same_process || !refusal_.empty() ||
+            now - last_heard_ <= interval_ * liveness_)
             return;
         // Messages may be waiting that this thread was too busy to read: then the broker
         // is not silent.

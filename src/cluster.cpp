@@ -49,7 +49,7 @@ struct Cluster::Impl {
           broker(context, broker_options(options, local_workers)),
           client(context,
                  detail::ClientOptions{broker.endpoints().front(), options.heartbeat_interval,
-                                       options.heartbeat_liveness, /*same_process=*/ true}) {
+                                       options.heartbeat_liveness, /*same_process=*/true}) {
         broker.start();
     }
 

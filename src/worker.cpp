@@ -192,11 +192,15 @@ public:
                         std::string("stopped by an unexpected error: ") + e.what());
             code = worker_gave_up;
         }
-        if (broker_ && code != worker_refused && code != worker_gave_up) {
+        if (broker_ && code != worker_refused && code != worker_gave_up && code != worker_usage) {
             // Leaving on purpose: say so, so the broker requeues our subtasks at once
-            // rather than after the heartbeat timeout.
+            // rather than after the heartbeat timeout. Never wait for it: a broker that is
+            // not there must not keep the process alive.
             std::array leaving{header(Command::bye)};
-            send(broker_, {}, leaving);
+            try {
+                broker_.send(leaving[0], zmq::send_flags::dontwait);
+            } catch (const zmq::error_t&) {
+            }
         }
         std::array bye{header(Command::bye)};
         send(executor_, {}, bye);
@@ -241,6 +245,7 @@ private:
             log_warning("worker " + name_, "cannot connect to '" + options_.endpoint +
                                                "': " + e.what() +
                                                " (an endpoint looks like tcp://host:5555)");
+            broker_.close();
             return worker_usage;
         }
         auto silent_since = Clock::now();

@@ -206,3 +206,23 @@ TEST_CASE("Server.restarted_broker_gives_clients_a_clear_error" * doctest::timeo
     REQUIRE(client.wait_for_workers(1, 60s));
     CHECK(run_within(client, squares, std::uint64_t{100}) == serial_squares(100));
 }
+
+TEST_CASE("Server.priority_gives_a_job_a_larger_share" * doctest::timeout(180)) {
+    Dtaskd broker;
+    Process worker_a(self_executable(), {"--dtask-worker", broker.endpoint()});
+    Process worker_b(self_executable(), {"--dtask-worker", broker.endpoint()});
+    dtask::Client low_client(broker.endpoint());
+    dtask::Client high_client(broker.endpoint());
+    REQUIRE(low_client.wait_for_workers(2, 30s));
+    dtask::RunOptions high_priority;
+    high_priority.priority = 4;
+    // Two equal jobs; the one of priority 4 takes 4 subtasks per turn to the other's 1.
+    auto low = low_client.submit(busy, Busy{4000, 100});
+    auto high = high_client.submit(busy, Busy{4000, 100}, high_priority);
+    CHECK(get_within(high, 150s) == 4000);
+    const auto low_done = low.progress().done;
+    MESSAGE("when the priority-4 job finished, the priority-1 job had done " << low_done
+                                                                             << " of 4000");
+    CHECK(low_done < 2400);  // an equal share would be about 4000; the ideal is about 1000
+    CHECK(get_within(low, 150s) == 4000);
+}

@@ -43,7 +43,7 @@ private:
 };
 
 /// A subtask was running on a worker process that died (or went silent) more often than
-/// the retry limit allows (4 times): it looks like a poison pill.
+/// the retry limit allows (3 times): it looks like a poison pill.
 class WorkerLostError : public Error {
 public:
     using Error::Error;
