@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <deque>
-#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -47,12 +46,8 @@ struct WorkerPeer {
     std::unordered_map<std::string, std::string> serves;  // job name -> signature
     unsigned free_credits = 0;
     std::unordered_set<std::uint64_t> opened;  // jobs whose definition it has
-    struct Held {
-        zmq::message_t payload;  // kept to requeue if the worker is lost
-        std::uint64_t sequence;  // order of dispatch: a worker runs its subtasks in this order
-    };
-    std::unordered_map<TaskKey, Held, TaskKeyHash> held;
-    std::uint64_t sent = 0;
+    // The subtasks it holds, with their payloads, kept to requeue if the worker is lost.
+    std::unordered_map<TaskKey, zmq::message_t, TaskKeyHash> held;
     bool isolated = false;  // running one quarantined subtask, and nothing else
     bool draining = false;  // finishing what it holds, to run a quarantined subtask alone
     Clock::time_point last_heard;
@@ -435,10 +430,7 @@ private:
                           std::move(payload)};
         send(socket_, worker.id, frames);
         // A client that sent one index twice gets one result; the worker keeps its credit.
-        if (worker.held
-                .emplace(TaskKey{job.id, task.index},
-                         WorkerPeer::Held{std::move(task.payload), worker.sent++})
-                .second)
+        if (worker.held.emplace(TaskKey{job.id, task.index}, std::move(task.payload)).second)
             --worker.free_credits;
     }
 
@@ -465,13 +457,13 @@ private:
                                       " subtask(s); they go to other workers");
         }
         std::vector<std::uint64_t> requeued;
-        for (auto& [key, held] : worker.held) {
+        for (auto& [key, payload] : worker.held) {
             auto job_it = jobs_.find(key.job);
             if (job_it == jobs_.end())
                 continue;
             BrokerJob& job = job_it->second;
             if (!crashed) {
-                job.queue.push_front(Task{key.index, std::move(held.payload)});
+                job.queue.push_front(Task{key.index, std::move(payload)});
                 requeued.push_back(key.job);
                 continue;
             }
@@ -491,7 +483,7 @@ private:
                     continue;
                 }
             }
-            job.quarantine.push_back(Task{key.index, std::move(held.payload)});
+            job.quarantine.push_back(Task{key.index, std::move(payload)});
             ++quarantined_;
         }
         publish_worker_count();
