@@ -4,11 +4,12 @@
 # Called by scripts/demo.sh and scripts/test.sh; sourcing it works too (it then also defines
 # dtask_setup). It asks dpkg first, so a machine that has everything makes no apt call at all.
 # Set DTASK_SKIP_SETUP=1 to skip it (for example on a non-Debian machine whose dependencies
-# are installed another way). clang is there because scripts/test.sh builds with both compilers.
+# are installed another way). clang is there because scripts/test.sh builds with both compilers;
+# iproute2 (the ip command) because a test cuts a worker off with network namespaces.
 
 dtask_setup() {
     local packages=(build-essential cmake ninja-build pkg-config libzmq3-dev cppzmq-dev
-                    libcereal-dev doctest-dev libbenchmark-dev clang)
+                    libcereal-dev doctest-dev libbenchmark-dev clang iproute2)
     if [[ "${DTASK_SKIP_SETUP:-0}" == 1 ]]; then
         echo "setup.sh: skipped (DTASK_SKIP_SETUP=1)"
         return 0

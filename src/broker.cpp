@@ -40,6 +40,18 @@ struct TaskKeyHash {
     }
 };
 
+/// A subtask a worker holds, kept to requeue if the worker is lost.
+struct Held {
+    zmq::message_t payload;
+    Clock::time_point sent;
+};
+
+/// Local worker deaths in a row after which the cluster stops replacing them.
+constexpr unsigned max_restarts_in_a_row = 20;
+
+/// A subtask no older than this gets no backup copy, however fast its job's others were.
+constexpr auto backup_min_age = std::chrono::milliseconds(10);
+
 struct WorkerPeer {
     std::string id;  // ROUTER routing id
     Hello hello;
@@ -47,8 +59,9 @@ struct WorkerPeer {
     unsigned free_credits = 0;
     std::unordered_set<std::uint64_t> opened;  // jobs whose definition it has
     // The subtasks it holds, with their payloads, kept to requeue if the worker is lost.
-    std::unordered_map<TaskKey, zmq::message_t, TaskKeyHash> held;
-    bool isolated = false;  // running one quarantined subtask, and nothing else
+    std::unordered_map<TaskKey, Held, TaskKeyHash> held;
+    Clock::time_point last_result_at;  // when it last finished a subtask
+    bool isolated = false;             // running one quarantined subtask, and nothing else
     bool draining = false;  // finishing what it holds, to run a quarantined subtask alone
     Clock::time_point last_heard;
 };
@@ -71,13 +84,20 @@ struct BrokerJob {
     zmq::message_t shared;
     std::deque<Task> queue;
     bool in_rotation = false;
+    JobSettings settings;
     unsigned priority = 1;   // subtasks per turn in the rotation
     unsigned turn_left = 1;  // of the current turn
     // Subtasks held by a worker that crashed or vanished: any of them may have killed it, so
     // each runs again alone on a worker, and only a death then counts against it.
     std::deque<Task> quarantine;
-    std::unordered_map<std::uint64_t, unsigned> losses;  // deaths while running alone
-    std::unordered_set<std::string> opened_by;           // workers holding its definition
+    // Attempts each subtask spoiled: killed its worker running alone, timed out, or threw a
+    // TransientError. At settings.max_attempts the job fails.
+    std::unordered_map<std::uint64_t, unsigned> spoiled;
+    // Subtasks running on two workers (a backup copy): index -> the workers holding it.
+    std::unordered_map<std::uint64_t, std::vector<std::string>> copies;
+    Clock::duration run_time{};  // of the subtasks finished, for the backup threshold
+    std::uint64_t runs = 0;
+    std::unordered_set<std::string> opened_by;  // workers holding its definition
     std::chrono::milliseconds worker_wait{0};
     bool waiting_for_worker = true;
     Clock::time_point worker_deadline;
@@ -321,47 +341,171 @@ private:
     void on_result(WorkerPeer& worker, Inbound& message) {
         const std::uint64_t job_id = message.fields[0];
         auto job = jobs_.find(job_id);
+        const auto now = Clock::now();
         std::vector<zmq::message_t> out;
         if (job != jobs_.end())
             out.push_back(header(Command::result, {job->second.client_job}));
+        std::vector<std::string> revoked;
         for (std::size_t i = 0; i < message.pieces(); ++i) {
             const std::uint64_t index = message.index(i);
-            if (worker.held.erase(TaskKey{job_id, index}) == 0)
-                continue;  // requeued or stale: not ours
+            auto held = worker.held.find(TaskKey{job_id, index});
+            if (held == worker.held.end())
+                continue;  // requeued, revoked or stale: not ours
+            const auto started = std::max(held->second.sent, worker.last_result_at);
+            worker.held.erase(held);
             ++worker.free_credits;
             if (worker.held.empty())
                 worker.isolated = false;
             if (job != jobs_.end()) {
+                job->second.run_time += now - started;
+                ++job->second.runs;
+                settle_copies(job->second, index, worker.id, revoked);
                 out.push_back(index_frame(index));
                 out.push_back(std::move(message.body[2 * i + 1]));
             }
         }
+        worker.last_result_at = now;
         if (out.size() > 1)
             send(socket_, job->second.client, out);
         if (worker.free_credits > 0)
             hungry_.insert(worker.id);
         feed(worker);
+        feed_all(revoked);
+    }
+
+    /// A subtask ended on `winner`: every other copy of it is revoked, its credit given back.
+    void settle_copies(BrokerJob& job, std::uint64_t index, const std::string& winner,
+                       std::vector<std::string>& revoked) {
+        auto it = job.copies.find(index);
+        if (it == job.copies.end())
+            return;
+        const auto holders = std::move(it->second);
+        job.copies.erase(it);
+        for (const auto& id : holders) {
+            auto holder = workers_.find(id);
+            if (id == winner || holder == workers_.end() ||
+                holder->second.held.erase(TaskKey{job.id, index}) == 0)
+                continue;
+            ++holder->second.free_credits;
+            if (holder->second.held.empty())
+                holder->second.isolated = false;
+            // If it has not started the copy it skips it; if it has, the result is ignored.
+            std::array frames{header(Command::revoke, {job.id, index})};
+            send(socket_, id, frames);
+            hungry_.insert(id);
+            revoked.push_back(id);
+        }
+    }
+
+    void feed_all(const std::vector<std::string>& ids) {
+        for (const auto& id : ids) {
+            if (auto worker = workers_.find(id); worker != workers_.end())
+                feed(worker->second);
+        }
+    }
+
+    /// Whether another worker still runs a copy of this subtask; forgets `holder`'s copy.
+    bool other_copy_runs(BrokerJob& job, std::uint64_t index, const std::string& holder) {
+        auto it = job.copies.find(index);
+        if (it == job.copies.end())
+            return false;
+        std::erase(it->second, holder);
+        const bool others = !it->second.empty();
+        if (it->second.size() <= 1)
+            job.copies.erase(it);  // one copy left: an ordinary subtask again
+        return others;
+    }
+
+    /// Counts an attempt the subtask spoiled; true when that used up the job's attempts.
+    bool spoil(BrokerJob& job, std::uint64_t index) {
+        return ++job.spoiled[index] >= job.settings.max_attempts;
     }
 
     void on_failure(WorkerPeer& worker, Inbound& message) {
         const std::uint64_t job_id = message.fields[0];
         const std::uint64_t index = message.fields[1];
+        Failure report = decode_body<Failure>(message.body[0], "a failure report");
         // Only a subtask this worker holds can fail: a stale report (from before a
         // reconnect, or about a subtask given to another worker since) changes nothing.
-        if (worker.held.erase(TaskKey{job_id, index}) == 0)
+        auto held = worker.held.extract(TaskKey{job_id, index});
+        if (held) {
+            ++worker.free_credits;
+            if (worker.held.empty())
+                worker.isolated = false;
+        }
+        if (report.kind == FailureKind::timeout) {
+            // The worker restarts itself (its executor is stuck): acknowledge, so that it
+            // knows the report arrived, and give what else it holds to others.
+            std::array bye{header(Command::bye)};
+            send(socket_, worker.id, bye);
+            if (held)
+                on_timed_out(job_id, index, std::move(held.mapped().payload), report, worker.id);
+            worker_lost(worker.id, "it restarts after a subtask timed out", false);
             return;
-        ++worker.free_credits;
-        if (worker.held.empty())
-            worker.isolated = false;
-        if (auto job = jobs_.find(job_id); job != jobs_.end()) {
-            std::array out{header(Command::failure, {job->second.client_job, index}),
-                           std::move(message.body[0])};
-            send(socket_, job->second.client, out);
-            forget_job(job_id);
+        }
+        if (!held)
+            return;
+        if (auto it = jobs_.find(job_id); it != jobs_.end()) {
+            BrokerJob& job = it->second;
+            if (report.kind == FailureKind::transient && job.settings.retry_transient) {
+                retry_transient(job, index, std::move(held.mapped().payload), report, worker.id);
+            } else {
+                std::array out{header(Command::failure, {job.client_job, index}),
+                               std::move(message.body[0])};
+                send(socket_, job.client, out);
+                forget_job(job_id);
+            }
         }
         if (worker.free_credits > 0)
             hungry_.insert(worker.id);
         feed(worker);
+    }
+
+    void on_timed_out(std::uint64_t job_id, std::uint64_t index, zmq::message_t payload,
+                      const Failure& report, const std::string& worker_id) {
+        auto it = jobs_.find(job_id);
+        if (it == jobs_.end())
+            return;
+        BrokerJob& job = it->second;
+        const bool exhausted = spoil(job, index);
+        if (!exhausted && other_copy_runs(job, index, worker_id))
+            return;  // the other copy may still finish
+        if (exhausted) {
+            Failure failure;
+            failure.kind = FailureKind::timeout;
+            failure.worker = report.worker;
+            failure.message = "job '" + job.name + "': subtask " + std::to_string(index) +
+                              " ran longer than its timeout of " +
+                              std::to_string(job.settings.subtask_timeout_ms) + " ms on " +
+                              std::to_string(job.spoiled[index]) +
+                              " attempt(s), the limit (RunOptions::max_attempts); the last on "
+                              "worker " +
+                              report.worker;
+            fail_job(job, index, failure);
+            return;
+        }
+        log_warning("broker",
+                    "job '" + job.name + "': " + report.message + "; it goes to another worker");
+        job.queue.push_front(Task{index, std::move(payload)});
+        place(job);
+    }
+
+    void retry_transient(BrokerJob& job, std::uint64_t index, zmq::message_t payload,
+                         Failure report, const std::string& worker_id) {
+        const bool exhausted = spoil(job, index);
+        if (!exhausted && other_copy_runs(job, index, worker_id))
+            return;
+        if (exhausted) {
+            report.message += " (a transient error on each of its " +
+                              std::to_string(job.spoiled[index]) +
+                              " attempts, the limit set by RunOptions::max_attempts)";
+            fail_job(job, index, report);
+            return;
+        }
+        // To the back of the queue: the condition gets time to pass, and likely another
+        // worker takes it.
+        job.queue.push_back(Task{index, std::move(payload)});
+        place(job);
     }
 
     /// Gives the worker subtasks while it has credits, taking jobs in turn.
@@ -411,16 +555,66 @@ private:
             if (!sent)
                 break;
         }
+        while (worker.free_credits > 0 && send_backup(worker)) {
+        }
         if (worker.free_credits == 0)
             hungry_.erase(worker.id);
+    }
+
+    /// MapReduce's backup tasks: at the tail of a job (none of its subtasks queued), the
+    /// subtask that has run longest, well past the job's average, gets a copy on this idle
+    /// worker. The first result wins (settle_copies). A subtask that has spoiled an attempt
+    /// already gets none: its retries are counted, copies would not be. False if no subtask
+    /// qualifies.
+    bool send_backup(WorkerPeer& idle) {
+        if (idle.isolated || idle.draining)
+            return false;
+        const auto now = Clock::now();
+        WorkerPeer* holder = nullptr;
+        TaskKey chosen{0, 0};
+        Clock::duration longest{};
+        for (auto& [id, other] : workers_) {
+            if (id == idle.id || other.held.empty() || other.isolated)
+                continue;
+            // A worker runs its subtasks in the order they were sent: the oldest is the one
+            // running, since its previous result came back (or since it was sent, if later).
+            auto running = std::min_element(
+                other.held.begin(), other.held.end(),
+                [](const auto& a, const auto& b) { return a.second.sent < b.second.sent; });
+            auto job = jobs_.find(running->first.job);
+            if (job == jobs_.end())
+                continue;
+            const BrokerJob& candidate = job->second;
+            if (!candidate.settings.backup_tasks || !candidate.queue.empty() ||
+                !candidate.quarantine.empty() || candidate.runs == 0 ||
+                candidate.copies.contains(running->first.index) ||
+                candidate.spoiled.contains(running->first.index) || !serves(idle, candidate))
+                continue;
+            const auto age = now - std::max(running->second.sent, other.last_result_at);
+            const auto average = candidate.run_time / candidate.runs;
+            if (age < backup_min_age || age < 2 * average || age <= longest)
+                continue;
+            holder = &other;
+            chosen = running->first;
+            longest = age;
+        }
+        if (holder == nullptr)
+            return false;
+        BrokerJob& job = jobs_.at(chosen.job);
+        job.copies[chosen.index] = {holder->id, idle.id};
+        zmq::message_t payload;
+        payload.copy(holder->held.at(chosen).payload);
+        send_task(idle, job, Task{chosen.index, std::move(payload)});
+        return true;
     }
 
     void send_task(WorkerPeer& worker, BrokerJob& job, Task task) {
         if (worker.opened.insert(job.id).second) {
             zmq::message_t shared;
             shared.copy(job.shared);
-            std::array definition{header(Command::job, {job.id}), text_frame(job.name),
-                                  text_frame(job.signature), std::move(shared)};
+            std::array definition{header(Command::job, {job.id, job.settings.subtask_timeout_ms}),
+                                  text_frame(job.name), text_frame(job.signature),
+                                  std::move(shared)};
             send(socket_, worker.id, definition);
             job.opened_by.insert(worker.id);
         }
@@ -430,7 +624,9 @@ private:
                           std::move(payload)};
         send(socket_, worker.id, frames);
         // A client that sent one index twice gets one result; the worker keeps its credit.
-        if (worker.held.emplace(TaskKey{job.id, task.index}, std::move(task.payload)).second)
+        if (worker.held
+                .emplace(TaskKey{job.id, task.index}, Held{std::move(task.payload), Clock::now()})
+                .second)
             --worker.free_credits;
     }
 
@@ -457,11 +653,14 @@ private:
                                       " subtask(s); they go to other workers");
         }
         std::vector<std::uint64_t> requeued;
-        for (auto& [key, payload] : worker.held) {
+        for (auto& [key, held] : worker.held) {
             auto job_it = jobs_.find(key.job);
             if (job_it == jobs_.end())
                 continue;
             BrokerJob& job = job_it->second;
+            zmq::message_t& payload = held.payload;
+            if (other_copy_runs(job, key.index, id))
+                continue;  // its other copy carries on
             if (!crashed) {
                 job.queue.push_front(Task{key.index, std::move(payload)});
                 requeued.push_back(key.job);
@@ -469,15 +668,16 @@ private:
             }
             if (worker.isolated) {
                 // It ran this subtask and nothing else: the subtask killed it.
-                const unsigned deaths = ++job.losses[key.index];
-                if (deaths >= options_.max_attempts) {
+                const unsigned deaths = job.spoiled[key.index] + 1;
+                if (spoil(job, key.index)) {
                     Failure failure;
                     failure.kind = FailureKind::worker_lost;
                     failure.worker = worker.hello.name;
                     failure.message = "job '" + job.name + "': subtask " +
                                       std::to_string(key.index) +
                                       " killed the worker running it, " + std::to_string(deaths) +
-                                      " times, each time running alone; the last, " +
+                                      " time(s), each time running alone, the limit set by "
+                                      "RunOptions::max_attempts; the last, " +
                                       worker.hello.name + ": " + how;
                     fail_job(job, key.index, failure);
                     continue;
@@ -578,8 +778,11 @@ private:
         job.id = id;
         job.client = client.id;
         job.client_job = message.fields[0];
-        job.worker_wait = std::chrono::milliseconds(message.fields[1]);
-        job.priority = static_cast<unsigned>(std::clamp<std::uint64_t>(message.fields[2], 1, 1000));
+        job.settings = decode_body<JobSettings>(message.body[3], "the job's settings");
+        job.settings.max_attempts = std::clamp(job.settings.max_attempts, 1u, 1000u);
+        job.worker_wait = std::chrono::milliseconds(std::min<std::uint64_t>(
+            job.settings.worker_wait_ms, std::chrono::milliseconds::max().count()));
+        job.priority = std::clamp(job.settings.priority, 1u, 1000u);
         job.turn_left = job.priority;
         job.name = std::string(as_text(message.body[0]));
         job.signature = std::string(as_text(message.body[1]));
@@ -688,12 +891,15 @@ private:
         const auto now = Clock::now();
         const auto silence = options_.heartbeat_interval * options_.heartbeat_liveness;
         std::vector<std::string> silent_workers, silent_clients;
+        // Messages still waiting to be read may be the very heartbeats in question: judge
+        // silence only with nothing left unread.
+        const bool unread = (socket_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
         for (auto& [id, worker] : workers_) {
-            if (now - worker.last_heard > silence)
+            if (!unread && now - worker.last_heard > silence)
                 silent_workers.push_back(id);
         }
         for (auto& [id, client] : clients_) {
-            if (!client.same_process && now - client.last_heard > silence)
+            if (!unread && !client.same_process && now - client.last_heard > silence)
                 silent_clients.push_back(id);
         }
         for (const auto& id : silent_workers) {
@@ -715,6 +921,7 @@ private:
             send(socket_, id, frames);
         }
         check_worker_waits(now);
+        feed_idle();  // subtasks running long enough by now may get backup copies
     }
 
     void check_worker_waits(Clock::time_point now) {
@@ -742,6 +949,8 @@ private:
                               "; the broker listens on " + listening();
             if (!early_exits_.empty())
                 failure.message += "; " + early_exits_;
+            if (!restarts_stopped_.empty())
+                failure.message += "; " + restarts_stopped_;
             fail_job(job, 0, failure);
         }
     }
@@ -795,20 +1004,31 @@ private:
         schedule_respawn();
     }
 
-    /// Keeps the number of local workers: a dead one is replaced, at once the first time,
-    /// then after a backoff that doubles with each death in a row (a subtask that kills
-    /// every worker it reaches must not turn the host into a fork loop).
+    /// Keeps the number of local workers: a dead one is replaced at once the first few
+    /// times, then after a backoff that doubles with each death in a row, and not at all
+    /// after too many deaths in a row (a worker that cannot live must not turn the host into
+    /// a fork loop). A death more than 30 s after the one before starts a new row.
     void schedule_respawn() {
         const auto now = Clock::now();
         if (now - last_death_ > std::chrono::seconds(30))
             deaths_in_a_row_ = 0;
         last_death_ = now;
-        const auto backoff =
-            deaths_in_a_row_ == 0
-                ? std::chrono::milliseconds(0)
-                : std::min(std::chrono::milliseconds(50 << std::min(deaths_in_a_row_, 7u)),
-                           std::chrono::milliseconds(5000));
         ++deaths_in_a_row_;
+        if (deaths_in_a_row_ > max_restarts_in_a_row) {
+            if (deaths_in_a_row_ == max_restarts_in_a_row + 1) {
+                restarts_stopped_ = "local workers died " + std::to_string(deaths_in_a_row_) +
+                                    " times in a row, so the cluster stopped restarting them";
+                log_warning("broker", restarts_stopped_);
+            }
+            return;
+        }
+        restarts_stopped_.clear();
+        const unsigned doublings = deaths_in_a_row_ > 3 ? deaths_in_a_row_ - 4 : 0;
+        const auto backoff =
+            deaths_in_a_row_ <= 3
+                ? std::chrono::milliseconds(0)
+                : std::min(std::chrono::milliseconds(100 << std::min(doublings, 5u)),
+                           std::chrono::milliseconds(2000));
         respawns_.push_back(now + backoff);
     }
 
@@ -860,6 +1080,7 @@ private:
     std::deque<Clock::time_point> respawns_;        // when to start a replacement, in order
     Clock::time_point last_death_;
     unsigned deaths_in_a_row_ = 0;
+    std::string restarts_stopped_;  // why no local worker is started any more
     Clock::time_point next_tick_;
 };
 

@@ -23,10 +23,8 @@ struct BrokerOptions {
     std::vector<std::string> endpoints;  // bound in this order; local workers use the first
     unsigned local_workers = 0;
     unsigned local_worker_credits = 2;
-    std::chrono::milliseconds heartbeat_interval{500};
-    unsigned heartbeat_liveness = 4;
-    /// How often a subtask may kill the worker running it alone before its job fails.
-    unsigned max_attempts = 3;
+    std::chrono::milliseconds heartbeat_interval{250};
+    unsigned heartbeat_liveness = 5;
 };
 
 class Broker {

@@ -38,7 +38,20 @@ struct ActiveJob {
     std::unordered_map<std::uint64_t, zmq::message_t> parked;    // arrived ahead of their turn
     std::uint64_t next_to_fold = 0;                              // in subtask order
     std::vector<std::string> notices;                            // from the broker, for the error
+    Clock::time_point deadline = Clock::time_point::max();       // RunOptions::deadline
 };
+
+std::uint64_t milliseconds_of(std::chrono::milliseconds duration) {
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(0, duration.count()));
+}
+
+/// now + wait, saturating at time_point::max().
+Clock::time_point deadline_after(Clock::time_point now, std::chrono::milliseconds wait) {
+    if (wait >=
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::time_point::max() - now))
+        return Clock::time_point::max();
+    return now + wait;
+}
 
 }  // namespace
 
@@ -63,10 +76,12 @@ public:
                  {nullptr, core_.mailbox_->wake_fd, ZMQ_POLLIN, 0}}};
             // Jobs whose split still has room in its window but used up its time slice
             // continue at once; otherwise sleep until the next heartbeat is due.
+            const auto wake_at = std::min(next_heartbeat_, earliest_deadline());
             const auto wait = unpumped_.empty()
                                   ? std::max(std::chrono::milliseconds(0),
                                              std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                 next_heartbeat_ - Clock::now()))
+                                                 wake_at - Clock::now()) +
+                                                 std::chrono::milliseconds(1))
                                   : std::chrono::milliseconds(0);
             protocol::poll(items, wait);
             slice_end_ = Clock::now() + time_slice;
@@ -82,6 +97,7 @@ public:
             }
             pump_unpumped();
             heartbeat_if_due();
+            fail_overdue();
         }
         std::array bye{header(Command::bye)};
         send(socket_, {}, bye);
@@ -112,6 +128,34 @@ private:
         send(socket_, {}, beat);
         next_heartbeat_ = now + interval_;
         check_broker(now);
+    }
+
+    Clock::time_point earliest_deadline() const {
+        auto earliest = Clock::time_point::max();
+        for (const auto& [id, job] : jobs_)
+            earliest = std::min(earliest, job.deadline);
+        return earliest;
+    }
+
+    /// Cancels the jobs past their RunOptions::deadline, with a TimeoutError.
+    void fail_overdue() {
+        const auto now = Clock::now();
+        std::vector<std::uint64_t> overdue;
+        for (const auto& [id, job] : jobs_) {
+            if (now >= job.deadline)
+                overdue.push_back(id);
+        }
+        for (std::uint64_t id : overdue) {
+            const ActiveJob& job = jobs_.at(id);
+            const Progress progress = job.run->progress();
+            fail(id, std::make_exception_ptr(TimeoutError(
+                         "job '" + job.run->job_name() + "' passed its deadline of " +
+                         std::to_string(job.run->run_options().deadline.count()) + " ms with " +
+                         std::to_string(progress.done) + " of " +
+                         (progress.total_known ? std::to_string(progress.total)
+                                               : "at least " + std::to_string(progress.total)) +
+                         " subtasks done; it was cancelled")));
+        }
     }
 
     void say_hello() {
@@ -198,12 +242,20 @@ private:
             job.window = run->run_options().window;
         if (run->run_options().window_bytes != 0)
             job.window_bytes = run->run_options().window_bytes;
-        const auto wait_ms = static_cast<std::uint64_t>(
-            std::max<std::int64_t>(0, run->run_options().worker_wait.count()));
-        const std::uint64_t priority = std::clamp(run->run_options().priority, 1u, 1000u);
-        std::array frames{header(Command::submit, {id, wait_ms, priority}),
-                          text_frame(run->job_name()), text_frame(run->signature()),
-                          zmq::message_t(run->shared().data(), run->shared().size())};
+        const RunOptions& options = run->run_options();
+        if (options.deadline.count() > 0)
+            job.deadline = deadline_after(Clock::now(), options.deadline);
+        JobSettings settings;
+        settings.worker_wait_ms = milliseconds_of(options.worker_wait);
+        settings.priority = std::clamp(options.priority, 1u, 1000u);
+        settings.max_attempts = std::clamp(options.max_attempts, 1u, 1000u);
+        settings.subtask_timeout_ms = milliseconds_of(options.subtask_timeout);
+        settings.backup_tasks = options.backup_tasks;
+        settings.retry_transient = options.retry_transient;
+        std::array frames{header(Command::submit, {id}), text_frame(run->job_name()),
+                          text_frame(run->signature()),
+                          zmq::message_t(run->shared().data(), run->shared().size()),
+                          encode_body(settings)};
         send(socket_, {}, frames);
         pump(id, job);
     }
@@ -378,7 +430,11 @@ private:
         try {
             auto failure = decode_body<Failure>(message.body[0], "a failure report");
             switch (failure.kind) {
+                case FailureKind::timeout:
+                    error = std::make_exception_ptr(TimeoutError(failure.message));
+                    break;
                 case FailureKind::exception:
+                case FailureKind::transient:
                     error = std::make_exception_ptr(TaskError(
                         name, index, failure.worker, failure.exception_type, failure.message));
                     break;

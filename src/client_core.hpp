@@ -21,8 +21,8 @@ namespace dtask::detail {
 struct ClientOptions {
     std::string endpoint;
     /// Until the broker's welcome says otherwise.
-    std::chrono::milliseconds heartbeat_interval{500};
-    unsigned heartbeat_liveness = 4;
+    std::chrono::milliseconds heartbeat_interval{250};
+    unsigned heartbeat_liveness = 5;
     /// The broker runs in this process (a Cluster): it cannot vanish on its own, and a busy
     /// machine delaying its heartbeats must not fail the jobs, so neither side watches the
     /// other's silence.

@@ -71,6 +71,7 @@ std::optional<detail::WorkerOptions> worker_options(int argc, char** argv) {
     }
     if (!worker)
         return std::nullopt;
+    options.argv.assign(argv, argv + argc);
     if (options.endpoint.empty())
         usage_error("--dtask-worker needs the broker's endpoint, e.g. tcp://host:5555");
     return options;

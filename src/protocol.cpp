@@ -40,7 +40,7 @@ bool shape_of(Command command, Shape& shape) {
             shape = {0, 0};
             return true;
         case Command::submit:
-            shape = {3, 3};
+            shape = {1, 4};
             return true;
         case Command::task:
             shape = {1, 2};
@@ -58,7 +58,10 @@ bool shape_of(Command command, Shape& shape) {
             shape = {1, 0};
             return true;
         case Command::job:
-            shape = {1, 3};
+            shape = {2, 3};
+            return true;
+        case Command::revoke:
+            shape = {2, 0};
             return true;
         case Command::notice:
             shape = {1, 1};
@@ -113,6 +116,8 @@ std::string_view command_name(Command command) noexcept {
             return "job";
         case Command::notice:
             return "notice";
+        case Command::revoke:
+            return "revoke";
     }
     return "unknown";
 }
@@ -260,7 +265,9 @@ T decode_body(const zmq::message_t& frame, const char* what) {
 
 template zmq::message_t encode_body<Hello>(const Hello&);
 template zmq::message_t encode_body<Failure>(const Failure&);
+template zmq::message_t encode_body<JobSettings>(const JobSettings&);
 template Hello decode_body<Hello>(const zmq::message_t&, const char*);
+template JobSettings decode_body<JobSettings>(const zmq::message_t&, const char*);
 template Failure decode_body<Failure>(const zmq::message_t&, const char*);
 
 void poll(std::span<zmq::pollitem_t> items, std::chrono::milliseconds timeout) {

@@ -21,7 +21,7 @@
 
 namespace dtask::detail::protocol {
 
-inline constexpr std::uint8_t version = 1;
+inline constexpr std::uint8_t version = 2;
 inline constexpr std::array<std::uint8_t, 2> magic{'d', 't'};
 
 enum class Command : std::uint8_t {
@@ -32,13 +32,14 @@ enum class Command : std::uint8_t {
     bye = 0x05,        // peer -> broker: leaving; broker -> worker: exit now
     status = 0x06,     // broker -> client: how many workers are connected
     reconnect = 0x07,  // broker -> peer: I do not know you (any more): say hello again
-    submit = 0x10,     // client -> broker: a new job (name, signature, job-wide data)
+    submit = 0x10,     // client -> broker: a new job (name, signature, job-wide data, settings)
     task = 0x11,       // client -> broker -> worker: subtasks of a job
     result = 0x12,     // worker -> broker -> client: partial results
     failure = 0x13,    // worker -> broker -> client: a subtask failed
     end = 0x14,        // client -> broker: job over, forget it; broker -> worker: drop its data
     cancel = 0x15,     // client -> broker: drop the job's queued subtasks
     job = 0x16,        // broker -> worker: a job's definition and data, before its first task
+    revoke = 0x18,     // broker -> worker: another copy of this subtask won; skip it
     notice = 0x17,     // broker -> peer: something the user should know about a job
 };
 
@@ -72,6 +73,24 @@ enum class FailureKind : std::uint8_t {
     definition = 4,   // the worker's job definition differs: JobDefinitionError
     protocol = 5,     // a peer broke the protocol: ProtocolError
     shutdown = 6,     // the broker is shutting down: Error
+    timeout = 7,      // a subtask ran past its timeout (on every attempt): TimeoutError
+    transient = 8,    // map threw a TransientError: retried if the job allows, else TaskError
+};
+
+/// Body of a submit's last frame: how the broker runs the job (from RunOptions).
+struct JobSettings {
+    std::uint64_t worker_wait_ms = 60000;
+    std::uint32_t priority = 1;
+    std::uint32_t max_attempts = 3;
+    std::uint64_t subtask_timeout_ms = 0;  // 0: none
+    bool backup_tasks = true;
+    bool retry_transient = false;
+
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(worker_wait_ms, priority, max_attempts, subtask_timeout_ms, backup_tasks,
+                retry_transient);
+    }
 };
 
 /// Body of a failure: what went wrong with one subtask (or a whole job) and where.

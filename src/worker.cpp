@@ -1,11 +1,16 @@
 #include "worker.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <future>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
 #include <typeinfo>
 #include <unordered_map>
@@ -17,6 +22,7 @@
 
 #include <dtask/detail/job_model.hpp>
 #include <dtask/detail/type_name.hpp>
+#include <dtask/error.hpp>
 
 #include "log.hpp"
 #include "protocol.hpp"
@@ -44,11 +50,70 @@ void describe_current_exception(Failure& failure) {
     }
 }
 
+/// What the executor thread is running, so that the link can enforce the job's subtask
+/// timeout, and the subtasks the broker revoked before they started.
+class SubtaskWatch {
+public:
+    struct Running {
+        std::uint64_t job = 0;
+        std::uint64_t index = 0;
+        std::chrono::milliseconds timeout{0};
+        Clock::time_point deadline;
+    };
+
+    void start(std::uint64_t job, std::uint64_t index, std::chrono::milliseconds timeout) {
+        std::lock_guard lock(mutex_);
+        running_ = Running{job, index, timeout, Clock::now() + timeout};
+    }
+    void stop() {
+        std::lock_guard lock(mutex_);
+        running_.reset();
+    }
+    std::optional<Running> running() const {
+        std::lock_guard lock(mutex_);
+        return running_;
+    }
+
+    void revoke(std::uint64_t job, std::uint64_t index) {
+        std::lock_guard lock(mutex_);
+        revoked_.emplace(job, index);
+        any_revoked_.store(true, std::memory_order_relaxed);
+    }
+    /// True (once) if the broker revoked this subtask: another copy of it won.
+    bool take_revoked(std::uint64_t job, std::uint64_t index) {
+        if (!any_revoked_.load(std::memory_order_relaxed))
+            return false;  // the common case costs no lock
+        std::lock_guard lock(mutex_);
+        const bool revoked = revoked_.erase({job, index}) != 0;
+        any_revoked_.store(!revoked_.empty(), std::memory_order_relaxed);
+        return revoked;
+    }
+    /// Forgets revocations of subtasks that ran before the revocation came.
+    void forget_job(std::uint64_t job) {
+        std::lock_guard lock(mutex_);
+        std::erase_if(revoked_, [&](const auto& key) { return key.first == job; });
+        any_revoked_.store(!revoked_.empty(), std::memory_order_relaxed);
+    }
+    void forget_all() {
+        std::lock_guard lock(mutex_);
+        revoked_.clear();
+        any_revoked_.store(false, std::memory_order_relaxed);
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::optional<Running> running_;
+    std::set<std::pair<std::uint64_t, std::uint64_t>> revoked_;
+    std::atomic<bool> any_revoked_{false};
+};
+
 /// Runs map for the subtasks the I/O thread passes on, one at a time, in arrival order.
 class Executor {
 public:
-    Executor(zmq::context_t& context, std::string worker_name)
-        : socket_(context, zmq::socket_type::pair), worker_name_(std::move(worker_name)) {
+    Executor(zmq::context_t& context, std::string worker_name, SubtaskWatch& watch)
+        : socket_(context, zmq::socket_type::pair),
+          worker_name_(std::move(worker_name)),
+          watch_(watch) {
         tune(socket_);
         socket_.connect(executor_endpoint);
     }
@@ -68,11 +133,13 @@ public:
                     break;
                 case Command::end:
                     jobs_.erase(message.fields[0]);
+                    watch_.forget_job(message.fields[0]);
                     break;
                 case Command::bye:
                     return;
                 case Command::reconnect:
                     jobs_.clear();  // a new session: the old one's jobs will not be ended
+                    watch_.forget_all();
                     break;
                 default:
                     break;
@@ -93,11 +160,13 @@ private:
     struct OpenJob {
         const JobModel* model = nullptr;
         std::shared_ptr<const void> shared;
-        std::string unusable;  // why this worker cannot run it, if it cannot
+        std::string unusable;                  // why this worker cannot run it, if it cannot
+        std::chrono::milliseconds timeout{0};  // RunOptions::subtask_timeout; 0: none
     };
 
     void open_job(Inbound& message) {
         OpenJob& job = jobs_[message.fields[0]];
+        job.timeout = std::chrono::milliseconds(message.fields[1]);
         const std::string name(as_text(message.body[0]));
         const std::string signature(as_text(message.body[1]));
         job.model = find_job(name);
@@ -124,6 +193,8 @@ private:
         auto it = jobs_.find(job_id);
         for (std::size_t i = 0; i < message.pieces(); ++i) {
             const std::uint64_t index = message.index(i);
+            if (watch_.take_revoked(job_id, index))
+                continue;  // another copy of it won already
             Failure failure;
             failure.worker = worker_name_;
             if (it == jobs_.end()) {
@@ -136,17 +207,27 @@ private:
                 failure.message = it->second.unusable;
             } else {
                 std::string partial;
+                const bool watched = it->second.timeout.count() > 0;
+                if (watched)
+                    watch_.start(job_id, index, it->second.timeout);
                 try {
                     it->second.model->run_map(it->second.shared.get(), as_bytes(message.payload(i)),
                                               index, partial);
+                    if (watched)
+                        watch_.stop();
                     std::array frames{header(Command::result, {job_id}), index_frame(index),
                                       payload_frame(std::move(partial))};
                     send(socket_, {}, frames);
                     continue;
+                } catch (const TransientError&) {
+                    failure.kind = FailureKind::transient;
+                    describe_current_exception(failure);
                 } catch (...) {
                     failure.kind = FailureKind::exception;
                     describe_current_exception(failure);
                 }
+                if (watched)
+                    watch_.stop();
             }
             std::array frames{header(Command::failure, {job_id, index}), encode_body(failure)};
             send(socket_, {}, frames);
@@ -155,16 +236,39 @@ private:
 
     zmq::socket_t socket_;
     std::string worker_name_;
+    SubtaskWatch& watch_;
     std::unordered_map<std::uint64_t, OpenJob> jobs_;
 };
+
+/// Replaces this process with a fresh copy of itself, same command line, same pid: the one
+/// way to get rid of a thread stuck in map. Never returns.
+[[noreturn]] void restart_process(const std::vector<std::string>& args) {
+    std::vector<char*> argv;
+    for (const auto& arg : args)
+        argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    std::fflush(stdout);
+    std::fflush(stderr);
+    // The new image sets up its own signal handling; it must not start with ours blocked.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
+    execv("/proc/self/exe", argv.data());
+    log_warning("worker", std::string("cannot restart after a hung subtask (execv: ") +
+                              std::strerror(errno) + "); exiting");
+    std::_Exit(worker_failed);
+}
 
 /// The link to the broker, on the process's main thread.
 class Link {
 public:
-    Link(zmq::context_t& context, const WorkerOptions& options, int signal_fd)
+    Link(zmq::context_t& context, const WorkerOptions& options, int signal_fd, SubtaskWatch& watch)
         : context_(context),
           options_(options),
           signal_fd_(signal_fd),
+          watch_(watch),
           executor_(context, zmq::socket_type::pair) {
         tune(executor_);
         executor_.bind(executor_endpoint);
@@ -202,6 +306,8 @@ public:
             } catch (const zmq::error_t&) {
             }
         }
+        if (code == worker_restart)
+            restart_process(options_.argv);  // the executor is stuck: no tidying up
         std::array bye{header(Command::bye)};
         send(executor_, {}, bye);
         if (executor_finished.wait_for(std::chrono::seconds(1)) != std::future_status::ready) {
@@ -256,9 +362,15 @@ private:
             std::array<zmq::pollitem_t, 3> items{{{broker_.handle(), 0, ZMQ_POLLIN, 0},
                                                   {executor_.handle(), 0, ZMQ_POLLIN, 0},
                                                   {nullptr, signal_fd_, ZMQ_POLLIN, 0}}};
-            const auto wait = std::max(std::chrono::milliseconds(0),
-                                       std::chrono::duration_cast<std::chrono::milliseconds>(
-                                           next_heartbeat - Clock::now()));
+            // A subtask that started since the last look is seen here within one heartbeat
+            // interval; the timeout is then enforced to the millisecond.
+            const auto running = watch_.running();
+            const auto wake_at =
+                running ? std::min(next_heartbeat, running->deadline) : next_heartbeat;
+            const auto wait = std::max(
+                std::chrono::milliseconds(0),
+                std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - Clock::now()) +
+                    std::chrono::milliseconds(1));
             protocol::poll(items, wait);
             if (items[2].revents & ZMQ_POLLIN)
                 return worker_done;
@@ -285,6 +397,8 @@ private:
                 }
             }
             const auto now = Clock::now();
+            if (const auto hung = watch_.running(); hung && now >= hung->deadline)
+                return report_hung(*hung);
             if (now >= next_heartbeat) {
                 std::array beat{header(Command::heartbeat)};
                 send(broker_, {}, beat);
@@ -306,6 +420,39 @@ private:
                 backoff = std::min(backoff * 2, std::chrono::milliseconds(std::chrono::seconds(8)));
             }
         }
+    }
+
+    /// A subtask ran past its timeout: tells the broker, which gives it to another worker
+    /// and drops this one, waits (briefly) for the broker to acknowledge, then restarts.
+    int report_hung(const SubtaskWatch::Running& hung) {
+        Failure failure;
+        failure.kind = FailureKind::timeout;
+        failure.worker = name_;
+        failure.message = "subtask " + std::to_string(hung.index) + " ran longer than its " +
+                          "timeout of " + std::to_string(hung.timeout.count()) + " ms on worker " +
+                          name_;
+        log_warning("worker " + name_,
+                    failure.message + "; restarting this worker process (a thread stuck in map " +
+                        "cannot be stopped)");
+        std::array frames{header(Command::failure, {hung.job, hung.index}), encode_body(failure)};
+        send(broker_, {}, frames);
+        // The broker answers bye once it has taken the report; without that, a restart
+        // could drop the report with the socket.
+        const auto give_up_at = Clock::now() + std::chrono::seconds(2);
+        std::vector<zmq::message_t> reply;
+        for (auto now = Clock::now(); now < give_up_at; now = Clock::now()) {
+            std::array<zmq::pollitem_t, 1> item{{{broker_.handle(), 0, ZMQ_POLLIN, 0}}};
+            protocol::poll(item,
+                           std::chrono::duration_cast<std::chrono::milliseconds>(give_up_at - now));
+            while (receive(broker_, reply, false)) {
+                try {
+                    if (parse(reply, 0).command == Command::bye)
+                        return worker_restart;
+                } catch (const ProtocolError&) {
+                }
+            }
+        }
+        return worker_restart;
     }
 
     std::optional<int> on_message(std::vector<zmq::message_t>& frames) {
@@ -331,6 +478,9 @@ private:
                 return std::nullopt;
             case Command::heartbeat:
                 return std::nullopt;
+            case Command::revoke:
+                watch_.revoke(message.fields[0], message.fields[1]);
+                return std::nullopt;
             case Command::notice:
                 log_warning("worker " + name_, as_text(message.body[0]));
                 return std::nullopt;
@@ -354,11 +504,12 @@ private:
     zmq::context_t& context_;
     const WorkerOptions& options_;
     int signal_fd_;
+    SubtaskWatch& watch_;
     zmq::socket_t executor_;
     zmq::socket_t broker_;
     std::string name_;
-    std::chrono::milliseconds interval_{500};
-    unsigned liveness_ = 4;
+    std::chrono::milliseconds interval_{250};
+    unsigned liveness_ = 5;
     Clock::time_point last_heard_;
 };
 
@@ -383,8 +534,9 @@ int run_worker(const WorkerOptions& options) {
     int code = worker_done;
     {
         zmq::context_t context(1);
-        Link link(context, options, signal_fd);
-        Executor executor(context, process_name());
+        SubtaskWatch watch;
+        Link link(context, options, signal_fd, watch);
+        Executor executor(context, process_name(), watch);
         code = link.run(executor);
     }
     if (signal_fd >= 0)

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 namespace dtask::detail {
 
@@ -15,6 +16,9 @@ struct WorkerOptions {
     std::chrono::milliseconds give_up{std::chrono::seconds(60)};
     /// Started by a Cluster of this machine (it dies with its parent).
     bool local = false;
+    /// The process's command line, to start it again after a subtask hung (a thread stuck in
+    /// map cannot be stopped, only the process replaced).
+    std::vector<std::string> argv;
 };
 
 /// Exit codes of a worker process.
@@ -24,6 +28,7 @@ enum WorkerExit : int {
     worker_refused = 3,  // the broker refused it
     worker_gave_up = 4,  // the broker stayed silent
     worker_failed = 5,   // the executor thread stopped
+    worker_restart = 6,  // a subtask hung: run_worker replaces the process (never exits so)
 };
 
 /// Serves the broker at options.endpoint until told to stop; returns the exit code.

@@ -3,6 +3,8 @@
 // started again as a worker, has every one of them registered.
 
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -12,9 +14,12 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <dtask/dtask.hpp>
@@ -238,5 +243,106 @@ inline const dtask::Job<std::uint64_t> busy{
         return std::uint64_t{1};
     },
     [](std::uint64_t total, std::uint64_t part) { return total + part; }};
+
+/// Marks the first attempts at a subtask in files, so that a map in any worker process can
+/// tell the how-many-th attempt it is making.
+inline unsigned attempt_number(const std::string& directory, std::uint64_t index) {
+    for (unsigned attempt = 1;; ++attempt) {
+        const std::string marker =
+            directory + "/attempt-" + std::to_string(index) + "-" + std::to_string(attempt);
+        const int fd = open(marker.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0600);
+        if (fd >= 0) {
+            close(fd);
+            return attempt;
+        }
+        if (errno != EEXIST)
+            throw std::runtime_error("cannot create " + marker);
+    }
+}
+
+/// Attempts made at a subtask so far (files attempt_number left).
+inline unsigned attempts_made(const std::string& directory, std::uint64_t index) {
+    unsigned made = 0;
+    while (access((directory + "/attempt-" + std::to_string(index) + "-" + std::to_string(made + 1))
+                      .c_str(),
+                  F_OK) == 0)
+        ++made;
+    return made;
+}
+
+/// What goes wrong with one subtask, for the fault tests: its first `bad_attempts` attempts
+/// misbehave (`how`), later ones succeed.
+struct Trouble {
+    enum How : std::uint8_t { hang, sleep, transient, segfault, exit };
+    std::string directory;  // where attempts are counted
+    std::uint64_t index = 0;
+    How how = hang;
+    unsigned bad_attempts = 1;
+    std::uint64_t sleep_ms = 0;  // for `sleep`
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(directory, index, how, bad_attempts, sleep_ms);
+    }
+};
+
+/// The sum of 0..n-1 and how many subtasks were folded: a subtask folded twice shows.
+struct Tally {
+    std::uint64_t sum = 0;
+    std::uint64_t count = 0;
+    bool troubled_by_first_attempt = false;  // the troubled subtask's result came from attempt 1
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(sum, count, troubled_by_first_attempt);
+    }
+};
+struct Counted {
+    std::uint64_t value = 0;
+    bool first_attempt = false;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(value, first_attempt);
+    }
+};
+
+inline Counted troubled_map(const std::uint64_t& x, const Trouble& trouble) {
+    spin(200);  // long enough that a worker holds subtasks when a test interferes
+    if (x != trouble.index)
+        return {x, false};
+    const unsigned attempt = attempt_number(trouble.directory, x);
+    if (attempt <= trouble.bad_attempts) {
+        switch (trouble.how) {
+            case Trouble::hang:
+                for (;;)
+                    pause();
+            case Trouble::sleep:
+                std::this_thread::sleep_for(std::chrono::milliseconds(trouble.sleep_ms));
+                break;
+            case Trouble::transient:
+                throw dtask::TransientError("resource busy on attempt " + std::to_string(attempt));
+            case Trouble::segfault: {
+                const rlimit no_core{0, 0};  // a test must not litter core files
+                setrlimit(RLIMIT_CORE, &no_core);
+                raise(SIGSEGV);
+                break;
+            }
+            case Trouble::exit:
+                std::_Exit(42);
+        }
+    }
+    return {x, attempt == 1};
+}
+
+inline const dtask::Job<Tally> troubled{
+    "tests.troubled",
+    [](const std::uint64_t& n, dtask::SplitHint) {
+        return dtask::pieces(n, [](std::uint64_t i) { return i; });
+    },
+    troubled_map,
+    [](Tally tally, Counted part) {
+        tally.sum += part.value;
+        ++tally.count;
+        tally.troubled_by_first_attempt = tally.troubled_by_first_attempt || part.first_attempt;
+        return tally;
+    }};
 
 }  // namespace test_jobs

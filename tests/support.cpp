@@ -2,10 +2,12 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -194,6 +196,40 @@ std::string temp_path(const std::string& stem) {
     static std::atomic<int> counter{0};
     return "/tmp/dtask-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + "-" +
            stem;
+}
+
+TempDir::TempDir() {
+    std::string pattern = "/tmp/dtask-test-XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr)
+        throw std::runtime_error("mkdtemp failed: " + std::string(std::strerror(errno)));
+    path_ = pattern;
+}
+
+TempDir::~TempDir() {
+    if (DIR* dir = opendir(path_.c_str())) {
+        while (dirent* entry = readdir(dir)) {
+            const std::string name = entry->d_name;
+            if (name != "." && name != "..")
+                unlink((path_ + "/" + name).c_str());
+        }
+        closedir(dir);
+    }
+    rmdir(path_.c_str());
+}
+
+ScopedEnvAppend::ScopedEnvAppend(std::string name, const std::string& value)
+    : name_(std::move(name)) {
+    if (const char* old = std::getenv(name_.c_str()))
+        old_ = old;
+    const std::string updated = old_ && !old_->empty() ? *old_ + ":" + value : value;
+    setenv(name_.c_str(), updated.c_str(), 1);
+}
+
+ScopedEnvAppend::~ScopedEnvAppend() {
+    if (old_)
+        setenv(name_.c_str(), old_->c_str(), 1);
+    else
+        unsetenv(name_.c_str());
 }
 
 dtask::ClusterOptions small_cluster(int local_workers) {

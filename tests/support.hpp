@@ -5,6 +5,8 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -58,6 +60,46 @@ std::string read_file(const std::string& path);
 /// A fresh temporary file name.
 std::string temp_path(const std::string& stem);
 
+/// A fresh temporary directory, removed with its files when this goes out of scope.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const noexcept { return path_; }
+
+private:
+    std::string path_;
+};
+
+/// Appends `:value` to environment variable `name` (sets it if unset) for this scope, so
+/// that processes started meanwhile see it. Only while no other thread reads the environment.
+class ScopedEnvAppend {
+public:
+    ScopedEnvAppend(std::string name, const std::string& value);
+    ~ScopedEnvAppend();
+    ScopedEnvAppend(const ScopedEnvAppend&) = delete;
+    ScopedEnvAppend& operator=(const ScopedEnvAppend&) = delete;
+
+private:
+    std::string name_;
+    std::optional<std::string> old_;
+};
+
+/// Checks `condition` every few milliseconds until it holds or `timeout` passes; whether it
+/// held. For state no event announces (a broker noticing a silence), never as a delay.
+template <class Condition>
+bool wait_until(Condition condition, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() >= deadline)
+            return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+}
+
 /// Waits at most `timeout` for the job, failing the test instead of hanging.
 template <class T>
 T get_within(dtask::JobHandle<T>& handle, std::chrono::seconds timeout = std::chrono::seconds(60)) {
@@ -71,6 +113,14 @@ template <class T, class Input>
 T run_within(dtask::Submitter& cluster, const dtask::Job<T>& job, Input input,
              dtask::RunOptions options = {}) {
     auto handle = cluster.submit(job, std::move(input), options);
+    return get_within(handle);
+}
+
+template <class T, class Input, class Shared>
+requires(!std::is_same_v<Shared, dtask::RunOptions>) T
+    run_within(dtask::Submitter& cluster, const dtask::Job<T>& job, Input input,
+               const Shared& shared, dtask::RunOptions options = {}) {
+    auto handle = cluster.submit(job, std::move(input), shared, options);
     return get_within(handle);
 }
 

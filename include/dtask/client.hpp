@@ -15,8 +15,8 @@ namespace dtask {
 struct ClientOptions {
     /// How often client and broker show each other they are alive; the broker's welcome
     /// replaces these with its own settings.
-    std::chrono::milliseconds heartbeat_interval{500};
-    unsigned heartbeat_liveness = 4;
+    std::chrono::milliseconds heartbeat_interval{250};
+    unsigned heartbeat_liveness = 5;
 };
 
 class Client final : public Submitter {

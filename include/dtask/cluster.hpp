@@ -26,9 +26,10 @@ struct ClusterOptions {
     /// that the worker never waits for the broker between two subtasks.
     unsigned worker_credits = 2;
     /// How often broker and workers show each other they are alive.
-    std::chrono::milliseconds heartbeat_interval{500};
-    /// Missed heartbeats after which a peer counts as gone.
-    unsigned heartbeat_liveness = 4;
+    std::chrono::milliseconds heartbeat_interval{250};
+    /// Missed heartbeats after which a peer counts as gone. With the defaults a dead or
+    /// frozen worker is noticed within 1.5 s (silent for 1.25 s, seen at the next beat).
+    unsigned heartbeat_liveness = 5;
 };
 
 class Cluster final : public Submitter {

@@ -42,8 +42,9 @@ private:
     std::string exception_message_;
 };
 
-/// A subtask was running on a worker process that died (or went silent) more often than
-/// the retry limit allows (3 times): it looks like a poison pill.
+/// A subtask killed the worker process running it (or made it fall silent) more often than
+/// RunOptions::max_attempts allows: it looks like a poison pill. The message names the
+/// subtask and how the last worker died.
 class WorkerLostError : public Error {
 public:
     using Error::Error;
@@ -55,8 +56,19 @@ public:
     using Error::Error;
 };
 
-/// The job could not finish in time: no worker served it within RunOptions::worker_wait.
+/// The job could not finish in time: no worker served it within RunOptions::worker_wait, a
+/// subtask ran past RunOptions::subtask_timeout on every attempt, or the job passed its
+/// RunOptions::deadline.
 class TimeoutError : public Error {
+public:
+    using Error::Error;
+};
+
+/// Throw this (or a class derived from it) from map to say that the failure may not happen
+/// again, e.g. a resource that was briefly unavailable. With RunOptions::retry_transient the
+/// subtask is run again, up to RunOptions::max_attempts; without, it fails the job like any
+/// other exception (TaskError).
+class TransientError : public Error {
 public:
     using Error::Error;
 };

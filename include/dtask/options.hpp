@@ -47,6 +47,29 @@ struct RunOptions {
     unsigned priority = 1;
     /// How long the job waits for a worker that serves it before failing with TimeoutError.
     std::chrono::milliseconds worker_wait{std::chrono::seconds(60)};
+
+    // ---- fault tolerance (docs/reliability.md) ----
+
+    /// How many attempts one subtask gets before its job fails. Only attempts the subtask
+    /// itself spoiled count: it killed the worker running it alone (WorkerLostError), it ran
+    /// past subtask_timeout (TimeoutError), or it threw a TransientError with retry_transient
+    /// (TaskError). Subtasks lost with a worker that died of something else run again freely.
+    /// 1 to 1000.
+    unsigned max_attempts = 3;
+    /// How long one subtask may run on a worker; 0: no limit. A subtask that runs longer is
+    /// given to another worker, and the worker it hung restarts itself (a thread stuck in map
+    /// cannot be stopped any other way). Choose it well above the slowest normal subtask.
+    std::chrono::milliseconds subtask_timeout{0};
+    /// At the tail of the job, when no subtask is queued and a worker is idle, a subtask that
+    /// has run much longer than the job's average gets a backup copy on the idle worker; the
+    /// first result is folded, the other dropped. Needs a map without side effects.
+    bool backup_tasks = true;
+    /// Rerun a subtask whose map threw a TransientError (up to max_attempts) instead of
+    /// failing the job at once, as it does for every other exception.
+    bool retry_transient = false;
+    /// The whole job's time limit from submission; 0: none. When it passes, the job is
+    /// cancelled and get() throws TimeoutError.
+    std::chrono::milliseconds deadline{0};
 };
 
 }  // namespace dtask
