@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "jobs.hpp"
+#include "remote_network.hpp"
 #include "support.hpp"
 
 using namespace test_support;
@@ -251,68 +252,9 @@ TEST_CASE("Reliability.remote_worker_rejoins_a_cluster_restarted_on_the_same_end
     CHECK(pids == std::set<std::int64_t>{worker->pid()});
 }
 
-namespace {
-
-/// A network namespace linked to this one by a veth pair: a "remote machine" whose link a
-/// test can cut. Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN); otherwise `why_not()` says why.
-class RemoteNetwork {
-public:
-    RemoteNetwork() {
-        const std::string id = std::to_string(getpid() % 100000);
-        const std::string subnet = "10.213." + std::to_string(getpid() % 250 + 1) + ".";
-        name_ = "dtask-test-" + id;
-        host_link_ = "dtv" + id + "h";
-        host_address_ = subnet + "1";
-        const std::string remote_link = "dtv" + id + "r";
-        for (const std::string& command :
-             {"ip netns add " + name_,
-              "ip link add " + host_link_ + " type veth peer name " + remote_link,
-              "ip link set " + remote_link + " netns " + name_,
-              "ip addr add " + host_address_ + "/30 dev " + host_link_,
-              "ip link set " + host_link_ + " up",
-              "ip netns exec " + name_ + " ip addr add " + subnet + "2/30 dev " + remote_link,
-              "ip netns exec " + name_ + " ip link set " + remote_link + " up",
-              "ip netns exec " + name_ + " ip link set lo up"}) {
-            if (!run(command)) {
-                why_not_ =
-                    "'" + command + "' failed (network namespaces need root and the ip command)";
-                return;
-            }
-        }
-    }
-    ~RemoteNetwork() {
-        run("ip netns del " + name_);  // takes the veth pair with it
-        run("ip link del " + host_link_);
-    }
-
-    /// The ip command's path, for starting a process inside the namespace.
-    static std::string ip_program() {
-        for (const char* path : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) {
-            if (access(path, X_OK) == 0)
-                return path;
-        }
-        return "ip";
-    }
-
-    const std::string& why_not() const { return why_not_; }
-    const std::string& name() const { return name_; }
-    const std::string& host_address() const { return host_address_; }
-    void cut() const { REQUIRE(run("ip link set " + host_link_ + " down")); }
-    void heal() const { REQUIRE(run("ip link set " + host_link_ + " up")); }
-
-private:
-    static bool run(const std::string& command) {
-        return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
-    }
-
-    std::string name_, host_link_, host_address_, why_not_;
-};
-
-}  // namespace
-
 TEST_CASE("Reliability.partitioned_worker_is_replaced_and_rejoins_when_the_link_heals" *
           doctest::timeout(170)) {
-    RemoteNetwork network;
+    test_support::RemoteNetwork network;
     if (!network.why_not().empty()) {
         MESSAGE("skipped: " << network.why_not());
         return;
@@ -320,7 +262,7 @@ TEST_CASE("Reliability.partitioned_worker_is_replaced_and_rejoins_when_the_link_
     auto options = small_cluster(1);
     options.listen.push_back("tcp://" + network.host_address() + ":*");
     dtask::Cluster cluster(options);
-    Process remote(RemoteNetwork::ip_program(),
+    Process remote(test_support::RemoteNetwork::ip_program(),
                    {"netns", "exec", network.name(), self_executable(), "--dtask-worker",
                     cluster.endpoints().back(), "--dtask-give-up", "600"});
     REQUIRE(cluster.wait_for_workers(2, 30s));
@@ -328,14 +270,14 @@ TEST_CASE("Reliability.partitioned_worker_is_replaced_and_rejoins_when_the_link_
     constexpr std::uint64_t n = 8'000;
     auto handle = cluster.submit(troubled, n, Trouble{attempts.path(), n});  // no trouble
     REQUIRE(wait_until([&] { return handle.progress().done >= 200; }, 60s));
-    network.cut();  // the remote worker holds subtasks now
+    REQUIRE(network.cut());  // the remote worker holds subtasks now
     // They finish elsewhere: re-run once the broker notices the silence, or as backup copies
     // at the tail of the job, whichever comes first.
     const Tally tally = get_within(handle, 120s);
     CHECK(tally.count == n);
     CHECK(tally.sum == sum_below(n));
     REQUIRE(wait_until([&] { return cluster.workers() == 1; }, 30s));
-    network.heal();
+    REQUIRE(network.heal());
     REQUIRE(cluster.wait_for_workers(2, 60s));
     // `ip netns exec` runs the worker in its own process: the pid is the worker's.
     CHECK(run_within(cluster, worker_pids, std::uint64_t{200}).contains(remote.pid()));

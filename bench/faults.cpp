@@ -1,0 +1,524 @@
+// Measures, with the default settings, how long dtask takes to notice each kind of failure
+// and to recover from it: the figures of docs/reliability.md. Each scenario runs --repeat
+// times on real processes; the median is reported. Run it with scripts/reliability.sh.
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <dtask/dtask.hpp>
+
+#include "remote_network.hpp"
+
+extern char** environ;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// ---- the job: sleeping subtasks, one of which may misbehave on its first attempt ----
+
+enum class Trouble : std::uint8_t { none, hang_once, sleep_once, segfault };
+
+struct Plan {
+    std::uint64_t count = 0;
+    std::uint32_t micros = 0;  // each subtask sleeps this long: work that needs no CPU
+    std::uint64_t troubled = 0;
+    Trouble trouble = Trouble::none;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(count, micros, troubled, trouble);
+    }
+};
+
+struct Piece {
+    std::uint32_t micros = 0;
+    Trouble trouble = Trouble::none;
+    std::uint64_t index = 0;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(micros, trouble, index);
+    }
+};
+
+/// True the first time any process asks about this subtask (a marker file in `directory`).
+bool first_attempt(const std::string& directory, std::uint64_t index) {
+    const std::string marker = directory + "/" + std::to_string(index);
+    const int fd = open(marker.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0600);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+const dtask::Job<std::uint64_t> work{
+    "bench_faults.work",
+    [](const Plan& plan, dtask::SplitHint) {
+        return dtask::pieces(plan.count, [plan](std::uint64_t i) {
+            return Piece{plan.micros, i == plan.troubled ? plan.trouble : Trouble::none, i};
+        });
+    },
+    [](const Piece& piece, const std::string& directory) -> std::uint64_t {
+        if (piece.trouble == Trouble::segfault) {
+            const rlimit no_core{0, 0};
+            setrlimit(RLIMIT_CORE, &no_core);
+            raise(SIGSEGV);
+        }
+        if (piece.trouble != Trouble::none && first_attempt(directory, piece.index)) {
+            if (piece.trouble == Trouble::hang_once) {
+                for (;;)
+                    pause();
+            }
+            std::this_thread::sleep_for(5s);  // sleep_once: a straggler
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(piece.micros));
+        return 1;
+    },
+    [](std::uint64_t total, std::uint64_t part) { return total + part; }};
+
+// ---- measuring ----
+
+double ms_since(Clock::time_point start) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+/// Milliseconds from `start` until `condition` holds (checked every 0.2 ms), or nullopt.
+std::optional<double> until(Clock::time_point start, const std::function<bool()>& condition,
+                            std::chrono::seconds limit = 60s) {
+    while (!condition()) {
+        if (Clock::now() - start > limit)
+            return std::nullopt;
+        std::this_thread::sleep_for(200us);
+    }
+    return ms_since(start);
+}
+
+/// A worker process of this binary, connected to `endpoint`; killed when it goes.
+class WorkerProcess {
+public:
+    explicit WorkerProcess(const std::string& endpoint, const std::string& netns = {}) {
+        std::vector<std::string> args;
+        if (!netns.empty())
+            args = {test_support::RemoteNetwork::ip_program(), "netns", "exec", netns};
+        char self[4096] = {};
+        const ssize_t length = readlink("/proc/self/exe", self, sizeof self - 1);
+        args.push_back(length > 0 ? std::string(self, static_cast<std::size_t>(length)) : "");
+        args.insert(args.end(), {"--dtask-worker", endpoint, "--dtask-give-up", "600"});
+        std::vector<char*> argv;
+        for (auto& arg : args)
+            argv.push_back(arg.data());
+        argv.push_back(nullptr);
+        if (posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0)
+            pid_ = -1;
+    }
+    ~WorkerProcess() { kill9(); }
+    WorkerProcess(const WorkerProcess&) = delete;
+    WorkerProcess& operator=(const WorkerProcess&) = delete;
+    void kill9() {
+        if (pid_ <= 0)
+            return;
+        kill(pid_, SIGKILL);
+        waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+    }
+
+private:
+    pid_t pid_ = -1;
+};
+
+/// A scratch directory for the attempt markers.
+struct Scratch {
+    Scratch() {
+        char pattern[] = "/tmp/dtask-faults-XXXXXX";
+        path = mkdtemp(pattern) != nullptr ? pattern : "/tmp";
+    }
+    ~Scratch() { std::system(("rm -rf '" + path + "'").c_str()); }
+    std::string path;
+};
+
+struct Row {
+    std::string failure;
+    std::string user_sees;
+    std::string detection_name;
+    std::vector<double> detection;
+    std::string recovery_name;
+    std::vector<double> recovery;
+    std::string note;
+};
+
+double median(std::vector<double> values) {
+    if (values.empty())
+        return -1;
+    std::sort(values.begin(), values.end());
+    return values[values.size() / 2];
+}
+
+dtask::ClusterOptions cluster_options(int local_workers, bool tcp) {
+    dtask::ClusterOptions options;
+    options.local_workers = local_workers;
+    if (tcp)
+        options.listen.push_back("tcp://127.0.0.1:*");
+    return options;
+}
+
+const Plan steady_work{2000, 5000};  // 10 s of subtasks on 2 workers: outlasts every scenario
+
+// ---- scenarios: each adds one measurement to its row, or throws ----
+
+void local_worker_killed(Row& row) {
+    dtask::Cluster cluster(cluster_options(2, false));
+    cluster.wait_for_workers(2, 30s);
+    Scratch scratch;
+    auto job = cluster.submit(work, steady_work, scratch.path);
+    until(Clock::now(), [&] { return job.progress().done >= 20; });
+    const pid_t victim = cluster.local_worker_pids().front();
+    const auto start = Clock::now();
+    kill(victim, SIGKILL);
+    // The broker watches its children's pidfds: it knows at once, and starts a replacement.
+    auto gone = until(start, [&] {
+        auto pids = cluster.local_worker_pids();
+        return std::find(pids.begin(), pids.end(), victim) == pids.end();
+    });
+    auto replaced = until(start, [&] {
+        auto pids = cluster.local_worker_pids();
+        return cluster.workers() == 2 && std::find(pids.begin(), pids.end(), victim) == pids.end();
+    });
+    job.cancel();
+    if (!gone || !replaced)
+        throw std::runtime_error("the killed local worker was not replaced");
+    row.detection.push_back(*gone);
+    row.recovery.push_back(*replaced);
+}
+
+void local_worker_frozen(Row& row) {
+    dtask::Cluster cluster(cluster_options(2, false));
+    cluster.wait_for_workers(2, 30s);
+    Scratch scratch;
+    auto job = cluster.submit(work, steady_work, scratch.path);
+    until(Clock::now(), [&] { return job.progress().done >= 20; });
+    const pid_t victim = cluster.local_worker_pids().front();
+    const auto start = Clock::now();
+    kill(victim, SIGSTOP);
+    auto dropped = until(start, [&] { return cluster.workers() == 1; });
+    const auto thawed = Clock::now();
+    kill(victim, SIGCONT);
+    auto back = until(thawed, [&] { return cluster.workers() == 2; });
+    job.cancel();
+    if (!dropped || !back)
+        throw std::runtime_error("the frozen worker was not dropped, or did not come back");
+    row.detection.push_back(*dropped);
+    row.recovery.push_back(*back);
+}
+
+void remote_worker_killed(Row& row) {
+    dtask::Cluster cluster(cluster_options(1, true));
+    WorkerProcess remote(cluster.endpoints().back());
+    cluster.wait_for_workers(2, 30s);
+    Scratch scratch;
+    auto job = cluster.submit(work, steady_work, scratch.path);
+    until(Clock::now(), [&] { return job.progress().done >= 20; });
+    const auto start = Clock::now();
+    remote.kill9();
+    // A remote process has no pidfd here: only its silence tells.
+    auto dropped = until(start, [&] { return cluster.workers() == 1; });
+    job.cancel();
+    if (!dropped)
+        throw std::runtime_error("the killed remote worker was not dropped");
+    row.detection.push_back(*dropped);
+}
+
+void network_partition(Row& row) {
+    test_support::RemoteNetwork network;
+    if (!network.why_not().empty())
+        throw std::runtime_error("skipped: " + network.why_not());
+    dtask::ClusterOptions options = cluster_options(1, false);
+    options.listen.push_back("tcp://" + network.host_address() + ":*");
+    dtask::Cluster cluster(options);
+    WorkerProcess remote(cluster.endpoints().back(), network.name());
+    cluster.wait_for_workers(2, 30s);
+    Scratch scratch;
+    auto job = cluster.submit(work, steady_work, scratch.path);
+    until(Clock::now(), [&] { return job.progress().done >= 20; });
+    const auto start = Clock::now();
+    network.cut();
+    auto dropped = until(start, [&] { return cluster.workers() == 1; });
+    const auto healed = Clock::now();
+    network.heal();
+    auto back = until(healed, [&] { return cluster.workers() == 2; });
+    job.cancel();
+    if (!dropped || !back)
+        throw std::runtime_error("the partitioned worker was not dropped, or did not rejoin");
+    row.detection.push_back(*dropped);
+    row.recovery.push_back(*back);
+}
+
+void subtask_hangs(Row& row) {
+    dtask::Cluster cluster(cluster_options(2, false));
+    cluster.wait_for_workers(2, 30s);
+    Scratch scratch;
+    dtask::RunOptions options;
+    options.subtask_timeout = 1000ms;
+    options.backup_tasks = false;  // the timeout is what is measured
+    const auto start = Clock::now();
+    auto job = cluster.submit(work, Plan{50, 1000, 7, Trouble::hang_once}, scratch.path, options);
+    if (job.get() != 50)
+        throw std::runtime_error("wrong result after a hung subtask");
+    row.recovery.push_back(ms_since(start));
+}
+
+void straggler(Row& row) {
+    dtask::Cluster cluster(cluster_options(2, false));
+    cluster.wait_for_workers(2, 30s);
+    Scratch scratch;
+    const auto start = Clock::now();
+    auto job = cluster.submit(work, Plan{50, 1000, 20, Trouble::sleep_once}, scratch.path);
+    if (job.get() != 50)
+        throw std::runtime_error("wrong result with a straggler");
+    row.recovery.push_back(ms_since(start));
+}
+
+void poison_pill(Row& row) {
+    dtask::Cluster cluster(cluster_options(2, false));
+    cluster.wait_for_workers(2, 30s);
+    Scratch scratch;
+    const auto start = Clock::now();
+    auto job = cluster.submit(work, Plan{50, 1000, 13, Trouble::segfault}, scratch.path);
+    try {
+        job.get();
+        throw std::runtime_error("a poison pill did not fail its job");
+    } catch (const dtask::WorkerLostError&) {
+    }
+    row.detection.push_back(ms_since(start));
+    const auto failed = Clock::now();
+    auto back = until(failed, [&] { return cluster.workers() == 2; });
+    if (!back)
+        throw std::runtime_error("the killed workers were not replaced");
+    row.recovery.push_back(*back);
+}
+
+void broker_restarted(Row& row) {
+    std::string endpoint;
+    std::optional<WorkerProcess> remote;
+    {
+        dtask::Cluster first(cluster_options(0, true));
+        endpoint = first.endpoints().back();
+        remote.emplace(endpoint);
+        first.wait_for_workers(1, 30s);
+    }
+    dtask::ClusterOptions options = cluster_options(0, false);
+    options.listen.push_back(endpoint);
+    const auto start = Clock::now();
+    dtask::Cluster second(options);
+    auto back = until(start, [&] { return second.workers() == 1; });
+    if (!back)
+        throw std::runtime_error("the remote worker did not rejoin the restarted broker");
+    row.recovery.push_back(*back);
+}
+
+void deadline(Row& row) {
+    dtask::Cluster cluster(cluster_options(2, false));
+    cluster.wait_for_workers(2, 30s);
+    Scratch scratch;
+    dtask::RunOptions options;
+    options.deadline = 500ms;
+    const auto start = Clock::now();
+    auto job = cluster.submit(work, steady_work, scratch.path, options);
+    try {
+        job.get();
+        throw std::runtime_error("a job past its deadline did not fail");
+    } catch (const dtask::TimeoutError&) {
+    }
+    row.detection.push_back(ms_since(start));
+}
+
+void worker_joins_late(Row& row) {
+    dtask::Cluster cluster(cluster_options(0, true));
+    Scratch scratch;
+    auto job = cluster.submit(work, Plan{1, 0}, scratch.path);
+    const auto start = Clock::now();
+    WorkerProcess late(cluster.endpoints().back());
+    if (job.get() != 1)
+        throw std::runtime_error("wrong result from a job that waited for a worker");
+    row.recovery.push_back(ms_since(start));
+}
+
+struct Scenario {
+    void (*run)(Row&);
+    Row row;
+};
+
+std::string cell(const std::vector<double>& values) {
+    if (values.empty())
+        return "–";
+    char text[64];
+    std::snprintf(text, sizeof text, "%.0f ms", median(values));
+    return text;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    dtask::init(argc, argv);
+    int repeat = 3;
+    std::string json_path;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            std::printf(
+                "Usage: dtask_faults [--repeat N] [--json FILE]\n"
+                "Measures how long dtask takes to notice failures and recover, with the\n"
+                "default settings, and prints a Markdown table of medians (docs/reliability.md).\n"
+                "  --repeat N    runs of each scenario (default 3)\n"
+                "  --json FILE   also write every measurement to FILE\n"
+                "The network partition needs root and the ip command (else it is skipped).\n");
+            return 0;
+        } else if (arg == "--repeat" && i + 1 < argc) {
+            repeat = std::max(1, std::atoi(argv[++i]));
+        } else if (arg == "--json" && i + 1 < argc) {
+            json_path = argv[++i];
+        } else {
+            std::fprintf(stderr, "dtask_faults: unknown argument '%s' (see --help)\n", arg.c_str());
+            return 2;
+        }
+    }
+    setenv("DTASK_LOG", "quiet", 1);  // the warnings are expected here; workers inherit it
+
+    std::vector<Scenario> scenarios{
+        {local_worker_killed,
+         {"local worker killed (kill -9)",
+          "nothing: the right result",
+          "worker gone",
+          {},
+          "replacement joined",
+          {},
+          ""}},
+        {local_worker_frozen,
+         {"worker frozen (SIGSTOP)",
+          "nothing: the right result",
+          "worker dropped",
+          {},
+          "rejoined after SIGCONT",
+          {},
+          ""}},
+        {remote_worker_killed,
+         {"remote worker killed (kill -9, TCP)",
+          "nothing: the right result",
+          "worker dropped",
+          {},
+          "",
+          {},
+          ""}},
+        {network_partition,
+         {"remote worker cut off (veth link down)",
+          "nothing: the right result",
+          "worker dropped",
+          {},
+          "rejoined after the link came back",
+          {},
+          ""}},
+        {subtask_hangs,
+         {"subtask hangs once (subtask_timeout 1 s)",
+          "nothing: the right result",
+          "job done (timeout included)",
+          {},
+          "hung worker restarted and back",
+          {},
+          ""}},
+        {straggler,
+         {"one subtask takes 5 s once (backup tasks on)",
+          "nothing: the right result",
+          "",
+          {},
+          "job done (instead of 5 s)",
+          {},
+          ""}},
+        {poison_pill,
+         {"subtask segfaults every time (3 attempts)",
+          "WorkerLostError naming it",
+          "job failed",
+          {},
+          "workers replaced",
+          {},
+          ""}},
+        {broker_restarted,
+         {"embedded broker restarted on its TCP port",
+          "running jobs: TransportError",
+          "",
+          {},
+          "remote worker rejoined",
+          {},
+          ""}},
+        {worker_joins_late,
+         {"job submitted with no worker",
+          "it waits (RunOptions::worker_wait)",
+          "",
+          {},
+          "done after a worker process starts",
+          {},
+          ""}},
+        {deadline,
+         {"job past RunOptions::deadline (500 ms)",
+          "TimeoutError, job cancelled",
+          "get() threw",
+          {},
+          "",
+          {},
+          ""}},
+    };
+    for (auto& scenario : scenarios) {
+        std::fprintf(stderr, "dtask_faults: %s ...\n", scenario.row.failure.c_str());
+        for (int run = 0; run < repeat; ++run) {
+            try {
+                scenario.run(scenario.row);
+            } catch (const std::exception& e) {
+                scenario.row.note = e.what();
+                break;
+            }
+        }
+    }
+
+    std::printf("| failure | the user sees | detection | | recovery | |\n");
+    std::printf("|---|---|---|---|---|---|\n");
+    for (const auto& [run, row] : scenarios) {
+        std::printf("| %s | %s | %s | %s | %s | %s |%s\n", row.failure.c_str(),
+                    row.user_sees.c_str(), row.detection_name.c_str(), cell(row.detection).c_str(),
+                    row.recovery_name.c_str(), cell(row.recovery).c_str(),
+                    row.note.empty() ? "" : (" " + row.note).c_str());
+    }
+    std::printf("\nmedians of %d run(s); defaults: heartbeat 250 ms x 5\n", repeat);
+
+    if (!json_path.empty()) {
+        std::ofstream json(json_path);
+        json << "[\n";
+        for (std::size_t i = 0; i < scenarios.size(); ++i) {
+            const Row& row = scenarios[i].row;
+            auto list = [](const std::vector<double>& values) {
+                std::string text = "[";
+                for (std::size_t j = 0; j < values.size(); ++j)
+                    text += (j ? ", " : "") + std::to_string(values[j]);
+                return text + "]";
+            };
+            json << "  {\"failure\": \"" << row.failure
+                 << "\", \"detection_ms\": " << list(row.detection)
+                 << ", \"recovery_ms\": " << list(row.recovery) << ", \"note\": \"" << row.note
+                 << "\"}" << (i + 1 < scenarios.size() ? "," : "") << "\n";
+        }
+        json << "]\n";
+    }
+    return 0;
+}

@@ -1,0 +1,68 @@
+#pragma once
+// A second network namespace linked to this one by a veth pair: a "remote machine" on this
+// one, whose link the fault tests and the fault measurements (bench/faults.cpp) can cut.
+
+#include <cstdlib>
+#include <string>
+
+#include <unistd.h>
+
+namespace test_support {
+
+/// Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) and the ip command; otherwise `why_not()` says
+/// why, and the caller skips.
+class RemoteNetwork {
+public:
+    RemoteNetwork() {
+        const std::string id = std::to_string(getpid() % 100000);
+        const std::string subnet = "10.213." + std::to_string(getpid() % 250 + 1) + ".";
+        name_ = "dtask-test-" + id;
+        host_link_ = "dtv" + id + "h";
+        host_address_ = subnet + "1";
+        const std::string remote_link = "dtv" + id + "r";
+        for (const std::string& command :
+             {"ip netns add " + name_,
+              "ip link add " + host_link_ + " type veth peer name " + remote_link,
+              "ip link set " + remote_link + " netns " + name_,
+              "ip addr add " + host_address_ + "/30 dev " + host_link_,
+              "ip link set " + host_link_ + " up",
+              "ip netns exec " + name_ + " ip addr add " + subnet + "2/30 dev " + remote_link,
+              "ip netns exec " + name_ + " ip link set " + remote_link + " up",
+              "ip netns exec " + name_ + " ip link set lo up"}) {
+            if (!run(command)) {
+                why_not_ =
+                    "'" + command + "' failed (network namespaces need root and the ip command)";
+                return;
+            }
+        }
+    }
+    ~RemoteNetwork() {
+        run("ip netns del " + name_);  // takes the veth pair with it
+        run("ip link del " + host_link_);
+    }
+
+    /// The ip command's path, for starting a process inside the namespace.
+    static std::string ip_program() {
+        for (const char* path : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) {
+            if (access(path, X_OK) == 0)
+                return path;
+        }
+        return "ip";
+    }
+
+    const std::string& why_not() const { return why_not_; }
+    const std::string& name() const { return name_; }
+    const std::string& host_address() const { return host_address_; }
+    /// Takes the link down: packets in either direction are dropped. False if that failed.
+    bool cut() const { return run("ip link set " + host_link_ + " down"); }
+    bool heal() const { return run("ip link set " + host_link_ + " up"); }
+
+private:
+    static bool run(const std::string& command) {
+        return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
+    }
+
+    std::string name_, host_link_, host_address_, why_not_;
+};
+
+}  // namespace test_support
