@@ -774,11 +774,13 @@ private:
         const std::uint64_t id = job_id_of(client, message.fields[0]);
         if (jobs_.contains(id))
             throw ProtocolError("job id " + std::to_string(message.fields[0]) + " submitted twice");
+        // Decoded before the job exists: a malformed frame must leave nothing behind.
+        auto settings = decode_body<JobSettings>(message.body[3], "the job's settings");
         BrokerJob& job = jobs_[id];
         job.id = id;
         job.client = client.id;
         job.client_job = message.fields[0];
-        job.settings = decode_body<JobSettings>(message.body[3], "the job's settings");
+        job.settings = std::move(settings);
         job.settings.max_attempts = std::clamp(job.settings.max_attempts, 1u, 1000u);
         job.worker_wait = std::chrono::milliseconds(std::min<std::uint64_t>(
             job.settings.worker_wait_ms, std::chrono::milliseconds::max().count()));
