@@ -95,6 +95,7 @@ struct BrokerJob {
     std::unordered_map<std::uint64_t, unsigned> spoiled;
     // Subtasks running on two workers (a backup copy): index -> the workers holding it.
     std::unordered_map<std::uint64_t, std::vector<std::string>> copies;
+    bool split_done = false;     // the client has sent every subtask: the tail has begun
     Clock::duration run_time{};  // of the subtasks finished, for the backup threshold
     std::uint64_t runs = 0;
     std::unordered_set<std::string> opened_by;  // workers holding its definition
@@ -153,8 +154,10 @@ private:
             if (items[0].revents & ZMQ_POLLIN) {
                 // Drain what is there now, so a burst of messages costs one poll.
                 for (int burst = 0; burst < 256; ++burst) {
-                    if (!receive(socket_, frames, false))
+                    if (!receive(socket_, frames, false)) {
+                        last_drained_ = Clock::now();
                         break;
+                    }
                     on_message(frames);
                 }
             }
@@ -248,7 +251,7 @@ private:
                                       [&](const auto& child) { return child.pid == hello.pid; });
             if (hello.local) {
                 early_exits_.clear();
-                joined_pids_.insert(hello.pid);
+                joined_pids_.emplace(hello.pid, Clock::now());
             }
             WorkerPeer& worker = workers_[id];
             worker.id = id;
@@ -438,6 +441,7 @@ private:
             // knows the report arrived, and give what else it holds to others.
             std::array bye{header(Command::bye)};
             send(socket_, worker.id, bye);
+            hungry_.erase(worker.id);  // nothing more for it while it goes
             if (held)
                 on_timed_out(job_id, index, std::move(held.mapped().payload), report, worker.id);
             worker_lost(worker.id, "it restarts after a subtask timed out", false);
@@ -585,8 +589,8 @@ private:
             if (job == jobs_.end())
                 continue;
             const BrokerJob& candidate = job->second;
-            if (!candidate.settings.backup_tasks || !candidate.queue.empty() ||
-                !candidate.quarantine.empty() || candidate.runs == 0 ||
+            if (!candidate.settings.backup_tasks || !candidate.split_done ||
+                !candidate.queue.empty() || !candidate.quarantine.empty() || candidate.runs == 0 ||
                 candidate.copies.contains(running->first.index) ||
                 candidate.spoiled.contains(running->first.index) || !serves(idle, candidate))
                 continue;
@@ -756,6 +760,10 @@ private:
             case Command::end:
             case Command::cancel:
                 return forget_job(job_id_of(client, message.fields[0]));
+            case Command::split_done:
+                if (auto job = jobs_.find(job_id_of(client, message.fields[0])); job != jobs_.end())
+                    job->second.split_done = true;
+                return;
             case Command::bye:
                 return client_lost(client.id, "it left");
             default:
@@ -894,8 +902,9 @@ private:
         const auto silence = options_.heartbeat_interval * options_.heartbeat_liveness;
         std::vector<std::string> silent_workers, silent_clients;
         // Messages still waiting to be read may be the very heartbeats in question: judge
-        // silence only with nothing left unread.
-        const bool unread = (socket_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
+        // silence only with nothing left unread, unless reading has been behind for as long.
+        const bool unread =
+            (socket_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0 && now - last_drained_ < silence;
         for (auto& [id, worker] : workers_) {
             if (!unread && now - worker.last_heard > silence)
                 silent_workers.push_back(id);
@@ -986,7 +995,14 @@ private:
         const pid_t pid = child->pid;
         const std::string how = describe_wait_status(reap(*child));
         children_.erase(child);
-        const bool had_joined = joined_pids_.erase(pid) != 0;
+        auto joined = joined_pids_.find(pid);
+        const bool had_joined = joined != joined_pids_.end();
+        if (had_joined) {
+            // A worker that served a good while died of something else than a crash loop.
+            if (Clock::now() - joined->second > std::chrono::seconds(30))
+                deaths_in_a_row_ = 0;
+            joined_pids_.erase(joined);
+        }
         {
             std::lock_guard lock(broker_.mutex_);
             std::erase(broker_.local_pids_, pid);
@@ -1076,14 +1092,15 @@ private:
     std::unordered_set<std::string> hungry_;  // workers with free credits
     std::uint32_t next_client_index_ = 1;
     std::string early_exits_;  // why the last local worker that never joined ended
-    std::unordered_set<std::int64_t> joined_pids_;  // local workers that said hello
-    std::size_t quarantined_ = 0;                   // subtasks in all jobs' quarantines
-    std::size_t draining_ = 0;                      // workers reserved to run one of them
-    std::deque<Clock::time_point> respawns_;        // when to start a replacement, in order
+    std::unordered_map<std::int64_t, Clock::time_point> joined_pids_;  // local workers: joined at
+    std::size_t quarantined_ = 0;             // subtasks in all jobs' quarantines
+    std::size_t draining_ = 0;                // workers reserved to run one of them
+    std::deque<Clock::time_point> respawns_;  // when to start a replacement, in order
     Clock::time_point last_death_;
     unsigned deaths_in_a_row_ = 0;
     std::string restarts_stopped_;  // why no local worker is started any more
     Clock::time_point next_tick_;
+    Clock::time_point last_drained_ = Clock::now();  // the socket last had nothing unread
 };
 
 namespace {

@@ -280,6 +280,9 @@ private:
             if (!more) {
                 job.exhausted = true;
                 job.run->declare_total(job.emitted);
+                // The job's tail begins: from now on the broker may send backup copies.
+                std::array done{header(Command::split_done, {id})};
+                send(socket_, {}, done);
                 break;
             }
             const std::uint64_t index = job.emitted++;

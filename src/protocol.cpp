@@ -63,6 +63,9 @@ bool shape_of(Command command, Shape& shape) {
         case Command::revoke:
             shape = {2, 0};
             return true;
+        case Command::split_done:
+            shape = {1, 0};
+            return true;
         case Command::notice:
             shape = {1, 1};
             return true;
@@ -118,6 +121,8 @@ std::string_view command_name(Command command) noexcept {
             return "notice";
         case Command::revoke:
             return "revoke";
+        case Command::split_done:
+            return "split_done";
     }
     return "unknown";
 }

@@ -25,22 +25,23 @@ inline constexpr std::uint8_t version = 2;
 inline constexpr std::array<std::uint8_t, 2> magic{'d', 't'};
 
 enum class Command : std::uint8_t {
-    hello = 0x01,      // peer -> broker: who I am, what I serve
-    welcome = 0x02,    // broker -> peer: accepted; heartbeat settings
-    refuse = 0x03,     // broker -> peer: not accepted, and why
-    heartbeat = 0x04,  // both ways, every interval
-    bye = 0x05,        // peer -> broker: leaving; broker -> worker: exit now
-    status = 0x06,     // broker -> client: how many workers are connected
-    reconnect = 0x07,  // broker -> peer: I do not know you (any more): say hello again
-    submit = 0x10,     // client -> broker: a new job (name, signature, job-wide data, settings)
-    task = 0x11,       // client -> broker -> worker: subtasks of a job
-    result = 0x12,     // worker -> broker -> client: partial results
-    failure = 0x13,    // worker -> broker -> client: a subtask failed
-    end = 0x14,        // client -> broker: job over, forget it; broker -> worker: drop its data
-    cancel = 0x15,     // client -> broker: drop the job's queued subtasks
-    job = 0x16,        // broker -> worker: a job's definition and data, before its first task
-    revoke = 0x18,     // broker -> worker: another copy of this subtask won; skip it
-    notice = 0x17,     // broker -> peer: something the user should know about a job
+    hello = 0x01,       // peer -> broker: who I am, what I serve
+    welcome = 0x02,     // broker -> peer: accepted; heartbeat settings
+    refuse = 0x03,      // broker -> peer: not accepted, and why
+    heartbeat = 0x04,   // both ways, every interval
+    bye = 0x05,         // peer -> broker: leaving; broker -> worker: exit now
+    status = 0x06,      // broker -> client: how many workers are connected
+    reconnect = 0x07,   // broker -> peer: I do not know you (any more): say hello again
+    submit = 0x10,      // client -> broker: a new job (name, signature, job-wide data, settings)
+    task = 0x11,        // client -> broker -> worker: subtasks of a job
+    result = 0x12,      // worker -> broker -> client: partial results
+    failure = 0x13,     // worker -> broker -> client: a subtask failed
+    end = 0x14,         // client -> broker: job over, forget it; broker -> worker: drop its data
+    cancel = 0x15,      // client -> broker: drop the job's queued subtasks
+    job = 0x16,         // broker -> worker: a job's definition and data, before its first task
+    revoke = 0x18,      // broker -> worker: another copy of this subtask won; skip it
+    split_done = 0x19,  // client -> broker: every subtask of the job has been sent
+    notice = 0x17,      // broker -> peer: something the user should know about a job
 };
 
 std::string_view command_name(Command command) noexcept;

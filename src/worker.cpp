@@ -63,7 +63,13 @@ public:
 
     void start(std::uint64_t job, std::uint64_t index, std::chrono::milliseconds timeout) {
         std::lock_guard lock(mutex_);
-        running_ = Running{job, index, timeout, Clock::now() + timeout};
+        const auto now = Clock::now();
+        // Saturate: a timeout of milliseconds::max() means "none", not an overflow.
+        const auto deadline = timeout >= std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             Clock::time_point::max() - now)
+                                  ? Clock::time_point::max()
+                                  : now + timeout;
+        running_ = Running{job, index, timeout, deadline};
     }
     void stop() {
         std::lock_guard lock(mutex_);
@@ -247,8 +253,14 @@ private:
     for (const auto& arg : args)
         argv.push_back(const_cast<char*>(arg.c_str()));
     argv.push_back(nullptr);
-    std::fflush(stdout);
-    std::fflush(stderr);
+    // The stuck map may hold a stdio stream's lock (blocked writing to a full pipe, say):
+    // flush only the streams free now, rather than hang here.
+    for (FILE* stream : {stdout, stderr}) {
+        if (ftrylockfile(stream) == 0) {
+            fflush_unlocked(stream);
+            funlockfile(stream);
+        }
+    }
     // The new image sets up its own signal handling; it must not start with ours blocked.
     sigset_t signals;
     sigemptyset(&signals);
