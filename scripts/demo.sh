@@ -4,23 +4,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-build="$root/build"
+source "$root/scripts/build_target.sh"
+dtask_build_target demo sum_squares
 
-"$root/scripts/setup.sh" >&2
-
-# Pick the generator only for a new build tree: re-passing a different one to an existing tree
-# is an error.
-generator=()
-[[ -f "$build/CMakeCache.txt" ]] || generator=(-G Ninja)
-
-log="$build/demo-build.log"
-mkdir -p "$build"
-echo "demo.sh: building sum_squares (log: ${log#"$root"/})" >&2
-if ! { cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release &&
-       cmake --build "$build" --target sum_squares -j2; } >"$log" 2>&1; then
-    tail -n 40 "$log" >&2
-    echo "demo.sh: build failed; full log in $log" >&2
-    exit 1
-fi
-
-exec "$build/examples/sum_squares" "$@"
+exec "$root/build/examples/sum_squares" "$@"
