@@ -12,6 +12,7 @@
 
 #include <dtask/error.hpp>
 
+#include "deadline.hpp"
 #include "log.hpp"
 #include "protocol.hpp"
 
@@ -103,14 +104,6 @@ struct BrokerJob {
     bool waiting_for_worker = true;
     Clock::time_point worker_deadline;
 };
-
-/// now + wait, saturating: a wait of milliseconds::max() means "for ever", not overflow.
-Clock::time_point deadline_after(Clock::time_point now, std::chrono::milliseconds wait) {
-    if (wait >=
-        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::time_point::max() - now))
-        return Clock::time_point::max();
-    return now + wait;
-}
 
 std::string format_ms(std::chrono::milliseconds ms) {
     return std::to_string(ms.count()) + " ms";
@@ -452,7 +445,14 @@ private:
         if (auto it = jobs_.find(job_id); it != jobs_.end()) {
             BrokerJob& job = it->second;
             if (report.kind == FailureKind::transient && job.settings.retry_transient) {
-                retry_transient(job, index, std::move(held.mapped().payload), report, worker.id);
+                // To the back of the queue: the condition gets time to pass, and likely
+                // another worker takes it.
+                if (!retry(job, index, std::move(held.mapped().payload), worker.id, false)) {
+                    report.message += " (a transient error on each of its " +
+                                      std::to_string(job.spoiled[index]) +
+                                      " attempts, the limit set by RunOptions::max_attempts)";
+                    fail_job(job, index, report);
+                }
             } else {
                 std::array out{header(Command::failure, {job.client_job, index}),
                                std::move(message.body[0])};
@@ -465,51 +465,45 @@ private:
         feed(worker);
     }
 
+    /// After an attempt the subtask spoiled: false if that used up the job's attempts (the
+    /// caller fails the job). Otherwise it runs again, unless another copy of it still runs.
+    bool retry(BrokerJob& job, std::uint64_t index, zmq::message_t payload,
+               const std::string& worker_id, bool to_front) {
+        if (spoil(job, index))
+            return false;
+        if (other_copy_runs(job, index, worker_id))
+            return true;  // the other copy may still finish
+        Task task{index, std::move(payload)};
+        if (to_front)
+            job.queue.push_front(std::move(task));
+        else
+            job.queue.push_back(std::move(task));
+        place(job);
+        return true;
+    }
+
     void on_timed_out(std::uint64_t job_id, std::uint64_t index, zmq::message_t payload,
                       const Failure& report, const std::string& worker_id) {
         auto it = jobs_.find(job_id);
         if (it == jobs_.end())
             return;
         BrokerJob& job = it->second;
-        const bool exhausted = spoil(job, index);
-        if (!exhausted && other_copy_runs(job, index, worker_id))
-            return;  // the other copy may still finish
-        if (exhausted) {
-            Failure failure;
-            failure.kind = FailureKind::timeout;
-            failure.worker = report.worker;
-            failure.message = "job '" + job.name + "': subtask " + std::to_string(index) +
-                              " ran longer than its timeout of " +
-                              std::to_string(job.settings.subtask_timeout_ms) + " ms on " +
-                              std::to_string(job.spoiled[index]) +
-                              " attempt(s), the limit (RunOptions::max_attempts); the last on "
-                              "worker " +
-                              report.worker;
-            fail_job(job, index, failure);
+        if (retry(job, index, std::move(payload), worker_id, true)) {
+            log_warning("broker", "job '" + job.name + "': " + report.message +
+                                      "; it goes to another worker");
             return;
         }
-        log_warning("broker",
-                    "job '" + job.name + "': " + report.message + "; it goes to another worker");
-        job.queue.push_front(Task{index, std::move(payload)});
-        place(job);
-    }
-
-    void retry_transient(BrokerJob& job, std::uint64_t index, zmq::message_t payload,
-                         Failure report, const std::string& worker_id) {
-        const bool exhausted = spoil(job, index);
-        if (!exhausted && other_copy_runs(job, index, worker_id))
-            return;
-        if (exhausted) {
-            report.message += " (a transient error on each of its " +
-                              std::to_string(job.spoiled[index]) +
-                              " attempts, the limit set by RunOptions::max_attempts)";
-            fail_job(job, index, report);
-            return;
-        }
-        // To the back of the queue: the condition gets time to pass, and likely another
-        // worker takes it.
-        job.queue.push_back(Task{index, std::move(payload)});
-        place(job);
+        Failure failure;
+        failure.kind = FailureKind::timeout;
+        failure.worker = report.worker;
+        failure.message = "job '" + job.name + "': subtask " + std::to_string(index) +
+                          " ran longer than its timeout of " +
+                          std::to_string(job.settings.subtask_timeout_ms) + " ms on " +
+                          std::to_string(job.spoiled[index]) +
+                          " attempt(s), the limit (RunOptions::max_attempts); the last on "
+                          "worker " +
+                          report.worker;
+        fail_job(job, index, failure);
     }
 
     /// Gives the worker subtasks while it has credits, taking jobs in turn.
@@ -565,13 +559,24 @@ private:
             hungry_.erase(worker.id);
     }
 
+    /// A job whose running subtasks may get backup copies: it allows them, is at its tail
+    /// (all sent, none queued or in quarantine), and has finished one to compare with.
+    static bool may_back_up(const BrokerJob& job) {
+        return job.settings.backup_tasks && job.split_done && job.queue.empty() &&
+               job.quarantine.empty() && job.runs > 0;
+    }
+
     /// MapReduce's backup tasks: at the tail of a job (none of its subtasks queued), the
     /// subtask that has run longest, well past the job's average, gets a copy on this idle
     /// worker. The first result wins (settle_copies). A subtask that has spoiled an attempt
     /// already gets none: its retries are counted, copies would not be. False if no subtask
     /// qualifies.
     bool send_backup(WorkerPeer& idle) {
-        if (idle.isolated || idle.draining)
+        // Looked for after every result a worker with a free credit sends: the scan of what
+        // the workers hold below is done only when some job has reached its tail.
+        if (idle.isolated || idle.draining ||
+            std::none_of(jobs_.begin(), jobs_.end(),
+                         [](const auto& entry) { return may_back_up(entry.second); }))
             return false;
         const auto now = Clock::now();
         WorkerPeer* holder = nullptr;
@@ -589,9 +594,7 @@ private:
             if (job == jobs_.end())
                 continue;
             const BrokerJob& candidate = job->second;
-            if (!candidate.settings.backup_tasks || !candidate.split_done ||
-                !candidate.queue.empty() || !candidate.quarantine.empty() || candidate.runs == 0 ||
-                candidate.copies.contains(running->first.index) ||
+            if (!may_back_up(candidate) || candidate.copies.contains(running->first.index) ||
                 candidate.spoiled.contains(running->first.index) || !serves(idle, candidate))
                 continue;
             const auto age = now - std::max(running->second.sent, other.last_result_at);
@@ -672,8 +675,8 @@ private:
             }
             if (worker.isolated) {
                 // It ran this subtask and nothing else: the subtask killed it.
-                const unsigned deaths = job.spoiled[key.index] + 1;
                 if (spoil(job, key.index)) {
+                    const unsigned deaths = job.spoiled[key.index];
                     Failure failure;
                     failure.kind = FailureKind::worker_lost;
                     failure.worker = worker.hello.name;

@@ -9,6 +9,7 @@
 
 #include <dtask/error.hpp>
 
+#include "deadline.hpp"
 #include "log.hpp"
 #include "protocol.hpp"
 
@@ -45,14 +46,6 @@ std::uint64_t milliseconds_of(std::chrono::milliseconds duration) {
     return static_cast<std::uint64_t>(std::max<std::int64_t>(0, duration.count()));
 }
 
-/// now + wait, saturating at time_point::max().
-Clock::time_point deadline_after(Clock::time_point now, std::chrono::milliseconds wait) {
-    if (wait >=
-        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::time_point::max() - now))
-        return Clock::time_point::max();
-    return now + wait;
-}
-
 }  // namespace
 
 class ClientCore::Loop {
@@ -76,7 +69,7 @@ public:
                  {nullptr, core_.mailbox_->wake_fd, ZMQ_POLLIN, 0}}};
             // Jobs whose split still has room in its window but used up its time slice
             // continue at once; otherwise sleep until the next heartbeat is due.
-            const auto wake_at = std::min(next_heartbeat_, earliest_deadline());
+            const auto wake_at = std::min(next_heartbeat_, next_deadline_);
             const auto wait = unpumped_.empty()
                                   ? std::max(std::chrono::milliseconds(0),
                                              std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -130,20 +123,19 @@ private:
         check_broker(now);
     }
 
-    Clock::time_point earliest_deadline() const {
-        auto earliest = Clock::time_point::max();
-        for (const auto& [id, job] : jobs_)
-            earliest = std::min(earliest, job.deadline);
-        return earliest;
-    }
-
-    /// Cancels the jobs past their RunOptions::deadline, with a TimeoutError.
+    /// Cancels the jobs past their RunOptions::deadline, with a TimeoutError. Costs nothing
+    /// until the earliest deadline is due.
     void fail_overdue() {
         const auto now = Clock::now();
+        if (now < next_deadline_)
+            return;
+        next_deadline_ = Clock::time_point::max();
         std::vector<std::uint64_t> overdue;
         for (const auto& [id, job] : jobs_) {
             if (now >= job.deadline)
                 overdue.push_back(id);
+            else
+                next_deadline_ = std::min(next_deadline_, job.deadline);
         }
         for (std::uint64_t id : overdue) {
             const ActiveJob& job = jobs_.at(id);
@@ -238,13 +230,15 @@ private:
         const std::uint64_t id = next_job_id_++;
         ActiveJob& job = jobs_[id];
         job.run = run;
-        if (run->run_options().window != 0)
-            job.window = run->run_options().window;
-        if (run->run_options().window_bytes != 0)
-            job.window_bytes = run->run_options().window_bytes;
         const RunOptions& options = run->run_options();
-        if (options.deadline.count() > 0)
+        if (options.window != 0)
+            job.window = options.window;
+        if (options.window_bytes != 0)
+            job.window_bytes = options.window_bytes;
+        if (options.deadline.count() > 0) {
             job.deadline = deadline_after(Clock::now(), options.deadline);
+            next_deadline_ = std::min(next_deadline_, job.deadline);
+        }
         JobSettings settings;
         settings.worker_wait_ms = milliseconds_of(options.worker_wait);
         settings.priority = std::clamp(options.priority, 1u, 1000u);
@@ -527,6 +521,9 @@ private:
     Clock::time_point last_heard_;
     Clock::time_point next_heartbeat_;
     Clock::time_point slice_end_;
+    // No job's deadline is before this; a job that ended may leave it early, which costs
+    // one needless look in fail_overdue.
+    Clock::time_point next_deadline_ = Clock::time_point::max();
     bool welcomed_ = false;                       // ever
     bool awaiting_welcome_ = false;               // to the last hello
     std::string refusal_;                         // set once the broker refused us

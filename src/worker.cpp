@@ -24,6 +24,7 @@
 #include <dtask/detail/type_name.hpp>
 #include <dtask/error.hpp>
 
+#include "deadline.hpp"
 #include "log.hpp"
 #include "protocol.hpp"
 
@@ -63,13 +64,8 @@ public:
 
     void start(std::uint64_t job, std::uint64_t index, std::chrono::milliseconds timeout) {
         std::lock_guard lock(mutex_);
-        const auto now = Clock::now();
-        // Saturate: a timeout of milliseconds::max() means "none", not an overflow.
-        const auto deadline = timeout >= std::chrono::duration_cast<std::chrono::milliseconds>(
-                                             Clock::time_point::max() - now)
-                                  ? Clock::time_point::max()
-                                  : now + timeout;
-        running_ = Running{job, index, timeout, deadline};
+        // Saturating: a timeout of milliseconds::max() means none, not an overflow.
+        running_ = Running{job, index, timeout, deadline_after(Clock::now(), timeout)};
     }
     void stop() {
         std::lock_guard lock(mutex_);
