@@ -13,7 +13,6 @@
 #include <thread>
 #include <vector>
 
-#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -22,7 +21,9 @@
 
 #include <dtask/dtask.hpp>
 
+#include "attempt_markers.hpp"
 #include "remote_network.hpp"
+#include "temp_dir.hpp"
 
 extern char** environ;
 
@@ -56,16 +57,6 @@ struct Piece {
     }
 };
 
-/// True the first time any process asks about this subtask (a marker file in `directory`).
-bool first_attempt(const std::string& directory, std::uint64_t index) {
-    const std::string marker = directory + "/" + std::to_string(index);
-    const int fd = open(marker.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0600);
-    if (fd < 0)
-        return false;
-    close(fd);
-    return true;
-}
-
 const dtask::Job<std::uint64_t> work{
     "bench_faults.work",
     [](const Plan& plan, dtask::SplitHint) {
@@ -79,7 +70,8 @@ const dtask::Job<std::uint64_t> work{
             setrlimit(RLIMIT_CORE, &no_core);
             raise(SIGSEGV);
         }
-        if (piece.trouble != Trouble::none && first_attempt(directory, piece.index)) {
+        if (piece.trouble != Trouble::none &&
+            test_jobs::attempt_number(directory, piece.index) == 1) {
             if (piece.trouble == Trouble::hang_once) {
                 for (;;)
                     pause();
@@ -141,16 +133,6 @@ private:
     pid_t pid_ = -1;
 };
 
-/// A scratch directory for the attempt markers.
-struct Scratch {
-    Scratch() {
-        char pattern[] = "/tmp/dtask-faults-XXXXXX";
-        path = mkdtemp(pattern) != nullptr ? pattern : "/tmp";
-    }
-    ~Scratch() { std::system(("rm -rf '" + path + "'").c_str()); }
-    std::string path;
-};
-
 struct Row {
     std::string failure;
     std::string user_sees;
@@ -178,14 +160,22 @@ dtask::ClusterOptions cluster_options(int local_workers, bool tcp) {
 
 const Plan steady_work{2000, 5000};  // 10 s of subtasks on 2 workers: outlasts every scenario
 
+/// Starts a job that outlasts the scenario once `workers` workers are connected, and
+/// returns when it is under way: then every worker holds subtasks.
+dtask::JobHandle<std::uint64_t> steady_job_under_way(dtask::Cluster& cluster, std::size_t workers,
+                                                     const std::string& directory) {
+    cluster.wait_for_workers(workers, 30s);
+    auto job = cluster.submit(work, steady_work, directory);
+    until(Clock::now(), [&] { return job.progress().done >= 20; });
+    return job;
+}
+
 // ---- scenarios: each adds one measurement to its row, or throws ----
 
 void local_worker_killed(Row& row) {
     dtask::Cluster cluster(cluster_options(2, false));
-    cluster.wait_for_workers(2, 30s);
-    Scratch scratch;
-    auto job = cluster.submit(work, steady_work, scratch.path);
-    until(Clock::now(), [&] { return job.progress().done >= 20; });
+    test_support::TempDir scratch("dtask-faults");
+    auto job = steady_job_under_way(cluster, 2, scratch.path());
     const pid_t victim = cluster.local_worker_pids().front();
     const auto start = Clock::now();
     kill(victim, SIGKILL);
@@ -207,10 +197,8 @@ void local_worker_killed(Row& row) {
 
 void local_worker_frozen(Row& row) {
     dtask::Cluster cluster(cluster_options(2, false));
-    cluster.wait_for_workers(2, 30s);
-    Scratch scratch;
-    auto job = cluster.submit(work, steady_work, scratch.path);
-    until(Clock::now(), [&] { return job.progress().done >= 20; });
+    test_support::TempDir scratch("dtask-faults");
+    auto job = steady_job_under_way(cluster, 2, scratch.path());
     const pid_t victim = cluster.local_worker_pids().front();
     const auto start = Clock::now();
     kill(victim, SIGSTOP);
@@ -228,10 +216,8 @@ void local_worker_frozen(Row& row) {
 void remote_worker_killed(Row& row) {
     dtask::Cluster cluster(cluster_options(1, true));
     WorkerProcess remote(cluster.endpoints().back());
-    cluster.wait_for_workers(2, 30s);
-    Scratch scratch;
-    auto job = cluster.submit(work, steady_work, scratch.path);
-    until(Clock::now(), [&] { return job.progress().done >= 20; });
+    test_support::TempDir scratch("dtask-faults");
+    auto job = steady_job_under_way(cluster, 2, scratch.path());
     const auto start = Clock::now();
     remote.kill9();
     // A remote process has no pidfd here: only its silence tells.
@@ -250,10 +236,8 @@ void network_partition(Row& row) {
     options.listen.push_back("tcp://" + network.host_address() + ":*");
     dtask::Cluster cluster(options);
     WorkerProcess remote(cluster.endpoints().back(), network.name());
-    cluster.wait_for_workers(2, 30s);
-    Scratch scratch;
-    auto job = cluster.submit(work, steady_work, scratch.path);
-    until(Clock::now(), [&] { return job.progress().done >= 20; });
+    test_support::TempDir scratch("dtask-faults");
+    auto job = steady_job_under_way(cluster, 2, scratch.path());
     const auto start = Clock::now();
     network.cut();
     auto dropped = until(start, [&] { return cluster.workers() == 1; });
@@ -270,12 +254,12 @@ void network_partition(Row& row) {
 void subtask_hangs(Row& row) {
     dtask::Cluster cluster(cluster_options(2, false));
     cluster.wait_for_workers(2, 30s);
-    Scratch scratch;
+    test_support::TempDir scratch("dtask-faults");
     dtask::RunOptions options;
     options.subtask_timeout = 1000ms;
     options.backup_tasks = false;  // the timeout is what is measured
     const auto start = Clock::now();
-    auto job = cluster.submit(work, Plan{50, 1000, 7, Trouble::hang_once}, scratch.path, options);
+    auto job = cluster.submit(work, Plan{50, 1000, 7, Trouble::hang_once}, scratch.path(), options);
     if (job.get() != 50)
         throw std::runtime_error("wrong result after a hung subtask");
     row.recovery.push_back(ms_since(start));
@@ -284,9 +268,9 @@ void subtask_hangs(Row& row) {
 void straggler(Row& row) {
     dtask::Cluster cluster(cluster_options(2, false));
     cluster.wait_for_workers(2, 30s);
-    Scratch scratch;
+    test_support::TempDir scratch("dtask-faults");
     const auto start = Clock::now();
-    auto job = cluster.submit(work, Plan{50, 1000, 20, Trouble::sleep_once}, scratch.path);
+    auto job = cluster.submit(work, Plan{50, 1000, 20, Trouble::sleep_once}, scratch.path());
     if (job.get() != 50)
         throw std::runtime_error("wrong result with a straggler");
     row.recovery.push_back(ms_since(start));
@@ -295,9 +279,9 @@ void straggler(Row& row) {
 void poison_pill(Row& row) {
     dtask::Cluster cluster(cluster_options(2, false));
     cluster.wait_for_workers(2, 30s);
-    Scratch scratch;
+    test_support::TempDir scratch("dtask-faults");
     const auto start = Clock::now();
-    auto job = cluster.submit(work, Plan{50, 1000, 13, Trouble::segfault}, scratch.path);
+    auto job = cluster.submit(work, Plan{50, 1000, 13, Trouble::segfault}, scratch.path());
     try {
         job.get();
         throw std::runtime_error("a poison pill did not fail its job");
@@ -333,11 +317,11 @@ void broker_restarted(Row& row) {
 void deadline(Row& row) {
     dtask::Cluster cluster(cluster_options(2, false));
     cluster.wait_for_workers(2, 30s);
-    Scratch scratch;
+    test_support::TempDir scratch("dtask-faults");
     dtask::RunOptions options;
     options.deadline = 500ms;
     const auto start = Clock::now();
-    auto job = cluster.submit(work, steady_work, scratch.path, options);
+    auto job = cluster.submit(work, steady_work, scratch.path(), options);
     try {
         job.get();
         throw std::runtime_error("a job past its deadline did not fail");
@@ -348,8 +332,8 @@ void deadline(Row& row) {
 
 void worker_joins_late(Row& row) {
     dtask::Cluster cluster(cluster_options(0, true));
-    Scratch scratch;
-    auto job = cluster.submit(work, Plan{1, 0}, scratch.path);
+    test_support::TempDir scratch("dtask-faults");
+    auto job = cluster.submit(work, Plan{1, 0}, scratch.path());
     const auto start = Clock::now();
     WorkerProcess late(cluster.endpoints().back());
     if (job.get() != 1)

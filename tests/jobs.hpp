@@ -24,6 +24,8 @@
 
 #include <dtask/dtask.hpp>
 
+#include "attempt_markers.hpp"
+
 namespace test_jobs {
 
 /// Σ x² for x in 1..n, one subtask per number: many tiny subtasks from a lazy range.
@@ -243,32 +245,6 @@ inline const dtask::Job<std::uint64_t> busy{
         return std::uint64_t{1};
     },
     [](std::uint64_t total, std::uint64_t part) { return total + part; }};
-
-/// Marks the first attempts at a subtask in files, so that a map in any worker process can
-/// tell the how-many-th attempt it is making.
-inline unsigned attempt_number(const std::string& directory, std::uint64_t index) {
-    for (unsigned attempt = 1;; ++attempt) {
-        const std::string marker =
-            directory + "/attempt-" + std::to_string(index) + "-" + std::to_string(attempt);
-        const int fd = open(marker.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0600);
-        if (fd >= 0) {
-            close(fd);
-            return attempt;
-        }
-        if (errno != EEXIST)
-            throw std::runtime_error("cannot create " + marker);
-    }
-}
-
-/// Attempts made at a subtask so far (files attempt_number left).
-inline unsigned attempts_made(const std::string& directory, std::uint64_t index) {
-    unsigned made = 0;
-    while (access((directory + "/attempt-" + std::to_string(index) + "-" + std::to_string(made + 1))
-                      .c_str(),
-                  F_OK) == 0)
-        ++made;
-    return made;
-}
 
 /// What goes wrong with one subtask, for the fault tests: its first `bad_attempts` attempts
 /// misbehave (`how`), later ones succeed.

@@ -198,25 +198,6 @@ std::string temp_path(const std::string& stem) {
            stem;
 }
 
-TempDir::TempDir() {
-    std::string pattern = "/tmp/dtask-test-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr)
-        throw std::runtime_error("mkdtemp failed: " + std::string(std::strerror(errno)));
-    path_ = pattern;
-}
-
-TempDir::~TempDir() {
-    if (DIR* dir = opendir(path_.c_str())) {
-        while (dirent* entry = readdir(dir)) {
-            const std::string name = entry->d_name;
-            if (name != "." && name != "..")
-                unlink((path_ + "/" + name).c_str());
-        }
-        closedir(dir);
-    }
-    rmdir(path_.c_str());
-}
-
 ScopedEnvAppend::ScopedEnvAppend(std::string name, const std::string& value)
     : name_(std::move(name)) {
     if (const char* old = std::getenv(name_.c_str()))

@@ -14,6 +14,8 @@
 
 #include <dtask/dtask.hpp>
 
+#include "temp_dir.hpp"
+
 namespace test_support {
 
 /// A process started by a test; killed and reaped when it goes out of scope.
@@ -59,19 +61,6 @@ bool wait_gone(pid_t pid, std::chrono::milliseconds timeout);
 std::string read_file(const std::string& path);
 /// A fresh temporary file name.
 std::string temp_path(const std::string& stem);
-
-/// A fresh temporary directory, removed with its files when this goes out of scope.
-class TempDir {
-public:
-    TempDir();
-    ~TempDir();
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::string& path() const noexcept { return path_; }
-
-private:
-    std::string path_;
-};
 
 /// Appends `:value` to environment variable `name` (sets it if unset) for this scope, so
 /// that processes started meanwhile see it. Only while no other thread reads the environment.
