@@ -212,15 +212,11 @@ private:
                 const bool watched = it->second.timeout.count() > 0;
                 if (watched)
                     watch_.start(job_id, index, it->second.timeout);
+                bool mapped = false;
                 try {
                     it->second.model->run_map(it->second.shared.get(), as_bytes(message.payload(i)),
                                               index, partial);
-                    if (watched)
-                        watch_.stop();
-                    std::array frames{header(Command::result, {job_id}), index_frame(index),
-                                      payload_frame(std::move(partial))};
-                    send(socket_, {}, frames);
-                    continue;
+                    mapped = true;
                 } catch (const TransientError&) {
                     failure.kind = FailureKind::transient;
                     describe_current_exception(failure);
@@ -230,6 +226,12 @@ private:
                 }
                 if (watched)
                     watch_.stop();
+                if (mapped) {
+                    std::array frames{header(Command::result, {job_id}), index_frame(index),
+                                      payload_frame(std::move(partial))};
+                    send(socket_, {}, frames);
+                    continue;
+                }
             }
             std::array frames{header(Command::failure, {job_id, index}), encode_body(failure)};
             send(socket_, {}, frames);
@@ -241,6 +243,15 @@ private:
     SubtaskWatch& watch_;
     std::unordered_map<std::uint64_t, OpenJob> jobs_;
 };
+
+/// The signals that stop a worker cleanly: blocked, and read from a signalfd by the link.
+sigset_t stop_signals() {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    return signals;
+}
 
 /// Replaces this process with a fresh copy of itself, same command line, same pid: the one
 /// way to get rid of a thread stuck in map. Never returns.
@@ -258,10 +269,7 @@ private:
         }
     }
     // The new image sets up its own signal handling; it must not start with ours blocked.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
+    const sigset_t signals = stop_signals();
     pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
     execv("/proc/self/exe", argv.data());
     log_warning("worker", std::string("cannot restart after a hung subtask (execv: ") +
@@ -526,10 +534,7 @@ private:
 int run_worker(const WorkerOptions& options) {
     // SIGTERM and SIGINT end the worker cleanly through the poll loop; blocked before any
     // thread starts, so every thread inherits the mask and only the signalfd sees them.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
+    const sigset_t signals = stop_signals();
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     const int signal_fd = signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
     if (signal_fd < 0) {
