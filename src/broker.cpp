@@ -1,6 +1,7 @@
 #include "broker.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <deque>
 #include <string>
 #include <unordered_map>
@@ -12,6 +13,8 @@
 
 #include <dtask/error.hpp>
 
+#include "batch.hpp"
+#include "batch_sizer.hpp"
 #include "deadline.hpp"
 #include "log.hpp"
 #include "protocol.hpp"
@@ -23,29 +26,35 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+/// A batch of a job's subtasks: [first, first + count), their payloads packed in one frame.
 struct Task {
-    std::uint64_t index = 0;
+    std::uint64_t first = 0;
+    std::uint64_t count = 0;
     zmq::message_t payload;
 };
 
-/// A subtask a worker holds: (broker job id, subtask index).
-struct TaskKey {
-    std::uint64_t job;
-    std::uint64_t index;
-    bool operator==(const TaskKey&) const = default;
-};
+/// A batch a worker holds, kept to requeue if the worker is lost. Its results come back in
+/// order, in runs: `next` is the first subtask whose result has not.
+struct Held {
+    std::uint64_t job = 0;
+    std::uint64_t first = 0;
+    std::uint64_t count = 0;
+    std::uint64_t next = 0;
+    zmq::message_t payload;
+    Clock::time_point sent;
 
-struct TaskKeyHash {
-    std::size_t operator()(const TaskKey& key) const noexcept {
-        return std::hash<std::uint64_t>{}(key.job * 0x9e3779b97f4a7c15ULL ^ key.index);
+    std::uint64_t end() const noexcept { return first + count; }
+    bool contains(std::uint64_t job_id, std::uint64_t index) const noexcept {
+        return job == job_id && index >= first && index < end();
     }
 };
 
-/// A subtask a worker holds, kept to requeue if the worker is lost.
-struct Held {
-    zmq::message_t payload;
-    Clock::time_point sent;
-};
+/// How much work a worker should hold in time: while one batch travels back and the next
+/// one out, the batches queued behind keep it busy.
+constexpr auto credit_window_time = std::chrono::microseconds(500);
+
+/// Subtasks per turn of a job of priority 1 when jobs compete for workers.
+constexpr std::int64_t turn_quantum = 64;
 
 /// Local worker deaths in a row after which the cluster stops replacing them.
 constexpr unsigned max_restarts_in_a_row = 20;
@@ -57,13 +66,24 @@ struct WorkerPeer {
     std::string id;  // ROUTER routing id
     Hello hello;
     std::unordered_map<std::string, std::string> serves;  // job name -> signature
-    unsigned free_credits = 0;
+    // Batches it may hold now: sized from how fast it finishes them, up to its credits.
+    unsigned window = 2;
     std::unordered_set<std::uint64_t> opened;  // jobs whose definition it has
-    // The subtasks it holds, with their payloads, kept to requeue if the worker is lost.
-    std::unordered_map<TaskKey, Held, TaskKeyHash> held;
-    Clock::time_point last_result_at;  // when it last finished a subtask
-    bool isolated = false;             // running one quarantined subtask, and nothing else
-    bool draining = false;  // finishing what it holds, to run a quarantined subtask alone
+    // The batches it holds, in the order sent, which is the order it runs them in.
+    std::deque<Held> held;
+    Clock::time_point last_result_at;  // when it last finished a batch
+    double finish_interval_ns = 0;     // between batches finished back to back, smoothed
+    bool isolated = false;             // running one quarantined batch, and nothing else
+    bool draining = false;             // finishing what it holds, to run a quarantined batch alone
+
+    unsigned free_credits() const noexcept {
+        return held.size() < window ? window - static_cast<unsigned>(held.size()) : 0;
+    }
+    /// The batch holding subtask `index` of `job`: nearly always the oldest.
+    std::deque<Held>::iterator find(std::uint64_t job, std::uint64_t index) {
+        return std::find_if(held.begin(), held.end(),
+                            [&](const Held& batch) { return batch.contains(job, index); });
+    }
     Clock::time_point last_heard;
 };
 
@@ -83,22 +103,26 @@ struct BrokerJob {
     std::string name;
     std::string signature;
     zmq::message_t shared;
-    std::deque<Task> queue;
+    std::deque<Task> queue;  // batches
     bool in_rotation = false;
     JobSettings settings;
-    unsigned priority = 1;   // subtasks per turn in the rotation
-    unsigned turn_left = 1;  // of the current turn
-    // Subtasks held by a worker that crashed or vanished: any of them may have killed it, so
-    // each runs again alone on a worker, and only a death then counts against it.
+    // Jobs take turns of priority × turn_quantum subtasks (deficit round robin: a batch
+    // larger than what is left of a turn is sent, and the excess is taken from its next
+    // turns), so that a job's share is counted in subtasks whatever its batches' sizes.
+    unsigned priority = 1;
+    std::int64_t turn_left = 0;  // subtasks left of its turn; below 0: owed
+    // Batches held by a worker that crashed or vanished: any subtask in them may have killed
+    // it, so each batch runs again alone on a worker. If that worker dies too, the batch is
+    // halved, until a single subtask killed it: only such a death counts against a subtask.
     std::deque<Task> quarantine;
     // Attempts each subtask spoiled: killed its worker running alone, timed out, or threw a
     // TransientError. At settings.max_attempts the job fails.
     std::unordered_map<std::uint64_t, unsigned> spoiled;
-    // Subtasks running on two workers (a backup copy): index -> the workers holding it.
+    // Batches running on two workers (a backup copy): first index -> the workers holding it.
     std::unordered_map<std::uint64_t, std::vector<std::string>> copies;
     bool split_done = false;     // the client has sent every subtask: the tail has begun
-    Clock::duration run_time{};  // of the subtasks finished, for the backup threshold
-    std::uint64_t runs = 0;
+    Clock::duration run_time{};  // of the batches finished, for the backup threshold
+    std::uint64_t runs = 0;      // subtasks in those batches
     std::unordered_set<std::string> opened_by;  // workers holding its definition
     std::chrono::milliseconds worker_wait{0};
     bool waiting_for_worker = true;
@@ -248,7 +272,7 @@ private:
             }
             WorkerPeer& worker = workers_[id];
             worker.id = id;
-            worker.free_credits = hello.credits;
+            worker.window = std::min(2u, hello.credits);
             for (const auto& [name, signature] : hello.jobs)
                 worker.serves.emplace(name, signature);
             worker.hello = std::move(hello);
@@ -336,57 +360,94 @@ private:
 
     void on_result(WorkerPeer& worker, Inbound& message) {
         const std::uint64_t job_id = message.fields[0];
+        const std::uint64_t first = message.fields[1];
+        const std::uint64_t count = message.fields[2];
+        auto held = worker.find(job_id, first);
+        if (held == worker.held.end())
+            return;  // requeued, revoked or stale: not ours
+        if (count == 0 || count > held->end() - first)
+            throw ProtocolError("results for subtasks " + std::to_string(first) + " to " +
+                                std::to_string(first + count) + " of a batch that ends at " +
+                                std::to_string(held->end()));
+        check_batch(message.body[0], count, "result batch");
+        held->next = std::max(held->next, first + count);
         auto job = jobs_.find(job_id);
-        const auto now = Clock::now();
-        std::vector<zmq::message_t> out;
-        if (job != jobs_.end())
-            out.push_back(header(Command::result, {job->second.client_job}));
-        std::vector<std::string> revoked;
-        for (std::size_t i = 0; i < message.pieces(); ++i) {
-            const std::uint64_t index = message.index(i);
-            auto held = worker.held.find(TaskKey{job_id, index});
-            if (held == worker.held.end())
-                continue;  // requeued, revoked or stale: not ours
-            const auto started = std::max(held->second.sent, worker.last_result_at);
-            worker.held.erase(held);
-            ++worker.free_credits;
-            if (worker.held.empty())
-                worker.isolated = false;
-            if (job != jobs_.end()) {
-                job->second.run_time += now - started;
-                ++job->second.runs;
-                settle_copies(job->second, index, worker.id, revoked);
-                out.push_back(index_frame(index));
-                out.push_back(std::move(message.body[2 * i + 1]));
-            }
-        }
-        worker.last_result_at = now;
-        if (out.size() > 1)
+        if (job != jobs_.end()) {
+            std::array out{
+                header(Command::result, {job->second.client_job, first, count, message.fields[3]}),
+                std::move(message.body[0])};
             send(socket_, job->second.client, out);
-        if (worker.free_credits > 0)
+        }
+        std::vector<std::string> revoked;
+        if (held->next == held->end())
+            batch_done(worker, held, job == jobs_.end() ? nullptr : &job->second, revoked);
+        if (worker.free_credits() > 0)
             hungry_.insert(worker.id);
         feed(worker);
         feed_all(revoked);
     }
 
-    /// A subtask ended on `winner`: every other copy of it is revoked, its credit given back.
-    void settle_copies(BrokerJob& job, std::uint64_t index, const std::string& winner,
+    /// Every result of a batch came back: its credit is free, and what it took tells how
+    /// many batches the worker should hold and whether a running one is late.
+    void batch_done(WorkerPeer& worker, std::deque<Held>::iterator held, BrokerJob* job,
+                    std::vector<std::string>& revoked) {
+        const auto now = Clock::now();
+        const auto started = std::max(held->sent, worker.last_result_at);
+        if (worker.held.size() > 1 && worker.last_result_at > held->sent) {
+            // It ran this batch right after the last one: the time between them is what a
+            // batch costs it, transport included.
+            const double interval = static_cast<double>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(now - worker.last_result_at)
+                    .count());
+            worker.finish_interval_ns = worker.finish_interval_ns == 0
+                                            ? interval
+                                            : 0.75 * worker.finish_interval_ns + 0.25 * interval;
+            size_window(worker);
+        }
+        worker.last_result_at = now;
+        if (job != nullptr) {
+            job->run_time += now - started;
+            job->runs += held->count;
+            settle_copies(*job, held->first, worker.id, revoked);
+        }
+        worker.held.erase(held);
+        if (worker.held.empty())
+            worker.isolated = false;
+    }
+
+    /// Credits sized from the measured cost of a batch: enough batches to cover
+    /// credit_window_time, at least 2, at most what the worker offered.
+    void size_window(WorkerPeer& worker) {
+        if (worker.finish_interval_ns <= 0)
+            return;
+        const double wanted = std::ceil(
+            static_cast<double>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(credit_window_time).count()) /
+            worker.finish_interval_ns);
+        worker.window = static_cast<unsigned>(std::min(
+            std::max(wanted, 2.0), static_cast<double>(std::max(worker.hello.credits, 1u))));
+    }
+
+    /// A batch ended on `winner`: every other copy of it is revoked, its credit given back.
+    void settle_copies(BrokerJob& job, std::uint64_t first, const std::string& winner,
                        std::vector<std::string>& revoked) {
-        auto it = job.copies.find(index);
+        auto it = job.copies.find(first);
         if (it == job.copies.end())
             return;
         const auto holders = std::move(it->second);
         job.copies.erase(it);
         for (const auto& id : holders) {
             auto holder = workers_.find(id);
-            if (id == winner || holder == workers_.end() ||
-                holder->second.held.erase(TaskKey{job.id, index}) == 0)
+            if (id == winner || holder == workers_.end())
                 continue;
-            ++holder->second.free_credits;
+            auto copy = holder->second.find(job.id, first);
+            if (copy == holder->second.held.end() || copy->first != first)
+                continue;
+            holder->second.held.erase(copy);
             if (holder->second.held.empty())
                 holder->second.isolated = false;
             // If it has not started the copy it skips it; if it has, the result is ignored.
-            std::array frames{header(Command::revoke, {job.id, index})};
+            std::array frames{header(Command::revoke, {job.id, first})};
             send(socket_, id, frames);
             hungry_.insert(id);
             revoked.push_back(id);
@@ -400,9 +461,9 @@ private:
         }
     }
 
-    /// Whether another worker still runs a copy of this subtask; forgets `holder`'s copy.
-    bool other_copy_runs(BrokerJob& job, std::uint64_t index, const std::string& holder) {
-        auto it = job.copies.find(index);
+    /// Whether another worker still runs a copy of this batch; forgets `holder`'s copy.
+    bool other_copy_runs(BrokerJob& job, std::uint64_t first, const std::string& holder) {
+        auto it = job.copies.find(first);
         if (it == job.copies.end())
             return false;
         std::erase(it->second, holder);
@@ -421,95 +482,124 @@ private:
         const std::uint64_t job_id = message.fields[0];
         const std::uint64_t index = message.fields[1];
         Failure report = decode_body<Failure>(message.body[0], "a failure report");
-        // Only a subtask this worker holds can fail: a stale report (from before a
-        // reconnect, or about a subtask given to another worker since) changes nothing.
-        auto held = worker.held.extract(TaskKey{job_id, index});
-        if (held) {
-            ++worker.free_credits;
-            if (worker.held.empty())
-                worker.isolated = false;
-        }
+        // Only a subtask of a batch this worker holds can fail: a stale report (from before a
+        // reconnect, or about a batch given to another worker since) changes nothing.
+        auto held = worker.find(job_id, index);
+        const bool ours = held != worker.held.end();
+        auto job = jobs_.find(job_id);
         if (report.kind == FailureKind::timeout) {
             // The worker restarts itself (its executor is stuck): acknowledge, so that it
             // knows the report arrived, and give what else it holds to others.
             std::array bye{header(Command::bye)};
             send(socket_, worker.id, bye);
             hungry_.erase(worker.id);  // nothing more for it while it goes
-            if (held)
-                on_timed_out(job_id, index, std::move(held.mapped().payload), report, worker.id);
+            if (ours) {
+                Held batch = std::move(*held);
+                worker.held.erase(held);
+                if (job != jobs_.end())
+                    on_timed_out(job->second, batch, index, report, worker.id);
+            }
             worker_lost(worker.id, "it restarts after a subtask timed out", false);
             return;
         }
-        if (!held)
+        if (!ours)
             return;
-        if (auto it = jobs_.find(job_id); it != jobs_.end()) {
-            BrokerJob& job = it->second;
-            if (report.kind == FailureKind::transient && job.settings.retry_transient) {
-                // To the back of the queue: the condition gets time to pass, and likely
-                // another worker takes it.
-                if (!retry(job, index, std::move(held.mapped().payload), worker.id, false)) {
-                    report.message += " (a transient error on each of its " +
-                                      std::to_string(job.spoiled[index]) +
-                                      " attempts, the limit set by RunOptions::max_attempts)";
-                    fail_job(job, index, report);
-                }
-            } else {
-                std::array out{header(Command::failure, {job.client_job, index}),
+        const bool retried = report.kind == FailureKind::transient && job != jobs_.end() &&
+                             job->second.settings.retry_transient;
+        if (!retried) {
+            // The job fails; the worker runs nothing more of this batch.
+            worker.held.erase(held);
+            if (worker.held.empty())
+                worker.isolated = false;
+            if (job != jobs_.end()) {
+                std::array out{header(Command::failure, {job->second.client_job, index}),
                                std::move(message.body[0])};
-                send(socket_, job.client, out);
+                send(socket_, job->second.client, out);
                 forget_job(job_id);
             }
+        } else {
+            // The worker goes on with the rest of the batch; this subtask goes to the back
+            // of the queue: the condition gets time to pass, and likely another worker
+            // takes it.
+            BrokerJob& failed_job = job->second;
+            held->next = index + 1;
+            Task single{index, 1,
+                        slice_batch(held->payload, index - held->first, index - held->first + 1)};
+            std::vector<std::string> revoked;
+            if (held->next == held->end())
+                batch_done(worker, held, &failed_job, revoked);
+            if (!retry(failed_job, std::move(single), false)) {
+                report.message += " (a transient error on each of its " +
+                                  std::to_string(failed_job.spoiled[index]) +
+                                  " attempts, the limit set by RunOptions::max_attempts)";
+                fail_job(failed_job, index, report);
+            }
+            feed_all(revoked);
         }
-        if (worker.free_credits > 0)
+        if (worker.free_credits() > 0)
             hungry_.insert(worker.id);
         feed(worker);
     }
 
-    /// After an attempt the subtask spoiled: false if that used up the job's attempts (the
-    /// caller fails the job). Otherwise it runs again, unless another copy of it still runs.
-    bool retry(BrokerJob& job, std::uint64_t index, zmq::message_t payload,
-               const std::string& worker_id, bool to_front) {
-        if (spoil(job, index))
+    /// After an attempt a single subtask spoiled: false if that used up the job's attempts
+    /// (the caller fails the job); otherwise it is queued to run again.
+    bool retry(BrokerJob& job, Task single, bool to_front) {
+        if (spoil(job, single.first))
             return false;
-        if (other_copy_runs(job, index, worker_id))
-            return true;  // the other copy may still finish
-        Task task{index, std::move(payload)};
         if (to_front)
-            job.queue.push_front(std::move(task));
+            job.queue.push_front(std::move(single));
         else
-            job.queue.push_back(std::move(task));
+            job.queue.push_back(std::move(single));
         place(job);
         return true;
     }
 
-    void on_timed_out(std::uint64_t job_id, std::uint64_t index, zmq::message_t payload,
-                      const Failure& report, const std::string& worker_id) {
-        auto it = jobs_.find(job_id);
-        if (it == jobs_.end())
-            return;
-        BrokerJob& job = it->second;
-        if (retry(job, index, std::move(payload), worker_id, true)) {
-            log_warning("broker", "job '" + job.name + "': " + report.message +
-                                      "; it goes to another worker");
+    /// What a batch had left when its worker stopped: [next, end), to run again.
+    static Task remainder(Held& batch) {
+        if (batch.next == batch.first)
+            return Task{batch.first, batch.count, std::move(batch.payload)};
+        return Task{batch.next, batch.end() - batch.next,
+                    slice_batch(batch.payload, batch.next - batch.first, batch.count)};
+    }
+
+    /// Subtask `index` of `batch` hung its worker. The subtasks before it ran there, but
+    /// their results are lost with the worker's restart: they and those after it go back to
+    /// the queue; the hung one is retried alone, or fails the job.
+    void on_timed_out(BrokerJob& job, Held& batch, std::uint64_t index, const Failure& report,
+                      const std::string& worker_id) {
+        if (spoil(job, index)) {
+            Failure failure;
+            failure.kind = FailureKind::timeout;
+            failure.worker = report.worker;
+            failure.message = "job '" + job.name + "': subtask " + std::to_string(index) +
+                              " ran longer than its timeout of " +
+                              std::to_string(job.settings.subtask_timeout_ms) + " ms on " +
+                              std::to_string(job.spoiled[index]) +
+                              " attempt(s), the limit (RunOptions::max_attempts); the last on "
+                              "worker " +
+                              report.worker;
+            fail_job(job, index, failure);
             return;
         }
-        Failure failure;
-        failure.kind = FailureKind::timeout;
-        failure.worker = report.worker;
-        failure.message = "job '" + job.name + "': subtask " + std::to_string(index) +
-                          " ran longer than its timeout of " +
-                          std::to_string(job.settings.subtask_timeout_ms) + " ms on " +
-                          std::to_string(job.spoiled[index]) +
-                          " attempt(s), the limit (RunOptions::max_attempts); the last on "
-                          "worker " +
-                          report.worker;
-        fail_job(job, index, failure);
+        log_warning("broker",
+                    "job '" + job.name + "': " + report.message + "; it goes to another worker");
+        if (other_copy_runs(job, batch.first, worker_id))
+            return;  // the other copy carries on with the whole batch
+        const std::uint64_t from = batch.next - batch.first;
+        const std::uint64_t at = index - batch.first;
+        if (at + 1 < batch.count)
+            job.queue.push_front(Task{index + 1, batch.count - at - 1,
+                                      slice_batch(batch.payload, at + 1, batch.count)});
+        job.queue.push_front(Task{index, 1, slice_batch(batch.payload, at, at + 1)});
+        if (from < at)
+            job.queue.push_front(Task{batch.next, at - from, slice_batch(batch.payload, from, at)});
+        place(job);
     }
 
     /// Gives the worker subtasks while it has credits, taking jobs in turn.
     void feed(WorkerPeer& worker) {
         if (worker.isolated)
-            return;  // nothing beside a quarantined subtask
+            return;  // nothing beside a quarantined batch
         if (quarantined_ > 0 && reserved_for_quarantine(worker)) {
             if (!worker.held.empty()) {
                 hungry_.erase(worker.id);  // until it has finished what it holds
@@ -518,9 +608,13 @@ private:
             if (run_quarantined(worker))
                 return;
         }
-        while (worker.free_credits > 0 && !rotation_.empty()) {
+        while (worker.free_credits() > 0 && !rotation_.empty()) {
             bool sent = false;
-            for (std::size_t turns = rotation_.size(); turns > 0 && !rotation_.empty(); --turns) {
+            // Each pass either sends a batch or gives a job in debt a turn's worth of credit,
+            // so this ends; the bound is the most passes a largest batch can owe.
+            const std::size_t passes =
+                rotation_.size() * (BatchSizer::max_batch / turn_quantum + 2);
+            for (std::size_t pass = 0; pass < passes && !rotation_.empty(); ++pass) {
                 const std::uint64_t job_id = rotation_.front();
                 rotation_.pop_front();
                 auto it = jobs_.find(job_id);
@@ -529,21 +623,30 @@ private:
                 BrokerJob& job = it->second;
                 if (job.queue.empty()) {
                     job.in_rotation = false;
+                    job.turn_left = 0;
                     continue;
                 }
                 if (!serves(worker, job)) {
                     rotation_.push_back(job_id);
                     continue;
                 }
+                if (job.turn_left <= 0) {
+                    job.turn_left += static_cast<std::int64_t>(job.priority) * turn_quantum;
+                    if (job.turn_left <= 0 && !rotation_.empty()) {
+                        rotation_.push_back(job_id);  // still in debt: the others go first
+                        continue;
+                    }
+                    job.turn_left = std::max<std::int64_t>(job.turn_left, 1);
+                }
                 Task task = std::move(job.queue.front());
                 job.queue.pop_front();
+                job.turn_left -= static_cast<std::int64_t>(task.count);
                 if (job.queue.empty()) {
                     job.in_rotation = false;
-                    job.turn_left = job.priority;
-                } else if (--job.turn_left > 0) {
-                    rotation_.push_front(job_id);  // its turn goes on: priority p, p subtasks
+                    job.turn_left = 0;
+                } else if (job.turn_left > 0) {
+                    rotation_.push_front(job_id);  // its turn goes on
                 } else {
-                    job.turn_left = job.priority;
                     rotation_.push_back(job_id);
                 }
                 send_task(worker, job, std::move(task));
@@ -553,9 +656,9 @@ private:
             if (!sent)
                 break;
         }
-        while (worker.free_credits > 0 && send_backup(worker)) {
+        while (worker.free_credits() > 0 && send_backup(worker)) {
         }
-        if (worker.free_credits == 0)
+        if (worker.free_credits() == 0)
             hungry_.erase(worker.id);
     }
 
@@ -566,11 +669,18 @@ private:
                job.quarantine.empty() && job.runs > 0;
     }
 
+    /// Whether a subtask of the batch has spoiled an attempt already: such a batch gets no
+    /// backup copy, since its retries are counted and copies would not be.
+    static bool holds_spoiled(const BrokerJob& job, const Held& batch) {
+        return std::any_of(job.spoiled.begin(), job.spoiled.end(), [&](const auto& entry) {
+            return entry.first >= batch.first && entry.first < batch.end();
+        });
+    }
+
     /// MapReduce's backup tasks: at the tail of a job (none of its subtasks queued), the
-    /// subtask that has run longest, well past the job's average, gets a copy on this idle
-    /// worker. The first result wins (settle_copies). A subtask that has spoiled an attempt
-    /// already gets none: its retries are counted, copies would not be. False if no subtask
-    /// qualifies.
+    /// batch that has run longest, well past what the job's average subtask cost predicts
+    /// for it, gets a copy on this idle worker. The first to finish wins (settle_copies).
+    /// False if no batch qualifies.
     bool send_backup(WorkerPeer& idle) {
         // Looked for after every result a worker with a free credit sends: the scan of what
         // the workers hold below is done only when some job has reached its tail.
@@ -580,38 +690,36 @@ private:
             return false;
         const auto now = Clock::now();
         WorkerPeer* holder = nullptr;
-        TaskKey chosen{0, 0};
         Clock::duration longest{};
         for (auto& [id, other] : workers_) {
             if (id == idle.id || other.held.empty() || other.isolated)
                 continue;
-            // A worker runs its subtasks in the order they were sent: the oldest is the one
-            // running, since its previous result came back (or since it was sent, if later).
-            auto running = std::min_element(
-                other.held.begin(), other.held.end(),
-                [](const auto& a, const auto& b) { return a.second.sent < b.second.sent; });
-            auto job = jobs_.find(running->first.job);
+            // A worker runs its batches in the order they were sent: the oldest is the one
+            // running, since its previous batch finished (or since it was sent, if later).
+            const Held& running = other.held.front();
+            auto job = jobs_.find(running.job);
             if (job == jobs_.end())
                 continue;
             const BrokerJob& candidate = job->second;
-            if (!may_back_up(candidate) || candidate.copies.contains(running->first.index) ||
-                candidate.spoiled.contains(running->first.index) || !serves(idle, candidate))
+            if (!may_back_up(candidate) || candidate.copies.contains(running.first) ||
+                holds_spoiled(candidate, running) || !serves(idle, candidate))
                 continue;
-            const auto age = now - std::max(running->second.sent, other.last_result_at);
-            const auto average = candidate.run_time / candidate.runs;
-            if (age < backup_min_age || age < 2 * average || age <= longest)
+            const auto age = now - std::max(running.sent, other.last_result_at);
+            const auto expected = candidate.run_time / static_cast<Clock::rep>(candidate.runs) *
+                                  static_cast<Clock::rep>(running.count);
+            if (age < backup_min_age || age < 2 * expected || age <= longest)
                 continue;
             holder = &other;
-            chosen = running->first;
             longest = age;
         }
         if (holder == nullptr)
             return false;
-        BrokerJob& job = jobs_.at(chosen.job);
-        job.copies[chosen.index] = {holder->id, idle.id};
+        Held& running = holder->held.front();
+        BrokerJob& job = jobs_.at(running.job);
+        job.copies[running.first] = {holder->id, idle.id};
         zmq::message_t payload;
-        payload.copy(holder->held.at(chosen).payload);
-        send_task(idle, job, Task{chosen.index, std::move(payload)});
+        payload.copy(running.payload);
+        send_task(idle, job, Task{running.first, running.count, std::move(payload)});
         return true;
     }
 
@@ -627,14 +735,11 @@ private:
         }
         zmq::message_t payload;
         payload.copy(task.payload);  // shares the bytes: kept to requeue if the worker is lost
-        std::array frames{header(Command::task, {job.id}), index_frame(task.index),
+        std::array frames{header(Command::task, {job.id, task.first, task.count}),
                           std::move(payload)};
         send(socket_, worker.id, frames);
-        // A client that sent one index twice gets one result; the worker keeps its credit.
-        if (worker.held
-                .emplace(TaskKey{job.id, task.index}, Held{std::move(task.payload), Clock::now()})
-                .second)
-            --worker.free_credits;
+        worker.held.push_back(Held{job.id, task.first, task.count, task.first,
+                                   std::move(task.payload), Clock::now()});
     }
 
     /// Drops a worker; every subtask it held goes back to the front of its job's queue.
@@ -657,40 +762,51 @@ private:
         if (!worker.held.empty()) {
             log_warning("broker", "worker " + worker.hello.name + " is gone (" + how +
                                       ") holding " + std::to_string(worker.held.size()) +
-                                      " subtask(s); they go to other workers");
+                                      " batch(es) of subtasks; they go to other workers");
         }
         std::vector<std::uint64_t> requeued;
-        for (auto& [key, held] : worker.held) {
-            auto job_it = jobs_.find(key.job);
+        // From the newest: each goes to the front of its queue, so the oldest ends up first.
+        for (auto held = worker.held.rbegin(); held != worker.held.rend(); ++held) {
+            auto job_it = jobs_.find(held->job);
             if (job_it == jobs_.end())
                 continue;
             BrokerJob& job = job_it->second;
-            zmq::message_t& payload = held.payload;
-            if (other_copy_runs(job, key.index, id))
+            if (other_copy_runs(job, held->first, id))
                 continue;  // its other copy carries on
+            Task rest = remainder(*held);
             if (!crashed) {
-                job.queue.push_front(Task{key.index, std::move(payload)});
-                requeued.push_back(key.job);
+                job.queue.push_front(std::move(rest));
+                requeued.push_back(held->job);
                 continue;
             }
             if (worker.isolated) {
-                // It ran this subtask and nothing else: the subtask killed it.
-                if (spoil(job, key.index)) {
-                    const unsigned deaths = job.spoiled[key.index];
+                // It ran this batch and nothing else: a subtask in it killed the worker.
+                if (rest.count > 1) {
+                    // Which one is found by halving: each half runs alone in turn.
+                    const std::uint64_t half = rest.count / 2;
+                    job.quarantine.push_back(
+                        Task{rest.first, half, slice_batch(rest.payload, 0, half)});
+                    job.quarantine.push_back(Task{rest.first + half, rest.count - half,
+                                                  slice_batch(rest.payload, half, rest.count)});
+                    quarantined_ += 2;
+                    continue;
+                }
+                if (spoil(job, rest.first)) {
+                    const unsigned deaths = job.spoiled[rest.first];
                     Failure failure;
                     failure.kind = FailureKind::worker_lost;
                     failure.worker = worker.hello.name;
                     failure.message = "job '" + job.name + "': subtask " +
-                                      std::to_string(key.index) +
+                                      std::to_string(rest.first) +
                                       " killed the worker running it, " + std::to_string(deaths) +
                                       " time(s), each time running alone, the limit set by "
                                       "RunOptions::max_attempts; the last, " +
                                       worker.hello.name + ": " + how;
-                    fail_job(job, key.index, failure);
+                    fail_job(job, rest.first, failure);
                     continue;
                 }
             }
-            job.quarantine.push_back(Task{key.index, std::move(payload)});
+            job.quarantine.push_back(std::move(rest));
             ++quarantined_;
         }
         publish_worker_count();
@@ -732,7 +848,7 @@ private:
         return true;
     }
 
-    /// Sends a drained worker one quarantined subtask, alone. False if it serves none.
+    /// Sends a drained worker one quarantined batch, alone. False if it serves none.
     bool run_quarantined(WorkerPeer& worker) {
         worker.draining = false;
         --draining_;
@@ -796,7 +912,6 @@ private:
         job.worker_wait = std::chrono::milliseconds(std::min<std::uint64_t>(
             job.settings.worker_wait_ms, std::chrono::milliseconds::max().count()));
         job.priority = std::clamp(job.settings.priority, 1u, 1000u);
-        job.turn_left = job.priority;
         job.name = std::string(as_text(message.body[0]));
         job.signature = std::string(as_text(message.body[1]));
         job.shared = std::move(message.body[2]);
@@ -814,9 +929,11 @@ private:
         if (it == jobs_.end())
             return;  // failed or cancelled meanwhile
         BrokerJob& job = it->second;
-        for (std::size_t i = 0; i < message.pieces(); ++i) {
-            job.queue.push_back(Task{message.index(i), std::move(message.body[2 * i + 1])});
-        }
+        const std::uint64_t count = message.fields[2];
+        if (count == 0)
+            throw ProtocolError("a task batch of no subtasks");
+        check_batch(message.body[0], count, "task batch");
+        job.queue.push_back(Task{message.fields[1], count, std::move(message.body[0])});
         place(job);
     }
 
@@ -829,7 +946,7 @@ private:
             rotation_.push_back(job.id);
             job.in_rotation = true;
         }
-        // One subtask per worker and pass, so that a few subtasks spread over idle workers
+        // One batch per worker and pass, so that a few batches spread over idle workers
         // instead of filling the first one's credits.
         for (bool gave = true; gave && !job.queue.empty();) {
             gave = false;
@@ -846,7 +963,7 @@ private:
                     send_task(worker->second, job, std::move(task));
                     gave = true;
                 }
-                it = worker->second.free_credits == 0 ? hungry_.erase(it) : std::next(it);
+                it = worker->second.free_credits() == 0 ? hungry_.erase(it) : std::next(it);
             }
         }
     }

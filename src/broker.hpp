@@ -22,7 +22,7 @@ namespace dtask::detail {
 struct BrokerOptions {
     std::vector<std::string> endpoints;  // bound in this order; local workers use the first
     unsigned local_workers = 0;
-    unsigned local_worker_credits = 2;
+    unsigned local_worker_credits = 64;
     std::chrono::milliseconds heartbeat_interval{250};
     unsigned heartbeat_liveness = 5;
 };

@@ -1,6 +1,9 @@
 #include "client_core.hpp"
 
 #include <algorithm>
+#include <deque>
+#include <map>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -9,7 +12,10 @@
 
 #include <dtask/error.hpp>
 
+#include "batch.hpp"
+#include "batch_sizer.hpp"
 #include "deadline.hpp"
+#include "index_set.hpp"
 #include "log.hpp"
 #include "protocol.hpp"
 
@@ -20,26 +26,51 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::size_t default_window = 1024;
-constexpr std::size_t default_window_bytes = 64 << 20;
+constexpr std::size_t default_window = 65536;
+constexpr std::size_t default_window_bytes = 32 << 20;
+/// Batches of one job in flight at most: enough to keep a deep credit window on every
+/// worker busy when batches are single subtasks, without flooding the broker.
+constexpr std::size_t max_batches_in_flight = 256;
 /// How long the I/O thread runs split or reduce before it looks at its socket again, so
 /// that heartbeats and other jobs are not starved by one busy job.
 constexpr auto time_slice = std::chrono::milliseconds(20);
 
+/// A batch sent and not yet wholly back.
+struct SentBatch {
+    std::uint64_t first = 0;
+    std::uint64_t count = 0;
+    std::uint64_t left = 0;  // results still to come
+    std::size_t bytes = 0;
+    Clock::time_point sent_at;
+};
+
+/// Results that came back ahead of their turn (subtask order): one run of a batch.
+struct ParkedRun {
+    std::uint64_t first = 0;
+    std::uint64_t count = 0;
+    zmq::message_t frame;
+};
+
 /// A job on the I/O thread: how far split has got, and what has come back.
 struct ActiveJob {
+    explicit ActiveJob(std::shared_ptr<RunState> state)
+        : run(std::move(state)), sizer(run->run_options().batch_size) {}
+
     std::shared_ptr<RunState> run;
+    BatchSizer sizer;
     std::uint64_t emitted = 0;  // subtasks split off and sent
     std::uint64_t folded = 0;   // partials folded into the result
     bool exhausted = false;     // split has no more
     std::size_t window = default_window;
     std::size_t window_bytes = default_window_bytes;
-    std::size_t bytes_in_flight = 0;                             // subtask payloads sent, not back
-    std::unordered_map<std::uint64_t, std::size_t> outstanding;  // sent, no result yet: size
-    std::unordered_map<std::uint64_t, zmq::message_t> parked;    // arrived ahead of their turn
-    std::uint64_t next_to_fold = 0;                              // in subtask order
-    std::vector<std::string> notices;                            // from the broker, for the error
-    Clock::time_point deadline = Clock::time_point::max();       // RunOptions::deadline
+    std::size_t bytes_in_flight = 0;            // subtask payloads sent, not back
+    std::deque<SentBatch> sent;                 // in index order; the front is still out
+    std::size_t batches_out = 0;                // of those, not wholly back
+    SlidingIndexSet arrived;                    // indices whose result came back
+    std::map<std::uint64_t, ParkedRun> parked;  // by first index, ahead of their turn
+    std::uint64_t next_to_fold = 0;             // in subtask order
+    std::vector<std::string> notices;           // from the broker, for the error
+    Clock::time_point deadline = Clock::time_point::max();  // RunOptions::deadline
 };
 
 std::uint64_t milliseconds_of(std::chrono::milliseconds duration) {
@@ -228,8 +259,7 @@ private:
         if (!live)
             return;  // cancelled before it got here
         const std::uint64_t id = next_job_id_++;
-        ActiveJob& job = jobs_[id];
-        job.run = run;
+        ActiveJob& job = jobs_.try_emplace(id, run).first->second;
         const RunOptions& options = run->run_options();
         if (options.window != 0)
             job.window = options.window;
@@ -254,41 +284,63 @@ private:
         pump(id, job);
     }
 
-    /// Splits off and sends subtasks while the window has room (in count and in bytes, but
-    /// at least one subtask) and the time slice lasts.
+    /// Splits off and sends batches of subtasks while the window has room (in count and in
+    /// bytes, but at least one batch) and the time slice lasts.
     void pump(std::uint64_t id, ActiveJob& job) {
+        const std::size_t workers = std::max<std::size_t>(core_.workers_, 1);
         while (!job.exhausted && job.emitted - job.folded < job.window &&
-               (job.bytes_in_flight < job.window_bytes || job.outstanding.empty())) {
+               job.batches_out < max_batches_in_flight &&
+               (job.bytes_in_flight < job.window_bytes || job.batches_out == 0)) {
             if (Clock::now() >= slice_end_) {
                 unpumped_.insert(id);
                 return;
             }
+            const Progress progress = job.run->progress();
+            const auto remaining =
+                progress.total_known ? std::optional(progress.total - job.emitted) : std::nullopt;
+            const std::size_t room = job.window - (job.emitted - job.folded);
+            const std::size_t want = std::min(room, job.sizer.next(remaining, workers));
             std::string bytes;
-            bool more = false;
+            BatchWriter writer(bytes);
+            std::uint64_t count = 0;
             try {
-                more = job.run->next_subtask(bytes);
+                while (count < want && bytes.size() < BatchSizer::max_batch_bytes) {
+                    writer.begin();
+                    if (!job.run->next_subtask(writer.out())) {
+                        writer.abandon();
+                        job.exhausted = true;
+                        break;
+                    }
+                    writer.end();
+                    ++count;
+                }
             } catch (...) {
                 fail(id, std::current_exception());
                 return;
             }
-            if (!more) {
-                job.exhausted = true;
+            if (count > 0)
+                send_batch(id, job, count, std::move(bytes));
+            if (job.exhausted) {
                 job.run->declare_total(job.emitted);
                 // The job's tail begins: from now on the broker may send backup copies.
                 std::array done{header(Command::split_done, {id})};
                 send(socket_, {}, done);
-                break;
             }
-            const std::uint64_t index = job.emitted++;
-            job.outstanding.emplace(index, bytes.size());
-            job.bytes_in_flight += bytes.size();
-            job.run->count_emitted();
-            std::array frames{header(Command::task, {id}), index_frame(index),
-                              payload_frame(std::move(bytes))};
-            send(socket_, {}, frames);
         }
         if (job.exhausted && job.folded == job.emitted)
             finish(id, job);
+    }
+
+    void send_batch(std::uint64_t id, ActiveJob& job, std::uint64_t count, std::string bytes) {
+        const std::uint64_t first = job.emitted;
+        job.emitted += count;
+        job.bytes_in_flight += bytes.size();
+        job.sent.push_back(SentBatch{first, count, count, bytes.size(), Clock::now()});
+        ++job.batches_out;
+        job.run->count_emitted(count);
+        std::array frames{header(Command::task, {id, first, count}),
+                          payload_frame(std::move(bytes))};
+        send(socket_, {}, frames);
     }
 
     void pump_unpumped() {
@@ -378,27 +430,23 @@ private:
         if (it == jobs_.end())
             return;  // cancelled or failed: late results are ignored
         ActiveJob& job = it->second;
-        const bool in_order = job.run->job_options().order == ReduceOrder::subtask_order;
+        const std::uint64_t first = message.fields[1];
+        const std::uint64_t count = message.fields[2];
         try {
-            for (std::size_t i = 0; i < message.pieces(); ++i) {
-                const std::uint64_t index = message.index(i);
-                auto sent = job.outstanding.find(index);
-                if (sent == job.outstanding.end())
-                    continue;  // a duplicate: counted once only
-                job.bytes_in_flight -= sent->second;
-                job.outstanding.erase(sent);
-                if (!in_order) {
-                    fold(job, message.body[2 * i + 1], index);
-                    continue;
-                }
-                job.parked.emplace(index, std::move(message.body[2 * i + 1]));
-                for (auto next = job.parked.find(job.next_to_fold); next != job.parked.end();
-                     next = job.parked.find(job.next_to_fold)) {
-                    fold(job, next->second, job.next_to_fold);
-                    job.parked.erase(next);
-                    ++job.next_to_fold;
-                }
+            check_range(job, first, count);
+            const bool in_order = job.run->job_options().order == ReduceOrder::subtask_order;
+            std::uint64_t fresh = 0;
+            if (in_order) {
+                for (std::uint64_t i = first; i < first + count; ++i)
+                    fresh += job.arrived.insert(i) ? 1 : 0;
+            } else {
+                fresh = fold_arrived(job, first, count, message.body[0]);
             }
+            if (fresh == 0)
+                return;  // duplicates only: another copy came back first
+            settle(job, first, count, fresh, std::chrono::nanoseconds(message.fields[3]));
+            if (in_order)
+                fold_in_order(job, first, count, message.body[0]);
         } catch (...) {
             fail(id, std::current_exception());
             return;
@@ -410,8 +458,94 @@ private:
         pump(id, job);
     }
 
-    void fold(ActiveJob& job, const zmq::message_t& partial, std::uint64_t index) {
-        job.run->fold(as_bytes(partial), index);
+    void check_range(const ActiveJob& job, std::uint64_t first, std::uint64_t count) const {
+        if (count == 0 || first > job.emitted || count > job.emitted - first)
+            throw ProtocolError("results for subtasks " + std::to_string(first) + " to " +
+                                std::to_string(first + count) + " of job '" + job.run->job_name() +
+                                "', which has sent only " + std::to_string(job.emitted));
+    }
+
+    /// `fresh` results of a run came back for the first time: gives the window back the
+    /// bytes of batches now wholly back, and the batch sizer its figures.
+    void settle(ActiveJob& job, std::uint64_t first, std::uint64_t count, std::uint64_t fresh,
+                std::chrono::nanoseconds map_time) {
+        // The batch holding the run: runs never cross batches.
+        auto batch = std::upper_bound(
+            job.sent.begin(), job.sent.end(), first,
+            [](std::uint64_t index, const SentBatch& sent) { return index < sent.first; });
+        std::optional<std::chrono::nanoseconds> round_trip;
+        if (batch != job.sent.begin()) {
+            --batch;
+            batch->left -= std::min(batch->left, fresh);
+            if (batch->left == 0) {
+                job.bytes_in_flight -= batch->bytes;
+                --job.batches_out;
+                if (first == batch->first && count == batch->count)
+                    round_trip = Clock::now() - batch->sent_at;
+            }
+        }
+        while (!job.sent.empty() && job.sent.front().left == 0)
+            job.sent.pop_front();
+        job.sizer.observe(count, map_time, round_trip);
+    }
+
+    /// Arrival order: folds each result of the run that had not arrived before; returns how
+    /// many it folded.
+    std::uint64_t fold_arrived(ActiveJob& job, std::uint64_t first, std::uint64_t count,
+                               const zmq::message_t& frame) {
+        BatchReader reader(as_bytes(frame));
+        std::span<const std::byte> partial;
+        std::uint64_t fresh = 0;
+        for (std::uint64_t index = first;
+             index < first + count && reader.next(partial, "result batch"); ++index) {
+            if (!job.arrived.insert(index))
+                continue;
+            fold(job, partial, index);
+            ++fresh;
+        }
+        return fresh;
+    }
+
+    /// Subtask order: folds the run now if its turn has come, else parks it.
+    void fold_in_order(ActiveJob& job, std::uint64_t first, std::uint64_t count,
+                       zmq::message_t& frame) {
+        if (first <= job.next_to_fold) {
+            fold_run(job, first, count, frame);
+            fold_parked(job);
+            return;
+        }
+        auto [parked, added] = job.parked.try_emplace(first, ParkedRun{first, count, {}});
+        if (added || parked->second.count < count) {
+            // A second copy is kept only if the first came back cut shorter (a retried
+            // subtask in it).
+            parked->second.count = count;
+            parked->second.frame = std::move(frame);
+        }
+    }
+
+    /// Subtask order: folds the run's results from next_to_fold on.
+    void fold_run(ActiveJob& job, std::uint64_t first, std::uint64_t count,
+                  const zmq::message_t& frame) {
+        BatchReader reader(as_bytes(frame));
+        std::span<const std::byte> partial;
+        for (std::uint64_t index = first;
+             index < first + count && reader.next(partial, "result batch"); ++index) {
+            if (index == job.next_to_fold) {
+                fold(job, partial, index);
+                ++job.next_to_fold;
+            }
+        }
+    }
+
+    void fold_parked(ActiveJob& job) {
+        while (!job.parked.empty() && job.parked.begin()->first <= job.next_to_fold) {
+            auto node = job.parked.extract(job.parked.begin());
+            fold_run(job, node.mapped().first, node.mapped().count, node.mapped().frame);
+        }
+    }
+
+    void fold(ActiveJob& job, std::span<const std::byte> partial, std::uint64_t index) {
+        job.run->fold(partial, index);
         ++job.folded;
         job.run->count_done();
     }

@@ -14,6 +14,7 @@
 #include "broker.hpp"
 #include "client_core.hpp"
 #include "process.hpp"
+#include "worker.hpp"
 
 namespace dtask {
 namespace {
@@ -60,7 +61,8 @@ struct Cluster::Impl {
         broker.endpoints.insert(broker.endpoints.end(), options.listen.begin(),
                                 options.listen.end());
         broker.local_workers = local_workers;
-        broker.local_worker_credits = std::max(1u, options.worker_credits);
+        broker.local_worker_credits =
+            options.worker_credits == 0 ? detail::default_worker_credits : options.worker_credits;
         broker.heartbeat_interval = options.heartbeat_interval;
         broker.heartbeat_liveness = std::max(1u, options.heartbeat_liveness);
         return broker;

@@ -13,7 +13,7 @@ namespace {
 
 struct Shape {
     std::size_t fields;
-    std::size_t body_frames;  // for task and result: the minimum, pairs follow
+    std::size_t body_frames;
 };
 
 bool shape_of(Command command, Shape& shape) {
@@ -43,10 +43,10 @@ bool shape_of(Command command, Shape& shape) {
             shape = {1, 4};
             return true;
         case Command::task:
-            shape = {1, 2};
+            shape = {3, 1};  // job, first subtask index, count; the batch
             return true;
         case Command::result:
-            shape = {1, 2};
+            shape = {4, 1};  // job, first subtask index, count, ns spent in map; the batch
             return true;
         case Command::failure:
             shape = {2, 1};
@@ -147,10 +147,6 @@ std::string process_name() {
     return std::string(host) + ":" + std::to_string(getpid());
 }
 
-std::uint64_t Inbound::index(std::size_t piece) const {
-    return read_u64(static_cast<const std::byte*>(body[2 * piece].data()));
-}
-
 Inbound parse(std::vector<zmq::message_t>& frames, std::size_t first) {
     if (frames.size() <= first)
         throw ProtocolError("empty message: no dtask header frame");
@@ -187,20 +183,7 @@ Inbound parse(std::vector<zmq::message_t>& frames, std::size_t first) {
     for (std::size_t i = 0; i < shape.fields; ++i)
         message.fields[i] = read_u64(bytes + 4 + 8 * i);
     message.body = std::span<zmq::message_t>(frames).subspan(first + 1);
-    const bool pairs = message.command == Command::task || message.command == Command::result;
-    if (pairs) {
-        if (message.body.empty() || message.body.size() % 2 != 0) {
-            throw ProtocolError("malformed " + name +
-                                " message: " + std::to_string(message.body.size()) +
-                                " body frames, expected (index, payload) pairs");
-        }
-        for (std::size_t i = 0; i < message.body.size(); i += 2) {
-            if (message.body[i].size() != 8) {
-                throw ProtocolError("malformed " + name + " message: index frame of " +
-                                    std::to_string(message.body[i].size()) + " bytes, expected 8");
-            }
-        }
-    } else if (message.body.size() != shape.body_frames) {
+    if (message.body.size() != shape.body_frames) {
         throw ProtocolError("malformed " + name +
                             " message: " + std::to_string(message.body.size()) +
                             " body frames, expected " + std::to_string(shape.body_frames));
@@ -220,12 +203,6 @@ zmq::message_t header(Command command, std::initializer_list<std::uint64_t> fiel
         write_u64(bytes + offset, field);
         offset += 8;
     }
-    return frame;
-}
-
-zmq::message_t index_frame(std::uint64_t index) {
-    zmq::message_t frame(8);
-    write_u64(static_cast<std::byte*>(frame.data()), index);
     return frame;
 }
 

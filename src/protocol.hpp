@@ -21,7 +21,7 @@
 
 namespace dtask::detail::protocol {
 
-inline constexpr std::uint8_t version = 2;
+inline constexpr std::uint8_t version = 3;
 inline constexpr std::array<std::uint8_t, 2> magic{'d', 't'};
 
 enum class Command : std::uint8_t {
@@ -33,13 +33,13 @@ enum class Command : std::uint8_t {
     status = 0x06,      // broker -> client: how many workers are connected
     reconnect = 0x07,   // broker -> peer: I do not know you (any more): say hello again
     submit = 0x10,      // client -> broker: a new job (name, signature, job-wide data, settings)
-    task = 0x11,        // client -> broker -> worker: subtasks of a job
-    result = 0x12,      // worker -> broker -> client: partial results
+    task = 0x11,        // client -> broker -> worker: a batch of a job's subtasks
+    result = 0x12,      // worker -> broker -> client: a batch of partial results
     failure = 0x13,     // worker -> broker -> client: a subtask failed
     end = 0x14,         // client -> broker: job over, forget it; broker -> worker: drop its data
     cancel = 0x15,      // client -> broker: drop the job's queued subtasks
     job = 0x16,         // broker -> worker: a job's definition and data, before its first task
-    revoke = 0x18,      // broker -> worker: another copy of this subtask won; skip it
+    revoke = 0x18,      // broker -> worker: another copy of this batch won; skip it
     split_done = 0x19,  // client -> broker: every subtask of the job has been sent
     notice = 0x17,      // broker -> peer: something the user should know about a job
 };
@@ -115,13 +115,8 @@ std::string process_name();
 /// A received message, validated: its command, header fields and body frames.
 struct Inbound {
     Command command{};
-    std::array<std::uint64_t, 3> fields{};
+    std::array<std::uint64_t, 4> fields{};
     std::span<zmq::message_t> body;
-
-    /// For task and result: the number of (index, payload) pairs in the body.
-    std::size_t pieces() const noexcept { return body.size() / 2; }
-    std::uint64_t index(std::size_t piece) const;
-    const zmq::message_t& payload(std::size_t piece) const { return body[2 * piece + 1]; }
 };
 
 /// Validates frames[first...] as a dtask message. Throws ProtocolError.
@@ -129,8 +124,6 @@ Inbound parse(std::vector<zmq::message_t>& frames, std::size_t first);
 
 /// A header frame for `command` with its fixed fields.
 zmq::message_t header(Command command, std::initializer_list<std::uint64_t> fields = {});
-/// A frame holding one 64-bit index.
-zmq::message_t index_frame(std::uint64_t index);
 zmq::message_t text_frame(std::string_view text);
 /// A frame that takes over `bytes` without copying them.
 zmq::message_t payload_frame(std::string&& bytes);

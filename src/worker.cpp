@@ -24,6 +24,7 @@
 #include <dtask/detail/type_name.hpp>
 #include <dtask/error.hpp>
 
+#include "batch.hpp"
 #include "deadline.hpp"
 #include "log.hpp"
 #include "protocol.hpp"
@@ -131,7 +132,7 @@ public:
                     open_job(message);
                     break;
                 case Command::task:
-                    run_tasks(message);
+                    run_batch(message);
                     break;
                 case Command::end:
                     jobs_.erase(message.fields[0]);
@@ -190,52 +191,118 @@ private:
             log_warning("worker " + worker_name_, job.unusable);
     }
 
-    void run_tasks(Inbound& message) {
+    /// Runs map on each subtask of a batch, in order, and sends the partial results back as
+    /// one batch. A failure ends the run of results before it: those go back first, then the
+    /// failure. After a TransientError the batch goes on (the broker may retry that subtask
+    /// alone); after any other failure the job fails, so the rest is not run.
+    void run_batch(Inbound& message) {
         const std::uint64_t job_id = message.fields[0];
+        const std::uint64_t first = message.fields[1];
+        const std::uint64_t count = message.fields[2];
+        if (watch_.take_revoked(job_id, first))
+            return;  // another copy of it won already
         auto it = jobs_.find(job_id);
-        for (std::size_t i = 0; i < message.pieces(); ++i) {
-            const std::uint64_t index = message.index(i);
-            if (watch_.take_revoked(job_id, index))
-                continue;  // another copy of it won already
+        if (it == jobs_.end() || !it->second.unusable.empty()) {
             Failure failure;
             failure.worker = worker_name_;
             if (it == jobs_.end()) {
                 failure.kind = FailureKind::protocol;
                 failure.message = "worker " + worker_name_ + " received subtask " +
-                                  std::to_string(index) + " of job " + std::to_string(job_id) +
+                                  std::to_string(first) + " of job " + std::to_string(job_id) +
                                   " before the job's definition";
-            } else if (!it->second.unusable.empty()) {
+            } else {
                 failure.kind = FailureKind::definition;
                 failure.message = it->second.unusable;
-            } else {
-                std::string partial;
-                const bool watched = it->second.timeout.count() > 0;
-                if (watched)
-                    watch_.start(job_id, index, it->second.timeout);
-                bool mapped = false;
-                try {
-                    it->second.model->run_map(it->second.shared.get(), as_bytes(message.payload(i)),
-                                              index, partial);
-                    mapped = true;
-                } catch (const TransientError&) {
-                    failure.kind = FailureKind::transient;
-                    describe_current_exception(failure);
-                } catch (...) {
-                    failure.kind = FailureKind::exception;
-                    describe_current_exception(failure);
-                }
-                if (watched)
-                    watch_.stop();
-                if (mapped) {
-                    std::array frames{header(Command::result, {job_id}), index_frame(index),
-                                      payload_frame(std::move(partial))};
-                    send(socket_, {}, frames);
-                    continue;
-                }
             }
-            std::array frames{header(Command::failure, {job_id, index}), encode_body(failure)};
-            send(socket_, {}, frames);
+            send_failure(job_id, first, failure);
+            return;
         }
+        const OpenJob& job = it->second;
+        const bool watched = job.timeout.count() > 0;
+        BatchReader reader(as_bytes(message.body[0]));
+        Run run(job_id, first);
+        for (std::uint64_t i = 0; i < count; ++i) {
+            const std::uint64_t index = first + i;
+            std::span<const std::byte> subtask;
+            Failure failure;
+            failure.worker = worker_name_;
+            try {
+                if (!reader.next(subtask, "task batch"))
+                    throw ProtocolError("malformed task batch: the header says " +
+                                        std::to_string(count) + " subtasks, the frame holds " +
+                                        std::to_string(i));
+            } catch (const ProtocolError& e) {
+                failure.kind = FailureKind::protocol;
+                failure.message = "worker " + worker_name_ + ": " + e.what();
+                send_run(run);
+                send_failure(job_id, index, failure);
+                return;
+            }
+            if (watched)
+                watch_.start(job_id, index, job.timeout);
+            run.writer.begin();
+            bool mapped = false;
+            try {
+                job.model->run_map(job.shared.get(), subtask, index, run.writer.out());
+                mapped = true;
+            } catch (const TransientError&) {
+                failure.kind = FailureKind::transient;
+                describe_current_exception(failure);
+            } catch (...) {
+                failure.kind = FailureKind::exception;
+                describe_current_exception(failure);
+            }
+            if (watched)
+                watch_.stop();
+            if (mapped) {
+                run.writer.end();
+                ++run.count;
+                continue;
+            }
+            run.writer.abandon();
+            send_run(run);
+            send_failure(job_id, index, failure);
+            if (failure.kind != FailureKind::transient)
+                return;
+            run.restart(index + 1);
+        }
+        send_run(run);
+    }
+
+    /// Consecutive partial results of one batch, on their way back as one message.
+    struct Run {
+        Run(std::uint64_t job_id, std::uint64_t first_index) : job(job_id), first(first_index) {}
+        void restart(std::uint64_t next) {
+            first = next;
+            count = 0;
+            bytes.clear();
+            started = Clock::now();
+        }
+
+        std::uint64_t job;
+        std::uint64_t first;
+        std::uint64_t count = 0;
+        std::string bytes;
+        BatchWriter writer{bytes};
+        Clock::time_point started = Clock::now();
+    };
+
+    /// Sends the results of a run, with the time map took for them (the client sizes its
+    /// batches by it).
+    void send_run(Run& run) {
+        if (run.count == 0)
+            return;
+        const auto spent =
+            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - run.started);
+        std::array frames{header(Command::result, {run.job, run.first, run.count,
+                                                   static_cast<std::uint64_t>(spent.count())}),
+                          payload_frame(std::move(run.bytes))};
+        send(socket_, {}, frames);
+    }
+
+    void send_failure(std::uint64_t job_id, std::uint64_t index, const Failure& failure) {
+        std::array frames{header(Command::failure, {job_id, index}), encode_body(failure)};
+        send(socket_, {}, frames);
     }
 
     zmq::socket_t socket_;

@@ -9,9 +9,13 @@
 
 namespace dtask::detail {
 
+/// Credits of a worker when none are set: enough batches in flight for tiny ones.
+inline constexpr unsigned default_worker_credits = 64;
+
 struct WorkerOptions {
     std::string endpoint;
-    unsigned credits = 2;
+    /// Batches it may hold at most; the broker holds it to fewer when batches are long.
+    unsigned credits = default_worker_credits;
     /// How long to keep trying to reach a silent broker before leaving.
     std::chrono::milliseconds give_up{std::chrono::seconds(60)};
     /// Started by a Cluster of this machine (it dies with its parent).

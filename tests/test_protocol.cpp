@@ -5,6 +5,7 @@
 
 #include <dtask/detail/archive.hpp>
 
+#include "batch.hpp"
 #include "jobs.hpp"
 #include "protocol.hpp"
 #include "support.hpp"
@@ -40,20 +41,35 @@ std::string head(Command command, std::initializer_list<std::uint64_t> fields = 
 }  // namespace
 
 TEST_CASE("Protocol.round_trip_of_every_message_shape" * doctest::timeout(10)) {
+    // A batch of two subtasks: a short one and one of 1000 bytes.
+    std::string batch;
+    BatchWriter writer(batch);
+    writer.begin();
+    batch += "payload-7";
+    writer.end();
+    writer.begin();
+    batch += std::string(1000, 'x');
+    writer.end();
     std::vector<zmq::message_t> frames;
-    frames.push_back(header(Command::task, {42}));
-    frames.push_back(index_frame(7));
-    frames.push_back(text_frame("payload-7"));
-    frames.push_back(index_frame(1ULL << 40));
-    frames.push_back(payload_frame(std::string(1000, 'x')));
+    frames.push_back(header(Command::task, {42, 1ULL << 40, 2}));
+    frames.push_back(payload_frame(std::move(batch)));
     auto message = parse(frames, 0);
     CHECK(message.command == Command::task);
     CHECK(message.fields[0] == 42);
-    REQUIRE(message.pieces() == 2);
-    CHECK(message.index(0) == 7);
-    CHECK(as_text(message.payload(0)) == "payload-7");
-    CHECK(message.index(1) == (1ULL << 40));
-    CHECK(message.payload(1).size() == 1000);
+    CHECK(message.fields[1] == (1ULL << 40));
+    CHECK(message.fields[2] == 2);
+    check_batch(message.body[0], 2, "task batch");
+    BatchReader reader(as_bytes(message.body[0]));
+    std::span<const std::byte> record;
+    REQUIRE(reader.next(record, "task batch"));
+    CHECK(std::string(reinterpret_cast<const char*>(record.data()), record.size()) == "payload-7");
+    REQUIRE(reader.next(record, "task batch"));
+    CHECK(record.size() == 1000);
+    CHECK_FALSE(reader.next(record, "task batch"));
+    // The second record alone, as a retry sends it.
+    auto second = slice_batch(message.body[0], 1, 2);
+    check_batch(second, 1, "task batch");
+    CHECK(second.size() == 4 + 1000);
 
     Hello hello;
     hello.role = Role::worker;
@@ -92,17 +108,33 @@ TEST_CASE("Protocol.garbage_and_truncated_frames_are_named" * doctest::timeout(1
     CHECK(parse_error(frames_of({std::string("dt") + char(protocol::version) + "\x7f"}))
               .find("unknown dtask command 0x7f") != std::string::npos);
     // A task header cut short, and one with a field too many.
-    const std::string task = head(Command::task, {1});
-    CHECK(parse_error(frames_of({task.substr(0, 9), std::string(8, '\0'), "x"}))
-              .find("malformed task message") != std::string::npos);
-    CHECK(parse_error(frames_of({task + "12345678", std::string(8, '\0'), "x"}))
-              .find("header frame of 20 bytes") != std::string::npos);
-    // Pairs that do not pair up, and an index frame of the wrong size.
-    CHECK(parse_error(frames_of({task, std::string(8, '\0')})).find("(index, payload) pairs") !=
+    const std::string task = head(Command::task, {1, 0, 1});
+    CHECK(parse_error(frames_of({task.substr(0, 9), "x"})).find("malformed task message") !=
           std::string::npos);
-    CHECK(parse_error(frames_of({task})).find("(index, payload) pairs") != std::string::npos);
-    CHECK(parse_error(frames_of({task, "123", "x"})).find("index frame of 3 bytes") !=
+    CHECK(parse_error(frames_of({task + "12345678", "x"})).find("header frame of 36 bytes") !=
           std::string::npos);
+    // Batches whose records do not add up: a length cut off, a record longer than the frame,
+    // and fewer records than the header says.
+    auto batch_error = [](std::string bytes, std::uint64_t count) {
+        try {
+            check_batch(zmq::message_t(bytes.data(), bytes.size()), count, "task batch");
+        } catch (const dtask::ProtocolError& e) {
+            return std::string(e.what());
+        }
+        return std::string("(no error)");
+    };
+    CHECK(batch_error(std::string("\x01\x00", 2), 1).find("length is cut off") !=
+          std::string::npos);
+    CHECK(batch_error(std::string("\x09\x00\x00\x00"
+                                  "abc",
+                                  7),
+                      1)
+              .find("a record of 9 bytes, but only 3 are left") != std::string::npos);
+    CHECK(batch_error(std::string("\x01\x00\x00\x00"
+                                  "a",
+                                  5),
+                      2)
+              .find("the header says 2 subtasks, the frame holds 1") != std::string::npos);
     // Body frames missing or extra.
     CHECK(parse_error(frames_of({head(Command::hello)})).find("0 body frames, expected 1") !=
           std::string::npos);

@@ -214,10 +214,14 @@ TEST_CASE("Server.priority_gives_a_job_a_larger_share" * doctest::timeout(180)) 
     dtask::Client low_client(broker.endpoint());
     dtask::Client high_client(broker.endpoint());
     REQUIRE(low_client.wait_for_workers(2, 30s));
-    dtask::RunOptions high_priority;
+    REQUIRE(high_client.wait_for_workers(2, 30s));
+    // Two equal jobs; the one of priority 4 takes 4 times the subtasks per turn. Batches of
+    // a fixed size, so that both jobs keep many queued at the broker from the start.
+    dtask::RunOptions low_priority;
+    low_priority.batch_size = 4;
+    dtask::RunOptions high_priority = low_priority;
     high_priority.priority = 4;
-    // Two equal jobs; the one of priority 4 takes 4 subtasks per turn to the other's 1.
-    auto low = low_client.submit(busy, Busy{4000, 100});
+    auto low = low_client.submit(busy, Busy{4000, 100}, low_priority);
     auto high = high_client.submit(busy, Busy{4000, 100}, high_priority);
     CHECK(get_within(high, 150s) == 4000);
     const auto low_done = low.progress().done;

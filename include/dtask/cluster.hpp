@@ -22,9 +22,11 @@ struct ClusterOptions {
     /// "tcp://127.0.0.1:*" for a free port (read it back with endpoints()). Empty: the
     /// cluster listens only on a private local socket that other machines cannot reach.
     std::vector<std::string> listen;
-    /// Subtasks a local worker may hold at once: one running, the rest queued behind it so
-    /// that the worker never waits for the broker between two subtasks.
-    unsigned worker_credits = 2;
+    /// Batches of subtasks a local worker may hold at once: one running, the rest queued
+    /// behind it so that the worker never waits for the broker between two batches. 0:
+    /// automatic, sized by the broker from how fast the worker finishes batches (2 for
+    /// batches of a millisecond or more, up to 64 for tiny ones). n: at most n.
+    unsigned worker_credits = 0;
     /// How often broker and workers show each other they are alive.
     std::chrono::milliseconds heartbeat_interval{250};
     /// Missed heartbeats after which a peer counts as gone. With the defaults a dead or

@@ -37,13 +37,18 @@ struct RunOptions {
     /// How many pieces split should aim for (SplitHint::subtasks); 0: 4 per worker.
     std::size_t subtasks = 0;
     /// How many subtasks may be split off but not yet folded; bounds the memory of a job in
-    /// the host and the broker, whatever the number of subtasks. 0: the default (1024).
+    /// the host and the broker, whatever the number of subtasks. 0: the default (65536).
     std::size_t window = 0;
     /// The same bound in bytes of subtask payloads in flight (at least one subtask is always
-    /// sent). 0: the default (64 MiB).
+    /// sent). 0: the default (32 MiB).
     std::size_t window_bytes = 0;
+    /// Subtasks per message (docs/performance.md). 0: automatic, sized from the measured
+    /// cost of map and of a message, so that a batch runs for about a millisecond and the
+    /// tail of the job is cut into small batches. 1 turns batching off; n > 1 sends n at a
+    /// time (fewer at the tail).
+    std::size_t batch_size = 0;
     /// The job's share of the workers when jobs compete: the broker serves jobs in turn, and a
-    /// job of priority p takes p subtasks per turn. 1 to 1000.
+    /// job of priority p takes p batches of subtasks per turn. 1 to 1000.
     unsigned priority = 1;
     /// How long the job waits for a worker that serves it before failing with TimeoutError.
     std::chrono::milliseconds worker_wait{std::chrono::seconds(60)};

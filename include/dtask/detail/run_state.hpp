@@ -52,7 +52,9 @@ public:
     virtual void fold(std::span<const std::byte> partial, std::uint64_t index) = 0;
     /// Publishes the accumulator as the result.
     virtual void finish() = 0;
-    void count_emitted() noexcept { emitted_.fetch_add(1, std::memory_order_relaxed); }
+    void count_emitted(std::uint64_t count) noexcept {
+        emitted_.fetch_add(count, std::memory_order_relaxed);
+    }
     void count_done() noexcept { done_.fetch_add(1, std::memory_order_relaxed); }
     /// Split has produced its last piece: the total is what was emitted.
     void declare_total(std::uint64_t total) noexcept;

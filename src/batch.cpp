@@ -1,0 +1,72 @@
+#include "batch.hpp"
+
+#include <cstring>
+#include <string>
+
+#include <dtask/error.hpp>
+
+namespace dtask::detail {
+namespace {
+
+std::uint32_t read_u32(const std::byte* data) {
+    return std::to_integer<std::uint32_t>(data[0]) | std::to_integer<std::uint32_t>(data[1]) << 8 |
+           std::to_integer<std::uint32_t>(data[2]) << 16 |
+           std::to_integer<std::uint32_t>(data[3]) << 24;
+}
+
+}  // namespace
+
+void BatchWriter::end() {
+    const std::size_t length = out_.size() - start_ - record_header_size;
+    if (length > 0xffffffffULL)
+        throw Error("dtask: a subtask or partial result of " + std::to_string(length) +
+                    " bytes is larger than the 4 GiB a message can carry");
+    for (std::size_t i = 0; i < record_header_size; ++i)
+        out_[start_ + i] = static_cast<char>((length >> (8 * i)) & 0xff);
+}
+
+bool BatchReader::next(std::span<const std::byte>& record, const char* what) {
+    if (offset_ == frame_.size())
+        return false;
+    if (frame_.size() - offset_ < record_header_size)
+        throw ProtocolError(std::string("malformed ") + what + ": a record's length is cut off " +
+                            std::to_string(offset_) + " bytes into a frame of " +
+                            std::to_string(frame_.size()));
+    const std::uint32_t length = read_u32(frame_.data() + offset_);
+    offset_ += record_header_size;
+    if (frame_.size() - offset_ < length)
+        throw ProtocolError(std::string("malformed ") + what + ": a record of " +
+                            std::to_string(length) + " bytes, but only " +
+                            std::to_string(frame_.size() - offset_) + " are left in the frame");
+    record = frame_.subspan(offset_, length);
+    offset_ += length;
+    return true;
+}
+
+void check_batch(const zmq::message_t& frame, std::uint64_t count, const char* what) {
+    BatchReader reader({static_cast<const std::byte*>(frame.data()), frame.size()});
+    std::span<const std::byte> record;
+    std::uint64_t found = 0;
+    while (reader.next(record, what))
+        ++found;
+    if (found != count)
+        throw ProtocolError(std::string("malformed ") + what + ": the header says " +
+                            std::to_string(count) + " subtasks, the frame holds " +
+                            std::to_string(found));
+}
+
+zmq::message_t slice_batch(const zmq::message_t& frame, std::uint64_t from, std::uint64_t to) {
+    BatchReader reader({static_cast<const std::byte*>(frame.data()), frame.size()});
+    std::span<const std::byte> record;
+    std::size_t begin = 0;
+    for (std::uint64_t i = 0; i < to && reader.next(record, "batch"); ++i) {
+        if (i + 1 == from)
+            begin = reader.offset();
+    }
+    if (from == 0)
+        begin = 0;
+    const std::size_t end = reader.offset();
+    return zmq::message_t(static_cast<const std::byte*>(frame.data()) + begin, end - begin);
+}
+
+}  // namespace dtask::detail
