@@ -42,6 +42,7 @@ struct Held {
     std::uint64_t next = 0;
     zmq::message_t payload;
     Clock::time_point sent;
+    std::int64_t expected_ns = 0;  // from its job's average so far; 0 if none finished yet
 
     std::uint64_t end() const noexcept { return first + count; }
     bool contains(std::uint64_t job_id, std::uint64_t index) const noexcept {
@@ -76,8 +77,23 @@ struct WorkerPeer {
     bool isolated = false;             // running one quarantined batch, and nothing else
     bool draining = false;             // finishing what it holds, to run a quarantined batch alone
 
-    unsigned free_credits() const noexcept {
-        return held.size() < window ? window - static_cast<unsigned>(held.size()) : 0;
+    std::int64_t held_work_ns = 0;  // what its batches are expected to take, in all
+
+    /// Whether it may take another batch: it holds fewer than 2, or fewer than its window
+    /// and less than credit_window_time of expected work. The window follows how fast it
+    /// finishes batches; the expected work stops a window grown on tiny batches from
+    /// filling with large ones.
+    bool has_room() const noexcept {
+        return held.size() < std::min(2u, window) ||
+               (held.size() < window &&
+                held_work_ns < std::chrono::nanoseconds(credit_window_time).count());
+    }
+    /// Forgets a batch it held: finished, revoked, or failed.
+    void release(std::deque<Held>::iterator batch) {
+        held_work_ns -= batch->expected_ns;
+        held.erase(batch);
+        if (held.empty())
+            isolated = false;
     }
     /// The batch holding subtask `index` of `job`: nearly always the oldest.
     std::deque<Held>::iterator find(std::uint64_t job, std::uint64_t index) {
@@ -381,7 +397,7 @@ private:
         std::vector<std::string> revoked;
         if (held->next == held->end())
             batch_done(worker, held, job == jobs_.end() ? nullptr : &job->second, revoked);
-        if (worker.free_credits() > 0)
+        if (worker.has_room())
             hungry_.insert(worker.id);
         feed(worker);
         feed_all(revoked);
@@ -410,9 +426,7 @@ private:
             job->runs += held->count;
             settle_copies(*job, held->first, worker.id, revoked);
         }
-        worker.held.erase(held);
-        if (worker.held.empty())
-            worker.isolated = false;
+        worker.release(held);
     }
 
     /// Credits sized from the measured cost of a batch: enough batches to cover
@@ -443,9 +457,7 @@ private:
             auto copy = holder->second.find(job.id, first);
             if (copy == holder->second.held.end() || copy->first != first)
                 continue;
-            holder->second.held.erase(copy);
-            if (holder->second.held.empty())
-                holder->second.isolated = false;
+            holder->second.release(copy);
             // If it has not started the copy it skips it; if it has, the result is ignored.
             std::array frames{header(Command::revoke, {job.id, first})};
             send(socket_, id, frames);
@@ -495,7 +507,7 @@ private:
             hungry_.erase(worker.id);  // nothing more for it while it goes
             if (ours) {
                 Held batch = std::move(*held);
-                worker.held.erase(held);
+                worker.release(held);
                 if (job != jobs_.end())
                     on_timed_out(job->second, batch, index, report, worker.id);
             }
@@ -508,9 +520,7 @@ private:
                              job->second.settings.retry_transient;
         if (!retried) {
             // The job fails; the worker runs nothing more of this batch.
-            worker.held.erase(held);
-            if (worker.held.empty())
-                worker.isolated = false;
+            worker.release(held);
             if (job != jobs_.end()) {
                 std::array out{header(Command::failure, {job->second.client_job, index}),
                                std::move(message.body[0])};
@@ -536,7 +546,7 @@ private:
             }
             feed_all(revoked);
         }
-        if (worker.free_credits() > 0)
+        if (worker.has_room())
             hungry_.insert(worker.id);
         feed(worker);
     }
@@ -608,7 +618,7 @@ private:
             if (run_quarantined(worker))
                 return;
         }
-        while (worker.free_credits() > 0 && !rotation_.empty()) {
+        while (worker.has_room() && !rotation_.empty()) {
             bool sent = false;
             // Each pass either sends a batch or gives a job in debt a turn's worth of credit,
             // so this ends; the bound is the most passes a largest batch can owe.
@@ -656,9 +666,9 @@ private:
             if (!sent)
                 break;
         }
-        while (worker.free_credits() > 0 && send_backup(worker)) {
+        while (worker.has_room() && send_backup(worker)) {
         }
-        if (worker.free_credits() == 0)
+        if (!worker.has_room())
             hungry_.erase(worker.id);
     }
 
@@ -738,8 +748,14 @@ private:
         std::array frames{header(Command::task, {job.id, task.first, task.count}),
                           std::move(payload)};
         send(socket_, worker.id, frames);
+        const std::int64_t expected_ns =
+            job.runs == 0
+                ? 0
+                : std::chrono::duration_cast<std::chrono::nanoseconds>(job.run_time).count() /
+                      static_cast<std::int64_t>(job.runs) * static_cast<std::int64_t>(task.count);
+        worker.held_work_ns += expected_ns;
         worker.held.push_back(Held{job.id, task.first, task.count, task.first,
-                                   std::move(task.payload), Clock::now()});
+                                   std::move(task.payload), Clock::now(), expected_ns});
     }
 
     /// Drops a worker; every subtask it held goes back to the front of its job's queue.
@@ -963,7 +979,7 @@ private:
                     send_task(worker->second, job, std::move(task));
                     gave = true;
                 }
-                it = worker->second.free_credits() == 0 ? hungry_.erase(it) : std::next(it);
+                it = !worker->second.has_room() ? hungry_.erase(it) : std::next(it);
             }
         }
     }

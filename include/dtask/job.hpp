@@ -35,7 +35,7 @@ namespace detail {
 
 template <class T>
 inline constexpr bool is_serializable_v =
-    cereal::traits::is_output_serializable<T, cereal::BinaryOutputArchive>::value&&
+    cereal::traits::is_output_serializable<T, StringOutputArchive>::value&&
         cereal::traits::is_input_serializable<T, BoundedInputArchive>::value;
 
 /// A job's model with its result type known: it can start runs that produce a T.

@@ -7,9 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
-#include <ostream>
 #include <span>
-#include <streambuf>
 #include <string>
 #include <type_traits>
 
@@ -19,25 +17,44 @@
 
 namespace dtask::detail {
 
-/// A streambuf that appends to a std::string.
-class StringSink final : public std::streambuf {
+/// Writes cereal's binary format (the same bytes as cereal::BinaryOutputArchive) straight
+/// onto the end of a std::string: no std::ostream, whose construction alone would cost
+/// more than encoding a small subtask.
+class StringOutputArchive
+    : public cereal::OutputArchive<StringOutputArchive, cereal::AllowEmptyClassElision> {
 public:
-    explicit StringSink(std::string& out) : out_(out) {}
+    explicit StringOutputArchive(std::string& out)
+        : cereal::OutputArchive<StringOutputArchive, cereal::AllowEmptyClassElision>(this),
+          out_(out) {}
 
-protected:
-    int_type overflow(int_type ch) override {
-        if (!traits_type::eq_int_type(ch, traits_type::eof()))
-            out_.push_back(static_cast<char>(ch));
-        return ch;
-    }
-    std::streamsize xsputn(const char* data, std::streamsize count) override {
-        out_.append(data, static_cast<std::size_t>(count));
-        return count;
+    void saveBinary(const void* data, std::size_t size) {
+        out_.append(static_cast<const char*>(data), size);
     }
 
 private:
     std::string& out_;
 };
+
+template <class T>
+std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_SAVE_FUNCTION_NAME(StringOutputArchive& archive,
+                                                                    const T& value) {
+    archive.saveBinary(std::addressof(value), sizeof(value));
+}
+
+template <class T>
+void CEREAL_SERIALIZE_FUNCTION_NAME(StringOutputArchive& archive, cereal::NameValuePair<T>& pair) {
+    archive(pair.value);
+}
+
+template <class T>
+void CEREAL_SERIALIZE_FUNCTION_NAME(StringOutputArchive& archive, cereal::SizeTag<T>& tag) {
+    archive(tag.size);
+}
+
+template <class T>
+void CEREAL_SAVE_FUNCTION_NAME(StringOutputArchive& archive, const cereal::BinaryData<T>& data) {
+    archive.saveBinary(data.data, static_cast<std::size_t>(data.size));
+}
 
 /// Reads cereal's binary format straight from received bytes, with every length prefix
 /// checked against the bytes left before anything is allocated for it: a malformed or
@@ -99,9 +116,7 @@ void CEREAL_LOAD_FUNCTION_NAME(BoundedInputArchive& archive, cereal::BinaryData<
 /// Appends the cereal binary encoding of `value` to `out`.
 template <class T>
 void save_to(std::string& out, const T& value) {
-    StringSink sink(out);
-    std::ostream stream(&sink);
-    cereal::BinaryOutputArchive archive(stream);
+    StringOutputArchive archive(out);
     archive(value);
 }
 
@@ -138,13 +153,7 @@ T load_from(std::span<const std::byte> bytes, const std::string& what) {
 
 }  // namespace dtask::detail
 
+CEREAL_REGISTER_ARCHIVE(dtask::detail::StringOutputArchive)
 CEREAL_REGISTER_ARCHIVE(dtask::detail::BoundedInputArchive)
-
-// What BoundedInputArchive reads, BinaryOutputArchive writes (for cereal's checks that a type
-// saves and loads alike). One direction only: BinaryOutputArchive keeps its own reader.
-namespace cereal::traits::detail {
-template <>
-struct get_output_from_input<dtask::detail::BoundedInputArchive> {
-    using type = cereal::BinaryOutputArchive;
-};
-}  // namespace cereal::traits::detail
+// What one writes the other reads: cereal checks that a type saves and loads alike.
+CEREAL_SETUP_ARCHIVE_TRAITS(dtask::detail::BoundedInputArchive, dtask::detail::StringOutputArchive)
