@@ -76,6 +76,8 @@ struct WorkerPeer {
     double finish_interval_ns = 0;     // between batches finished back to back, smoothed
     bool isolated = false;             // running one quarantined batch, and nothing else
     bool draining = false;             // finishing what it holds, to run a quarantined batch alone
+    bool hungry = false;               // in the broker's list of workers with room
+    std::size_t hungry_slot = 0;       // where in that list
 
     std::int64_t held_work_ns = 0;  // what its batches are expected to take, in all
 
@@ -182,13 +184,15 @@ private:
                 std::chrono::milliseconds(0),
                 std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - Clock::now()));
             protocol::poll(items, wait);
+            now_ = Clock::now();
             if (items[1].revents & ZMQ_POLLIN)
                 break;
             if (items[0].revents & ZMQ_POLLIN) {
                 // Drain what is there now, so a burst of messages costs one poll.
                 for (int burst = 0; burst < 256; ++burst) {
+                    now_ = Clock::now();
                     if (!receive(socket_, frames, false)) {
-                        last_drained_ = Clock::now();
+                        last_drained_ = now_;
                         break;
                     }
                     on_message(frames);
@@ -198,8 +202,9 @@ private:
                 if (items[i].revents & ZMQ_POLLIN)
                     on_child_exit(items[i].fd);
             }
-            respawn_due(Clock::now());
-            if (Clock::now() >= next_tick_) {
+            now_ = Clock::now();
+            respawn_due(now_);
+            if (now_ >= next_tick_) {
                 tick();
                 next_tick_ = Clock::now() + options_.heartbeat_interval;
             }
@@ -223,10 +228,10 @@ private:
             if (message.command == Command::hello) {
                 on_hello(id, message);
             } else if (auto w = workers_.find(id); w != workers_.end()) {
-                w->second.last_heard = Clock::now();
+                w->second.last_heard = now_;
                 on_worker_message(w->second, message);
             } else if (auto c = clients_.find(id); c != clients_.end()) {
-                c->second.last_heard = Clock::now();
+                c->second.last_heard = now_;
                 on_client_message(c->second, message);
             } else if (message.command != Command::bye) {
                 // A peer we dropped (declared dead, or from before a restart): it must
@@ -296,7 +301,7 @@ private:
             welcome(id);
             for (auto& [job_id, job] : jobs_)
                 check_definition(worker, job);
-            hungry_.insert(id);
+            make_hungry(worker);
             publish_worker_count();
             feed(worker);
         } else if (hello.role == Role::client) {
@@ -398,7 +403,7 @@ private:
         if (held->next == held->end())
             batch_done(worker, held, job == jobs_.end() ? nullptr : &job->second, revoked);
         if (worker.has_room())
-            hungry_.insert(worker.id);
+            make_hungry(worker);
         feed(worker);
         feed_all(revoked);
     }
@@ -407,7 +412,7 @@ private:
     /// many batches the worker should hold and whether a running one is late.
     void batch_done(WorkerPeer& worker, std::deque<Held>::iterator held, BrokerJob* job,
                     std::vector<std::string>& revoked) {
-        const auto now = Clock::now();
+        const auto now = now_;
         const auto started = std::max(held->sent, worker.last_result_at);
         if (worker.held.size() > 1 && worker.last_result_at > held->sent) {
             // It ran this batch right after the last one: the time between them is what a
@@ -461,7 +466,7 @@ private:
             // If it has not started the copy it skips it; if it has, the result is ignored.
             std::array frames{header(Command::revoke, {job.id, first})};
             send(socket_, id, frames);
-            hungry_.insert(id);
+            make_hungry(holder->second);
             revoked.push_back(id);
         }
     }
@@ -504,7 +509,7 @@ private:
             // knows the report arrived, and give what else it holds to others.
             std::array bye{header(Command::bye)};
             send(socket_, worker.id, bye);
-            hungry_.erase(worker.id);  // nothing more for it while it goes
+            make_full(worker);  // nothing more for it while it goes
             if (ours) {
                 Held batch = std::move(*held);
                 worker.release(held);
@@ -547,7 +552,7 @@ private:
             feed_all(revoked);
         }
         if (worker.has_room())
-            hungry_.insert(worker.id);
+            make_hungry(worker);
         feed(worker);
     }
 
@@ -612,7 +617,7 @@ private:
             return;  // nothing beside a quarantined batch
         if (quarantined_ > 0 && reserved_for_quarantine(worker)) {
             if (!worker.held.empty()) {
-                hungry_.erase(worker.id);  // until it has finished what it holds
+                make_full(worker);  // until it has finished what it holds
                 return;
             }
             if (run_quarantined(worker))
@@ -669,7 +674,7 @@ private:
         while (worker.has_room() && send_backup(worker)) {
         }
         if (!worker.has_room())
-            hungry_.erase(worker.id);
+            make_full(worker);
     }
 
     /// A job whose running subtasks may get backup copies: it allows them, is at its tail
@@ -755,7 +760,7 @@ private:
                       static_cast<std::int64_t>(job.runs) * static_cast<std::int64_t>(task.count);
         worker.held_work_ns += expected_ns;
         worker.held.push_back(Held{job.id, task.first, task.count, task.first,
-                                   std::move(task.payload), Clock::now(), expected_ns});
+                                   std::move(task.payload), now_, expected_ns});
     }
 
     /// Drops a worker; every subtask it held goes back to the front of its job's queue.
@@ -766,9 +771,9 @@ private:
         auto it = workers_.find(id);
         if (it == workers_.end())
             return;
+        make_full(it->second);
         WorkerPeer worker = std::move(it->second);
         workers_.erase(it);
-        hungry_.erase(id);
         if (worker.draining)
             --draining_;
         for (std::uint64_t job_id : worker.opened) {
@@ -833,10 +838,31 @@ private:
         feed_idle();
     }
 
+    /// Notes that the worker has room for more batches. No allocation: a worker goes in and
+    /// out of this list with nearly every result.
+    void make_hungry(WorkerPeer& worker) {
+        if (worker.hungry)
+            return;
+        worker.hungry = true;
+        worker.hungry_slot = hungry_.size();
+        hungry_.push_back(worker.id);
+    }
+
+    void make_full(WorkerPeer& worker) {
+        if (!worker.hungry)
+            return;
+        worker.hungry = false;
+        if (worker.hungry_slot + 1 != hungry_.size()) {
+            hungry_[worker.hungry_slot] = std::move(hungry_.back());
+            workers_.at(hungry_[worker.hungry_slot]).hungry_slot = worker.hungry_slot;
+        }
+        hungry_.pop_back();
+    }
+
     /// Offers work to every worker with free credits, after work appeared that place() does
     /// not hand out (quarantined subtasks).
     void feed_idle() {
-        std::vector<std::string> idle(hungry_.begin(), hungry_.end());
+        std::vector<std::string> idle = hungry_;
         for (const auto& id : idle) {
             if (auto worker = workers_.find(id); worker != workers_.end())
                 feed(worker->second);
@@ -876,7 +902,7 @@ private:
             --quarantined_;
             worker.isolated = true;
             send_task(worker, job, std::move(task));
-            hungry_.erase(worker.id);
+            make_full(worker);
             return true;
         }
         return false;
@@ -966,20 +992,18 @@ private:
         // instead of filling the first one's credits.
         for (bool gave = true; gave && !job.queue.empty();) {
             gave = false;
-            for (auto it = hungry_.begin(); it != hungry_.end() && !job.queue.empty();) {
-                auto worker = workers_.find(*it);
-                if (worker == workers_.end()) {
-                    it = hungry_.erase(it);
-                    continue;
-                }
-                if (serves(worker->second, job) && !worker->second.isolated &&
-                    !worker->second.draining) {
+            for (std::size_t i = 0; i < hungry_.size() && !job.queue.empty();) {
+                WorkerPeer& worker = workers_.at(hungry_[i]);
+                if (serves(worker, job) && !worker.isolated && !worker.draining) {
                     Task task = std::move(job.queue.front());
                     job.queue.pop_front();
-                    send_task(worker->second, job, std::move(task));
+                    send_task(worker, job, std::move(task));
                     gave = true;
                 }
-                it = !worker->second.has_room() ? hungry_.erase(it) : std::next(it);
+                if (worker.has_room())
+                    ++i;
+                else
+                    make_full(worker);  // moves the last one into slot i
             }
         }
     }
@@ -1224,8 +1248,8 @@ private:
     std::unordered_map<std::string, WorkerPeer> workers_;
     std::unordered_map<std::string, ClientPeer> clients_;
     std::unordered_map<std::uint64_t, BrokerJob> jobs_;
-    std::deque<std::uint64_t> rotation_;      // jobs with queued subtasks, served in turn
-    std::unordered_set<std::string> hungry_;  // workers with free credits
+    std::deque<std::uint64_t> rotation_;  // jobs with queued subtasks, served in turn
+    std::vector<std::string> hungry_;     // workers with room for more batches, in no order
     std::uint32_t next_client_index_ = 1;
     std::string early_exits_;  // why the last local worker that never joined ended
     std::unordered_map<std::int64_t, Clock::time_point> joined_pids_;  // local workers: joined at
@@ -1237,6 +1261,9 @@ private:
     std::string restarts_stopped_;  // why no local worker is started any more
     Clock::time_point next_tick_;
     Clock::time_point last_drained_ = Clock::now();  // the socket last had nothing unread
+    // When the message being handled was read: one clock read per message, shared by
+    // everything that stamps it.
+    Clock::time_point now_ = Clock::now();
 };
 
 namespace {
@@ -1262,6 +1289,14 @@ Broker::Broker(zmq::context_t& context, BrokerOptions options)
             throw TransportError("dtask: cannot listen on '" + endpoint + "': " + e.what());
         }
         endpoints_.push_back(socket_.get(zmq::sockopt::last_endpoint));
+    }
+    if (!options_.inproc_endpoint.empty()) {
+        try {
+            socket_.bind(options_.inproc_endpoint);
+        } catch (const zmq::error_t& e) {
+            throw TransportError("dtask: cannot bind '" + options_.inproc_endpoint +
+                                 "': " + e.what());
+        }
     }
     stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (stop_fd_ < 0)

@@ -21,6 +21,9 @@ namespace dtask::detail {
 
 struct BrokerOptions {
     std::vector<std::string> endpoints;  // bound in this order; local workers use the first
+    /// Also bound, not listed among the endpoints: for a client in this process sharing the
+    /// broker's ZeroMQ context, whose messages then skip ZeroMQ's I/O thread altogether.
+    std::string inproc_endpoint;
     unsigned local_workers = 0;
     unsigned local_worker_credits = 64;
     std::chrono::milliseconds heartbeat_interval{250};

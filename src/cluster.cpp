@@ -49,26 +49,29 @@ struct Cluster::Impl {
                             : static_cast<unsigned>(options.local_workers)),
           broker(context, broker_options(options, local_workers)),
           client(context,
-                 detail::ClientOptions{broker.endpoints().front(), options.heartbeat_interval,
+                 detail::ClientOptions{inproc, options.heartbeat_interval,
                                        options.heartbeat_liveness, /*same_process=*/true}) {
         broker.start();
     }
 
-    static detail::BrokerOptions broker_options(const ClusterOptions& options,
-                                                unsigned local_workers) {
-        detail::BrokerOptions broker;
-        broker.endpoints.push_back(private_endpoint());
-        broker.endpoints.insert(broker.endpoints.end(), options.listen.begin(),
-                                options.listen.end());
-        broker.local_workers = local_workers;
-        broker.local_worker_credits =
+    detail::BrokerOptions broker_options(const ClusterOptions& options, unsigned worker_count) {
+        detail::BrokerOptions settings;
+        settings.inproc_endpoint = inproc;
+        settings.endpoints.push_back(private_endpoint());
+        settings.endpoints.insert(settings.endpoints.end(), options.listen.begin(),
+                                  options.listen.end());
+        settings.local_workers = worker_count;
+        settings.local_worker_credits =
             options.worker_credits == 0 ? detail::default_worker_credits : options.worker_credits;
-        broker.heartbeat_interval = options.heartbeat_interval;
-        broker.heartbeat_liveness = std::max(1u, options.heartbeat_liveness);
-        return broker;
+        settings.heartbeat_interval = options.heartbeat_interval;
+        settings.heartbeat_liveness = std::max(1u, options.heartbeat_liveness);
+        return settings;
     }
 
     unsigned local_workers;
+    // The cluster's own client talks to the broker in memory, through the context they
+    // share (an inproc name is private to its context).
+    std::string inproc = "inproc://dtask-broker";
     zmq::context_t context{1};
     detail::Broker broker;
     detail::ClientCore client;

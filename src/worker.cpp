@@ -440,6 +440,7 @@ private:
         auto silent_since = Clock::now();
         auto backoff = interval_;
         auto next_heartbeat = Clock::now() + interval_;
+        auto now = Clock::now();  // read once per turn of the loop: a clock read is not free
         std::vector<zmq::message_t> frames;
         for (;;) {
             std::array<zmq::pollitem_t, 3> items{{{broker_.handle(), 0, ZMQ_POLLIN, 0},
@@ -450,36 +451,38 @@ private:
             const auto running = watch_.running();
             const auto wake_at =
                 running ? std::min(next_heartbeat, running->deadline) : next_heartbeat;
-            const auto wait = std::max(
-                std::chrono::milliseconds(0),
-                std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - Clock::now()) +
-                    std::chrono::milliseconds(1));
+            const auto wait =
+                std::max(std::chrono::milliseconds(0),
+                         std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now) +
+                             std::chrono::milliseconds(1));
             protocol::poll(items, wait);
+            now = Clock::now();
             if (items[2].revents & ZMQ_POLLIN)
                 return worker_done;
             if (items[1].revents & ZMQ_POLLIN) {
-                if (receive(executor_, frames, false)) {
+                // Results and failures go straight on; all there are, so that a burst of
+                // them costs one poll.
+                for (int burst = 0; burst < 64 && receive(executor_, frames, false); ++burst) {
                     if (parse(frames, 0).command == Command::bye) {
                         // The executor stopped: its subtasks would never finish here.
                         log_warning("worker " + name_, "the executor thread stopped; leaving");
                         return worker_failed;
                     }
-                    send(broker_, {}, frames);  // results and failures go straight on
-                    next_heartbeat = Clock::now() + interval_;
+                    send(broker_, {}, frames);
                 }
+                next_heartbeat = now + interval_;
             }
             if (items[0].revents & ZMQ_POLLIN) {
                 for (int burst = 0; burst < 64; ++burst) {
                     if (!receive(broker_, frames, false))
                         break;
-                    last_heard_ = Clock::now();
+                    last_heard_ = now;
                     silent_since = last_heard_;
                     backoff = interval_;
                     if (auto code = on_message(frames))
                         return *code;
                 }
             }
-            const auto now = Clock::now();
             if (const auto hung = watch_.running(); hung && now >= hung->deadline)
                 return report_hung(*hung);
             if (now >= next_heartbeat) {
