@@ -1,13 +1,13 @@
-# Sourced by the scripts that build one target of the Release tree in build/ and run it.
-# dtask_build_target SCRIPT TARGET: installs what is missing (setup.sh), configures build/
-# (Ninja for a new tree), builds TARGET quietly into build/SCRIPT-build.log, and on failure
-# shows the log's tail and exits 1.
+# Sourced by the scripts that build one target of a Release tree and run it.
+# dtask_build_target SCRIPT TARGET [TREE]: installs what is missing (setup.sh), configures
+# TREE (default build/; Ninja for a new tree), builds TARGET quietly into
+# TREE/SCRIPT-build.log, and on failure shows the log's tail and exits 1.
 
 dtask_build_target() {
-    local script="$1" target="$2"
+    local script="$1" target="$2" tree="${3:-build}"
     local root
     root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-    local build="$root/build"
+    local build="$root/$tree"
 
     "$root/scripts/setup.sh" >&2
 

@@ -9,7 +9,7 @@
 
 dtask_setup() {
     local packages=(build-essential cmake ninja-build pkg-config libzmq3-dev cppzmq-dev
-                    libcereal-dev doctest-dev libbenchmark-dev clang iproute2)
+                    libcereal-dev doctest-dev libbenchmark-dev clang iproute2 gnuplot-nox)
     if [[ "${DTASK_SKIP_SETUP:-0}" == 1 ]]; then
         echo "setup.sh: skipped (DTASK_SKIP_SETUP=1)"
         return 0

@@ -172,8 +172,9 @@ private:
             spawn_local();
         next_tick_ = Clock::now() + options_.heartbeat_interval;
         std::vector<zmq::message_t> frames;
+        std::vector<zmq::pollitem_t> items;
         for (;;) {
-            std::vector<zmq::pollitem_t> items;
+            items.clear();  // kept from turn to turn: no allocation per poll
             items.push_back({socket_.handle(), 0, ZMQ_POLLIN, 0});
             items.push_back({nullptr, broker_.stop_fd_, ZMQ_POLLIN, 0});
             for (const auto& child : children_)

@@ -1,0 +1,52 @@
+#pragma once
+// The processes dtask_perf starts itself: echo servers of the raw baselines, remote dtask
+// workers, and the fresh process that measures memory. Each is this binary started again,
+// and is killed and reaped on every path out: by its owner's destructor, and by a handler
+// of SIGINT and SIGTERM for the case where the benchmark is stopped from outside.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace perf {
+
+/// This binary started again with `args`; SIGKILLed and reaped when it goes.
+class ChildProcess {
+public:
+    /// With `pipe_stdout`, the child's stdout is readable with read_line.
+    explicit ChildProcess(const std::vector<std::string>& args, bool pipe_stdout = false);
+    ~ChildProcess();
+    ChildProcess(ChildProcess&& other) noexcept;
+    ChildProcess& operator=(ChildProcess&&) = delete;
+    ChildProcess(const ChildProcess&) = delete;
+    ChildProcess& operator=(const ChildProcess&) = delete;
+
+    pid_t pid() const noexcept { return pid_; }
+    /// The next line of the child's stdout, or nullopt on timeout or end of output.
+    std::optional<std::string> read_line(std::chrono::milliseconds timeout);
+    /// Waits for the child to exit and reaps it; its wait status.
+    int wait();
+    /// SIGKILL and reap (no effect once reaped).
+    void kill_and_reap() noexcept;
+
+private:
+    pid_t pid_ = -1;
+    int stdout_pipe_ = -1;
+    std::string buffered_;
+};
+
+/// Installs SIGINT and SIGTERM handlers that SIGKILL every ChildProcess alive, then end the
+/// benchmark with the same signal. Call once, in the host, before starting children.
+void kill_children_on_termination_signals();
+
+/// In a child: die with the process `parent` (PR_SET_PDEATHSIG), even if it is SIGKILLed;
+/// exits at once if it is already gone.
+void die_with_parent(pid_t parent);
+
+/// The path of this binary.
+std::string self_executable();
+
+}  // namespace perf

@@ -1,0 +1,79 @@
+#pragma once
+// The scenarios of dtask_perf. Each runs `repeat` times, measuring every baseline next to
+// the dtask figure it belongs to within each repetition (the machine is shared and noisy),
+// checks every job's result, and returns its figures.
+
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+#include <dtask/dtask.hpp>
+
+#include "report.hpp"
+
+namespace perf {
+
+struct Settings {
+    bool quick = false;  // tiny sizes: a smoke test of every scenario, figures meaningless
+    int repeat = 5;
+};
+
+/// A job returned something else than it must: the benchmark is wrong, or dtask is.
+class WrongResult : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+std::vector<Figure> serial_kernel(const Settings& settings);
+std::vector<Figure> efficiency(const Settings& settings);
+std::vector<Figure> empty_subtasks(const Settings& settings);
+std::vector<Figure> one_subtask_latency(const Settings& settings);
+std::vector<Figure> large_payloads(const Settings& settings);
+std::vector<Figure> memory(const Settings& settings);
+std::vector<Figure> broker_scaling(const Settings& settings);
+std::vector<Figure> startup(const Settings& settings);
+
+/// The hidden mode behind `memory`: in a fresh process (so that earlier scenarios do not
+/// count), runs one job of `subtasks` empty subtasks on 2 local workers, and prints the peak
+/// RSS in KiB of this process and of its largest worker. Returns an exit status.
+int measure_memory(pid_t parent, std::uint64_t subtasks);
+
+// ---- shared by the scenarios ----
+
+using Clock = std::chrono::steady_clock;
+
+inline double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+/// Throws WrongResult unless `got` is `expected`.
+inline void check_result(const char* what, std::uint64_t got, std::uint64_t expected) {
+    if (got != expected)
+        throw WrongResult(std::string(what) + " returned " + std::to_string(got) + " instead of " +
+                          std::to_string(expected));
+}
+
+/// The Cluster of most scenarios: 2 local workers, the defaults otherwise.
+inline dtask::ClusterOptions two_local_workers() {
+    dtask::ClusterOptions options;
+    options.local_workers = 2;
+    return options;
+}
+
+/// Waits until `count` workers have joined `cluster`; throws after a minute.
+inline void wait_for_workers(const dtask::Cluster& cluster, std::size_t count) {
+    if (!cluster.wait_for_workers(count, std::chrono::seconds(60)))
+        throw std::runtime_error(std::to_string(count) + " workers did not join within 60 s (" +
+                                 std::to_string(cluster.workers()) + " did)");
+}
+
+/// "ipc", "tcp", ...: the transport of an endpoint.
+inline std::string transport_of(const std::string& endpoint) {
+    return endpoint.substr(0, endpoint.find("://"));
+}
+
+}  // namespace perf
