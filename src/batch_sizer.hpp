@@ -27,7 +27,7 @@ public:
     /// Subtasks for the next batch. `remaining`: subtasks not yet sent, when the total is
     /// known; `workers`: how many serve the job.
     std::size_t next(std::optional<std::uint64_t> remaining, std::size_t workers) {
-        std::size_t size = fixed_;
+        std::size_t size = std::min(fixed_, max_batch);
         if (size == 0) {
             if (!measured()) {
                 size = 1;  // a subtask might take seconds: no batches until one came back

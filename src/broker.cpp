@@ -228,6 +228,8 @@ private:
         try {
             if (message.command == Command::hello) {
                 on_hello(id, message);
+            } else if (message.command == Command::pulse || message.command == Command::hung) {
+                on_pulse(id, message);
             } else if (auto w = workers_.find(id); w != workers_.end()) {
                 w->second.last_heard = now_;
                 on_worker_message(w->second, message);
@@ -505,21 +507,8 @@ private:
         auto held = worker.find(job_id, index);
         const bool ours = held != worker.held.end();
         auto job = jobs_.find(job_id);
-        if (report.kind == FailureKind::timeout) {
-            // The worker restarts itself (its executor is stuck): acknowledge, so that it
-            // knows the report arrived, and give what else it holds to others.
-            std::array bye{header(Command::bye)};
-            send(socket_, worker.id, bye);
-            make_full(worker);  // nothing more for it while it goes
-            if (ours) {
-                Held batch = std::move(*held);
-                worker.release(held);
-                if (job != jobs_.end())
-                    on_timed_out(job->second, batch, index, report, worker.id);
-            }
-            worker_lost(worker.id, "it restarts after a subtask timed out", false);
-            return;
-        }
+        if (report.kind == FailureKind::timeout)
+            throw ProtocolError("a worker reports a timeout with hung, not failure");
         if (!ours)
             return;
         const bool retried = report.kind == FailureKind::transient && job != jobs_.end() &&
@@ -555,6 +544,39 @@ private:
         if (worker.has_room())
             make_hungry(worker);
         feed(worker);
+    }
+
+    /// A worker's pulse socket speaks for it while its main thread runs map: the body names
+    /// the worker by its routing id. A pulse shows it alive, or leaving (SIGTERM); hung
+    /// reports a subtask past its timeout, after which the worker restarts itself.
+    void on_pulse(const std::string& sender, Inbound& message) {
+        const std::string worker_id(as_text(message.body[0]));
+        auto found = workers_.find(worker_id);
+        if (message.command == Command::pulse) {
+            if (found == workers_.end())
+                return;  // a worker dropped already: its own socket hears of it
+            found->second.last_heard = now_;
+            if (message.fields[0] == 1)
+                worker_lost(worker_id, "it was stopped by a signal", false);
+            return;
+        }
+        const Failure report = decode_body<Failure>(message.body[1], "a timeout report");
+        // Acknowledge in any case, so that the worker restarts at once.
+        std::array bye{header(Command::bye)};
+        send(socket_, sender, bye);
+        if (found == workers_.end())
+            return;
+        WorkerPeer& worker = found->second;
+        make_full(worker);  // nothing more for it while it goes
+        const std::uint64_t job_id = message.fields[0];
+        const std::uint64_t index = message.fields[1];
+        if (auto held = worker.find(job_id, index); held != worker.held.end()) {
+            Held batch = std::move(*held);
+            worker.release(held);
+            if (auto job = jobs_.find(job_id); job != jobs_.end())
+                on_timed_out(job->second, batch, index, report, worker.id);
+        }
+        worker_lost(worker_id, "it restarts after a subtask timed out", false);
     }
 
     /// After an attempt a single subtask spoiled: false if that used up the job's attempts
@@ -1047,7 +1069,10 @@ private:
         std::size_t queued = 0;
         for (std::uint64_t job_id : jobs) {
             if (auto job = jobs_.find(job_id); job != jobs_.end())
-                queued += job->second.queue.size() + job->second.quarantine.size();
+                for (const auto* batches : {&job->second.queue, &job->second.quarantine}) {
+                    for (const Task& batch : *batches)
+                        queued += batch.count;
+                }
             forget_job(job_id);
         }
         // Results still on their way from workers are dropped as they arrive.

@@ -69,6 +69,12 @@ bool shape_of(Command command, Shape& shape) {
         case Command::notice:
             shape = {1, 1};
             return true;
+        case Command::pulse:
+            shape = {1, 1};  // 0: alive, 1: leaving; the worker's routing id
+            return true;
+        case Command::hung:
+            shape = {2, 2};  // job, subtask index; the worker's routing id, a Failure
+            return true;
     }
     return false;
 }
@@ -123,6 +129,10 @@ std::string_view command_name(Command command) noexcept {
             return "revoke";
         case Command::split_done:
             return "split_done";
+        case Command::pulse:
+            return "pulse";
+        case Command::hung:
+            return "hung";
     }
     return "unknown";
 }

@@ -42,6 +42,8 @@ enum class Command : std::uint8_t {
     revoke = 0x18,      // broker -> worker: another copy of this batch won; skip it
     split_done = 0x19,  // client -> broker: every subtask of the job has been sent
     notice = 0x17,      // broker -> peer: something the user should know about a job
+    pulse = 0x1a,       // worker's pulse socket -> broker: alive (or leaving) while map runs
+    hung = 0x1b,        // worker's pulse socket -> broker: a subtask ran past its timeout
 };
 
 std::string_view command_name(Command command) noexcept;

@@ -1,11 +1,14 @@
 #pragma once
-// The worker process: an I/O thread that keeps the link to the broker alive (hello,
-// heartbeats, reconnecting) and an executor thread that runs map, so that a long map never
-// silences the heartbeats and a frozen process is told apart from a busy one.
+// The worker process: its main thread keeps the link to the broker (hello, heartbeats,
+// reconnecting) and runs map on the batches it receives, with no hand-off to another thread
+// per message. While a map runs, a pulse thread speaks for it (worker_pulse.hpp), so that a
+// long map never silences the worker and a frozen process is told apart from a busy one.
 
 #include <chrono>
 #include <string>
 #include <vector>
+
+#include <signal.h>
 
 namespace dtask::detail {
 
@@ -31,11 +34,20 @@ enum WorkerExit : int {
     worker_usage = 2,    // bad command line
     worker_refused = 3,  // the broker refused it
     worker_gave_up = 4,  // the broker stayed silent
-    worker_failed = 5,   // the executor thread stopped
+    worker_failed = 5,   // an unexpected error stopped it
     worker_restart = 6,  // a subtask hung: run_worker replaces the process (never exits so)
 };
 
 /// Serves the broker at options.endpoint until told to stop; returns the exit code.
 int run_worker(const WorkerOptions& options);
+
+/// The signals that stop a worker cleanly: blocked in every thread, read from a signalfd.
+sigset_t stop_signals();
+/// Flushes stdout and stderr if no other thread holds them (a stuck map may: blocked writing
+/// to a full pipe, say), so that ending the process never hangs on a stdio lock.
+void flush_standard_streams() noexcept;
+/// Replaces this process with a fresh copy of itself, same command line, same pid: the one
+/// way to get rid of a thread stuck in map. Never returns.
+[[noreturn]] void restart_process(const std::vector<std::string>& args);
 
 }  // namespace dtask::detail

@@ -8,7 +8,7 @@ namespace dtask {
 /// environment) it serves the broker at ENDPOINT and exits the process when done; anywhere
 /// else it checks the job definitions and returns.
 ///
-/// Worker options: --dtask-worker ENDPOINT, --dtask-credits N (subtasks held at once),
+/// Worker options: --dtask-worker ENDPOINT, --dtask-credits N (batches held at once),
 /// --dtask-give-up SECONDS (how long to try to reach a silent broker before leaving).
 void init(int argc, char** argv);
 

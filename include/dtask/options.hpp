@@ -45,10 +45,10 @@ struct RunOptions {
     /// Subtasks per message (docs/performance.md). 0: automatic, sized from the measured
     /// cost of map and of a message, so that a batch runs for about a millisecond and the
     /// tail of the job is cut into small batches. 1 turns batching off; n > 1 sends n at a
-    /// time (fewer at the tail).
+    /// time (fewer at the tail; at most 4096).
     std::size_t batch_size = 0;
     /// The job's share of the workers when jobs compete: the broker serves jobs in turn, and a
-    /// job of priority p takes p batches of subtasks per turn. 1 to 1000.
+    /// job of priority p takes p × 64 subtasks per turn. 1 to 1000.
     unsigned priority = 1;
     /// How long the job waits for a worker that serves it before failing with TimeoutError.
     std::chrono::milliseconds worker_wait{std::chrono::seconds(60)};

@@ -1,0 +1,170 @@
+#include "batch_runner.hpp"
+
+#include <exception>
+#include <typeinfo>
+
+#include <cxxabi.h>
+
+#include <dtask/detail/type_name.hpp>
+#include <dtask/error.hpp>
+
+#include "log.hpp"
+
+namespace dtask::detail {
+
+using namespace protocol;
+
+namespace {
+
+/// The type and message of the exception being handled, whatever was thrown.
+void describe_current_exception(Failure& failure) {
+    const std::type_info* type = abi::__cxa_current_exception_type();
+    failure.exception_type = type != nullptr ? demangle(type->name()) : "unknown exception";
+    try {
+        throw;
+    } catch (const std::exception& e) {
+        failure.exception_type = demangle(typeid(e).name());
+        failure.message = e.what();
+    } catch (...) {
+        failure.message = "(not derived from std::exception)";
+    }
+}
+
+}  // namespace
+
+void BatchRunner::open_job(Inbound& message) {
+    OpenJob& job = jobs_[message.fields[0]];
+    job.timeout = std::chrono::milliseconds(message.fields[1]);
+    const std::string name(as_text(message.body[0]));
+    const std::string signature(as_text(message.body[1]));
+    job.model = find_job(name);
+    if (job.model == nullptr) {
+        job.unusable = "this worker does not define job '" + name + "'";
+    } else if (job.model->signature() != signature) {
+        job.unusable = "this worker was built with a different definition of job '" + name +
+                       "' (worker: " + job.model->signature() + "; client: " + signature + ")";
+    } else {
+        try {
+            job.shared = job.model->load_shared(as_bytes(message.body[2]));
+        } catch (...) {
+            Failure failure;
+            describe_current_exception(failure);
+            job.unusable = failure.message;
+        }
+    }
+    if (!job.unusable.empty())
+        log_warning("worker " + worker_name_, job.unusable);
+}
+
+/// Runs map on each subtask of a batch, in order, and sends the partial results back as
+/// one batch. A failure ends the run of results before it: those go back first, then the
+/// failure. After a TransientError the batch goes on (the broker may retry that subtask
+/// alone); after any other failure the job fails, so the rest is not run.
+void BatchRunner::run_batch(Inbound& message) {
+    const std::uint64_t job_id = message.fields[0];
+    const std::uint64_t first = message.fields[1];
+    const std::uint64_t count = message.fields[2];
+    if (!revoked_.empty() && revoked_.erase({job_id, first}) != 0)
+        return;  // another copy of it won already
+    auto it = jobs_.find(job_id);
+    if (it == jobs_.end() || !it->second.unusable.empty()) {
+        Failure failure;
+        failure.worker = worker_name_;
+        if (it == jobs_.end()) {
+            failure.kind = FailureKind::protocol;
+            failure.message = "worker " + worker_name_ + " received subtask " +
+                              std::to_string(first) + " of job " + std::to_string(job_id) +
+                              " before the job's definition";
+        } else {
+            failure.kind = FailureKind::definition;
+            failure.message = it->second.unusable;
+        }
+        send_failure(job_id, first, failure);
+        return;
+    }
+    const OpenJob& job = it->second;
+    const bool watched = job.timeout.count() > 0;
+    BatchReader reader(as_bytes(message.body[0]));
+    Run run(job_id, first);
+    for (std::uint64_t i = 0; i < count; ++i) {
+        const std::uint64_t index = first + i;
+        std::span<const std::byte> subtask;
+        Failure failure;
+        failure.worker = worker_name_;
+        try {
+            if (!reader.next(subtask, "task batch"))
+                throw ProtocolError("malformed task batch: the header says " +
+                                    std::to_string(count) + " subtasks, the frame holds " +
+                                    std::to_string(i));
+        } catch (const ProtocolError& e) {
+            failure.kind = FailureKind::protocol;
+            failure.message = "worker " + worker_name_ + ": " + e.what();
+            send_run(run);
+            send_failure(job_id, index, failure);
+            return;
+        }
+        if (watched)
+            watch_.start(job_id, index, job.timeout);
+        run.writer.begin();
+        bool mapped = false;
+        try {
+            job.model->run_map(job.shared.get(), subtask, index, run.writer.out());
+            run.writer.end();  // throws for a partial result over 4 GiB
+            mapped = true;
+        } catch (const TransientError&) {
+            failure.kind = FailureKind::transient;
+            describe_current_exception(failure);
+        } catch (...) {
+            failure.kind = FailureKind::exception;
+            describe_current_exception(failure);
+        }
+        if (watched)
+            watch_.stop();
+        if (mapped) {
+            ++run.count;
+            continue;
+        }
+        run.writer.abandon();
+        send_run(run);
+        send_failure(job_id, index, failure);
+        if (failure.kind != FailureKind::transient)
+            return;
+        run.restart(index + 1);
+    }
+    send_run(run);
+}
+
+/// Sends the results of a run, with the time map took for them (the client sizes its
+/// batches by it).
+void BatchRunner::send_run(Run& run) {
+    if (run.count == 0)
+        return;
+    const auto spent =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - run.started);
+    std::array frames{header(Command::result, {run.job, run.first, run.count,
+                                               static_cast<std::uint64_t>(spent.count())}),
+                      payload_frame(std::move(run.bytes))};
+    send_frames(frames);
+}
+
+void BatchRunner::send_failure(std::uint64_t job_id, std::uint64_t index, const Failure& failure) {
+    std::array frames{header(Command::failure, {job_id, index}), encode_body(failure)};
+    send_frames(frames);
+}
+
+void BatchRunner::end_job(std::uint64_t job) {
+    jobs_.erase(job);
+    std::erase_if(revoked_, [&](const auto& key) { return key.first == job; });
+}
+
+void BatchRunner::forget_all() {
+    jobs_.clear();
+    revoked_.clear();
+}
+
+void BatchRunner::send_frames(std::span<zmq::message_t> frames) {
+    send(broker_, {}, frames);
+    last_sent_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+}
+
+}  // namespace dtask::detail

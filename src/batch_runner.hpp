@@ -1,0 +1,85 @@
+#pragma once
+// The part of a worker that runs map: it opens jobs (their definition and job-wide data),
+// runs batches of subtasks in order and sends their results, or failures, to the broker.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include <zmq.hpp>
+
+#include <dtask/detail/job_model.hpp>
+
+#include "batch.hpp"
+#include "protocol.hpp"
+#include "subtask_watch.hpp"
+
+namespace dtask::detail {
+
+class BatchRunner {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    /// Sends on `broker` (which the caller may replace by a new socket between batches), and
+    /// stamps `last_sent` with each send so that the pulse thread knows the link is alive.
+    BatchRunner(zmq::socket_t& broker, std::string worker_name, SubtaskWatch& watch,
+                std::atomic<Clock::rep>& last_sent)
+        : broker_(broker),
+          worker_name_(std::move(worker_name)),
+          watch_(watch),
+          last_sent_(last_sent) {}
+
+    void open_job(protocol::Inbound& message);
+    void run_batch(protocol::Inbound& message);
+    /// Forgets a job and the revocations of its batches.
+    void end_job(std::uint64_t job);
+    /// A new session with the broker: the old one's jobs will not be ended.
+    void forget_all();
+    /// Another copy of this batch won: skip it if it has not run yet. A revocation that
+    /// arrives behind its batch finds it run already; the broker ignores that result.
+    void revoke(std::uint64_t job, std::uint64_t first) { revoked_.emplace(job, first); }
+
+private:
+    struct OpenJob {
+        const JobModel* model = nullptr;
+        std::shared_ptr<const void> shared;
+        std::string unusable;                  // why this worker cannot run it, if it cannot
+        std::chrono::milliseconds timeout{0};  // RunOptions::subtask_timeout; 0: none
+    };
+
+    /// Consecutive partial results of one batch, on their way back as one message.
+    struct Run {
+        Run(std::uint64_t job_id, std::uint64_t first_index) : job(job_id), first(first_index) {}
+        void restart(std::uint64_t next) {
+            first = next;
+            count = 0;
+            bytes.clear();
+            started = Clock::now();
+        }
+
+        std::uint64_t job;
+        std::uint64_t first;
+        std::uint64_t count = 0;
+        std::string bytes;
+        BatchWriter writer{bytes};
+        Clock::time_point started = Clock::now();
+    };
+
+    void send_run(Run& run);
+    void send_failure(std::uint64_t job_id, std::uint64_t index, const protocol::Failure& failure);
+    void send_frames(std::span<zmq::message_t> frames);
+
+    zmq::socket_t& broker_;
+    std::string worker_name_;
+    SubtaskWatch& watch_;
+    std::atomic<Clock::rep>& last_sent_;
+    std::unordered_map<std::uint64_t, OpenJob> jobs_;
+    std::set<std::pair<std::uint64_t, std::uint64_t>> revoked_;  // (job, first index)
+};
+
+}  // namespace dtask::detail

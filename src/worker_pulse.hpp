@@ -1,0 +1,74 @@
+#pragma once
+// A worker runs map on the thread that talks to the broker, so a subtask costs no hand-off
+// between threads. While map runs, that thread is deaf and mute; the pulse thread speaks
+// for it on a second socket of its own: it tells the broker the worker is alive when the
+// worker has sent nothing for a heartbeat interval, reports a subtask that ran past its
+// timeout and restarts the process, and ends the process on SIGTERM while map runs.
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "subtask_watch.hpp"
+
+namespace dtask::detail {
+
+/// What the worker's main thread shares with its pulse thread.
+struct PulseShared {
+    using Clock = std::chrono::steady_clock;
+
+    SubtaskWatch watch;
+    /// When the main thread last sent the broker anything (a heartbeat, a result).
+    std::atomic<Clock::rep> last_sent{0};
+    /// The main thread is running a batch: it reads neither its socket nor its signals.
+    std::atomic<bool> busy{false};
+    std::atomic<long> interval_ms{250};
+
+    void set_routing_id(std::string id) {
+        std::lock_guard lock(mutex);
+        routing_id = std::move(id);
+    }
+    std::string current_routing_id() const {
+        std::lock_guard lock(mutex);
+        return routing_id;
+    }
+
+private:
+    mutable std::mutex mutex;
+    std::string routing_id;  // of the main thread's socket, which the pulses speak for
+};
+
+class Pulse {
+public:
+    /// Starts the thread. `argv` restarts the process after a hung subtask.
+    Pulse(zmq::context_t& context, std::string endpoint, std::string worker_name, int signal_fd,
+          PulseShared& shared, std::vector<std::string> argv);
+    /// Stops and joins the thread.
+    ~Pulse();
+    Pulse(const Pulse&) = delete;
+    Pulse& operator=(const Pulse&) = delete;
+
+private:
+    void run();
+    /// Tells the broker that a subtask hung, waits briefly for its acknowledgement, and
+    /// restarts the process. Never returns.
+    [[noreturn]] void report_hung(const SubtaskWatch::Running& hung);
+    /// SIGTERM while map runs: the broker hears the worker leave, and the process ends.
+    [[noreturn]] void leave();
+    void send_pulse(std::uint64_t kind);
+
+    zmq::socket_t socket_;
+    std::string worker_name_;
+    int signal_fd_;
+    int wake_fd_ = -1;
+    PulseShared& shared_;
+    std::vector<std::string> argv_;
+    std::thread thread_;
+};
+
+}  // namespace dtask::detail
