@@ -106,8 +106,8 @@ void init(int argc, char** argv) {
     const int code = detail::run_worker(*options);
     std::fflush(stdout);
     std::fflush(stderr);
-    // _Exit: a map that is still running on the executor thread must not race static
-    // destructors.
+    // _Exit: the host's main() must not go on, and static destructors must not run under
+    // whatever the user's code left behind in the worker.
     std::_Exit(code);
 }
 
