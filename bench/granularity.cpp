@@ -61,13 +61,13 @@ std::vector<Figure> serial_kernel(const Settings& settings) {
 }
 
 std::vector<Figure> efficiency(const Settings& settings) {
-    // Serial work per point: about 1.5 s, and at least 200 subtasks so that the tail of the
-    // job (the last subtask on one worker while the other is idle) stays within 1% of it.
+    // Serial work per point: about 1.5 s, and at least 400 subtasks so that the tail of the
+    // job (the last subtask on one worker while the other is idle) stays within 0.5% of it.
     const std::vector<double> granularities_us =
         settings.quick ? std::vector<double>{1, 10, 100, 1000}
                        : std::vector<double>{0.25, 0.5, 1, 2, 5, 10, 50, 100, 1000, 10000};
     const double serial_seconds = settings.quick ? 0.02 : 1.5;
-    const std::uint64_t min_subtasks = settings.quick ? 4 : 200;
+    const std::uint64_t min_subtasks = settings.quick ? 4 : 400;
     const std::uint64_t max_subtasks = settings.quick ? 4000 : 10'000'000;
 
     dtask::Cluster cluster(two_local_workers());

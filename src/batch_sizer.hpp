@@ -1,7 +1,7 @@
 #pragma once
 // How many subtasks the client packs into the next batch of a job. A message costs the
 // same whatever it carries, so a batch should run long enough on a worker to dwarf that
-// cost (about 100 times the measured cost of a message, 1 to 10 ms), and at
+// cost (about 200 times the measured cost of a message, 2 to 20 ms), and at
 // the tail of a job batches shrink so that no worker is left with a long batch while the
 // others idle.
 
@@ -66,15 +66,15 @@ public:
     /// Whether map's cost has been measured. Until then batches hold one subtask.
     bool measured() const noexcept { return fixed_ != 0 || ns_per_subtask_ >= 0; }
 
-    /// How long a batch should run: 100 message costs, within [1 ms, 10 ms]. A message
+    /// How long a batch should run: 200 message costs, within [2 ms, 20 ms]. A message
     /// costs the workers more than its latency: each one wakes several threads on the
     /// broker's and the worker's machine, and on a small machine those run on the workers'
     /// cores. Measured on 2 cores with 100 us subtasks: batches of 2 ms lose 6% of the
     /// workers' time, batches of 5 ms 2%.
     std::chrono::nanoseconds batch_time() const {
         const auto cost = message_cost_ == unknown ? std::chrono::microseconds(50) : message_cost_;
-        return std::clamp<std::chrono::nanoseconds>(100 * cost, std::chrono::milliseconds(1),
-                                                    std::chrono::milliseconds(10));
+        return std::clamp<std::chrono::nanoseconds>(200 * cost, std::chrono::milliseconds(2),
+                                                    std::chrono::milliseconds(20));
     }
 
 private:
