@@ -43,8 +43,8 @@ struct RunOptions {
     /// sent). 0: the default (32 MiB).
     std::size_t window_bytes = 0;
     /// Subtasks per message (docs/performance.md). 0: automatic, sized from the measured
-    /// cost of map and of a message, so that a batch runs for about a millisecond and the
-    /// tail of the job is cut into small batches. 1 turns batching off; n > 1 sends n at a
+    /// cost of map and of a message, so that a batch runs for a few milliseconds (2 to 20)
+    /// and the tail of the job is cut into small batches. 1 turns batching off; n > 1 sends n at a
     /// time (fewer at the tail; at most 4096).
     std::size_t batch_size = 0;
     /// The job's share of the workers when jobs compete: the broker serves jobs in turn, and a
