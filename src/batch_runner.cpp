@@ -64,8 +64,6 @@ void BatchRunner::run_batch(Inbound& message) {
     const std::uint64_t job_id = message.fields[0];
     const std::uint64_t first = message.fields[1];
     const std::uint64_t count = message.fields[2];
-    if (!revoked_.empty() && revoked_.erase({job_id, first}) != 0)
-        return;  // another copy of it won already
     auto it = jobs_.find(job_id);
     if (it == jobs_.end() || !it->second.unusable.empty()) {
         Failure failure;
@@ -150,16 +148,6 @@ void BatchRunner::send_run(Run& run) {
 void BatchRunner::send_failure(std::uint64_t job_id, std::uint64_t index, const Failure& failure) {
     std::array frames{header(Command::failure, {job_id, index}), encode_body(failure)};
     send_frames(frames);
-}
-
-void BatchRunner::end_job(std::uint64_t job) {
-    jobs_.erase(job);
-    std::erase_if(revoked_, [&](const auto& key) { return key.first == job; });
-}
-
-void BatchRunner::forget_all() {
-    jobs_.clear();
-    revoked_.clear();
 }
 
 void BatchRunner::send_frames(std::span<zmq::message_t> frames) {

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -36,13 +35,9 @@ public:
 
     void open_job(protocol::Inbound& message);
     void run_batch(protocol::Inbound& message);
-    /// Forgets a job and the revocations of its batches.
-    void end_job(std::uint64_t job);
+    void end_job(std::uint64_t job) { jobs_.erase(job); }
     /// A new session with the broker: the old one's jobs will not be ended.
-    void forget_all();
-    /// Another copy of this batch won: skip it if it has not run yet. A revocation that
-    /// arrives behind its batch finds it run already; the broker ignores that result.
-    void revoke(std::uint64_t job, std::uint64_t first) { revoked_.emplace(job, first); }
+    void forget_all() { jobs_.clear(); }
 
 private:
     struct OpenJob {
@@ -79,7 +74,6 @@ private:
     SubtaskWatch& watch_;
     std::atomic<Clock::rep>& last_sent_;
     std::unordered_map<std::uint64_t, OpenJob> jobs_;
-    std::set<std::pair<std::uint64_t, std::uint64_t>> revoked_;  // (job, first index)
 };
 
 }  // namespace dtask::detail

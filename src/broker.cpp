@@ -114,6 +114,18 @@ struct ClientPeer {
     std::unordered_set<std::uint64_t> jobs;
 };
 
+/// A batch running on two workers: a backup copy. Keyed by its first index in its job; the
+/// count tells it apart from another batch that starts there (a retried single).
+struct Copies {
+    std::uint64_t count = 0;
+    std::vector<std::string> holders;
+
+    bool of(std::uint64_t batch_count, const std::string& worker) const {
+        return count == batch_count &&
+               std::find(holders.begin(), holders.end(), worker) != holders.end();
+    }
+};
+
 struct BrokerJob {
     std::uint64_t id = 0;  // client index << 32 | the client's job id
     std::string client;    // routing id
@@ -137,7 +149,7 @@ struct BrokerJob {
     // TransientError. At settings.max_attempts the job fails.
     std::unordered_map<std::uint64_t, unsigned> spoiled;
     // Batches running on two workers (a backup copy): first index -> the workers holding it.
-    std::unordered_map<std::uint64_t, std::vector<std::string>> copies;
+    std::unordered_map<std::uint64_t, Copies> copies;
     bool split_done = false;     // the client has sent every subtask: the tail has begun
     Clock::duration run_time{};  // of the batches finished, for the backup threshold
     std::uint64_t runs = 0;      // subtasks in those batches
@@ -389,10 +401,11 @@ private:
         auto held = worker.find(job_id, first);
         if (held == worker.held.end())
             return;  // requeued, revoked or stale: not ours
-        if (count == 0 || count > held->end() - first)
-            throw ProtocolError("results for subtasks " + std::to_string(first) + " to " +
-                                std::to_string(first + count) + " of a batch that ends at " +
-                                std::to_string(held->end()));
+        if (count == 0)
+            throw ProtocolError("a result message of no results");
+        if (count > held->end() - first)
+            return;  // a run of another batch that starts in this one: a revoked copy's
+
         check_batch(message.body[0], count, "result batch");
         held->next = std::max(held->next, first + count);
         auto job = jobs_.find(job_id);
@@ -432,7 +445,7 @@ private:
         if (job != nullptr) {
             job->run_time += now - started;
             job->runs += held->count;
-            settle_copies(*job, held->first, worker.id, revoked);
+            settle_copies(*job, held->first, held->count, worker.id, revoked);
         }
         worker.release(held);
     }
@@ -451,19 +464,19 @@ private:
     }
 
     /// A batch ended on `winner`: every other copy of it is revoked, its credit given back.
-    void settle_copies(BrokerJob& job, std::uint64_t first, const std::string& winner,
-                       std::vector<std::string>& revoked) {
+    void settle_copies(BrokerJob& job, std::uint64_t first, std::uint64_t count,
+                       const std::string& winner, std::vector<std::string>& revoked) {
         auto it = job.copies.find(first);
-        if (it == job.copies.end())
-            return;
-        const auto holders = std::move(it->second);
+        if (it == job.copies.end() || !it->second.of(count, winner))
+            return;  // no copies, or of another batch that starts at the same index
+        const auto holders = std::move(it->second.holders);
         job.copies.erase(it);
         for (const auto& id : holders) {
             auto holder = workers_.find(id);
             if (id == winner || holder == workers_.end())
                 continue;
             auto copy = holder->second.find(job.id, first);
-            if (copy == holder->second.held.end() || copy->first != first)
+            if (copy == holder->second.held.end() || copy->first != first || copy->count != count)
                 continue;
             holder->second.release(copy);
             // If it has not started the copy it skips it; if it has, the result is ignored.
@@ -481,15 +494,15 @@ private:
         }
     }
 
-    /// Whether another worker still runs a copy of this batch; forgets `holder`'s copy.
-    bool other_copy_runs(BrokerJob& job, std::uint64_t first, const std::string& holder) {
-        auto it = job.copies.find(first);
-        if (it == job.copies.end())
-            return false;
-        std::erase(it->second, holder);
-        const bool others = !it->second.empty();
-        if (it->second.size() <= 1)
-            job.copies.erase(it);  // one copy left: an ordinary subtask again
+    /// Whether another worker still runs a copy of `holder`'s batch; forgets that copy.
+    bool other_copy_runs(BrokerJob& job, const Held& batch, const std::string& holder) {
+        auto it = job.copies.find(batch.first);
+        if (it == job.copies.end() || !it->second.of(batch.count, holder))
+            return false;  // no copies, or of another batch that starts at the same index
+        std::erase(it->second.holders, holder);
+        const bool others = !it->second.holders.empty();
+        if (it->second.holders.size() <= 1)
+            job.copies.erase(it);  // one copy left: an ordinary batch again
         return others;
     }
 
@@ -621,7 +634,7 @@ private:
         }
         log_warning("broker",
                     "job '" + job.name + "': " + report.message + "; it goes to another worker");
-        if (other_copy_runs(job, batch.first, worker_id))
+        if (other_copy_runs(job, batch, worker_id))
             return;  // the other copy carries on with the whole batch
         const std::uint64_t from = batch.next - batch.first;
         const std::uint64_t at = index - batch.first;
@@ -638,6 +651,11 @@ private:
     void feed(WorkerPeer& worker) {
         if (worker.isolated)
             return;  // nothing beside a quarantined batch
+        if (worker.draining && quarantined_ == 0) {
+            // The quarantine emptied without it (its job ended): it serves as before.
+            worker.draining = false;
+            --draining_;
+        }
         if (quarantined_ > 0 && reserved_for_quarantine(worker)) {
             if (!worker.held.empty()) {
                 make_full(worker);  // until it has finished what it holds
@@ -754,7 +772,7 @@ private:
             return false;
         Held& running = holder->held.front();
         BrokerJob& job = jobs_.at(running.job);
-        job.copies[running.first] = {holder->id, idle.id};
+        job.copies[running.first] = Copies{running.count, {holder->id, idle.id}};
         zmq::message_t payload;
         payload.copy(running.payload);
         send_task(idle, job, Task{running.first, running.count, std::move(payload)});
@@ -815,7 +833,7 @@ private:
             if (job_it == jobs_.end())
                 continue;
             BrokerJob& job = job_it->second;
-            if (other_copy_runs(job, held->first, id))
+            if (other_copy_runs(job, *held, id))
                 continue;  // its other copy carries on
             Task rest = remainder(*held);
             if (!crashed) {

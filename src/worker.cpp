@@ -69,6 +69,18 @@ std::string new_routing_id() {
     return id;
 }
 
+/// Marks the main thread busy (in user code, deaf to its socket) for a scope.
+class Busy {
+public:
+    explicit Busy(PulseShared& shared) : shared_(shared) { shared_.busy.store(true); }
+    ~Busy() { shared_.busy.store(false); }
+    Busy(const Busy&) = delete;
+    Busy& operator=(const Busy&) = delete;
+
+private:
+    PulseShared& shared_;
+};
+
 /// The worker's main thread: the link to the broker, and map.
 class Worker {
 public:
@@ -162,6 +174,8 @@ private:
                 for (int burst = 0; burst < 64; ++burst) {
                     if (!receive(broker_, frames, false))
                         break;
+                    // Read again per message: the one before may have run a long batch.
+                    now = Clock::now();
                     last_heard_ = now;
                     silent_since = now;
                     backoff = interval_;
@@ -170,6 +184,9 @@ private:
                 }
                 now = Clock::now();  // map may have run meanwhile
             }
+            // Messages still unread (the broker's heartbeats among them, behind a long batch)
+            // mean the broker is not silent: no verdict until they are read.
+            const bool unread = (broker_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
             // Whatever the worker sends shows it alive: a heartbeat only after an interval
             // of silence.
             if (now >= last_sent() + interval_) {
@@ -177,7 +194,7 @@ private:
                 send_to_broker(beat);
             }
             next_heartbeat = last_sent() + interval_;
-            if (now - last_heard_ > interval_ * liveness_ &&
+            if (!unread && now - last_heard_ > interval_ * liveness_ &&
                 now - silent_since > options_.give_up) {
                 log_warning("worker " + name_,
                             "the broker at " + options_.endpoint + " has been silent for " +
@@ -187,7 +204,7 @@ private:
                                 " s: giving up");
                 return worker_gave_up;
             }
-            if (now - last_heard_ > interval_ * liveness_ + backoff) {
+            if (!unread && now - last_heard_ > interval_ * liveness_ + backoff) {
                 // Reconnect with a fresh socket, waiting longer each time.
                 connect();
                 backoff = std::min(backoff * 2, std::chrono::milliseconds(std::chrono::seconds(8)));
@@ -217,21 +234,25 @@ private:
                 if (message.fields[1] > 0)
                     liveness_ = static_cast<unsigned>(message.fields[1]);
                 return std::nullopt;
-            case Command::job:
+            case Command::job: {
+                // Decoding the job-wide data may take long too: the pulse speaks meanwhile.
+                const Busy busy(shared_);
                 runner_.open_job(message);
                 return std::nullopt;
-            case Command::task:
-                shared_.busy.store(true);
+            }
+            case Command::task: {
+                const Busy busy(shared_);
                 runner_.run_batch(message);
-                shared_.busy.store(false);
                 return std::nullopt;
+            }
             case Command::end:
                 runner_.end_job(message.fields[0]);
                 return std::nullopt;
             case Command::heartbeat:
                 return std::nullopt;
             case Command::revoke:
-                runner_.revoke(message.fields[0], message.fields[1]);
+                // The batch was read, and so run, before the revoke behind it: nothing to
+                // skip. The broker ignores the result.
                 return std::nullopt;
             case Command::notice:
                 log_warning("worker " + name_, as_text(message.body[0]));
