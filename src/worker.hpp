@@ -35,7 +35,6 @@ enum WorkerExit : int {
     worker_refused = 3,  // the broker refused it
     worker_gave_up = 4,  // the broker stayed silent
     worker_failed = 5,   // an unexpected error stopped it
-    worker_restart = 6,  // a subtask hung: run_worker replaces the process (never exits so)
 };
 
 /// Serves the broker at options.endpoint until told to stop; returns the exit code.
