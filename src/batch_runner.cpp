@@ -102,7 +102,7 @@ void BatchRunner::run_batch(Inbound& message) {
             return;
         }
         if (watched)
-            watch_.start(job_id, index, job.timeout);
+            shared_.watch.start(job_id, index, job.timeout);
         run.writer.begin();
         bool mapped = false;
         try {
@@ -117,7 +117,7 @@ void BatchRunner::run_batch(Inbound& message) {
             describe_current_exception(failure);
         }
         if (watched)
-            watch_.stop();
+            shared_.watch.stop();
         if (mapped) {
             ++run.count;
             continue;
@@ -152,7 +152,7 @@ void BatchRunner::send_failure(std::uint64_t job_id, std::uint64_t index, const 
 
 void BatchRunner::send_frames(std::span<zmq::message_t> frames) {
     send(broker_, {}, frames);
-    last_sent_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    shared_.note_sent();
 }
 
 }  // namespace dtask::detail

@@ -2,7 +2,6 @@
 // The part of a worker that runs map: it opens jobs (their definition and job-wide data),
 // runs batches of subtasks in order and sends their results, or failures, to the broker.
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -16,7 +15,7 @@
 
 #include "batch.hpp"
 #include "protocol.hpp"
-#include "subtask_watch.hpp"
+#include "worker_pulse.hpp"
 
 namespace dtask::detail {
 
@@ -25,13 +24,9 @@ public:
     using Clock = std::chrono::steady_clock;
 
     /// Sends on `broker` (which the caller may replace by a new socket between batches), and
-    /// stamps `last_sent` with each send so that the pulse thread knows the link is alive.
-    BatchRunner(zmq::socket_t& broker, std::string worker_name, SubtaskWatch& watch,
-                std::atomic<Clock::rep>& last_sent)
-        : broker_(broker),
-          worker_name_(std::move(worker_name)),
-          watch_(watch),
-          last_sent_(last_sent) {}
+    /// notes each send in `shared` so that the pulse thread knows the link is alive.
+    BatchRunner(zmq::socket_t& broker, std::string worker_name, PulseShared& shared)
+        : broker_(broker), worker_name_(std::move(worker_name)), shared_(shared) {}
 
     void open_job(protocol::Inbound& message);
     void run_batch(protocol::Inbound& message);
@@ -71,8 +66,7 @@ private:
 
     zmq::socket_t& broker_;
     std::string worker_name_;
-    SubtaskWatch& watch_;
-    std::atomic<Clock::rep>& last_sent_;
+    PulseShared& shared_;
     std::unordered_map<std::uint64_t, OpenJob> jobs_;
 };
 

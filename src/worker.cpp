@@ -91,7 +91,7 @@ public:
           signal_fd_(signal_fd),
           shared_(shared),
           name_(process_name()),
-          runner_(broker_, name_, shared.watch, shared.last_sent) {}
+          runner_(broker_, name_, shared) {}
 
     /// Returns the exit code.
     int run() {
@@ -141,7 +141,7 @@ private:
 
     void send_to_broker(std::span<zmq::message_t> frames) {
         send(broker_, {}, frames);
-        shared_.last_sent.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+        shared_.note_sent();
     }
 
     int serve() {
@@ -157,7 +157,7 @@ private:
         auto now = Clock::now();  // read once per turn of the loop: a clock read is not free
         auto silent_since = now;
         auto backoff = interval_;
-        auto next_heartbeat = last_sent() + interval_;
+        auto next_heartbeat = shared_.last_sent_at() + interval_;
         std::vector<zmq::message_t> frames;
         for (;;) {
             std::array<zmq::pollitem_t, 2> items{
@@ -189,11 +189,11 @@ private:
             const bool unread = (broker_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
             // Whatever the worker sends shows it alive: a heartbeat only after an interval
             // of silence.
-            if (now >= last_sent() + interval_) {
+            if (now >= shared_.last_sent_at() + interval_) {
                 std::array beat{header(Command::heartbeat)};
                 send_to_broker(beat);
             }
-            next_heartbeat = last_sent() + interval_;
+            next_heartbeat = shared_.last_sent_at() + interval_;
             if (!unread && now - last_heard_ > interval_ * liveness_ &&
                 now - silent_since > options_.give_up) {
                 log_warning("worker " + name_,
@@ -210,10 +210,6 @@ private:
                 backoff = std::min(backoff * 2, std::chrono::milliseconds(std::chrono::seconds(8)));
             }
         }
-    }
-
-    Clock::time_point last_sent() const {
-        return Clock::time_point(Clock::duration(shared_.last_sent.load()));
     }
 
     std::optional<int> on_message(std::vector<zmq::message_t>& frames) {

@@ -75,10 +75,9 @@ void Pulse::run() {
         now = Clock::now();
         if (const auto hung = shared_.watch.running(); hung && now >= hung->deadline)
             report_hung(*hung);
-        const auto last_sent = Clock::time_point(Clock::duration(shared_.last_sent.load()));
-        if (shared_.busy.load() && now - last_sent >= interval) {
+        if (shared_.busy.load() && now - shared_.last_sent_at() >= interval) {
             send_pulse(0);
-            shared_.last_sent.store(now.time_since_epoch().count());
+            shared_.note_sent();
         }
     }
 }

@@ -29,6 +29,14 @@ struct PulseShared {
     std::atomic<bool> busy{false};
     std::atomic<long> interval_ms{250};
 
+    /// Stamps a message to the broker: whatever the worker sends shows it alive.
+    void note_sent() noexcept {
+        last_sent.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    }
+    Clock::time_point last_sent_at() const noexcept {
+        return Clock::time_point(Clock::duration(last_sent.load(std::memory_order_relaxed)));
+    }
+
     void set_routing_id(std::string id) {
         std::lock_guard lock(mutex);
         routing_id = std::move(id);
