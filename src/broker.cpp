@@ -8,6 +8,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "deadline.hpp"
 #include "log.hpp"
 #include "protocol.hpp"
+#include "thread_name.hpp"
 
 namespace dtask::detail {
 
@@ -80,6 +82,10 @@ struct WorkerPeer {
     std::size_t hungry_slot = 0;       // where in that list
 
     std::int64_t held_work_ns = 0;  // what its batches are expected to take, in all
+    // Whether it serves the job (by serial) asked about last: nearly every question is
+    // about the same job as the one before, and the full answer compares long signatures.
+    std::uint64_t asked_serial = 0;
+    bool serves_asked = false;
 
     /// Whether it may take another batch: it holds fewer than 2, or fewer than its window
     /// and less than credit_window_time of expected work. The window follows how fast it
@@ -127,8 +133,9 @@ struct Copies {
 };
 
 struct BrokerJob {
-    std::uint64_t id = 0;  // client index << 32 | the client's job id
-    std::string client;    // routing id
+    std::uint64_t id = 0;      // client index << 32 | the client's job id
+    std::uint64_t serial = 0;  // never reused, unlike a client's job id
+    std::string client;        // routing id
     std::uint64_t client_job = 0;
     std::string name;
     std::string signature;
@@ -167,7 +174,14 @@ std::string format_ms(std::chrono::milliseconds ms) {
 
 class Broker::Loop {
 public:
-    Loop(Broker& broker) : broker_(broker), socket_(broker.socket_), options_(broker.options_) {}
+    Loop(Broker& broker) : broker_(broker), socket_(broker.socket_), options_(broker.options_) {
+        exits_fd_ = epoll_create1(EPOLL_CLOEXEC);
+        if (exits_fd_ < 0)
+            throw Error("dtask: cannot create the broker's epoll set of local workers");
+    }
+    ~Loop() { close(exits_fd_); }
+    Loop(const Loop&) = delete;
+    Loop& operator=(const Loop&) = delete;
 
     void run() {
         try {
@@ -189,8 +203,7 @@ private:
             items.clear();  // kept from turn to turn: no allocation per poll
             items.push_back({socket_.handle(), 0, ZMQ_POLLIN, 0});
             items.push_back({nullptr, broker_.stop_fd_, ZMQ_POLLIN, 0});
-            for (const auto& child : children_)
-                items.push_back({nullptr, child.pidfd, ZMQ_POLLIN, 0});
+            items.push_back({nullptr, exits_fd_, ZMQ_POLLIN, 0});
             const auto wake_at =
                 respawns_.empty() ? next_tick_ : std::min(next_tick_, respawns_.front());
             const auto wait = std::max(
@@ -211,10 +224,8 @@ private:
                     on_message(frames);
                 }
             }
-            for (std::size_t i = 2; i < items.size(); ++i) {
-                if (items[i].revents & ZMQ_POLLIN)
-                    on_child_exit(items[i].fd);
-            }
+            if (items[2].revents & ZMQ_POLLIN)
+                on_children_exits();
             now_ = Clock::now();
             respawn_due(now_);
             if (now_ >= next_tick_) {
@@ -358,9 +369,13 @@ private:
 
     // ---- workers ----
 
-    bool serves(const WorkerPeer& worker, const BrokerJob& job) const {
-        auto it = worker.serves.find(job.name);
-        return it != worker.serves.end() && it->second == job.signature;
+    bool serves(WorkerPeer& worker, const BrokerJob& job) const {
+        if (worker.asked_serial != job.serial) {
+            auto it = worker.serves.find(job.name);
+            worker.serves_asked = it != worker.serves.end() && it->second == job.signature;
+            worker.asked_serial = job.serial;
+        }
+        return worker.serves_asked;
     }
 
     /// Tells both sides when a worker offers a job under the same name with other types.
@@ -886,7 +901,7 @@ private:
             return;
         worker.hungry = true;
         worker.hungry_slot = hungry_.size();
-        hungry_.push_back(worker.id);
+        hungry_.push_back(&worker);
     }
 
     void make_full(WorkerPeer& worker) {
@@ -894,8 +909,8 @@ private:
             return;
         worker.hungry = false;
         if (worker.hungry_slot + 1 != hungry_.size()) {
-            hungry_[worker.hungry_slot] = std::move(hungry_.back());
-            workers_.at(hungry_[worker.hungry_slot]).hungry_slot = worker.hungry_slot;
+            hungry_[worker.hungry_slot] = hungry_.back();
+            hungry_[worker.hungry_slot]->hungry_slot = worker.hungry_slot;
         }
         hungry_.pop_back();
     }
@@ -903,11 +918,10 @@ private:
     /// Offers work to every worker with free credits, after work appeared that place() does
     /// not hand out (quarantined subtasks).
     void feed_idle() {
-        std::vector<std::string> idle = hungry_;
-        for (const auto& id : idle) {
-            if (auto worker = workers_.find(id); worker != workers_.end())
-                feed(worker->second);
-        }
+        // A copy: feeding a worker takes it off the list. Feeding loses no worker.
+        const std::vector<WorkerPeer*> idle = hungry_;
+        for (WorkerPeer* worker : idle)
+            feed(*worker);
     }
 
     /// Whether this worker is (or now becomes) reserved to run a quarantined subtask alone.
@@ -988,6 +1002,7 @@ private:
         auto settings = decode_body<JobSettings>(message.body[3], "the job's settings");
         BrokerJob& job = jobs_[id];
         job.id = id;
+        job.serial = ++job_serials_;
         job.client = client.id;
         job.client_job = message.fields[0];
         job.settings = std::move(settings);
@@ -1034,7 +1049,7 @@ private:
         for (bool gave = true; gave && !job.queue.empty();) {
             gave = false;
             for (std::size_t i = 0; i < hungry_.size() && !job.queue.empty();) {
-                WorkerPeer& worker = workers_.at(hungry_[i]);
+                WorkerPeer& worker = *hungry_[i];
                 if (serves(worker, job) && !worker.isolated && !worker.draining) {
                     Task task = std::move(job.queue.front());
                     job.queue.pop_front();
@@ -1143,9 +1158,9 @@ private:
         std::vector<std::uint64_t> expired;
         for (auto& [job_id, entry] : jobs_) {
             BrokerJob& job = entry;  // a plain reference: clang 14 cannot capture a binding
-            const bool served =
-                std::any_of(workers_.begin(), workers_.end(),
-                            [&](const auto& worker) { return serves(worker.second, job); });
+            const bool served = std::any_of(workers_.begin(), workers_.end(), [&](auto& worker) {
+                return serves(worker.second, job);
+            });
             if (served) {
                 job.waiting_for_worker = false;
             } else if (!job.waiting_for_worker) {
@@ -1187,15 +1202,31 @@ private:
             log_warning("broker", e.what());
             return;
         }
+        epoll_event watch{};
+        watch.events = EPOLLIN;
+        watch.data.fd = children_.back().pidfd;
+        if (epoll_ctl(exits_fd_, EPOLL_CTL_ADD, watch.data.fd, &watch) != 0)
+            log_warning("broker", "cannot watch a local worker for its exit (epoll_ctl)");
         std::lock_guard lock(broker_.mutex_);
         broker_.local_pids_.push_back(children_.back().pid);
+    }
+
+    /// Handles the local workers that exited. Reaping closes a pidfd, which takes it out of
+    /// the epoll set.
+    void on_children_exits() {
+        std::array<epoll_event, 16> exited{};  // more wait for the next poll
+        const int count = epoll_wait(exits_fd_, exited.data(), exited.size(), 0);
+        for (int i = 0; i < count; ++i)
+            on_child_exit(exited[static_cast<std::size_t>(i)].data.fd);
     }
 
     void on_child_exit(int pidfd) {
         auto child = std::find_if(children_.begin(), children_.end(),
                                   [&](const auto& c) { return c.pidfd == pidfd; });
-        if (child == children_.end())
+        if (child == children_.end()) {
+            epoll_ctl(exits_fd_, EPOLL_CTL_DEL, pidfd, nullptr);
             return;
+        }
         const pid_t pid = child->pid;
         const std::string how = describe_wait_status(reap(*child));
         children_.erase(child);
@@ -1289,11 +1320,16 @@ private:
     zmq::socket_t& socket_;
     const BrokerOptions& options_;
     std::vector<ChildProcess> children_;
+    // The pidfds of children_, watched as one: a poll costs the same for 1 or 100 of them.
+    int exits_fd_ = -1;
     std::unordered_map<std::string, WorkerPeer> workers_;
     std::unordered_map<std::string, ClientPeer> clients_;
     std::unordered_map<std::uint64_t, BrokerJob> jobs_;
     std::deque<std::uint64_t> rotation_;  // jobs with queued subtasks, served in turn
-    std::vector<std::string> hungry_;     // workers with room for more batches, in no order
+    // Workers with room for more batches, in no order. A worker leaves it before it leaves
+    // workers_, whose elements never move.
+    std::vector<WorkerPeer*> hungry_;
+    std::uint64_t job_serials_ = 0;  // the last BrokerJob::serial given
     std::uint32_t next_client_index_ = 1;
     std::string early_exits_;  // why the last local worker that never joined ended
     std::unordered_map<std::int64_t, Clock::time_point> joined_pids_;  // local workers: joined at
@@ -1354,7 +1390,10 @@ Broker::~Broker() {
 }
 
 void Broker::start() {
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+        name_this_thread("dtask-broker");
+        run();
+    });
 }
 
 void Broker::run() noexcept {

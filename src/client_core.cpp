@@ -18,6 +18,7 @@
 #include "index_set.hpp"
 #include "log.hpp"
 #include "protocol.hpp"
+#include "thread_name.hpp"
 
 namespace dtask::detail {
 
@@ -703,6 +704,7 @@ ClientCore::ClientCore(zmq::context_t& context, ClientOptions options)
                              "': " + e.what());
     }
     thread_ = std::thread([this] {
+        name_this_thread("dtask-client");
         try {
             loop_->run();
         } catch (const std::exception& e) {

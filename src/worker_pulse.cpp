@@ -12,6 +12,7 @@
 
 #include "log.hpp"
 #include "protocol.hpp"
+#include "thread_name.hpp"
 #include "worker.hpp"
 
 namespace dtask::detail {
@@ -32,6 +33,7 @@ Pulse::Pulse(zmq::context_t& context, std::string endpoint, std::string worker_n
     if (wake_fd_ < 0)
         throw Error("dtask: cannot create the worker's pulse wake-up event (eventfd)");
     thread_ = std::thread([this] {
+        name_this_thread("dtask-pulse");
         try {
             run();
         } catch (const std::exception& e) {
