@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -41,13 +42,38 @@ long peak_rss_kib(const std::string& pid) {
     return 0;
 }
 
+/// The ids of this process's threads called `name`.
+std::vector<std::string> threads_named(const std::string& name) {
+    std::vector<std::string> ids;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::ifstream comm(entry.path() / "comm");
+        std::string line;
+        if (std::getline(comm, line) && line == name)
+            ids.push_back(entry.path().filename().string());
+    }
+    return ids;
+}
+
+/// Nanoseconds thread `id` of this process has spent on a CPU (the scheduler's own account,
+/// /proc/self/task/ID/schedstat): unlike a rate, unaffected by how many other processes
+/// wait for the machine's cores.
+double thread_cpu_ns(const std::string& id) {
+    std::ifstream schedstat("/proc/self/task/" + id + "/schedstat");
+    double on_cpu_ns = 0;
+    if (!(schedstat >> on_cpu_ns))
+        throw std::runtime_error("cannot read the CPU time of thread " + id);
+    return on_cpu_ns;
+}
+
 /// A Cluster that listens on tcp and starts no workers, and `count` worker processes of
 /// this binary connected to it, started here as remote workers would be started by hand.
 struct RemoteFleet {
     std::unique_ptr<dtask::Cluster> cluster;
     std::vector<ChildProcess> workers;
+    std::string broker_thread;  // the id of the Cluster's broker thread
 
     explicit RemoteFleet(std::size_t count) {
+        const std::vector<std::string> brokers_before = threads_named("dtask-broker");
         dtask::ClusterOptions options;
         options.local_workers = 0;
         options.listen = {"tcp://127.0.0.1:*"};
@@ -59,20 +85,39 @@ struct RemoteFleet {
             workers.emplace_back(
                 std::vector<std::string>{"--dtask-worker", endpoint, "--dtask-give-up", "10"});
         wait_for_workers(*cluster, count);
+        // The broker thread names itself before it binds, so it has by now.
+        for (const std::string& id : threads_named("dtask-broker")) {
+            if (std::find(brokers_before.begin(), brokers_before.end(), id) == brokers_before.end())
+                broker_thread = id;
+        }
+        if (broker_thread.empty())
+            throw std::runtime_error("the Cluster's broker thread (dtask-broker) was not found");
     }
 };
 
-/// Subtasks per second of `jobs` jobs of `subtasks / jobs` empty subtasks each, submitted at
-/// once, with batching off: one message per subtask through the broker.
-double unbatched_rate(dtask::Cluster& cluster, std::uint64_t subtasks, std::uint64_t jobs) {
+/// What one unbatched run measured: its rate, and the broker's CPU per subtask.
+struct BrokerRun {
+    double subtasks_per_second = 0;
+    double broker_ns_per_subtask = 0;
+};
+
+/// `jobs` jobs of `subtasks / jobs` empty subtasks each, submitted at once, with batching
+/// off: each subtask is two messages into the broker and two out of it.
+BrokerRun unbatched_run(RemoteFleet& fleet, std::uint64_t subtasks, std::uint64_t jobs) {
     const std::uint64_t each = subtasks / jobs;
+    const double cpu_before = thread_cpu_ns(fleet.broker_thread);
     const auto start = Clock::now();
     std::vector<dtask::JobHandle<std::uint64_t>> handles;
-    for (std::uint64_t job = 0; job < jobs; ++job)
-        handles.push_back(cluster.submit(identity_job, each, dtask::RunOptions{.batch_size = 1}));
+    for (std::uint64_t job = 0; job < jobs; ++job) {
+        handles.push_back(
+            fleet.cluster->submit(identity_job, each, dtask::RunOptions{.batch_size = 1}));
+    }
     for (auto& handle : handles)
         check_result("the empty-subtask job", handle.get(), identity_result(each));
-    return static_cast<double>(each * jobs) / seconds_since(start);
+    const double seconds = seconds_since(start);
+    const double cpu_ns = thread_cpu_ns(fleet.broker_thread) - cpu_before;
+    const auto done = static_cast<double>(each * jobs);
+    return {done / seconds, cpu_ns / done};
 }
 
 }  // namespace
@@ -156,60 +201,83 @@ std::vector<Figure> broker_scaling(const Settings& settings) {
         relay_clients.push_back(std::make_unique<raw::Client>(relays.back()->endpoint()));
     }
 
-    std::vector<Figure> by_workers, vs_relay;
+    // The broker's cost: CPU time of its thread per subtask. The rates beside it also count
+    // what many processes sharing two cores cost the workers and the machine.
+    std::vector<Figure> cost_by_workers, rate_by_workers, vs_relay;
     for (const std::size_t count : worker_counts) {
-        const std::string name = "broker_scaling.workers_" + std::to_string(count);
-        Figure figure{"broker_scaling", name, "subtasks/s", Better::higher};
+        const std::string suffix = "workers_" + std::to_string(count);
+        Figure cost{"broker_scaling", "broker_scaling.cpu_" + suffix, "ns/subtask", Better::lower};
+        Figure rate{"broker_scaling", "broker_scaling." + suffix, "subtasks/s", Better::higher};
         if (count != 1) {
-            figure.baseline = "1 worker";
-            figure.target = Target::ratio_at_least(0.8);
+            cost.baseline = "1 worker";
+            cost.target = Target::ratio_at_most(1.25);
+            rate.baseline = "1 worker";
         }
-        figure.detail("workers", static_cast<double>(count));
-        figure.detail("jobs", 1.0);
-        by_workers.push_back(std::move(figure));
-        Figure relayed{"broker_scaling", name + "_vs_relay", "subtasks/s", Better::higher};
+        Figure relayed{"broker_scaling", "broker_scaling." + suffix + "_vs_relay", "subtasks/s",
+                       Better::higher};
         relayed.baseline = "raw_relay_" + std::to_string(count) + "_workers";
-        relayed.detail("workers", static_cast<double>(count));
-        relayed.detail("jobs", 1.0);
         relayed.detail("raw_worker_credits", static_cast<double>(raw_relay_credits));
         relayed.detail("raw_window", static_cast<double>(raw_window));
+        for (Figure* figure : {&cost, &rate, &relayed}) {
+            figure->detail("workers", static_cast<double>(count));
+            figure->detail("jobs", 1.0);
+        }
+        cost_by_workers.push_back(std::move(cost));
+        rate_by_workers.push_back(std::move(rate));
         vs_relay.push_back(std::move(relayed));
     }
-    Figure by_jobs{"broker_scaling", "broker_scaling.jobs_" + std::to_string(concurrent_jobs),
-                   "subtasks/s", Better::higher};
-    by_jobs.baseline = "1 job, 1 worker";
-    by_jobs.target = Target::ratio_at_least(0.8);
-    by_jobs.detail("workers", 1.0);
-    by_jobs.detail("jobs", static_cast<double>(concurrent_jobs));
+    const std::string jobs_suffix = "jobs_" + std::to_string(concurrent_jobs);
+    Figure cost_by_jobs{"broker_scaling", "broker_scaling.cpu_" + jobs_suffix, "ns/subtask",
+                        Better::lower};
+    cost_by_jobs.baseline = "1 job, 1 worker";
+    cost_by_jobs.target = Target::ratio_at_most(1.25);
+    Figure rate_by_jobs{"broker_scaling", "broker_scaling." + jobs_suffix, "subtasks/s",
+                        Better::higher};
+    rate_by_jobs.baseline = "1 job, 1 worker";
+    for (Figure* figure : {&cost_by_jobs, &rate_by_jobs}) {
+        figure->detail("workers", 1.0);
+        figure->detail("jobs", static_cast<double>(concurrent_jobs));
+    }
 
     for (int rep = 0; rep < settings.repeat; ++rep) {
-        std::vector<double> rates;
+        std::vector<BrokerRun> runs;
         for (std::size_t i = 0; i < fleets.size(); ++i) {
             const double relay_rate =
                 static_cast<double>(subtasks) /
                 relay_clients[i]->pipelined(subtasks, raw_window, 4, raw::Reply::echo);
-            rates.push_back(unbatched_rate(*fleets[i]->cluster, subtasks, 1));
-            vs_relay[i].add(rates.back(), relay_rate);
+            runs.push_back(unbatched_run(*fleets[i], subtasks, 1));
+            vs_relay[i].add(runs.back().subtasks_per_second, relay_rate);
         }
-        const double jobs_rate =
-            unbatched_rate(*fleets.front()->cluster, subtasks, concurrent_jobs);
-        for (std::size_t i = 0; i < rates.size(); ++i) {
-            if (i == 0)
-                by_workers[i].add(rates[i]);
-            else
-                by_workers[i].add(rates[i], rates.front());
+        const BrokerRun jobs_run = unbatched_run(*fleets.front(), subtasks, concurrent_jobs);
+        const BrokerRun& one = runs.front();
+        for (std::size_t i = 0; i < runs.size(); ++i) {
+            if (i == 0) {
+                cost_by_workers[i].add(one.broker_ns_per_subtask);
+                rate_by_workers[i].add(one.subtasks_per_second);
+            } else {
+                cost_by_workers[i].add(runs[i].broker_ns_per_subtask, one.broker_ns_per_subtask);
+                rate_by_workers[i].add(runs[i].subtasks_per_second, one.subtasks_per_second);
+            }
         }
-        by_jobs.add(jobs_rate, rates.front());
+        cost_by_jobs.add(jobs_run.broker_ns_per_subtask, one.broker_ns_per_subtask);
+        rate_by_jobs.add(jobs_run.subtasks_per_second, one.subtasks_per_second);
     }
 
-    std::vector<Figure> figures = std::move(by_workers);
-    figures.push_back(std::move(by_jobs));
+    std::vector<Figure> figures = std::move(cost_by_workers);
+    figures.push_back(std::move(cost_by_jobs));
+    figures.insert(figures.end(), rate_by_workers.begin(), rate_by_workers.end());
+    figures.push_back(std::move(rate_by_jobs));
     figures.insert(figures.end(), vs_relay.begin(), vs_relay.end());
     for (Figure& figure : figures) {
         figure.detail("subtasks", static_cast<double>(subtasks));
         figure.detail("batch_size", 1.0);
         figure.detail("transport", "tcp");
         figure.detail("workers_started_as", "remote: --dtask-worker tcp://127.0.0.1:PORT");
+        if (figure.unit == "ns/subtask") {
+            figure.detail("measure",
+                          "CPU time of the broker thread (/proc/self/task/ID/schedstat) over the "
+                          "run, per subtask: 2 messages in and 2 out");
+        }
     }
     return figures;
 }
