@@ -72,6 +72,10 @@ struct WorkerPeer {
     // Batches it may hold now: sized from how fast it finishes them, up to its credits.
     unsigned window = 2;
     std::unordered_set<std::uint64_t> opened;  // jobs whose definition it has
+    // Jobs that ended since it was last told: it hears of them with the next definition it
+    // is sent, or at the next tick. Telling at once would wake it for nothing between two
+    // short jobs, and the next job's subtasks would wait behind that.
+    std::vector<std::uint64_t> ended;
     // The batches it holds, in the order sent, which is the order it runs them in.
     std::deque<Held> held;
     Clock::time_point last_result_at;  // when it last finished a batch
@@ -796,6 +800,7 @@ private:
 
     void send_task(WorkerPeer& worker, BrokerJob& job, Task task) {
         if (worker.opened.insert(job.id).second) {
+            tell_ended(worker);  // drops their data before it takes this job's
             zmq::message_t shared;
             shared.copy(job.shared);
             std::array definition{header(Command::job, {job.id, job.settings.subtask_timeout_ms}),
@@ -819,7 +824,14 @@ private:
                                    std::move(task.payload), now_, expected_ns});
     }
 
-    /// Drops a worker; every subtask it held goes back to the front of its job's queue.
+    void tell_ended(WorkerPeer& worker) {
+        for (const std::uint64_t job_id : worker.ended) {
+            std::array frames{header(Command::end, {job_id})};
+            send(socket_, worker.id, frames);
+        }
+        worker.ended.clear();
+    }
+
     /// Drops a worker. `crashed`: it died or went silent, so what it held is suspect and
     /// goes to quarantine; otherwise (it left, or reconnected) it goes back to the queues.
     void worker_lost(std::string id, const std::string& how,
@@ -1070,8 +1082,8 @@ private:
         forget_job(job.id);
     }
 
-    /// Drops a job's queue and tells the workers holding its definition to drop it too.
-    /// Results still on their way are then ignored.
+    /// Drops a job's queue; the workers holding its definition are told to drop it too
+    /// (tell_ended). Results still on their way are then ignored.
     void forget_job(std::uint64_t job_id) {
         auto it = jobs_.find(job_id);
         if (it == jobs_.end())
@@ -1081,8 +1093,7 @@ private:
             if (worker == workers_.end())
                 continue;
             worker->second.opened.erase(job_id);
-            std::array frames{header(Command::end, {job_id})};
-            send(socket_, worker_id, frames);
+            worker->second.ended.push_back(job_id);
         }
         quarantined_ -= it->second.quarantine.size();
         if (auto client = clients_.find(it->second.client); client != clients_.end())
@@ -1142,11 +1153,16 @@ private:
                 id, "it sent nothing for " +
                         format_ms(std::chrono::duration_cast<std::chrono::milliseconds>(silence)));
 
-        for (const auto& [id, worker] : workers_) {
+        for (auto& [id, worker] : workers_) {
+            tell_ended(worker);
             std::array frames{header(Command::heartbeat)};
             send(socket_, id, frames);
         }
         for (const auto& [id, client] : clients_) {
+            // A client in this process watches no heartbeats, and one may idle for long
+            // without reading (ClientCore::run_here's spare connections).
+            if (client.same_process)
+                continue;
             std::array frames{header(Command::heartbeat)};
             send(socket_, id, frames);
         }

@@ -92,40 +92,28 @@ public:
         say_hello();
     }
 
+    /// The I/O thread's loop, until the client stops.
     void run() {
-        std::vector<zmq::message_t> frames;
         next_heartbeat_ = Clock::now() + interval_;
-        while (!stopped_) {
-            std::array<zmq::pollitem_t, 2> items{
-                {{socket_.handle(), 0, ZMQ_POLLIN, 0},
-                 {nullptr, core_.mailbox_->wake_fd, ZMQ_POLLIN, 0}}};
-            // Jobs whose split still has room in its window but used up its time slice
-            // continue at once; otherwise sleep until the next heartbeat is due.
-            const auto wake_at = std::min(next_heartbeat_, next_deadline_);
-            const auto wait = unpumped_.empty()
-                                  ? std::max(std::chrono::milliseconds(0),
-                                             std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                 wake_at - Clock::now()) +
-                                                 std::chrono::milliseconds(1))
-                                  : std::chrono::milliseconds(0);
-            protocol::poll(items, wait);
-            now_ = Clock::now();
-            slice_end_ = now_ + time_slice;
-            if (items[1].revents & ZMQ_POLLIN)
-                take_requests();
-            if (items[0].revents & ZMQ_POLLIN) {
-                for (int burst = 0; burst < 256 && now_ < slice_end_; ++burst) {
-                    if (!receive(socket_, frames, false))
-                        break;
-                    now_ = Clock::now();
-                    last_heard_ = now_;
-                    on_message(frames);
-                }
-            }
-            pump_unpumped();
-            heartbeat_if_due();
-            fail_overdue();
-        }
+        while (!stopped_)
+            turn();
+        say_goodbye();
+    }
+
+    /// Runs one job on the calling thread until it ends, with no other job on this loop:
+    /// its messages and the user's thread need no hand-off through the I/O thread.
+    void drive(std::shared_ptr<RunState> run) {
+        next_heartbeat_ = Clock::now() + interval_;
+        const RunState& state = *run;
+        start(std::move(run));
+        while (!state.finished() && !stopped_)
+            turn(true);
+        // The broker forgets the job now: this loop may idle for long before it sends again.
+        tell_finished();
+    }
+
+    void say_goodbye() {
+        tell_finished();
         std::array bye{header(Command::bye)};
         send(socket_, {}, bye);
     }
@@ -147,10 +135,51 @@ public:
     }
 
 private:
+    /// Waits for the socket, the next timer, and the user threads' requests (`driving`: only
+    /// for the client to stop), and handles what came.
+    void turn(bool driving = false) {
+        const Mailbox& mailbox = *core_.mailbox_;
+        std::array<zmq::pollitem_t, 2> items{
+            {{socket_.handle(), 0, ZMQ_POLLIN, 0},
+             {nullptr, driving ? mailbox.stop_fd : mailbox.wake_fd, ZMQ_POLLIN, 0}}};
+        // Jobs whose split still has room in its window but used up its time slice
+        // continue at once; otherwise sleep until the next heartbeat is due.
+        const auto wake_at = std::min(next_heartbeat_, next_deadline_);
+        const auto wait = unpumped_.empty()
+                              ? std::max(std::chrono::milliseconds(0),
+                                         std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             wake_at - Clock::now()) +
+                                             std::chrono::milliseconds(1))
+                              : std::chrono::milliseconds(0);
+        protocol::poll(items, wait);
+        now_ = Clock::now();
+        slice_end_ = now_ + time_slice;
+        if (items[1].revents & ZMQ_POLLIN) {
+            if (driving)
+                stop_driving();
+            else
+                take_requests();
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            std::vector<zmq::message_t>& frames = frames_;
+            for (int burst = 0; burst < 256 && now_ < slice_end_; ++burst) {
+                if (!receive(socket_, frames, false))
+                    break;
+                now_ = Clock::now();
+                last_heard_ = now_;
+                on_message(frames);
+            }
+        }
+        pump_unpumped();
+        heartbeat_if_due();
+        fail_overdue();
+    }
+
     void heartbeat_if_due() {
         const auto now = now_;
         if (now < next_heartbeat_)
             return;
+        tell_finished();
         std::array beat{header(Command::heartbeat)};
         send(socket_, {}, beat);
         next_heartbeat_ = now + interval_;
@@ -195,6 +224,23 @@ private:
         std::array frames{header(Command::hello), encode_body(hello)};
         send(socket_, {}, frames);
         last_heard_ = Clock::now();
+    }
+
+    /// The client stops while drive() runs: its job fails as the I/O thread's do.
+    void stop_driving() {
+        std::string reason;
+        {
+            std::lock_guard lock(core_.mailbox_->mutex);
+            reason = core_.mailbox_->stop_reason;
+        }
+        for (auto& [id, job] : jobs_) {
+            job.run->fail(
+                std::make_exception_ptr(Error("job '" + job.run->job_name() + "': " + reason)));
+            std::array frames{header(Command::cancel, {id})};
+            send(socket_, {}, frames);
+        }
+        jobs_.clear();
+        stopped_ = true;
     }
 
     // ---- requests from user threads ----
@@ -283,6 +329,7 @@ private:
                           text_frame(run->signature()),
                           zmq::message_t(run->shared().data(), run->shared().size()),
                           encode_body(settings)};
+        tell_finished();
         send(socket_, {}, frames);
         pump(id, job);
     }
@@ -366,7 +413,19 @@ private:
         } catch (...) {
             job.run->fail(std::current_exception());
         }
-        drop(id, Command::end);
+        // Nothing of the job is left to run: the broker may hear of its end with the next
+        // submit or heartbeat instead of being woken for it between two short jobs.
+        jobs_.erase(id);
+        finished_.push_back(id);
+    }
+
+    /// The `end` of the jobs finished since the last call.
+    void tell_finished() {
+        for (const std::uint64_t id : finished_) {
+            std::array frames{header(Command::end, {id})};
+            send(socket_, {}, frames);
+        }
+        finished_.clear();
     }
 
     void fail(std::uint64_t id, std::exception_ptr error) {
@@ -658,6 +717,7 @@ private:
 
     ClientCore& core_;
     zmq::socket_t socket_;
+    std::vector<zmq::message_t> frames_;  // of the message being handled
     std::chrono::milliseconds interval_;
     unsigned liveness_;
     Clock::time_point last_heard_;
@@ -674,18 +734,21 @@ private:
     std::string refusal_;                         // set once the broker refused us
     std::unordered_set<std::uint64_t> unpumped_;  // jobs that ran out of time slice, not window
     std::unordered_map<std::uint64_t, ActiveJob> jobs_;
+    std::vector<std::uint64_t> finished_;  // jobs done whose end the broker has yet to hear
     std::uint64_t next_job_id_ = 1;
     bool stopped_ = false;
 };
 
 ClientCore::Mailbox::Mailbox() {
     wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake_fd < 0)
-        throw Error("dtask: cannot create the client's wake-up event (eventfd)");
+    stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd < 0 || stop_fd < 0)
+        throw Error("dtask: cannot create the client's wake-up events (eventfd)");
 }
 
 ClientCore::Mailbox::~Mailbox() {
     close(wake_fd);
+    close(stop_fd);
 }
 
 void ClientCore::Mailbox::wake() const noexcept {
@@ -741,6 +804,45 @@ void ClientCore::enqueue(std::shared_ptr<RunState> run) {
     mailbox_->wake();
 }
 
+void ClientCore::run_here(std::shared_ptr<RunState> run) {
+    std::unique_ptr<Loop> loop;
+    {
+        std::lock_guard lock(mailbox_->mutex);
+        if (mailbox_->stopping) {
+            run->fail(std::make_exception_ptr(
+                Error("job '" + run->job_name() + "' was submitted after shutdown")));
+            return;
+        }
+        if (!spare_loops_.empty()) {
+            loop = std::move(spare_loops_.back());
+            spare_loops_.pop_back();
+        }
+        ++mailbox_->driving;
+    }
+    bool reusable = true;
+    try {
+        if (!loop)
+            loop = std::make_unique<Loop>(*this);
+        loop->drive(run);
+    } catch (const std::exception& e) {
+        run->fail(std::make_exception_ptr(TransportError(
+            "job '" + run->job_name() + "': its connection to the broker failed: " + e.what())));
+        reusable = false;  // the loop goes, and its socket with it
+    }
+    std::lock_guard lock(mailbox_->mutex);
+    if (reusable && !mailbox_->stopping) {
+        spare_loops_.push_back(std::move(loop));
+    } else if (loop) {
+        try {
+            loop->say_goodbye();
+        } catch (const std::exception&) {
+        }
+        loop.reset();  // closes its socket before stop() lets the context go
+    }
+    --mailbox_->driving;
+    mailbox_->drives_ended.notify_all();
+}
+
 void ClientCore::stop(const std::string& reason) {
     {
         std::lock_guard lock(mailbox_->mutex);
@@ -750,13 +852,30 @@ void ClientCore::stop(const std::string& reason) {
         }
     }
     mailbox_->wake();
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto written = write(mailbox_->stop_fd, &one, sizeof one);
     if (thread_.joinable())
         thread_.join();
+    {
+        // The jobs driven by user threads fail too; their sockets must close before the
+        // context they belong to does.
+        std::unique_lock lock(mailbox_->mutex);
+        mailbox_->drives_ended.wait(lock, [&] { return mailbox_->driving == 0; });
+    }
     // The I/O thread failed the jobs it had; fail any handed over after its last look.
     std::vector<std::shared_ptr<RunState>> left;
+    std::vector<std::unique_ptr<Loop>> spares;
     {
         std::lock_guard lock(mailbox_->mutex);
         left.swap(mailbox_->incoming);
+        spares.swap(spare_loops_);
+    }
+    for (auto& spare : spares) {
+        try {
+            spare->say_goodbye();
+        } catch (const std::exception&) {
+            // Closing the socket is all that is left to do.
+        }
     }
     for (auto& run : left)
         run->fail(std::make_exception_ptr(Error("job '" + run->job_name() + "': " + reason)));

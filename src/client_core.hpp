@@ -38,6 +38,11 @@ public:
 
     /// Hands a run to the I/O thread. Fails the run at once if the client has stopped.
     void enqueue(std::shared_ptr<RunState> run);
+    /// Runs `run` to its end on the calling thread, on a connection to the broker of its own
+    /// (kept for the next call): a blocking run saves the two hand-offs between the user's
+    /// thread and the I/O thread. For a broker in this process only, which neither sends
+    /// heartbeats to such a connection nor expects any while it is idle.
+    void run_here(std::shared_ptr<RunState> run);
     /// Workers connected to the broker, as it last said.
     std::size_t workers() const noexcept { return workers_.load(); }
     /// Waits until the broker reports at least `count` workers; false on timeout.
@@ -56,7 +61,10 @@ private:
         void wake() const noexcept;
 
         int wake_fd = -1;
+        int stop_fd = -1;  // written once, when the client stops; never read
         std::mutex mutex;
+        std::size_t driving = 0;  // run_here calls under way
+        std::condition_variable drives_ended;
         std::vector<std::shared_ptr<RunState>> incoming;
         std::vector<std::weak_ptr<RunState>> cancelled;
         bool stopping = false;
@@ -67,6 +75,7 @@ private:
     zmq::context_t& context_;
     std::shared_ptr<Mailbox> mailbox_;
     std::unique_ptr<Loop> loop_;
+    std::vector<std::unique_ptr<Loop>> spare_loops_;  // run_here's, idle; under mailbox_->mutex
     std::thread thread_;
     std::atomic<std::size_t> workers_{0};
     mutable std::mutex workers_mutex_;

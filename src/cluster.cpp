@@ -111,6 +111,10 @@ void Cluster::enqueue(std::shared_ptr<detail::RunState> run) {
     impl_->client.enqueue(std::move(run));
 }
 
+void Cluster::run_to_end(std::shared_ptr<detail::RunState> run) {
+    impl_->client.run_here(std::move(run));
+}
+
 std::size_t Cluster::planned_workers() const {
     return std::max<std::size_t>({impl_->broker.workers(), impl_->local_workers, 1});
 }

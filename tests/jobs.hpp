@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <future>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -220,6 +221,23 @@ inline const dtask::Job<std::uint64_t> slow_split{
     [](const std::uint64_t& n, dtask::SplitHint) {
         return dtask::pieces(n, [](std::uint64_t i) {
             spin(4000);
+            return i;
+        });
+    },
+    [](const std::uint64_t& x) { return x; },
+    [](std::uint64_t total, std::uint64_t part) { return total + part; }};
+
+/// Set by a test before it runs `signals_first_piece`; the job's split sets it when it
+/// makes its first piece, which happens on the thread that drives the job.
+inline std::promise<void>* first_piece_made = nullptr;
+
+/// Σ x for x in 0..n-1, telling first_piece_made (if set) when split makes its first piece.
+inline const dtask::Job<std::uint64_t> signals_first_piece{
+    "tests.signals_first_piece",
+    [](const std::uint64_t& n, dtask::SplitHint) {
+        return dtask::pieces(n, [](std::uint64_t i) {
+            if (i == 0 && first_piece_made != nullptr)
+                first_piece_made->set_value();
             return i;
         });
     },

@@ -1,6 +1,8 @@
 // Jobs on an embedded Cluster with real local worker processes.
 
 #include <algorithm>
+#include <future>
+#include <memory>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -190,6 +192,64 @@ TEST_CASE("Cluster.destroying_it_fails_running_jobs" * doctest::timeout(60)) {
     }
     REQUIRE(handle.wait_for(10s));
     CHECK_THROWS_AS(handle.get(), dtask::Error);
+}
+
+// run() drives its job on the calling thread, over a connection to the broker of its own
+// that the next run() on that Cluster takes over. Each run is bounded by its deadline.
+TEST_CASE("Cluster.run_on_the_calling_thread" * doctest::timeout(120)) {
+    dtask::Cluster cluster(small_cluster());
+    const dtask::RunOptions bounded{.deadline = 60s};
+    for (std::uint64_t n : {1ULL, 10ULL, 1000ULL, 20'000ULL})
+        CHECK(cluster.run(squares, n, bounded) == serial_squares(n));
+    // A failed job leaves the connection fit for the next run.
+    CHECK_THROWS_AS(cluster.run(throws_on_seven, std::uint64_t{20}, bounded), dtask::TaskError);
+    CHECK(cluster.run(squares, std::uint64_t{100}, bounded) == serial_squares(100));
+    // A run past its deadline is cancelled, and the next one is unaffected.
+    CHECK_THROWS_AS(cluster.run(busy, Busy{4, 100'000}, dtask::RunOptions{.deadline = 1ms}),
+                    dtask::TimeoutError);
+    CHECK(cluster.run(squares, std::uint64_t{100}, bounded) == serial_squares(100));
+}
+
+TEST_CASE("Cluster.run_from_many_threads_at_once" * doctest::timeout(120)) {
+    dtask::Cluster cluster(small_cluster());
+    std::vector<std::future<bool>> threads;
+    for (int thread = 0; thread < 4; ++thread) {
+        threads.push_back(std::async(std::launch::async, [&cluster, thread] {
+            bool all_right = true;
+            for (std::uint64_t job = 0; job < 20; ++job) {
+                const std::uint64_t n = 50 + 10 * job + static_cast<std::uint64_t>(thread);
+                all_right =
+                    all_right && cluster.run(squares, n, dtask::RunOptions{.deadline = 60s}) ==
+                                     serial_squares(n);
+            }
+            return all_right;
+        }));
+    }
+    for (auto& thread : threads) {
+        REQUIRE(thread.wait_for(90s) == std::future_status::ready);
+        CHECK(thread.get());
+    }
+}
+
+TEST_CASE("Cluster.destroying_it_fails_a_blocking_run" * doctest::timeout(60)) {
+    std::promise<void> driving;
+    first_piece_made = &driving;
+    auto cluster = std::make_unique<dtask::Cluster>(small_cluster(0));  // the job cannot end
+    dtask::Cluster* shared = cluster.get();
+    auto outcome = std::async(std::launch::async, [shared]() -> std::string {
+        try {
+            shared->run(signals_first_piece, std::uint64_t{10});
+            return "it returned";
+        } catch (const dtask::Error& e) {
+            return e.what();
+        }
+    });
+    // Split makes its first piece inside run(), on that thread: run() is under way.
+    REQUIRE(driving.get_future().wait_for(30s) == std::future_status::ready);
+    cluster.reset();
+    first_piece_made = nullptr;
+    REQUIRE(outcome.wait_for(10s) == std::future_status::ready);
+    CHECK(outcome.get().find("the Cluster was destroyed while the job ran") != std::string::npos);
 }
 
 TEST_CASE("Cluster.leaves_no_process_behind" * doctest::timeout(60)) {

@@ -54,6 +54,7 @@ public:
 
 private:
     void enqueue(std::shared_ptr<detail::RunState> run) override;
+    void run_to_end(std::shared_ptr<detail::RunState> run) override;
     std::size_t planned_workers() const override;
 
     struct Impl;
