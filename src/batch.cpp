@@ -5,6 +5,8 @@
 
 #include <dtask/error.hpp>
 
+#include "protocol.hpp"
+
 namespace dtask::detail {
 namespace {
 
@@ -43,8 +45,8 @@ bool BatchReader::next(std::span<const std::byte>& record, const char* what) {
     return true;
 }
 
-void check_batch(const zmq::message_t& frame, std::uint64_t count, const char* what) {
-    BatchReader reader({static_cast<const std::byte*>(frame.data()), frame.size()});
+void check_batch(std::span<const std::byte> batch, std::uint64_t count, const char* what) {
+    BatchReader reader(batch);
     std::span<const std::byte> record;
     std::uint64_t found = 0;
     while (reader.next(record, what))
@@ -55,8 +57,10 @@ void check_batch(const zmq::message_t& frame, std::uint64_t count, const char* w
                             std::to_string(found));
 }
 
-zmq::message_t slice_batch(const zmq::message_t& frame, std::uint64_t from, std::uint64_t to) {
-    BatchReader reader({static_cast<const std::byte*>(frame.data()), frame.size()});
+zmq::message_t slice_batch(const zmq::message_t& task, std::uint64_t from, std::uint64_t to) {
+    using namespace protocol;
+    const auto* bytes = static_cast<const std::byte*>(task.data());
+    BatchReader reader({bytes + task_header_size, task.size() - task_header_size});
     std::span<const std::byte> record;
     std::size_t begin = 0;
     for (std::uint64_t i = 0; i < to && reader.next(record, "batch"); ++i) {
@@ -66,7 +70,12 @@ zmq::message_t slice_batch(const zmq::message_t& frame, std::uint64_t from, std:
     if (from == 0)
         begin = 0;
     const std::size_t end = reader.offset();
-    return zmq::message_t(static_cast<const std::byte*>(frame.data()) + begin, end - begin);
+    zmq::message_t slice(task_header_size + end - begin);
+    auto* out = static_cast<std::byte*>(slice.data());
+    write_header({out, task_header_size}, Command::task,
+                 {field(task, 0), field(task, 1) + from, to - from});
+    std::memcpy(out + task_header_size, bytes + task_header_size + begin, end - begin);
+    return slice;
 }
 
 }  // namespace dtask::detail

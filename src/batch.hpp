@@ -1,9 +1,9 @@
 #pragma once
 // A batch: the payloads of consecutive subtasks (or of their partial results) packed into one
-// frame, each as a 32-bit little-endian length followed by that many bytes. One frame per
-// batch costs one allocation and one ZeroMQ message however many subtasks it carries, and a
-// subtask's bytes are serialized straight into it: they are never copied again on their way
-// to the worker's map.
+// frame behind the task or result header, each as a 32-bit little-endian length followed by
+// that many bytes. One frame per batch costs one allocation and one ZeroMQ message however
+// many subtasks it carries, and a subtask's bytes are serialized straight into it: they are
+// never copied again on their way to the worker's map.
 
 #include <cstddef>
 #include <cstdint>
@@ -17,7 +17,8 @@ namespace dtask::detail {
 /// Bytes in front of each record: its length.
 inline constexpr std::size_t record_header_size = 4;
 
-/// Appends records to a string that becomes a batch frame.
+/// Appends records to a string that becomes a task or result frame (the caller leaves room
+/// for the header in front).
 class BatchWriter {
 public:
     explicit BatchWriter(std::string& out) : out_(out) {}
@@ -56,11 +57,12 @@ private:
     std::size_t offset_ = 0;
 };
 
-/// Checks that the frame holds exactly `count` whole records. Throws ProtocolError.
-void check_batch(const zmq::message_t& frame, std::uint64_t count, const char* what);
+/// Checks that `batch` holds exactly `count` whole records. Throws ProtocolError.
+void check_batch(std::span<const std::byte> batch, std::uint64_t count, const char* what);
 
-/// A new frame with records [from, to) of `frame` (which holds at least `to`): for the rare
-/// paths that split a batch (a retry, a quarantine), which may copy.
-zmq::message_t slice_batch(const zmq::message_t& frame, std::uint64_t from, std::uint64_t to);
+/// A new task frame with records [from, to) of the task frame `task` (which holds at least
+/// `to`), its header saying so: for the rare paths that split a batch (a retry, a
+/// quarantine), which may copy.
+zmq::message_t slice_batch(const zmq::message_t& task, std::uint64_t from, std::uint64_t to);
 
 }  // namespace dtask::detail

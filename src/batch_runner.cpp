@@ -82,7 +82,7 @@ void BatchRunner::run_batch(Inbound& message) {
     }
     const OpenJob& job = it->second;
     const bool watched = job.timeout.count() > 0;
-    BatchReader reader(as_bytes(message.body[0]));
+    BatchReader reader(message.batch);
     Run run(job_id, first);
     for (std::uint64_t i = 0; i < count; ++i) {
         const std::uint64_t index = first + i;
@@ -139,9 +139,9 @@ void BatchRunner::send_run(Run& run) {
         return;
     const auto spent =
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - run.started);
-    std::array frames{header(Command::result, {run.job, run.first, run.count,
-                                               static_cast<std::uint64_t>(spent.count())}),
-                      payload_frame(std::move(run.bytes))};
+    write_header(std::as_writable_bytes(std::span(run.bytes)), Command::result,
+                 {run.job, run.first, run.count, static_cast<std::uint64_t>(spent.count())});
+    std::array frames{payload_frame(std::move(run.bytes))};
     send_frames(frames);
 }
 

@@ -48,14 +48,14 @@ private:
         void restart(std::uint64_t next) {
             first = next;
             count = 0;
-            bytes.clear();
+            bytes.assign(protocol::result_header_size, '\0');
             started = Clock::now();
         }
 
         std::uint64_t job;
         std::uint64_t first;
         std::uint64_t count = 0;
-        std::string bytes;
+        std::string bytes = std::string(protocol::result_header_size, '\0');  // send_run writes it
         BatchWriter writer{bytes};
         Clock::time_point started = Clock::now();
     };

@@ -32,7 +32,7 @@ namespace {
 struct Task {
     std::uint64_t first = 0;
     std::uint64_t count = 0;
-    zmq::message_t payload;
+    zmq::message_t payload;  // the whole task message: its header has the broker's job id
 };
 
 /// A batch a worker holds, kept to requeue if the worker is lost. Its results come back in
@@ -425,13 +425,13 @@ private:
         if (count > held->end() - first)
             return;  // a run of another batch that starts in this one: a revoked copy's
 
-        check_batch(message.body[0], count, "result batch");
+        check_batch(message.batch, count, "result batch");
         held->next = std::max(held->next, first + count);
         auto job = jobs_.find(job_id);
         if (job != jobs_.end()) {
-            std::array out{
-                header(Command::result, {job->second.client_job, first, count, message.fields[3]}),
-                std::move(message.body[0])};
+            // Forwarded as it came, but for the job id: the client's own.
+            set_field(*message.frame, 0, job->second.client_job);
+            std::array out{std::move(*message.frame)};
             send(socket_, job->second.client, out);
         }
         std::vector<std::string> revoked;
@@ -809,10 +809,10 @@ private:
             send(socket_, worker.id, definition);
             job.opened_by.insert(worker.id);
         }
-        zmq::message_t payload;
-        payload.copy(task.payload);  // shares the bytes: kept to requeue if the worker is lost
-        std::array frames{header(Command::task, {job.id, task.first, task.count}),
-                          std::move(payload)};
+        std::array frames{zmq::message_t()};
+        // Shares the bytes (header included): the frame is kept to requeue if the worker is
+        // lost. Its header says job.id, task.first and task.count already.
+        frames[0].copy(task.payload);
         send(socket_, worker.id, frames);
         const std::int64_t expected_ns =
             job.runs == 0
@@ -1042,8 +1042,11 @@ private:
         const std::uint64_t count = message.fields[2];
         if (count == 0)
             throw ProtocolError("a task batch of no subtasks");
-        check_batch(message.body[0], count, "task batch");
-        job.queue.push_back(Task{message.fields[1], count, std::move(message.body[0])});
+        check_batch(message.batch, count, "task batch");
+        // Kept and sent as it came, but for the job id: the broker's. A frame received is
+        // this process's alone to change.
+        set_field(*message.frame, 0, job.id);
+        job.queue.push_back(Task{message.fields[1], count, std::move(*message.frame)});
         place(job);
     }
 

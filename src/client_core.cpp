@@ -49,7 +49,7 @@ struct SentBatch {
 struct ParkedRun {
     std::uint64_t first = 0;
     std::uint64_t count = 0;
-    zmq::message_t frame;
+    zmq::message_t frame;  // the whole result message
 };
 
 /// A job on the I/O thread: how far split has got, and what has come back.
@@ -350,7 +350,7 @@ private:
                 progress.total_known ? std::optional(progress.total - job.emitted) : std::nullopt;
             const std::size_t room = job.window - (job.emitted - job.folded);
             const std::size_t want = std::min(room, job.sizer.next(remaining, workers));
-            std::string bytes;
+            std::string bytes(task_header_size, '\0');  // send_batch writes the header
             BatchWriter writer(bytes);
             std::uint64_t count = 0;
             try {
@@ -393,8 +393,8 @@ private:
         job.sent.push_back(SentBatch{first, count, count, bytes.size(), now_});
         ++job.batches_out;
         job.run->count_emitted(count);
-        std::array frames{header(Command::task, {id, first, count}),
-                          payload_frame(std::move(bytes))};
+        write_header(std::as_writable_bytes(std::span(bytes)), Command::task, {id, first, count});
+        std::array frames{payload_frame(std::move(bytes))};
         send(socket_, {}, frames);
     }
 
@@ -507,13 +507,13 @@ private:
                 for (std::uint64_t i = first; i < first + count; ++i)
                     fresh += job.arrived.insert(i) ? 1 : 0;
             } else {
-                fresh = fold_arrived(job, first, count, message.body[0]);
+                fresh = fold_arrived(job, first, count, *message.frame);
             }
             if (fresh == 0)
                 return;  // duplicates only: another copy came back first
             settle(job, first, count, fresh, std::chrono::nanoseconds(message.fields[3]));
             if (in_order)
-                fold_in_order(job, first, count, message.body[0]);
+                fold_in_order(job, first, count, *message.frame);
         } catch (...) {
             fail(id, std::current_exception());
             return;
@@ -560,7 +560,7 @@ private:
     /// many it folded.
     std::uint64_t fold_arrived(ActiveJob& job, std::uint64_t first, std::uint64_t count,
                                const zmq::message_t& frame) {
-        BatchReader reader(as_bytes(frame));
+        BatchReader reader(results_of(frame));
         std::span<const std::byte> partial;
         std::uint64_t fresh = 0;
         for (std::uint64_t index = first;
@@ -593,7 +593,7 @@ private:
     /// Subtask order: folds the run's results from next_to_fold on.
     void fold_run(ActiveJob& job, std::uint64_t first, std::uint64_t count,
                   const zmq::message_t& frame) {
-        BatchReader reader(as_bytes(frame));
+        BatchReader reader(results_of(frame));
         std::span<const std::byte> partial;
         for (std::uint64_t index = first;
              index < first + count && reader.next(partial, "result batch"); ++index) {
@@ -609,6 +609,11 @@ private:
             auto node = job.parked.extract(job.parked.begin());
             fold_run(job, node.mapped().first, node.mapped().count, node.mapped().frame);
         }
+    }
+
+    /// The batch of a result frame (whose header parse() checked).
+    static std::span<const std::byte> results_of(const zmq::message_t& frame) {
+        return as_bytes(frame).subspan(result_header_size);
     }
 
     void fold(ActiveJob& job, std::span<const std::byte> partial, std::uint64_t index) {

@@ -41,6 +41,7 @@ void acquired_from_sender([[maybe_unused]] zmq::message_t& frame) {
 struct Shape {
     std::size_t fields;
     std::size_t body_frames;
+    bool batch = false;  // a batch follows the fields in the header frame
 };
 
 bool shape_of(Command command, Shape& shape) {
@@ -70,10 +71,10 @@ bool shape_of(Command command, Shape& shape) {
             shape = {1, 4};
             return true;
         case Command::task:
-            shape = {3, 1};  // job, first subtask index, count; the batch
+            shape = {3, 0, true};  // job, first subtask index, count; then the batch
             return true;
         case Command::result:
-            shape = {4, 1};  // job, first subtask index, count, ns spent in map; the batch
+            shape = {4, 0, true};  // job, first index, count, ns spent in map; then the batch
             return true;
         case Command::failure:
             shape = {2, 1};
@@ -211,36 +212,53 @@ Inbound parse(std::vector<zmq::message_t>& frames, std::size_t first) {
             return std::string{digits[c >> 4], digits[c & 15]};
         }());
     }
-    const std::string name(command_name(message.command));
-    if (head.size() != 4 + 8 * shape.fields) {
-        throw ProtocolError("malformed " + name + " message: header frame of " +
-                            std::to_string(head.size()) + " bytes, expected " +
-                            std::to_string(4 + 8 * shape.fields));
+    const std::size_t fixed = header_size(shape.fields);
+    if (head.size() < fixed || (!shape.batch && head.size() != fixed)) {
+        throw ProtocolError("malformed " + std::string(command_name(message.command)) +
+                            " message: header frame of " + std::to_string(head.size()) +
+                            " bytes, expected " + (shape.batch ? "at least " : "") +
+                            std::to_string(fixed));
     }
     for (std::size_t i = 0; i < shape.fields; ++i)
         message.fields[i] = read_u64(bytes + 4 + 8 * i);
     message.body = std::span<zmq::message_t>(frames).subspan(first + 1);
     if (message.body.size() != shape.body_frames) {
-        throw ProtocolError("malformed " + name +
+        throw ProtocolError("malformed " + std::string(command_name(message.command)) +
                             " message: " + std::to_string(message.body.size()) +
                             " body frames, expected " + std::to_string(shape.body_frames));
+    }
+    if (shape.batch) {
+        message.batch = std::span<const std::byte>(bytes + fixed, head.size() - fixed);
+        message.frame = &frames[first];
     }
     return message;
 }
 
 zmq::message_t header(Command command, std::initializer_list<std::uint64_t> fields) {
-    zmq::message_t frame(4 + 8 * fields.size());
-    auto* bytes = static_cast<std::byte*>(frame.data());
+    zmq::message_t frame(header_size(fields.size()));
+    write_header({static_cast<std::byte*>(frame.data()), frame.size()}, command, fields);
+    return frame;
+}
+
+void write_header(std::span<std::byte> bytes, Command command,
+                  std::initializer_list<std::uint64_t> fields) {
     bytes[0] = std::byte{magic[0]};
     bytes[1] = std::byte{magic[1]};
     bytes[2] = std::byte{version};
     bytes[3] = static_cast<std::byte>(command);
     std::size_t offset = 4;
-    for (std::uint64_t field : fields) {
-        write_u64(bytes + offset, field);
+    for (std::uint64_t value : fields) {
+        write_u64(bytes.data() + offset, value);
         offset += 8;
     }
-    return frame;
+}
+
+std::uint64_t field(const zmq::message_t& frame, std::size_t index) noexcept {
+    return read_u64(static_cast<const std::byte*>(frame.data()) + 4 + 8 * index);
+}
+
+void set_field(zmq::message_t& frame, std::size_t index, std::uint64_t value) noexcept {
+    write_u64(static_cast<std::byte*>(frame.data()) + 4 + 8 * index, value);
 }
 
 zmq::message_t text_frame(std::string_view text) {

@@ -1,7 +1,9 @@
 #pragma once
 // The dtask wire protocol (docs/protocol.md): every message is a header frame (magic, version,
-// command, fixed 64-bit fields) followed by body frames whose number the command fixes.
-// Decoding validates all of it and throws ProtocolError naming what was wrong.
+// command, fixed 64-bit fields) followed by body frames whose number the command fixes. The
+// messages that carry subtasks and results, task and result, are one frame: their batch
+// follows the fields in the header frame. Decoding validates all of it and throws
+// ProtocolError naming what was wrong.
 
 #include <array>
 #include <chrono>
@@ -21,7 +23,7 @@
 
 namespace dtask::detail::protocol {
 
-inline constexpr std::uint8_t version = 3;
+inline constexpr std::uint8_t version = 4;
 inline constexpr std::array<std::uint8_t, 2> magic{'d', 't'};
 
 enum class Command : std::uint8_t {
@@ -114,11 +116,22 @@ const std::string& platform();
 /// "host:pid" of this process.
 std::string process_name();
 
-/// A received message, validated: its command, header fields and body frames.
+/// Bytes of a header with `fields` fields: magic, version, command, then each field.
+constexpr std::size_t header_size(std::size_t fields) noexcept {
+    return 4 + 8 * fields;
+}
+/// Where a task's and a result's batch begins in its frame.
+inline constexpr std::size_t task_header_size = header_size(3);    // job, first, count
+inline constexpr std::size_t result_header_size = header_size(4);  // ..., ns spent in map
+
+/// A received message, validated: its command, header fields and body frames; for task and
+/// result, the batch after the fields, and the frame itself (to forward or keep).
 struct Inbound {
     Command command{};
     std::array<std::uint64_t, 4> fields{};
     std::span<zmq::message_t> body;
+    std::span<const std::byte> batch;
+    zmq::message_t* frame = nullptr;
 };
 
 /// Validates frames[first...] as a dtask message. Throws ProtocolError.
@@ -126,6 +139,15 @@ Inbound parse(std::vector<zmq::message_t>& frames, std::size_t first);
 
 /// A header frame for `command` with its fixed fields.
 zmq::message_t header(Command command, std::initializer_list<std::uint64_t> fields = {});
+/// Writes the header of `command` with `fields` over the first bytes of `bytes`, which the
+/// caller left for it (a task or result frame being built: header_size, then the batch).
+void write_header(std::span<std::byte> bytes, Command command,
+                  std::initializer_list<std::uint64_t> fields);
+/// Field `index` of a validated message's header frame.
+std::uint64_t field(const zmq::message_t& frame, std::size_t index) noexcept;
+/// Overwrites field `index` in a header frame this process owns (a job id, on its way
+/// through the broker).
+void set_field(zmq::message_t& frame, std::size_t index, std::uint64_t value) noexcept;
 zmq::message_t text_frame(std::string_view text);
 /// A frame that takes over `bytes` without copying them.
 zmq::message_t payload_frame(std::string&& bytes);

@@ -41,8 +41,9 @@ std::string head(Command command, std::initializer_list<std::uint64_t> fields = 
 }  // namespace
 
 TEST_CASE("Protocol.round_trip_of_every_message_shape" * doctest::timeout(10)) {
-    // A batch of two subtasks: a short one and one of 1000 bytes.
-    std::string batch;
+    // A task of two subtasks, a short one and one of 1000 bytes: one frame, the header and
+    // then the batch.
+    std::string batch(task_header_size, '\0');
     BatchWriter writer(batch);
     writer.begin();
     batch += "payload-7";
@@ -50,26 +51,51 @@ TEST_CASE("Protocol.round_trip_of_every_message_shape" * doctest::timeout(10)) {
     writer.begin();
     batch += std::string(1000, 'x');
     writer.end();
+    write_header(std::as_writable_bytes(std::span(batch)), Command::task, {42, 1ULL << 40, 2});
     std::vector<zmq::message_t> frames;
-    frames.push_back(header(Command::task, {42, 1ULL << 40, 2}));
     frames.push_back(payload_frame(std::move(batch)));
     auto message = parse(frames, 0);
     CHECK(message.command == Command::task);
     CHECK(message.fields[0] == 42);
     CHECK(message.fields[1] == (1ULL << 40));
     CHECK(message.fields[2] == 2);
-    check_batch(message.body[0], 2, "task batch");
-    BatchReader reader(as_bytes(message.body[0]));
+    CHECK(message.body.empty());
+    REQUIRE(message.frame == &frames[0]);
+    check_batch(message.batch, 2, "task batch");
+    BatchReader reader(message.batch);
     std::span<const std::byte> record;
     REQUIRE(reader.next(record, "task batch"));
     CHECK(std::string(reinterpret_cast<const char*>(record.data()), record.size()) == "payload-7");
     REQUIRE(reader.next(record, "task batch"));
     CHECK(record.size() == 1000);
     CHECK_FALSE(reader.next(record, "task batch"));
-    // The second record alone, as a retry sends it.
-    auto second = slice_batch(message.body[0], 1, 2);
-    check_batch(second, 1, "task batch");
-    CHECK(second.size() == 4 + 1000);
+    // The broker rewrites the job id in place.
+    set_field(*message.frame, 0, 7);
+    CHECK(parse(frames, 0).fields[0] == 7);
+    // The second record alone, as a retry sends it: a task of its own.
+    std::vector<zmq::message_t> second;
+    second.push_back(slice_batch(frames[0], 1, 2));
+    CHECK(second[0].size() == task_header_size + 4 + 1000);
+    auto retry = parse(second, 0);
+    CHECK(retry.command == Command::task);
+    CHECK(retry.fields[0] == 7);
+    CHECK(retry.fields[1] == (1ULL << 40) + 1);
+    CHECK(retry.fields[2] == 1);
+    check_batch(retry.batch, 1, "task batch");
+
+    // A result: the same shape with one field more.
+    std::string results(result_header_size, '\0');
+    BatchWriter result_writer(results);
+    result_writer.begin();
+    results += "8";
+    result_writer.end();
+    write_header(std::as_writable_bytes(std::span(results)), Command::result, {3, 5, 1, 99});
+    std::vector<zmq::message_t> result_frames;
+    result_frames.push_back(payload_frame(std::move(results)));
+    auto result = parse(result_frames, 0);
+    CHECK(result.fields[3] == 99);
+    CHECK(result.batch.size() == 4 + 1);
+    check_batch(result.batch, 1, "result batch");
 
     Hello hello;
     hello.role = Role::worker;
@@ -107,17 +133,21 @@ TEST_CASE("Protocol.garbage_and_truncated_frames_are_named" * doctest::timeout(1
           std::string::npos);
     CHECK(parse_error(frames_of({std::string("dt") + char(protocol::version) + "\x7f"}))
               .find("unknown dtask command 0x7f") != std::string::npos);
-    // A task header cut short, and one with a field too many.
+    // A task header cut short, a task with a frame after it (its batch belongs in the header
+    // frame), and a header with a field too many.
     const std::string task = head(Command::task, {1, 0, 1});
-    CHECK(parse_error(frames_of({task.substr(0, 9), "x"})).find("malformed task message") !=
+    CHECK(parse_error(frames_of({task.substr(0, 9)}))
+              .find("malformed task message: header frame of 9 bytes, expected at least 28") !=
           std::string::npos);
-    CHECK(parse_error(frames_of({task + "12345678", "x"})).find("header frame of 36 bytes") !=
+    CHECK(parse_error(frames_of({task, "x"})).find("1 body frames, expected 0") !=
           std::string::npos);
+    CHECK(parse_error(frames_of({head(Command::end, {1}) + "12345678"}))
+              .find("header frame of 20 bytes, expected 12") != std::string::npos);
     // Batches whose records do not add up: a length cut off, a record longer than the frame,
     // and fewer records than the header says.
     auto batch_error = [](std::string bytes, std::uint64_t count) {
         try {
-            check_batch(zmq::message_t(bytes.data(), bytes.size()), count, "task batch");
+            check_batch(std::as_bytes(std::span(bytes)), count, "task batch");
         } catch (const dtask::ProtocolError& e) {
             return std::string(e.what());
         }
