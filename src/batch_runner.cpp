@@ -60,7 +60,7 @@ void BatchRunner::open_job(Inbound& message) {
 /// one batch. A failure ends the run of results before it: those go back first, then the
 /// failure. After a TransientError the batch goes on (the broker may retry that subtask
 /// alone); after any other failure the job fails, so the rest is not run.
-void BatchRunner::run_batch(Inbound& message) {
+void BatchRunner::run_batch(Inbound& message, Clock::time_point now) {
     const std::uint64_t job_id = message.fields[0];
     const std::uint64_t first = message.fields[1];
     const std::uint64_t count = message.fields[2];
@@ -83,7 +83,7 @@ void BatchRunner::run_batch(Inbound& message) {
     const OpenJob& job = it->second;
     const bool watched = job.timeout.count() > 0;
     BatchReader reader(message.batch);
-    Run run(job_id, first);
+    Run run(job_id, first, now, run_buffer_);
     for (std::uint64_t i = 0; i < count; ++i) {
         const std::uint64_t index = first + i;
         std::span<const std::byte> subtask;
@@ -127,7 +127,7 @@ void BatchRunner::run_batch(Inbound& message) {
         send_failure(job_id, index, failure);
         if (failure.kind != FailureKind::transient)
             return;
-        run.restart(index + 1);
+        run.restart(index + 1, Clock::now());
     }
     send_run(run);
 }
@@ -137,22 +137,22 @@ void BatchRunner::run_batch(Inbound& message) {
 void BatchRunner::send_run(Run& run) {
     if (run.count == 0)
         return;
-    const auto spent =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - run.started);
+    const auto now = Clock::now();
+    const auto spent = std::chrono::duration_cast<std::chrono::nanoseconds>(now - run.started);
     write_header(std::as_writable_bytes(std::span(run.bytes)), Command::result,
                  {run.job, run.first, run.count, static_cast<std::uint64_t>(spent.count())});
     std::array frames{payload_frame(std::move(run.bytes))};
-    send_frames(frames);
+    send_frames(frames, now);
 }
 
 void BatchRunner::send_failure(std::uint64_t job_id, std::uint64_t index, const Failure& failure) {
     std::array frames{header(Command::failure, {job_id, index}), encode_body(failure)};
-    send_frames(frames);
+    send_frames(frames, Clock::now());
 }
 
-void BatchRunner::send_frames(std::span<zmq::message_t> frames) {
+void BatchRunner::send_frames(std::span<zmq::message_t> frames, Clock::time_point now) {
     send(broker_, {}, frames);
-    shared_.note_sent();
+    shared_.note_sent(now);
 }
 
 }  // namespace dtask::detail

@@ -29,7 +29,8 @@ public:
         : broker_(broker), worker_name_(std::move(worker_name)), shared_(shared) {}
 
     void open_job(protocol::Inbound& message);
-    void run_batch(protocol::Inbound& message);
+    /// Runs a task message received at `now` (the clock is read once per message).
+    void run_batch(protocol::Inbound& message, Clock::time_point now);
     void end_job(std::uint64_t job) { jobs_.erase(job); }
     /// A new session with the broker: the old one's jobs will not be ended.
     void forget_all() { jobs_.clear(); }
@@ -44,26 +45,32 @@ private:
 
     /// Consecutive partial results of one batch, on their way back as one message.
     struct Run {
-        Run(std::uint64_t job_id, std::uint64_t first_index) : job(job_id), first(first_index) {}
-        void restart(std::uint64_t next) {
+        /// `buffer`: the runner's, whose memory a small run reuses from batch to batch.
+        Run(std::uint64_t job_id, std::uint64_t first_index, Clock::time_point now,
+            std::string& buffer)
+            : job(job_id), first(first_index), bytes(buffer), started(now) {
+            bytes.assign(protocol::result_header_size, '\0');
+        }
+        void restart(std::uint64_t next, Clock::time_point now) {
             first = next;
             count = 0;
             bytes.assign(protocol::result_header_size, '\0');
-            started = Clock::now();
+            started = now;
         }
 
         std::uint64_t job;
         std::uint64_t first;
         std::uint64_t count = 0;
-        std::string bytes = std::string(protocol::result_header_size, '\0');  // send_run writes it
+        std::string& bytes;  // send_run writes the header in front
         BatchWriter writer{bytes};
-        Clock::time_point started = Clock::now();
+        Clock::time_point started;
     };
 
     void send_run(Run& run);
     void send_failure(std::uint64_t job_id, std::uint64_t index, const protocol::Failure& failure);
-    void send_frames(std::span<zmq::message_t> frames);
+    void send_frames(std::span<zmq::message_t> frames, Clock::time_point now);
 
+    std::string run_buffer_;  // of the run being built
     zmq::socket_t& broker_;
     std::string worker_name_;
     PulseShared& shared_;

@@ -350,7 +350,10 @@ private:
                 progress.total_known ? std::optional(progress.total - job.emitted) : std::nullopt;
             const std::size_t room = job.window - (job.emitted - job.folded);
             const std::size_t want = std::min(room, job.sizer.next(remaining, workers));
-            std::string bytes(task_header_size, '\0');  // send_batch writes the header
+            // Kept from batch to batch: a small batch is copied into its message, and the
+            // buffer's memory serves the next one.
+            std::string& bytes = batch_buffer_;
+            bytes.assign(task_header_size, '\0');  // send_batch writes the header
             BatchWriter writer(bytes);
             std::uint64_t count = 0;
             try {
@@ -374,7 +377,7 @@ private:
             }
             now_ = Clock::now();
             if (count > 0)
-                send_batch(id, job, count, std::move(bytes));
+                send_batch(id, job, count, bytes);
             if (job.exhausted) {
                 job.run->declare_total(job.emitted);
                 // The job's tail begins: from now on the broker may send backup copies.
@@ -386,7 +389,7 @@ private:
             finish(id, job);
     }
 
-    void send_batch(std::uint64_t id, ActiveJob& job, std::uint64_t count, std::string bytes) {
+    void send_batch(std::uint64_t id, ActiveJob& job, std::uint64_t count, std::string& bytes) {
         const std::uint64_t first = job.emitted;
         job.emitted += count;
         job.bytes_in_flight += bytes.size();
@@ -723,6 +726,7 @@ private:
     ClientCore& core_;
     zmq::socket_t socket_;
     std::vector<zmq::message_t> frames_;  // of the message being handled
+    std::string batch_buffer_;            // the batch being built
     std::chrono::milliseconds interval_;
     unsigned liveness_;
     Clock::time_point last_heard_;

@@ -149,7 +149,8 @@ std::uint64_t field(const zmq::message_t& frame, std::size_t index) noexcept;
 /// through the broker).
 void set_field(zmq::message_t& frame, std::size_t index, std::uint64_t value) noexcept;
 zmq::message_t text_frame(std::string_view text);
-/// A frame that takes over `bytes` without copying them.
+/// A frame that takes over `bytes` without copying them; a small one (under 256 bytes) is
+/// copied instead, cheaper than a hand-over, and `bytes` is left as it was.
 zmq::message_t payload_frame(std::string&& bytes);
 /// Socket options every dtask socket uses: no high-water mark (dtask bounds its queues with
 /// credits and windows, and a ROUTER at its mark would drop results silently) and a short

@@ -72,8 +72,10 @@ std::string new_routing_id() {
 /// Marks the main thread busy (in user code, deaf to its socket) for a scope.
 class Busy {
 public:
-    explicit Busy(PulseShared& shared) : shared_(shared) { shared_.busy.store(true); }
-    ~Busy() { shared_.busy.store(false); }
+    explicit Busy(PulseShared& shared) : shared_(shared) {
+        shared_.busy.store(true, std::memory_order_release);
+    }
+    ~Busy() { shared_.busy.store(false, std::memory_order_release); }
     Busy(const Busy&) = delete;
     Busy& operator=(const Busy&) = delete;
 
@@ -238,7 +240,7 @@ private:
             }
             case Command::task: {
                 const Busy busy(shared_);
-                runner_.run_batch(message);
+                runner_.run_batch(message, last_heard_);
                 return std::nullopt;
             }
             case Command::end:

@@ -30,8 +30,10 @@ struct PulseShared {
     std::atomic<long> interval_ms{250};
 
     /// Stamps a message to the broker: whatever the worker sends shows it alive.
-    void note_sent() noexcept {
-        last_sent.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    void note_sent() noexcept { note_sent(Clock::now()); }
+    /// The same, with the time already read.
+    void note_sent(Clock::time_point now) noexcept {
+        last_sent.store(now.time_since_epoch().count(), std::memory_order_relaxed);
     }
     Clock::time_point last_sent_at() const noexcept {
         return Clock::time_point(Clock::duration(last_sent.load(std::memory_order_relaxed)));
