@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Draws the plots of dtask's performance from the JSON file of dtask_perf (scripts/bench.sh
 # writes build-bench/perf.json): efficiency against subtask duration, with the 50% line and
-# the METG, and broker throughput against the number of workers.
+# the METG, and broker throughput and CPU per subtask against the number of workers.
 # Usage: scripts/plot_performance.sh JSON OUTDIR
 # Needs gnuplot (Debian's gnuplot-nox, installed by scripts/setup.sh) and python3. A plot
 # whose scenario is not in the file (dtask_perf --only ...) is skipped.
@@ -13,7 +13,8 @@ Usage: scripts/plot_performance.sh JSON OUTDIR
 
 Reads the result file of dtask_perf --json and writes into OUTDIR:
   efficiency.png      efficiency against subtask duration (log x), 50% line, METG marked
-  broker_scaling.png  subtasks/s with batching off against the number of workers
+  broker_scaling.png  subtasks/s with batching off, and the broker thread's CPU per subtask,
+                      against the number of workers
 USAGE
 }
 
@@ -83,8 +84,20 @@ if points:
 
 workers = sorted((f for f in figures
                   if f["scenario"] == "broker_scaling" and f["details"].get("jobs") == 1
-                  and not f["name"].endswith("_vs_relay") and finite(f["value"])),
+                  and f["unit"] == "subtasks/s" and not f["name"].endswith("_vs_relay")
+                  and finite(f["value"])),
                  key=lambda f: f["details"]["workers"])
+costs = sorted((f for f in figures
+                if f["scenario"] == "broker_scaling" and f["details"].get("jobs") == 1
+                and f["unit"] == "ns/subtask" and finite(f["value"])),
+               key=lambda f: f["details"]["workers"])
+if costs:
+    with open(os.path.join(out, "cost.dat"), "w") as dat:
+        for f in costs:
+            low, high = spread(f)
+            ratio = f["ratio"] if finite(f["ratio"]) else 1.0
+            dat.write("{} {} {} {} {}\n".format(f["details"]["workers"], f["value"], low, high,
+                                                 ratio))
 relayed = sorted((f for f in figures
                   if f["scenario"] == "broker_scaling" and f["name"].endswith("_vs_relay")
                   and f["baseline"] and finite(f["baseline"]["value"])),
@@ -105,7 +118,8 @@ if workers:
         ", ".join('"{0}" {0}'.format(int(f["details"]["workers"])) for f in workers)))
     variables.append("max_workers = {}".format(workers[-1]["details"]["workers"]))
     jobs = next((f for f in figures if f["scenario"] == "broker_scaling"
-                 and f["details"].get("jobs", 1) > 1 and finite(f["value"])), None)
+                 and f["details"].get("jobs", 1) > 1 and f["unit"] == "subtasks/s"
+                 and finite(f["value"])), None)
     if jobs:
         with open(os.path.join(out, "jobs.dat"), "w") as dat:
             dat.write("{} {} {}\n".format(jobs["details"]["workers"], jobs["value"] / 1e3,
@@ -162,23 +176,31 @@ if [[ -s scaling.dat ]]; then
         extra_plots+=' title "raw ZeroMQ relay, as many echo workers (labels: dtask / relay)"'
         extra_plots+=', "relay.dat" using 1:2:(sprintf("%.2f", $3)) with labels offset 0, 1.2 notitle'
     fi
+    if [[ -s cost.dat ]]; then
+        extra_plots+=', "cost.dat" using 1:2:3:4 axes x1y2 with yerrorlines linewidth 2 pointtype 9 linecolor rgb "#d55e00"'
+        extra_plots+=' title "broker thread CPU per subtask, right axis (labels: ratio to 1 worker)"'
+        extra_plots+=', "cost.dat" using 1:2:($1 > 1 ? sprintf("%.2f", $5) : "") axes x1y2 with labels offset 0, -1.2 textcolor rgb "#d55e00" notitle'
+    fi
     gnuplot <<GP
 $setup
 load "vars.gp"
 set output "$outdir/broker_scaling.png"
-set title "broker throughput with batching off (one message per subtask), workers over tcp\n" . subtitle
+set title "broker throughput and cost with batching off (one message per subtask), workers over tcp\n" . subtitle
 set logscale x
 set xrange [0.7:max_workers * 1.5]
 eval "set xtics (" . worker_tics . ")"
 set xlabel "connected worker processes (log scale)"
 set ylabel "thousand subtasks/s"
 set yrange [0:*]
+set y2label "broker CPU, ns per subtask"
+set y2range [0:*]
+set y2tics
 set offsets 0, 0, graph 0.1, 0
 set grid
 set key below
 plot "scaling.dat" using 1:2:3:4 with yerrorlines linewidth 2 pointtype 7 \
          title "dtask, one job (bars: min and max; labels: ratio to 1 worker)", \
-     "scaling.dat" using 1:2:(sprintf("%.2f", \$5)) with labels offset 0, 1.2 notitle$extra_plots
+     "scaling.dat" using 1:2:(\$1 > 1 ? sprintf("%.2f", \$5) : "") with labels offset 0, 1.2 notitle$extra_plots
 GP
     echo "plot_performance.sh: wrote $outdir/broker_scaling.png"
 else
