@@ -343,7 +343,8 @@ private:
             client.index = next_client_index_++;
             client.last_heard = Clock::now();
             welcome(id);
-            send_status(id);
+            if (!client.same_process)
+                send_status(id);
         } else {
             refuse(id, "unknown role " + std::to_string(static_cast<int>(hello.role)));
         }
@@ -367,8 +368,12 @@ private:
             broker_.worker_count_ = workers_.size();
         }
         broker_.workers_changed_.notify_all();
-        for (const auto& [id, client] : clients_)
-            send_status(id);
+        // A client in this process reads the count from the broker itself: its spare
+        // connections may idle for long without reading.
+        for (const auto& [id, client] : clients_) {
+            if (!client.same_process)
+                send_status(id);
+        }
     }
 
     // ---- workers ----
@@ -1230,8 +1235,7 @@ private:
         broker_.local_pids_.push_back(children_.back().pid);
     }
 
-    /// Handles the local workers that exited. Reaping closes a pidfd, which takes it out of
-    /// the epoll set.
+    /// Handles the local workers that exited.
     void on_children_exits() {
         std::array<epoll_event, 16> exited{};  // more wait for the next poll
         const int count = epoll_wait(exits_fd_, exited.data(), exited.size(), 0);
@@ -1247,6 +1251,10 @@ private:
             return;
         }
         const pid_t pid = child->pid;
+        // Out of the set before reaping closes the pidfd: closing takes it out only if no
+        // other process shares the fd (a host that forked keeps a copy), and a stale entry
+        // would stay readable, or name the next pidfd given the same number.
+        epoll_ctl(exits_fd_, EPOLL_CTL_DEL, pidfd, nullptr);
         const std::string how = describe_wait_status(reap(*child));
         children_.erase(child);
         auto joined = joined_pids_.find(pid);

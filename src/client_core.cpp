@@ -103,7 +103,9 @@ public:
     /// Runs one job on the calling thread until it ends, with no other job on this loop:
     /// its messages and the user's thread need no hand-off through the I/O thread.
     void drive(std::shared_ptr<RunState> run) {
-        next_heartbeat_ = Clock::now() + interval_;
+        now_ = Clock::now();
+        slice_end_ = now_ + time_slice;
+        next_heartbeat_ = now_ + interval_;
         const RunState& state = *run;
         start(std::move(run));
         while (!state.finished() && !stopped_)
@@ -111,6 +113,9 @@ public:
         // The broker forgets the job now: this loop may idle for long before it sends again.
         tell_finished();
     }
+
+    /// Whether the broker refused this connection: it is of no use for another job.
+    bool refused() const noexcept { return !refusal_.empty(); }
 
     void say_goodbye() {
         tell_finished();
@@ -337,7 +342,7 @@ private:
     /// Splits off and sends batches of subtasks while the window has room (in count and in
     /// bytes, but at least one batch) and the time slice lasts.
     void pump(std::uint64_t id, ActiveJob& job) {
-        const std::size_t workers = std::max<std::size_t>(core_.workers_, 1);
+        const std::size_t workers = std::max<std::size_t>(core_.workers(), 1);
         while (!job.exhausted && job.emitted - job.folded < job.window &&
                job.batches_out < max_batches_in_flight &&
                (job.bytes_in_flight < job.window_bytes || job.batches_out == 0)) {
@@ -839,7 +844,7 @@ void ClientCore::run_here(std::shared_ptr<RunState> run) {
         reusable = false;  // the loop goes, and its socket with it
     }
     std::lock_guard lock(mailbox_->mutex);
-    if (reusable && !mailbox_->stopping) {
+    if (reusable && !loop->refused() && !mailbox_->stopping) {
         spare_loops_.push_back(std::move(loop));
     } else if (loop) {
         try {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -27,6 +28,9 @@ struct ClientOptions {
     /// machine delaying its heartbeats must not fail the jobs, so neither side watches the
     /// other's silence.
     bool same_process = false;
+    /// With same_process: the broker's count of workers, read from it directly (it sends
+    /// such a client no status).
+    std::function<std::size_t()> worker_count;
 };
 
 class ClientCore {
@@ -43,9 +47,12 @@ public:
     /// thread and the I/O thread. For a broker in this process only, which neither sends
     /// heartbeats to such a connection nor expects any while it is idle.
     void run_here(std::shared_ptr<RunState> run);
-    /// Workers connected to the broker, as it last said.
-    std::size_t workers() const noexcept { return workers_.load(); }
-    /// Waits until the broker reports at least `count` workers; false on timeout.
+    /// Workers connected to the broker, as it last said (or as it says now, in this process).
+    std::size_t workers() const {
+        return options_.worker_count ? options_.worker_count() : workers_.load();
+    }
+    /// Waits until the broker reports at least `count` workers; false on timeout. Not for
+    /// same_process (a Cluster asks its broker).
     bool wait_for_workers(std::size_t count, std::chrono::milliseconds timeout) const;
     /// Fails every job still running with an Error saying `reason`, then ends the I/O thread.
     void stop(const std::string& reason);

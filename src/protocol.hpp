@@ -146,8 +146,9 @@ void write_header(std::span<std::byte> bytes, Command command,
 /// Field `index` of a validated message's header frame.
 std::uint64_t field(const zmq::message_t& frame, std::size_t index) noexcept;
 /// Overwrites field `index` in a header frame this process owns (a job id, on its way
-/// through the broker).
-void set_field(zmq::message_t& frame, std::size_t index, std::uint64_t value) noexcept;
+/// through the broker). Under ThreadSanitizer the frame gets bytes of its own first, so
+/// spans into the frame (Inbound::batch) are not to be used after.
+void set_field(zmq::message_t& frame, std::size_t index, std::uint64_t value);
 zmq::message_t text_frame(std::string_view text);
 /// A frame that takes over `bytes` without copying them; a small one (under 256 bytes) is
 /// copied instead, cheaper than a hand-over, and `bytes` is left as it was.

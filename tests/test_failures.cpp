@@ -6,8 +6,11 @@
 #include <cstring>
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "jobs.hpp"
 #include "support.hpp"
@@ -31,6 +34,36 @@ TEST_CASE("Failures.local_worker_killed_mid_job_is_replaced_and_nothing_is_lost"
     CHECK(after.size() == 2);
     CHECK(std::find(after.begin(), after.end(), before[0]) == after.end());
     CHECK(run_within(cluster, squares, std::uint64_t{1000}) == serial_squares(1000));
+}
+
+// A host that forks (without exec) after its workers started shares their pidfds with the
+// child. The broker must still see a worker die, reap it, and start another.
+TEST_CASE("Failures.worker_death_is_seen_after_the_host_forked" * doctest::timeout(120)) {
+    dtask::Cluster cluster(small_cluster(1));
+    REQUIRE(cluster.wait_for_workers(1, 30s));
+    const auto before = cluster.local_worker_pids();
+    REQUIRE(before.size() == 1);
+    int release[2];
+    REQUIRE(pipe2(release, O_CLOEXEC) == 0);  // not inherited by the workers started later
+    const pid_t forked = fork();
+    if (forked == 0) {
+        // The child of a threaded process: async-signal-safe calls only. It ends when the
+        // test closes the pipe, or when the test process ends.
+        close(release[1]);
+        char byte = 0;
+        [[maybe_unused]] auto got = read(release[0], &byte, 1);
+        _exit(0);
+    }
+    close(release[0]);
+    REQUIRE(forked > 0);
+    kill(before[0], SIGKILL);
+    // The replacement runs the next job; a broker stuck on the dead worker would not.
+    CHECK(run_within(cluster, squares, std::uint64_t{1000}) == serial_squares(1000));
+    const auto after = cluster.local_worker_pids();
+    CHECK(std::find(after.begin(), after.end(), before[0]) == after.end());
+    close(release[1]);
+    int status = 0;
+    CHECK(waitpid(forked, &status, 0) == forked);
 }
 
 TEST_CASE("Failures.poison_pill_fails_its_job_naming_subtask_and_signal" * doctest::timeout(120)) {
