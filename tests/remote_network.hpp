@@ -2,8 +2,10 @@
 // A second network namespace linked to this one by a veth pair: a "remote machine" on this
 // one, whose link the fault tests and the fault measurements (bench/faults.cpp) can cut.
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include <unistd.h>
 
@@ -14,7 +16,8 @@ namespace test_support {
 class RemoteNetwork {
 public:
     RemoteNetwork() {
-        const std::string id = std::to_string(getpid() % 100000);
+        remove_abandoned();
+        const std::string id = std::to_string(getpid());  // "dtv" + id + "h" fits in 15
         const std::string subnet = "10.213." + std::to_string(getpid() % 250 + 1) + ".";
         name_ = "dtask-test-" + id;
         host_link_ = "dtv" + id + "h";
@@ -58,6 +61,32 @@ public:
     bool heal() const { return run("ip link set " + host_link_ + " up"); }
 
 private:
+    /// Deletes the namespaces (and links) of test processes that died without their
+    /// destructor (killed, or stopped by a sanitizer): the name ends in the owner's pid.
+    static void remove_abandoned() {
+        FILE* list = popen("ip netns list 2>/dev/null", "r");
+        if (list == nullptr)
+            return;
+        std::vector<std::string> abandoned;
+        char line[256];
+        while (std::fgets(line, sizeof line, list) != nullptr) {
+            const std::string entry(line);
+            const std::string prefix = "dtask-test-";
+            if (entry.rfind(prefix, 0) != 0)
+                continue;
+            const std::string id =
+                entry.substr(prefix.size(),
+                             entry.find_first_not_of("0123456789", prefix.size()) - prefix.size());
+            if (!id.empty() && access(("/proc/" + id).c_str(), F_OK) != 0)
+                abandoned.push_back(id);
+        }
+        pclose(list);
+        for (const std::string& id : abandoned) {
+            run("ip netns del dtask-test-" + id);
+            run("ip link del dtv" + id + "h");
+        }
+    }
+
     static bool run(const std::string& command) {
         return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
     }
