@@ -1,8 +1,9 @@
 #pragma once
 // The processes dtask_perf starts itself: echo servers of the raw baselines, remote dtask
-// workers, and the fresh process that measures memory. Each is this binary started again,
-// and is killed and reaped on every path out: by its owner's destructor, and by a handler
-// of SIGINT and SIGTERM for the case where the benchmark is stopped from outside.
+// workers, and the fresh process that measures memory. Each is this binary started again
+// (a test_support::Process, shared with the tests), and is killed and reaped on every path
+// out: by its owner's destructor, and by a handler of SIGINT and SIGTERM for the case where
+// the benchmark is stopped from outside.
 
 #include <chrono>
 #include <optional>
@@ -10,6 +11,8 @@
 #include <vector>
 
 #include <sys/types.h>
+
+#include "process.hpp"
 
 namespace perf {
 
@@ -24,18 +27,19 @@ public:
     ChildProcess(const ChildProcess&) = delete;
     ChildProcess& operator=(const ChildProcess&) = delete;
 
-    pid_t pid() const noexcept { return pid_; }
+    pid_t pid() const noexcept { return process_.pid(); }
     /// The next line of the child's stdout, or nullopt on timeout or end of output.
-    std::optional<std::string> read_line(std::chrono::milliseconds timeout);
+    std::optional<std::string> read_line(std::chrono::milliseconds timeout) {
+        return process_.read_line(timeout);
+    }
     /// Waits for the child to exit and reaps it; its wait status.
     int wait();
     /// SIGKILL and reap (no effect once reaped).
     void kill_and_reap() noexcept;
 
 private:
-    pid_t pid_ = -1;
-    int stdout_pipe_ = -1;
-    std::string buffered_;
+    test_support::Process process_;
+    bool watched_ = true;  // in the list the signal handler kills
 };
 
 /// Installs SIGINT and SIGTERM handlers that SIGKILL every ChildProcess alive, then end the
@@ -46,7 +50,6 @@ void kill_children_on_termination_signals();
 /// exits at once if it is already gone.
 void die_with_parent(pid_t parent);
 
-/// The path of this binary.
-std::string self_executable();
+using test_support::self_executable;
 
 }  // namespace perf

@@ -14,18 +14,15 @@
 #include <vector>
 
 #include <signal.h>
-#include <spawn.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <dtask/dtask.hpp>
 
 #include "attempt_markers.hpp"
+#include "process.hpp"
 #include "remote_network.hpp"
 #include "temp_dir.hpp"
-
-extern char** environ;
 
 namespace {
 
@@ -100,37 +97,27 @@ std::optional<double> until(Clock::time_point start, const std::function<bool()>
     return ms_since(start);
 }
 
-/// A worker process of this binary, connected to `endpoint`; killed when it goes.
+/// A dtask worker of this binary, started by hand as a remote one is (inside the network
+/// namespace `netns`, if given); kill9() is a crash.
 class WorkerProcess {
 public:
-    explicit WorkerProcess(const std::string& endpoint, const std::string& netns = {}) {
-        std::vector<std::string> args;
-        if (!netns.empty())
-            args = {test_support::RemoteNetwork::ip_program(), "netns", "exec", netns};
-        char self[4096] = {};
-        const ssize_t length = readlink("/proc/self/exe", self, sizeof self - 1);
-        args.push_back(length > 0 ? std::string(self, static_cast<std::size_t>(length)) : "");
-        args.insert(args.end(), {"--dtask-worker", endpoint, "--dtask-give-up", "600"});
-        std::vector<char*> argv;
-        for (auto& arg : args)
-            argv.push_back(arg.data());
-        argv.push_back(nullptr);
-        if (posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0)
-            pid_ = -1;
-    }
-    ~WorkerProcess() { kill9(); }
-    WorkerProcess(const WorkerProcess&) = delete;
-    WorkerProcess& operator=(const WorkerProcess&) = delete;
-    void kill9() {
-        if (pid_ <= 0)
-            return;
-        kill(pid_, SIGKILL);
-        waitpid(pid_, nullptr, 0);
-        pid_ = -1;
-    }
+    explicit WorkerProcess(const std::string& endpoint, const std::string& netns = {})
+        : process_(netns.empty() ? test_support::self_executable()
+                                 : test_support::RemoteNetwork::ip_program(),
+                   arguments(endpoint, netns)) {}
+    void kill9() { process_.kill_and_reap(); }
 
 private:
-    pid_t pid_ = -1;
+    static std::vector<std::string> arguments(const std::string& endpoint,
+                                              const std::string& netns) {
+        std::vector<std::string> args;
+        if (!netns.empty())
+            args = {"netns", "exec", netns, test_support::self_executable()};
+        args.insert(args.end(), {"--dtask-worker", endpoint, "--dtask-give-up", "600"});
+        return args;
+    }
+
+    test_support::Process process_;
 };
 
 struct Row {

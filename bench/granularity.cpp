@@ -152,11 +152,10 @@ std::vector<Figure> efficiency(const Settings& settings) {
                 "smallest subtask duration with efficiency >= 50%, log-linear interpolation; "
                 "per repetition");
     metg.detail("taskbench_metg_us", median(taskbench_metg));
-    metg.detail("at_most",
-                metg.value() <= static_cast<double>(points.front().iterations) *
-                                        median(points.front().kernel_ns) * 1e-3
-                    ? "yes: every point >= 50%"
-                    : "no");
+    metg.detail("at_most", metg.value() <= static_cast<double>(points.front().iterations) *
+                                               median(points.front().kernel_ns) * 1e-3
+                               ? "yes: every point >= 50%"
+                               : "no");
     figures.push_back(std::move(metg));
     return figures;
 }

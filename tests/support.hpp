@@ -1,6 +1,7 @@
 #pragma once
-// What the tests share: starting and watching real processes (bounded waits on pidfds, never
-// sleeps), and waiting for a job with a time limit so that a hang fails instead of hanging.
+// What the tests share: starting and watching real processes (process.hpp; bounded waits on
+// pidfds, never sleeps), and waiting for a job with a time limit so that a hang fails
+// instead of hanging.
 
 #include <chrono>
 #include <optional>
@@ -14,40 +15,11 @@
 
 #include <dtask/dtask.hpp>
 
+#include "process.hpp"
 #include "temp_dir.hpp"
 
 namespace test_support {
 
-/// A process started by a test; killed and reaped when it goes out of scope.
-class Process {
-public:
-    /// Starts `program` with `args`; stdout and stderr go to `output_file` if not empty, or
-    /// stdout to a pipe that read_line() reads if `output_file` is "|" (stdout and stderr
-    /// if it is "|&").
-    Process(const std::string& program, const std::vector<std::string>& args,
-            const std::string& output_file = {},
-            const std::vector<std::string>& extra_environment = {});
-    ~Process();
-    Process(const Process&) = delete;
-    Process& operator=(const Process&) = delete;
-
-    pid_t pid() const noexcept { return pid_; }
-    /// Waits up to `timeout` for the process to exit; its wait status, or nullopt.
-    std::optional<int> wait_exit(std::chrono::milliseconds timeout);
-    void signal(int signal_number) const;
-    /// The next line of the child's stdout (piped); nullopt on timeout or end of output.
-    std::optional<std::string> read_line(std::chrono::milliseconds timeout);
-
-private:
-    pid_t pid_ = -1;
-    int pidfd_ = -1;
-    int stdout_pipe_ = -1;
-    std::string buffered_;
-    bool reaped_ = false;
-};
-
-/// This test binary's path: it serves as a worker with --dtask-worker.
-std::string self_executable();
 /// Directory of the example binaries (set by CMake).
 std::string examples_directory();
 /// Directory of the helper binaries built for the tests.
