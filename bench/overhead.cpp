@@ -13,6 +13,21 @@ constexpr unsigned raw_relay_credits = 64;      // per echo worker behind the ra
 constexpr std::size_t payload_bytes = 1 << 20;  // large_payloads: 1 MiB per subtask
 constexpr std::size_t raw_payload_window = 32;  // 32 MiB in flight, as dtask's window_bytes
 
+/// An echo process on tcp and one on ipc, each with a client here: the raw baselines of the
+/// figures measured against both transports.
+struct EchoOnBothTransports {
+    explicit EchoOnBothTransports(raw::Reply reply)
+        : tcp_echo("tcp://127.0.0.1:*", reply),
+          ipc_echo(raw::private_ipc_endpoint(), reply),
+          tcp(tcp_echo.endpoint()),
+          ipc(ipc_echo.endpoint()) {}
+
+    raw::EchoProcess tcp_echo;
+    raw::EchoProcess ipc_echo;
+    raw::Client tcp;
+    raw::Client ipc;
+};
+
 /// Seconds that `job` takes on `input`, its result checked.
 template <class Input>
 double timed_run(dtask::Cluster& cluster, const dtask::Job<std::uint64_t>& job, Input input,
@@ -85,10 +100,7 @@ std::vector<Figure> one_subtask_latency(const Settings& settings) {
 
     dtask::Cluster cluster(two_local_workers());
     wait_for_workers(cluster, 2);
-    raw::EchoProcess tcp_echo("tcp://127.0.0.1:*", raw::Reply::echo);
-    raw::EchoProcess ipc_echo(raw::private_ipc_endpoint(), raw::Reply::echo);
-    raw::Client tcp(tcp_echo.endpoint());
-    raw::Client ipc(ipc_echo.endpoint());
+    EchoOnBothTransports raw_echo(raw::Reply::echo);
     for (int warm_up = 0; warm_up < 20; ++warm_up)
         timed_run(cluster, identity_job, std::uint64_t{1}, 1);
 
@@ -99,8 +111,8 @@ std::vector<Figure> one_subtask_latency(const Settings& settings) {
     vs_ipc.baseline = "raw_lockstep_ipc";
 
     for (int rep = 0; rep < settings.repeat; ++rep) {
-        const double tcp_micros = median(tcp.lockstep(jobs));
-        const double ipc_micros = median(ipc.lockstep(jobs));
+        const double tcp_micros = median(raw_echo.tcp.lockstep(jobs));
+        const double ipc_micros = median(raw_echo.ipc.lockstep(jobs));
         std::vector<double> micros;
         for (std::uint64_t job = 0; job < jobs; ++job)
             micros.push_back(1e6 * timed_run(cluster, identity_job, std::uint64_t{1}, 1));
@@ -125,10 +137,7 @@ std::vector<Figure> large_payloads(const Settings& settings) {
 
     dtask::Cluster cluster(two_local_workers());
     wait_for_workers(cluster, 2);
-    raw::EchoProcess tcp_echo("tcp://127.0.0.1:*", raw::Reply::size);
-    raw::EchoProcess ipc_echo(raw::private_ipc_endpoint(), raw::Reply::size);
-    raw::Client tcp(tcp_echo.endpoint());
-    raw::Client ipc(ipc_echo.endpoint());
+    EchoOnBothTransports raw_echo(raw::Reply::size);
 
     Figure vs_tcp{"large_payloads", "large_payloads.vs_tcp", "MiB/s", Better::higher};
     vs_tcp.baseline = "raw_1mib_tcp";
@@ -138,10 +147,10 @@ std::vector<Figure> large_payloads(const Settings& settings) {
     vs_ipc.target = Target::ratio_at_least(0.5);
 
     for (int rep = 0; rep < settings.repeat; ++rep) {
-        const double tcp_rate = mebibytes / tcp.pipelined(subtasks, raw_payload_window,
-                                                          payload_bytes, raw::Reply::size);
-        const double ipc_rate = mebibytes / ipc.pipelined(subtasks, raw_payload_window,
-                                                          payload_bytes, raw::Reply::size);
+        const double tcp_rate = mebibytes / raw_echo.tcp.pipelined(subtasks, raw_payload_window,
+                                                                   payload_bytes, raw::Reply::size);
+        const double ipc_rate = mebibytes / raw_echo.ipc.pipelined(subtasks, raw_payload_window,
+                                                                   payload_bytes, raw::Reply::size);
         const double dtask_rate =
             mebibytes / timed_run(cluster, payload_job, PayloadPlan{subtasks, payload_bytes},
                                   subtasks * payload_bytes);

@@ -1244,17 +1244,15 @@ private:
     }
 
     void on_child_exit(int pidfd) {
-        auto child = std::find_if(children_.begin(), children_.end(),
-                                  [&](const auto& c) { return c.pidfd == pidfd; });
-        if (child == children_.end()) {
-            epoll_ctl(exits_fd_, EPOLL_CTL_DEL, pidfd, nullptr);
-            return;
-        }
-        const pid_t pid = child->pid;
         // Out of the set before reaping closes the pidfd: closing takes it out only if no
         // other process shares the fd (a host that forked keeps a copy), and a stale entry
         // would stay readable, or name the next pidfd given the same number.
         epoll_ctl(exits_fd_, EPOLL_CTL_DEL, pidfd, nullptr);
+        auto child = std::find_if(children_.begin(), children_.end(),
+                                  [&](const auto& c) { return c.pidfd == pidfd; });
+        if (child == children_.end())
+            return;
+        const pid_t pid = child->pid;
         const std::string how = describe_wait_status(reap(*child));
         children_.erase(child);
         auto joined = joined_pids_.find(pid);

@@ -123,6 +123,15 @@ public:
         send(socket_, {}, bye);
     }
 
+    /// say_goodbye() on a connection being dropped: if it fails, closing the socket is all
+    /// that is left to do.
+    void say_goodbye_if_possible() noexcept {
+        try {
+            say_goodbye();
+        } catch (const std::exception&) {
+        }
+    }
+
     /// After an unexpected error on the I/O thread: no job may wait for it any more.
     void abandon(const std::string& why) {
         fail_all<TransportError>("the client's I/O thread stopped: " + why);
@@ -238,6 +247,11 @@ private:
             std::lock_guard lock(core_.mailbox_->mutex);
             reason = core_.mailbox_->stop_reason;
         }
+        stop_jobs(reason);
+    }
+
+    /// The client stops: every job fails with `reason`, and the broker drops them.
+    void stop_jobs(const std::string& reason) {
         for (auto& [id, job] : jobs_) {
             job.run->fail(
                 std::make_exception_ptr(Error("job '" + job.run->job_name() + "': " + reason)));
@@ -285,15 +299,8 @@ private:
                 }
             }
         }
-        if (stopped_) {
-            for (auto& [id, job] : jobs_) {
-                job.run->fail(std::make_exception_ptr(
-                    Error("job '" + job.run->job_name() + "': " + stop_reason)));
-                std::array frames{header(Command::cancel, {id})};
-                send(socket_, {}, frames);
-            }
-            jobs_.clear();
-        }
+        if (stopped_)
+            stop_jobs(stop_reason);
     }
 
     void start(std::shared_ptr<RunState> run) {
@@ -765,9 +772,9 @@ ClientCore::Mailbox::~Mailbox() {
     close(stop_fd);
 }
 
-void ClientCore::Mailbox::wake() const noexcept {
+void ClientCore::Mailbox::signal(int event_fd) noexcept {
     const std::uint64_t one = 1;
-    [[maybe_unused]] auto written = write(wake_fd, &one, sizeof one);
+    [[maybe_unused]] auto written = write(event_fd, &one, sizeof one);
 }
 
 ClientCore::ClientCore(zmq::context_t& context, ClientOptions options)
@@ -847,10 +854,7 @@ void ClientCore::run_here(std::shared_ptr<RunState> run) {
     if (reusable && !loop->refused() && !mailbox_->stopping) {
         spare_loops_.push_back(std::move(loop));
     } else if (loop) {
-        try {
-            loop->say_goodbye();
-        } catch (const std::exception&) {
-        }
+        loop->say_goodbye_if_possible();
         loop.reset();  // closes its socket before stop() lets the context go
     }
     --mailbox_->driving;
@@ -866,8 +870,7 @@ void ClientCore::stop(const std::string& reason) {
         }
     }
     mailbox_->wake();
-    const std::uint64_t one = 1;
-    [[maybe_unused]] auto written = write(mailbox_->stop_fd, &one, sizeof one);
+    Mailbox::signal(mailbox_->stop_fd);
     if (thread_.joinable())
         thread_.join();
     {
@@ -884,13 +887,8 @@ void ClientCore::stop(const std::string& reason) {
         left.swap(mailbox_->incoming);
         spares.swap(spare_loops_);
     }
-    for (auto& spare : spares) {
-        try {
-            spare->say_goodbye();
-        } catch (const std::exception&) {
-            // Closing the socket is all that is left to do.
-        }
-    }
+    for (auto& spare : spares)
+        spare->say_goodbye_if_possible();
     for (auto& run : left)
         run->fail(std::make_exception_ptr(Error("job '" + run->job_name() + "': " + reason)));
 }

@@ -65,7 +65,9 @@ private:
     struct Mailbox {
         Mailbox();
         ~Mailbox();
-        void wake() const noexcept;
+        void wake() const noexcept { signal(wake_fd); }
+        /// Makes an eventfd readable.
+        static void signal(int event_fd) noexcept;
 
         int wake_fd = -1;
         int stop_fd = -1;  // written once, when the client stops; never read
