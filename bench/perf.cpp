@@ -39,7 +39,7 @@ const Scenario scenarios[] = {
     {"large_payloads", perf::large_payloads, "MiB/s of 1 MiB subtasks, next to raw 1 MiB messages"},
     {"memory", perf::memory, "peak RSS of host and worker for a 10-million-subtask job"},
     {"broker_scaling", perf::broker_scaling,
-     "subtasks/s with batching off on 1, 10, 100 workers, and 10 concurrent jobs"},
+     "broker CPU per subtask and subtasks/s, batching off, on 1, 10, 100 workers and 10 jobs"},
     {"startup", perf::startup, "Cluster construction until 2 workers joined, and a first job"},
 };
 
