@@ -1,6 +1,7 @@
 #include "batch_runner.hpp"
 
 #include <exception>
+#include <optional>
 #include <typeinfo>
 
 #include <cxxabi.h>
@@ -60,7 +61,8 @@ void BatchRunner::open_job(Inbound& message) {
 /// one batch. A failure ends the run of results before it: those go back first, then the
 /// failure. After a TransientError the batch goes on (the broker may retry that subtask
 /// alone); after any other failure the job fails, so the rest is not run.
-void BatchRunner::run_batch(Inbound& message, Clock::time_point now) {
+BatchRunner::Clock::time_point BatchRunner::run_batch(Inbound& message, Clock::time_point now) {
+    sent_at_ = now;
     const std::uint64_t job_id = message.fields[0];
     const std::uint64_t first = message.fields[1];
     const std::uint64_t count = message.fields[2];
@@ -78,7 +80,7 @@ void BatchRunner::run_batch(Inbound& message, Clock::time_point now) {
             failure.message = it->second.unusable;
         }
         send_failure(job_id, first, failure);
-        return;
+        return sent_at_;
     }
     const OpenJob& job = it->second;
     const bool watched = job.timeout.count() > 0;
@@ -87,49 +89,55 @@ void BatchRunner::run_batch(Inbound& message, Clock::time_point now) {
     for (std::uint64_t i = 0; i < count; ++i) {
         const std::uint64_t index = first + i;
         std::span<const std::byte> subtask;
-        Failure failure;
-        failure.worker = worker_name_;
         try {
             if (!reader.next(subtask, "task batch"))
                 throw ProtocolError("malformed task batch: the header says " +
                                     std::to_string(count) + " subtasks, the frame holds " +
                                     std::to_string(i));
         } catch (const ProtocolError& e) {
+            Failure failure;
             failure.kind = FailureKind::protocol;
+            failure.worker = worker_name_;
             failure.message = "worker " + worker_name_ + ": " + e.what();
             send_run(run);
             send_failure(job_id, index, failure);
-            return;
+            return sent_at_;
         }
         if (watched)
             shared_.watch.start(job_id, index, job.timeout);
         run.writer.begin();
-        bool mapped = false;
+        std::optional<Failure> failure;
         try {
             job.model->run_map(job.shared.get(), subtask, index, run.writer.out());
             run.writer.end();  // throws for a partial result over 4 GiB
-            mapped = true;
         } catch (const TransientError&) {
-            failure.kind = FailureKind::transient;
-            describe_current_exception(failure);
+            failure = current_failure(FailureKind::transient);
         } catch (...) {
-            failure.kind = FailureKind::exception;
-            describe_current_exception(failure);
+            failure = current_failure(FailureKind::exception);
         }
         if (watched)
             shared_.watch.stop();
-        if (mapped) {
+        if (!failure) {
             ++run.count;
             continue;
         }
         run.writer.abandon();
         send_run(run);
-        send_failure(job_id, index, failure);
-        if (failure.kind != FailureKind::transient)
-            return;
-        run.restart(index + 1, Clock::now());
+        send_failure(job_id, index, *failure);
+        if (failure->kind != FailureKind::transient)
+            return sent_at_;
+        run.restart(index + 1, sent_at_);
     }
     send_run(run);
+    return sent_at_;
+}
+
+Failure BatchRunner::current_failure(FailureKind kind) const {
+    Failure failure;
+    failure.kind = kind;
+    failure.worker = worker_name_;
+    describe_current_exception(failure);
+    return failure;
 }
 
 /// Sends the results of a run, with the time map took for them (the client sizes its
@@ -153,6 +161,7 @@ void BatchRunner::send_failure(std::uint64_t job_id, std::uint64_t index, const 
 void BatchRunner::send_frames(std::span<zmq::message_t> frames, Clock::time_point now) {
     send(broker_, {}, frames);
     shared_.note_sent(now);
+    sent_at_ = now;
 }
 
 }  // namespace dtask::detail

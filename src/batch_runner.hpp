@@ -29,8 +29,9 @@ public:
         : broker_(broker), worker_name_(std::move(worker_name)), shared_(shared) {}
 
     void open_job(protocol::Inbound& message);
-    /// Runs a task message received at `now` (the clock is read once per message).
-    void run_batch(protocol::Inbound& message, Clock::time_point now);
+    /// Runs a task message received at `now`; returns the time its last message was sent,
+    /// which serves as the next batch's start (the clock is read once per batch).
+    Clock::time_point run_batch(protocol::Inbound& message, Clock::time_point now);
     void end_job(std::uint64_t job) { jobs_.erase(job); }
     /// A new session with the broker: the old one's jobs will not be ended.
     void forget_all() { jobs_.clear(); }
@@ -69,8 +70,11 @@ private:
     void send_run(Run& run);
     void send_failure(std::uint64_t job_id, std::uint64_t index, const protocol::Failure& failure);
     void send_frames(std::span<zmq::message_t> frames, Clock::time_point now);
+    /// A failure of `kind`: the exception being handled, on this worker.
+    protocol::Failure current_failure(protocol::FailureKind kind) const;
 
-    std::string run_buffer_;  // of the run being built
+    std::string run_buffer_;     // of the run being built
+    Clock::time_point sent_at_;  // when the last message was sent
     zmq::socket_t& broker_;
     std::string worker_name_;
     PulseShared& shared_;

@@ -17,8 +17,11 @@
 #include "batch.hpp"
 #include "batch_sizer.hpp"
 #include "deadline.hpp"
+#include "lazy_clock.hpp"
 #include "log.hpp"
+#include "outbox.hpp"
 #include "protocol.hpp"
+#include "socket_poll.hpp"
 #include "thread_name.hpp"
 
 namespace dtask::detail {
@@ -170,6 +173,15 @@ struct BrokerJob {
     Clock::time_point worker_deadline;
 };
 
+/// Hashes a std::string key and a std::string_view alike, so that maps keyed by routing id
+/// are searched with the received id in place.
+struct ViewHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view text) const noexcept {
+        return std::hash<std::string_view>{}(text);
+    }
+};
+
 std::string format_ms(std::chrono::milliseconds ms) {
     return std::to_string(ms.count()) + " ms";
 }
@@ -182,6 +194,7 @@ public:
         exits_fd_ = epoll_create1(EPOLL_CLOEXEC);
         if (exits_fd_ < 0)
             throw Error("dtask: cannot create the broker's epoll set of local workers");
+        poller_.watch_other(1, exits_fd_);
     }
     ~Loop() { close(exits_fd_); }
     Loop(const Loop&) = delete;
@@ -202,41 +215,49 @@ private:
             spawn_local();
         next_tick_ = Clock::now() + options_.heartbeat_interval;
         std::vector<zmq::message_t> frames;
-        std::vector<zmq::pollitem_t> items;
+        poller_.watch(socket_);
         for (;;) {
-            items.clear();  // kept from turn to turn: no allocation per poll
-            items.push_back({socket_.handle(), 0, ZMQ_POLLIN, 0});
-            items.push_back({nullptr, broker_.stop_fd_, ZMQ_POLLIN, 0});
-            items.push_back({nullptr, exits_fd_, ZMQ_POLLIN, 0});
             const auto wake_at =
                 respawns_.empty() ? next_tick_ : std::min(next_tick_, respawns_.front());
-            const auto wait = std::max(
-                std::chrono::milliseconds(0),
-                std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - Clock::now()));
-            protocol::poll(items, wait);
-            now_ = Clock::now();
-            if (items[1].revents & ZMQ_POLLIN)
+            // now_ was read at the last wake-up, and during the burst after it.
+            poller_.wait(std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now_));
+            now_ = clock_.fresh();
+            if (poller_.readable(0))
                 break;
-            if (items[0].revents & ZMQ_POLLIN) {
-                // Drain what is there now, so a burst of messages costs one poll.
-                for (int burst = 0; burst < 256; ++burst) {
-                    now_ = Clock::now();
-                    if (!receive(socket_, frames, false)) {
-                        last_drained_ = now_;
-                        break;
-                    }
-                    on_message(frames);
-                }
-            }
-            if (items[2].revents & ZMQ_POLLIN)
+            if (poller_.readable(1))
                 on_children_exits();
-            now_ = Clock::now();
             respawn_due(now_);
             if (now_ >= next_tick_) {
                 tick();
                 next_tick_ = Clock::now() + options_.heartbeat_interval;
             }
+            // Last before the wait, which then hears of what comes after.
+            poller_.drained(drain(frames));
         }
+    }
+
+    /// Sends a message at the end of the burst (Outbox).
+    void post(std::string_view to, std::span<zmq::message_t> frames) { outbox_.add(to, frames); }
+
+    /// Handles what the socket holds now, so that a burst of messages costs one wait (up to
+    /// 256 messages, then the timers get their turn), and sends what the burst posted. True
+    /// if it found the socket empty.
+    bool drain(std::vector<zmq::message_t>& frames) {
+        for (int burst = 0; burst < 256; ++burst) {
+            if (!receive(socket_, frames, false)) {
+                if (outbox_.empty()) {
+                    last_drained_ = now_;
+                    return true;
+                }
+                // A send may take the signal of a message that arrived meanwhile: look again.
+                outbox_.flush(socket_);
+                continue;
+            }
+            on_message(frames);
+            now_ = clock_.next();
+        }
+        outbox_.flush(socket_);
+        return false;
     }
 
     // ---- peers ----
@@ -244,19 +265,20 @@ private:
     void on_message(std::vector<zmq::message_t>& frames) {
         if (frames.empty())
             return;
-        std::string id(as_text(frames[0]));
+        // A view: a worker's routing id is too long to be a string without an allocation.
+        const std::string_view id = as_text(frames[0]);
         Inbound message;
         try {
             message = parse(frames, 1);
         } catch (const ProtocolError& e) {
-            on_protocol_error(id, e.what());
+            on_protocol_error(std::string(id), e.what());
             return;
         }
         try {
             if (message.command == Command::hello) {
-                on_hello(id, message);
+                on_hello(std::string(id), message);
             } else if (message.command == Command::pulse || message.command == Command::hung) {
-                on_pulse(id, message);
+                on_pulse(std::string(id), message);
             } else if (auto w = workers_.find(id); w != workers_.end()) {
                 w->second.last_heard = now_;
                 on_worker_message(w->second, message);
@@ -267,10 +289,10 @@ private:
                 // A peer we dropped (declared dead, or from before a restart): it must
                 // introduce itself again; whatever it held was given to others already.
                 std::array frames_out{header(Command::reconnect)};
-                send(socket_, id, frames_out);
+                post(id, frames_out);
             }
         } catch (const ProtocolError& e) {
-            on_protocol_error(id, e.what());
+            on_protocol_error(std::string(id), e.what());
         }
     }
 
@@ -290,7 +312,7 @@ private:
 
     void refuse(const std::string& id, const std::string& reason) {
         std::array frames{header(Command::refuse), text_frame(reason)};
-        send(socket_, id, frames);
+        post(id, frames);
     }
 
     void on_hello(const std::string& id, Inbound& message) {
@@ -354,12 +376,12 @@ private:
         std::array frames{header(Command::welcome,
                                  {static_cast<std::uint64_t>(options_.heartbeat_interval.count()),
                                   options_.heartbeat_liveness})};
-        send(socket_, id, frames);
+        post(id, frames);
     }
 
     void send_status(const std::string& client_id) {
         std::array frames{header(Command::status, {workers_.size()})};
-        send(socket_, client_id, frames);
+        post(client_id, frames);
     }
 
     void publish_worker_count() {
@@ -397,9 +419,9 @@ private:
             job.name + "' (worker: " + it->second + "; client: " + job.signature +
             "); it will receive none of this job's subtasks: rebuild it from the same source";
         std::array to_worker{header(Command::notice, {0}), text_frame(text)};
-        send(socket_, worker.id, to_worker);
+        post(worker.id, to_worker);
         std::array to_client{header(Command::notice, {job.client_job}), text_frame(text)};
-        send(socket_, job.client, to_client);
+        post(job.client, to_client);
     }
 
     void on_worker_message(WorkerPeer& worker, Inbound& message) {
@@ -437,7 +459,7 @@ private:
             // Forwarded as it came, but for the job id: the client's own.
             set_field(*message.frame, 0, job->second.client_job);
             std::array out{std::move(*message.frame)};
-            send(socket_, job->second.client, out);
+            post(job->second.client, out);
         }
         std::vector<std::string> revoked;
         if (held->next == held->end())
@@ -505,7 +527,7 @@ private:
             holder->second.release(copy);
             // If it has not started the copy it skips it; if it has, the result is ignored.
             std::array frames{header(Command::revoke, {job.id, first})};
-            send(socket_, id, frames);
+            post(id, frames);
             make_hungry(holder->second);
             revoked.push_back(id);
         }
@@ -556,7 +578,7 @@ private:
             if (job != jobs_.end()) {
                 std::array out{header(Command::failure, {job->second.client_job, index}),
                                std::move(message.body[0])};
-                send(socket_, job->second.client, out);
+                post(job->second.client, out);
                 forget_job(job_id);
             }
         } else {
@@ -600,7 +622,7 @@ private:
         const Failure report = decode_body<Failure>(message.body[1], "a timeout report");
         // Acknowledge in any case, so that the worker restarts at once.
         std::array bye{header(Command::bye)};
-        send(socket_, sender, bye);
+        post(sender, bye);
         if (found == workers_.end())
             return;
         WorkerPeer& worker = found->second;
@@ -811,14 +833,14 @@ private:
             std::array definition{header(Command::job, {job.id, job.settings.subtask_timeout_ms}),
                                   text_frame(job.name), text_frame(job.signature),
                                   std::move(shared)};
-            send(socket_, worker.id, definition);
+            post(worker.id, definition);
             job.opened_by.insert(worker.id);
         }
         std::array frames{zmq::message_t()};
         // Shares the bytes (header included): the frame is kept to requeue if the worker is
         // lost. Its header says job.id, task.first and task.count already.
         frames[0].copy(task.payload);
-        send(socket_, worker.id, frames);
+        post(worker.id, frames);
         const std::int64_t expected_ns =
             job.runs == 0
                 ? 0
@@ -832,7 +854,7 @@ private:
     void tell_ended(WorkerPeer& worker) {
         for (const std::uint64_t job_id : worker.ended) {
             std::array frames{header(Command::end, {job_id})};
-            send(socket_, worker.id, frames);
+            post(worker.id, frames);
         }
         worker.ended.clear();
     }
@@ -1086,7 +1108,7 @@ private:
 
     void fail_job(BrokerJob& job, std::uint64_t index, const Failure& failure) {
         std::array out{header(Command::failure, {job.client_job, index}), encode_body(failure)};
-        send(socket_, job.client, out);
+        post(job.client, out);
         forget_job(job.id);
     }
 
@@ -1141,8 +1163,7 @@ private:
         std::vector<std::string> silent_workers, silent_clients;
         // Messages still waiting to be read may be the very heartbeats in question: judge
         // silence only with nothing left unread, unless reading has been behind for as long.
-        const bool unread =
-            (socket_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0 && now - last_drained_ < silence;
+        const bool unread = poller_.unread(socket_) && now - last_drained_ < silence;
         for (auto& [id, worker] : workers_) {
             if (!unread && now - worker.last_heard > silence)
                 silent_workers.push_back(id);
@@ -1164,7 +1185,7 @@ private:
         for (auto& [id, worker] : workers_) {
             tell_ended(worker);
             std::array frames{header(Command::heartbeat)};
-            send(socket_, id, frames);
+            post(id, frames);
         }
         for (const auto& [id, client] : clients_) {
             // A client in this process watches no heartbeats, and one may idle for long
@@ -1172,7 +1193,7 @@ private:
             if (client.same_process)
                 continue;
             std::array frames{header(Command::heartbeat)};
-            send(socket_, id, frames);
+            post(id, frames);
         }
         check_worker_waits(now);
         feed_idle();  // subtasks running long enough by now may get backup copies
@@ -1322,14 +1343,19 @@ private:
             if (!worker.hello.local)
                 continue;
             std::array frames{header(Command::bye)};
-            send(socket_, id, frames);
+            post(id, frames);
         }
         for (auto& [job_id, job] : jobs_) {
             Failure failure;
             failure.kind = FailureKind::shutdown;
             failure.message = "job '" + job.name + "': the broker shut down while it ran";
             std::array out{header(Command::failure, {job.client_job, 0}), encode_body(failure)};
-            send(socket_, job.client, out);
+            post(job.client, out);
+        }
+        try {
+            outbox_.flush(socket_);
+        } catch (const zmq::error_t& e) {
+            log_warning("broker", std::string("cannot say goodbye: ") + e.what());
         }
         // Workers still starting have no link to receive a bye on: SIGTERM reaches them all.
         stop_children(children_, std::chrono::seconds(3));
@@ -1347,8 +1373,9 @@ private:
     std::vector<ChildProcess> children_;
     // The pidfds of children_, watched as one: a poll costs the same for 1 or 100 of them.
     int exits_fd_ = -1;
-    std::unordered_map<std::string, WorkerPeer> workers_;
-    std::unordered_map<std::string, ClientPeer> clients_;
+    // By routing id, found by a view of the id received.
+    std::unordered_map<std::string, WorkerPeer, ViewHash, std::equal_to<>> workers_;
+    std::unordered_map<std::string, ClientPeer, ViewHash, std::equal_to<>> clients_;
     std::unordered_map<std::uint64_t, BrokerJob> jobs_;
     std::deque<std::uint64_t> rotation_;  // jobs with queued subtasks, served in turn
     // Workers with room for more batches, in no order. A worker leaves it before it leaves
@@ -1366,9 +1393,12 @@ private:
     std::string restarts_stopped_;  // why no local worker is started any more
     Clock::time_point next_tick_;
     Clock::time_point last_drained_ = Clock::now();  // the socket last had nothing unread
-    // When the message being handled was read: one clock read per message, shared by
-    // everything that stamps it.
-    Clock::time_point now_ = Clock::now();
+    // When the message being handled was read, shared by everything that stamps it: read
+    // once per turn, then every few messages of a burst.
+    LazyClock clock_;
+    Clock::time_point now_ = clock_.last();
+    SocketPoll<2> poller_{{broker_.stop_fd_, -1}};  // then exits_fd_, once made
+    Outbox outbox_;                                 // what the burst sends
 };
 
 namespace {

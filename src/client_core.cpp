@@ -16,8 +16,10 @@
 #include "batch_sizer.hpp"
 #include "deadline.hpp"
 #include "index_set.hpp"
+#include "lazy_clock.hpp"
 #include "log.hpp"
 #include "protocol.hpp"
+#include "socket_poll.hpp"
 #include "thread_name.hpp"
 
 namespace dtask::detail {
@@ -89,6 +91,7 @@ public:
           liveness_(core.options_.heartbeat_liveness) {
         tune(socket_);
         socket_.connect(core_.options_.endpoint);
+        poller_.watch(socket_);
         say_hello();
     }
 
@@ -103,7 +106,7 @@ public:
     /// Runs one job on the calling thread until it ends, with no other job on this loop:
     /// its messages and the user's thread need no hand-off through the I/O thread.
     void drive(std::shared_ptr<RunState> run) {
-        now_ = Clock::now();
+        now_ = clock_.fresh();
         slice_end_ = now_ + time_slice;
         next_heartbeat_ = now_ + interval_;
         const RunState& state = *run;
@@ -153,40 +156,41 @@ private:
     /// for the client to stop), and handles what came.
     void turn(bool driving = false) {
         const Mailbox& mailbox = *core_.mailbox_;
-        std::array<zmq::pollitem_t, 2> items{
-            {{socket_.handle(), 0, ZMQ_POLLIN, 0},
-             {nullptr, driving ? mailbox.stop_fd : mailbox.wake_fd, ZMQ_POLLIN, 0}}};
+        poller_.watch_other(0, driving ? mailbox.stop_fd : mailbox.wake_fd);
         // Jobs whose split still has room in its window but used up its time slice
         // continue at once; otherwise sleep until the next heartbeat is due.
         const auto wake_at = std::min(next_heartbeat_, next_deadline_);
-        const auto wait = unpumped_.empty()
-                              ? std::max(std::chrono::milliseconds(0),
-                                         std::chrono::duration_cast<std::chrono::milliseconds>(
-                                             wake_at - Clock::now()) +
-                                             std::chrono::milliseconds(1))
-                              : std::chrono::milliseconds(0);
-        protocol::poll(items, wait);
-        now_ = Clock::now();
+        const auto wait =
+            unpumped_.empty()
+                ? std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now_) +
+                      std::chrono::milliseconds(1)
+                : std::chrono::milliseconds(0);
+        poller_.wait(wait);
+        now_ = clock_.fresh();
         slice_end_ = now_ + time_slice;
-        if (items[1].revents & ZMQ_POLLIN) {
+        if (poller_.readable(0)) {
             if (driving)
                 stop_driving();
             else
                 take_requests();
         }
-        if (items[0].revents & ZMQ_POLLIN) {
-            std::vector<zmq::message_t>& frames = frames_;
-            for (int burst = 0; burst < 256 && now_ < slice_end_; ++burst) {
-                if (!receive(socket_, frames, false))
-                    break;
-                now_ = Clock::now();
-                last_heard_ = now_;
-                on_message(frames);
-            }
-        }
+        poller_.drained(drain());
         pump_unpumped();
         heartbeat_if_due();
         fail_overdue();
+    }
+
+    /// Handles the messages the socket holds, up to 256 and within the time slice. True if
+    /// it found the socket empty.
+    bool drain() {
+        for (int burst = 0; burst < 256 && now_ < slice_end_; ++burst) {
+            if (!receive(socket_, frames_, false))
+                return true;
+            now_ = clock_.next();
+            last_heard_ = now_;
+            on_message(frames_);
+        }
+        return false;
     }
 
     void heartbeat_if_due() {
@@ -372,7 +376,7 @@ private:
                 while (count < want && bytes.size() < BatchSizer::max_batch_bytes) {
                     // A slow split must not hold up the loop: a batch closes early when
                     // the time slice is over.
-                    if (count % 16 == 15 && (now_ = Clock::now()) >= slice_end_)
+                    if (count % 16 == 15 && (now_ = clock_.fresh()) >= slice_end_)
                         break;
                     writer.begin();
                     if (!job.run->next_subtask(writer.out())) {
@@ -387,7 +391,9 @@ private:
                 fail(id, std::current_exception());
                 return;
             }
-            now_ = Clock::now();
+            // A batch of one (batching off, or the tail) is cheap to make: the clock need not
+            // be read for each.
+            now_ = count > 1 ? clock_.fresh() : clock_.next();
             if (count > 0)
                 send_batch(id, job, count, bytes);
             if (job.exhausted) {
@@ -710,9 +716,7 @@ private:
             return;
         // Messages may be waiting that this thread was too busy to read: then the broker
         // is not silent.
-        std::array<zmq::pollitem_t, 1> item{{{socket_.handle(), 0, ZMQ_POLLIN, 0}}};
-        protocol::poll(item, std::chrono::milliseconds(0));
-        if (item[0].revents & ZMQ_POLLIN)
+        if (poller_.unread(socket_))
             return;
         const auto silent = std::to_string(
             std::chrono::duration_cast<std::chrono::milliseconds>(now - last_heard_).count());
@@ -744,9 +748,11 @@ private:
     Clock::time_point last_heard_;
     Clock::time_point next_heartbeat_;
     Clock::time_point slice_end_;
-    // Read once per message received or batch sent: a clock read costs about as much as
-    // the rest of the work for an empty subtask.
-    Clock::time_point now_ = Clock::now();
+    // Read once per turn, then every few messages received or one-subtask batches sent: a
+    // clock read costs about as much as the rest of the work for an empty subtask.
+    LazyClock clock_;
+    Clock::time_point now_ = clock_.last();
+    SocketPoll<1> poller_{{-1}};  // the socket, and the mailbox's wake or stop descriptor
     // No job's deadline is before this; a job that ended may leave it early, which costs
     // one needless look in fail_overdue.
     Clock::time_point next_deadline_ = Clock::time_point::max();

@@ -349,7 +349,16 @@ bool receive(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, bool wa
     }
 }
 
+namespace {
+thread_local std::uint64_t sent_on_this_thread = 0;
+}  // namespace
+
+std::uint64_t sends_on_this_thread() noexcept {
+    return sent_on_this_thread;
+}
+
 void send(zmq::socket_t& socket, std::string_view to, std::span<zmq::message_t> frames) {
+    ++sent_on_this_thread;
     if (!to.empty())
         socket.send(zmq::buffer(to.data(), to.size()), zmq::send_flags::sndmore);
     for (std::size_t i = 0; i < frames.size(); ++i) {

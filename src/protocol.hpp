@@ -173,5 +173,8 @@ bool receive(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, bool wa
 
 /// Sends frames as one message, prefixed with the routing id `to` unless it is empty (ROUTER).
 void send(zmq::socket_t& socket, std::string_view to, std::span<zmq::message_t> frames);
+/// How many messages send() has sent from the calling thread: a send may take a socket's
+/// pending signal, which SocketPoll must know of.
+std::uint64_t sends_on_this_thread() noexcept;
 
 }  // namespace dtask::detail::protocol

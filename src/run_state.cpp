@@ -67,8 +67,7 @@ bool RunState::set_cancel_hook(std::function<void()> hook) {
 }
 
 bool RunState::finished() const {
-    std::lock_guard lock(mutex_);
-    return status_ != Status::running;
+    return status_.load(std::memory_order_acquire) != Status::running;
 }
 
 void RunState::wait() const {

@@ -16,6 +16,7 @@
 #include "batch_runner.hpp"
 #include "log.hpp"
 #include "protocol.hpp"
+#include "socket_poll.hpp"
 #include "worker_pulse.hpp"
 
 namespace dtask::detail {
@@ -93,7 +94,8 @@ public:
           signal_fd_(signal_fd),
           shared_(shared),
           name_(process_name()),
-          runner_(broker_, name_, shared) {}
+          runner_(broker_, name_, shared),
+          poller_({signal_fd}) {}
 
     /// Returns the exit code.
     int run() {
@@ -128,6 +130,7 @@ private:
         broker_.set(zmq::sockopt::routing_id, id);
         shared_.set_routing_id(id);
         broker_.connect(options_.endpoint);
+        poller_.watch(broker_);
         Hello hello;
         hello.role = Role::worker;
         hello.name = name_;
@@ -156,57 +159,54 @@ private:
             broker_.close();
             return worker_usage;
         }
-        auto now = Clock::now();  // read once per turn of the loop: a clock read is not free
-        auto silent_since = now;
+        now_ = Clock::now();
+        auto silent_since = now_;
         auto backoff = interval_;
         auto next_heartbeat = shared_.last_sent_at() + interval_;
         std::vector<zmq::message_t> frames;
         for (;;) {
-            std::array<zmq::pollitem_t, 2> items{
-                {{broker_.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, signal_fd_, ZMQ_POLLIN, 0}}};
-            const auto wait = std::max(
-                std::chrono::milliseconds(0),
-                std::chrono::duration_cast<std::chrono::milliseconds>(next_heartbeat - now) +
-                    std::chrono::milliseconds(1));
-            protocol::poll(items, wait);
-            now = Clock::now();
-            if (items[1].revents & ZMQ_POLLIN)
+            poller_.wait(
+                std::chrono::duration_cast<std::chrono::milliseconds>(next_heartbeat - now_) +
+                std::chrono::milliseconds(1));
+            now_ = Clock::now();
+            if (poller_.readable(0))
                 return worker_done;
-            if (items[0].revents & ZMQ_POLLIN) {
-                for (int burst = 0; burst < 64; ++burst) {
-                    if (!receive(broker_, frames, false))
-                        break;
-                    // Read again per message: the one before may have run a long batch.
-                    now = Clock::now();
-                    last_heard_ = now;
-                    silent_since = now;
-                    backoff = interval_;
-                    if (auto code = on_message(frames))
-                        return *code;
+            bool drained = false;
+            for (int burst = 0; burst < 64; ++burst) {
+                if (!receive(broker_, frames, false)) {
+                    drained = true;
+                    break;
                 }
-                now = Clock::now();  // map may have run meanwhile
+                last_heard_ = now_;
+                silent_since = now_;
+                backoff = interval_;
+                if (auto code = on_message(frames))  // keeps now_ current
+                    return *code;
             }
-            // Messages still unread (the broker's heartbeats among them, behind a long batch)
-            // mean the broker is not silent: no verdict until they are read.
-            const bool unread = (broker_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
+            poller_.drained(drained);
             // Whatever the worker sends shows it alive: a heartbeat only after an interval
             // of silence.
-            if (now >= shared_.last_sent_at() + interval_) {
+            if (now_ >= shared_.last_sent_at() + interval_) {
                 std::array beat{header(Command::heartbeat)};
                 send_to_broker(beat);
             }
             next_heartbeat = shared_.last_sent_at() + interval_;
-            if (!unread && now - last_heard_ > interval_ * liveness_ &&
-                now - silent_since > options_.give_up) {
+            if (now_ - last_heard_ <= interval_ * liveness_)
+                continue;
+            // Messages still unread (the broker's heartbeats among them, behind a long batch)
+            // mean the broker is not silent: no verdict until they are read.
+            if (poller_.unread(broker_))
+                continue;
+            if (now_ - silent_since > options_.give_up) {
                 log_warning("worker " + name_,
                             "the broker at " + options_.endpoint + " has been silent for " +
                                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                                   now - silent_since)
+                                                   now_ - silent_since)
                                                    .count()) +
                                 " s: giving up");
                 return worker_gave_up;
             }
-            if (!unread && now - last_heard_ > interval_ * liveness_ + backoff) {
+            if (now_ - last_heard_ > interval_ * liveness_ + backoff) {
                 // Reconnect with a fresh socket, waiting longer each time.
                 connect();
                 backoff = std::min(backoff * 2, std::chrono::milliseconds(std::chrono::seconds(8)));
@@ -236,11 +236,12 @@ private:
                 // Decoding the job-wide data may take long too: the pulse speaks meanwhile.
                 const Busy busy(shared_);
                 runner_.open_job(message);
+                now_ = Clock::now();
                 return std::nullopt;
             }
             case Command::task: {
                 const Busy busy(shared_);
-                runner_.run_batch(message, last_heard_);
+                now_ = runner_.run_batch(message, now_);
                 return std::nullopt;
             }
             case Command::end:
@@ -282,6 +283,10 @@ private:
     std::chrono::milliseconds interval_{250};
     unsigned liveness_ = 5;
     Clock::time_point last_heard_;
+    // The time: read after each poll, then carried from batch to batch, whose runs read it
+    // when they end (a clock read costs as much as a good part of an empty subtask).
+    Clock::time_point now_;
+    SocketPoll<1> poller_;  // the socket, and the signals' descriptor
 };
 
 }  // namespace

@@ -94,7 +94,8 @@ private:
 
     mutable std::mutex mutex_;
     mutable std::condition_variable ended_;
-    Status status_ = Status::running;
+    // Changed under mutex_; atomic so that finished(), asked for every result, takes no lock.
+    std::atomic<Status> status_{Status::running};
     std::exception_ptr error_;
     std::function<void()> cancel_hook_;
 };

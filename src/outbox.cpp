@@ -1,0 +1,32 @@
+#include "outbox.hpp"
+
+#include "protocol.hpp"
+
+namespace dtask::detail {
+
+void Outbox::add(std::string_view to, std::span<zmq::message_t> frames) {
+    const bool routed = !to.empty();
+    if (routed)
+        frames_.emplace_back(to.data(), to.size());
+    for (auto& frame : frames)
+        frames_.push_back(std::move(frame));
+    sizes_.push_back(static_cast<std::uint32_t>(frames.size() + (routed ? 1 : 0)));
+}
+
+void Outbox::flush(zmq::socket_t& socket) {
+    std::size_t first = 0;
+    try {
+        for (const std::uint32_t size : sizes_) {
+            protocol::send(socket, {}, std::span(frames_).subspan(first, size));
+            first += size;
+        }
+    } catch (...) {
+        frames_.clear();
+        sizes_.clear();
+        throw;
+    }
+    frames_.clear();
+    sizes_.clear();
+}
+
+}  // namespace dtask::detail
