@@ -8,8 +8,6 @@
 namespace perf {
 namespace {
 
-constexpr std::size_t raw_window = 1000;        // messages in flight in the raw pipelines
-constexpr unsigned raw_relay_credits = 64;      // per echo worker behind the raw relay
 constexpr std::size_t payload_bytes = 1 << 20;  // large_payloads: 1 MiB per subtask
 constexpr std::size_t raw_payload_window = 32;  // 32 MiB in flight, as dtask's window_bytes
 

@@ -21,9 +21,6 @@
 namespace perf {
 namespace {
 
-constexpr std::size_t raw_window = 1000;    // messages in flight through the raw relay
-constexpr unsigned raw_relay_credits = 64;  // per echo worker behind it
-
 double mebibytes_of_kib(long kib) {
     return static_cast<double>(kib) / 1024;
 }

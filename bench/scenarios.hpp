@@ -4,6 +4,7 @@
 // checks every job's result, and returns its figures.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -43,6 +44,12 @@ std::vector<Figure> startup(const Settings& settings);
 int measure_memory(pid_t parent, std::uint64_t subtasks);
 
 // ---- shared by the scenarios ----
+
+/// The raw pipelines are as deep as dtask's defaults with batching off: messages in flight
+/// as a job's batches in flight, and each echo worker behind the raw relay pulls with as
+/// many credits as a dtask worker offers.
+inline constexpr std::size_t raw_window = 1024;
+inline constexpr unsigned raw_relay_credits = 256;
 
 using Clock = std::chrono::steady_clock;
 

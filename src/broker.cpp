@@ -47,7 +47,7 @@ struct Held {
     std::uint64_t next = 0;
     zmq::message_t payload;
     Clock::time_point sent;
-    std::int64_t expected_ns = 0;  // from its job's average so far; 0 if none finished yet
+    std::int64_t expected_ns = 0;  // from its job's average so far (see send_task)
 
     std::uint64_t end() const noexcept { return first + count; }
     bool contains(std::uint64_t job_id, std::uint64_t index) const noexcept {
@@ -56,8 +56,10 @@ struct Held {
 };
 
 /// How much work a worker should hold in time: while one batch travels back and the next
-/// one out, the batches queued behind keep it busy.
-constexpr auto credit_window_time = std::chrono::microseconds(500);
+/// one out, and while the broker handles a burst before it sends (Outbox), the batches
+/// queued behind keep it busy. Single-subtask batches on 2 local workers ran a few percent
+/// faster than with 500 us.
+constexpr auto credit_window_time = std::chrono::milliseconds(2);
 
 /// Subtasks per turn of a job of priority 1 when jobs compete for workers.
 constexpr std::int64_t turn_quantum = 64;
@@ -75,6 +77,7 @@ struct WorkerPeer {
     // Batches it may hold now: sized from how fast it finishes them, up to its credits.
     unsigned window = 2;
     std::unordered_set<std::uint64_t> opened;  // jobs whose definition it has
+    std::uint64_t last_opened_serial = 0;      // the job (by serial) it was last sent a batch of
     // Jobs that ended since it was last told: it hears of them with the next definition it
     // is sent, or at the next tick. Telling at once would wake it for nothing between two
     // short jobs, and the next job's subtasks would wait behind that.
@@ -826,7 +829,8 @@ private:
     }
 
     void send_task(WorkerPeer& worker, BrokerJob& job, Task task) {
-        if (worker.opened.insert(job.id).second) {
+        // Nearly every batch is of the job the worker's last batch was of: no set lookup.
+        if (worker.last_opened_serial != job.serial && worker.opened.insert(job.id).second) {
             tell_ended(worker);  // drops their data before it takes this job's
             zmq::message_t shared;
             shared.copy(job.shared);
@@ -836,14 +840,18 @@ private:
             post(worker.id, definition);
             job.opened_by.insert(worker.id);
         }
+        worker.last_opened_serial = job.serial;
         std::array frames{zmq::message_t()};
         // Shares the bytes (header included): the frame is kept to requeue if the worker is
         // lost. Its header says job.id, task.first and task.count already.
         frames[0].copy(task.payload);
         post(worker.id, frames);
+        // A batch of a job none of whose batches has finished yet counts as half the window's
+        // time: a worker whose window grew on another job's tiny batches takes two of them,
+        // not its whole window, and the others get the rest until the job's cost is known.
         const std::int64_t expected_ns =
             job.runs == 0
-                ? 0
+                ? std::chrono::nanoseconds(credit_window_time).count() / 2
                 : std::chrono::duration_cast<std::chrono::nanoseconds>(job.run_time).count() /
                       static_cast<std::int64_t>(job.runs) * static_cast<std::int64_t>(task.count);
         worker.held_work_ns += expected_ns;

@@ -31,9 +31,10 @@ namespace {
 
 constexpr std::size_t default_window = 65536;
 constexpr std::size_t default_window_bytes = 32 << 20;
-/// Batches of one job in flight at most: enough to keep a deep credit window on every
-/// worker busy when batches are single subtasks, without flooding the broker.
-constexpr std::size_t max_batches_in_flight = 256;
+/// Batches of one job in flight at most: enough to keep the credit windows of several
+/// workers full when batches are single subtasks (a window may reach 256), without
+/// flooding the broker.
+constexpr std::size_t max_batches_in_flight = 1024;
 /// How long the I/O thread runs split or reduce before it looks at its socket again, so
 /// that heartbeats and other jobs are not starved by one busy job.
 constexpr auto time_slice = std::chrono::milliseconds(20);

@@ -25,7 +25,7 @@ struct ClusterOptions {
     /// Batches of subtasks a local worker may hold at once: one running, the rest queued
     /// behind it so that the worker never waits for the broker between two batches. 0:
     /// automatic, sized by the broker from how fast the worker finishes batches (2 for
-    /// batches of a millisecond or more, up to 64 for tiny ones). n: at most n.
+    /// batches of a millisecond or more, up to 256 for tiny ones). n: at most n.
     unsigned worker_credits = 0;
     /// How often broker and workers show each other they are alive.
     std::chrono::milliseconds heartbeat_interval{250};
