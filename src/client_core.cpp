@@ -107,6 +107,9 @@ public:
     /// Runs one job on the calling thread until it ends, with no other job on this loop:
     /// its messages and the user's thread need no hand-off through the I/O thread.
     void drive(std::shared_ptr<RunState> run) {
+        // Not known to be drained: the loop may come from another thread, whose sends the
+        // count of this one does not see.
+        poller_.watch(socket_);
         now_ = clock_.fresh();
         slice_end_ = now_ + time_slice;
         next_heartbeat_ = now_ + interval_;
@@ -392,9 +395,9 @@ private:
                 fail(id, std::current_exception());
                 return;
             }
-            // A batch of one (batching off, or the tail) is cheap to make: the clock need not
-            // be read for each.
-            now_ = count > 1 ? clock_.fresh() : clock_.next();
+            // A batch of one with batching off is cheap to make: the clock need not be read
+            // for each. A job's first batches are of one too, and each may take long.
+            now_ = count > 1 || !job.sizer.measured() ? clock_.fresh() : clock_.next();
             if (count > 0)
                 send_batch(id, job, count, bytes);
             if (job.exhausted) {
@@ -569,8 +572,11 @@ private:
             if (batch->left == 0) {
                 job.bytes_in_flight -= batch->bytes;
                 --job.batches_out;
+                // The sizer keeps the least round trip: a time read some messages ago
+                // would make it too short for good, so read it now unless batching is off.
                 if (first == batch->first && count == batch->count)
-                    round_trip = now_ - batch->sent_at;
+                    round_trip = (job.run->run_options().batch_size == 1 ? now_ : clock_.fresh()) -
+                                 batch->sent_at;
             }
         }
         while (!job.sent.empty() && job.sent.front().left == 0)

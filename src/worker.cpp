@@ -245,7 +245,8 @@ private:
                 return std::nullopt;
             }
             case Command::end:
-                runner_.end_job(message.fields[0]);
+                runner_.end_job(message.fields[0]);  // may free large job-wide data
+                now_ = Clock::now();
                 return std::nullopt;
             case Command::heartbeat:
                 return std::nullopt;
