@@ -47,7 +47,7 @@ struct Held {
     std::uint64_t next = 0;
     zmq::message_t payload;
     Clock::time_point sent;
-    std::int64_t expected_ns = 0;  // from its job's average so far (see send_task)
+    std::int64_t expected_ns = 0;  // map time, from its job's so far (expected_work_ns)
 
     std::uint64_t end() const noexcept { return first + count; }
     bool contains(std::uint64_t job_id, std::uint64_t index) const noexcept {
@@ -91,7 +91,7 @@ struct WorkerPeer {
     bool hungry = false;               // in the broker's list of workers with room
     std::size_t hungry_slot = 0;       // where in that list
 
-    std::int64_t held_work_ns = 0;  // what its batches are expected to take, in all
+    std::int64_t held_work_ns = 0;  // map time its batches are expected to take, in all
     // Whether it serves the job (by serial) asked about last: nearly every question is
     // about the same job as the one before, and the full answer compares long signatures.
     std::uint64_t asked_serial = 0;
@@ -170,6 +170,12 @@ struct BrokerJob {
     bool split_done = false;     // the client has sent every subtask: the tail has begun
     Clock::duration run_time{};  // of the batches finished, for the backup threshold
     std::uint64_t runs = 0;      // subtasks in those batches
+    // What map took for the results so far, as the workers report it, and how many subtasks
+    // that covers: the work a batch brings a worker. The broker's own view of a batch's time
+    // (run_time) also holds its trip and, on a busy machine, the wait for the worker to be
+    // scheduled; windows sized from that shrink as workers are added to few cores.
+    double map_ns = 0;
+    std::uint64_t mapped = 0;
     std::unordered_set<std::string> opened_by;  // workers holding its definition
     std::chrono::milliseconds worker_wait{0};
     bool waiting_for_worker = true;
@@ -459,6 +465,8 @@ private:
         held->next = std::max(held->next, first + count);
         auto job = jobs_.find(job_id);
         if (job != jobs_.end()) {
+            job->second.map_ns += static_cast<double>(message.fields[3]);
+            job->second.mapped += count;
             // Forwarded as it came, but for the job id: the client's own.
             set_field(*message.frame, 0, job->second.client_job);
             std::array out{std::move(*message.frame)};
@@ -846,17 +854,24 @@ private:
         // lost. Its header says job.id, task.first and task.count already.
         frames[0].copy(task.payload);
         post(worker.id, frames);
-        // A batch of a job none of whose batches has finished yet counts as half the window's
-        // time: a worker whose window grew on another job's tiny batches takes two of them,
-        // not its whole window, and the others get the rest until the job's cost is known.
-        const std::int64_t expected_ns =
-            job.runs == 0
-                ? std::chrono::nanoseconds(credit_window_time).count() / 2
-                : std::chrono::duration_cast<std::chrono::nanoseconds>(job.run_time).count() /
-                      static_cast<std::int64_t>(job.runs) * static_cast<std::int64_t>(task.count);
+        const std::int64_t expected_ns = expected_work_ns(job, task.count);
         worker.held_work_ns += expected_ns;
         worker.held.push_back(Held{job.id, task.first, task.count, task.first,
                                    std::move(task.payload), now_, expected_ns});
+    }
+
+    /// The map time `count` subtasks of the job are expected to take. A batch of a job none of
+    /// whose results has come back counts as half the window's time: a worker whose window
+    /// grew on another job's tiny batches takes two of them, not its whole window, and the
+    /// others get the rest until the job's cost is known.
+    static std::int64_t expected_work_ns(const BrokerJob& job, std::uint64_t count) {
+        constexpr auto window_ns = std::chrono::nanoseconds(credit_window_time).count();
+        if (job.mapped == 0)
+            return window_ns / 2;
+        // Bounded so that a worker's absurd report cannot overflow the sum of what one holds.
+        const double expected =
+            job.map_ns / static_cast<double>(job.mapped) * static_cast<double>(count);
+        return static_cast<std::int64_t>(std::min(expected, 1e15));
     }
 
     void tell_ended(WorkerPeer& worker) {
