@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <deque>
-#include <map>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -67,13 +66,13 @@ struct ActiveJob {
     bool exhausted = false;     // split has no more
     std::size_t window = default_window;
     std::size_t window_bytes = default_window_bytes;
-    std::size_t bytes_in_flight = 0;            // subtask payloads sent, not back
-    std::deque<SentBatch> sent;                 // in index order; the front is still out
-    std::size_t batches_out = 0;                // of those, not wholly back
-    SlidingIndexSet arrived;                    // indices whose result came back
-    std::map<std::uint64_t, ParkedRun> parked;  // by first index, ahead of their turn
-    std::uint64_t next_to_fold = 0;             // in subtask order
-    std::vector<std::string> notices;           // from the broker, for the error
+    std::size_t bytes_in_flight = 0;   // subtask payloads sent, not back
+    std::deque<SentBatch> sent;        // in index order; the front is still out
+    std::size_t batches_out = 0;       // of those, not wholly back
+    SlidingIndexSet arrived;           // indices whose result came back
+    std::deque<ParkedRun> parked;      // by first index, ahead of their turn
+    std::uint64_t next_to_fold = 0;    // in subtask order
+    std::vector<std::string> notices;  // from the broker, for the error
     Clock::time_point deadline = Clock::time_point::max();  // RunOptions::deadline
 };
 
@@ -561,13 +560,8 @@ private:
     /// bytes of batches now wholly back, and the batch sizer its figures.
     void settle(ActiveJob& job, std::uint64_t first, std::uint64_t count, std::uint64_t fresh,
                 std::chrono::nanoseconds map_time) {
-        // The batch holding the run: runs never cross batches.
-        auto batch = std::upper_bound(
-            job.sent.begin(), job.sent.end(), first,
-            [](std::uint64_t index, const SentBatch& sent) { return index < sent.first; });
         std::optional<std::chrono::nanoseconds> round_trip;
-        if (batch != job.sent.begin()) {
-            --batch;
+        if (auto batch = batch_holding(job.sent, first); batch != job.sent.end()) {
             batch->left -= std::min(batch->left, fresh);
             if (batch->left == 0) {
                 job.bytes_in_flight -= batch->bytes;
@@ -582,6 +576,26 @@ private:
         while (!job.sent.empty() && job.sent.front().left == 0)
             job.sent.pop_front();
         job.sizer.observe(count, map_time, round_trip);
+    }
+
+    /// The batch holding subtask `index` (runs never cross batches), or sent.end(). Batches
+    /// are in index order and mostly of one size: the guess from the first one's size is
+    /// nearly always right, which spares a binary search of the deque per result.
+    static std::deque<SentBatch>::iterator batch_holding(std::deque<SentBatch>& sent,
+                                                         std::uint64_t index) {
+        if (sent.empty() || index < sent.front().first)
+            return sent.end();
+        const std::uint64_t guess =
+            (index - sent.front().first) / std::max<std::uint64_t>(sent.front().count, 1);
+        if (guess < sent.size()) {
+            const auto batch = sent.begin() + static_cast<std::ptrdiff_t>(guess);
+            if (batch->first <= index && index < batch->first + batch->count)
+                return batch;
+        }
+        auto after = std::upper_bound(
+            sent.begin(), sent.end(), index,
+            [](std::uint64_t wanted, const SentBatch& batch) { return wanted < batch.first; });
+        return std::prev(after);
     }
 
     /// Arrival order: folds each result of the run that had not arrived before; returns how
@@ -609,12 +623,22 @@ private:
             fold_parked(job);
             return;
         }
-        auto [parked, added] = job.parked.try_emplace(first, ParkedRun{first, count, {}});
-        if (added || parked->second.count < count) {
+        // Runs mostly come back in index order: a sorted deque, searched from its end, takes
+        // them with no allocation per run, where a map allocated a node.
+        auto& parked = job.parked;
+        auto at = parked.end();
+        if (!parked.empty() && parked.back().first >= first) {
+            at = std::lower_bound(
+                parked.begin(), parked.end(), first,
+                [](const ParkedRun& run, std::uint64_t index) { return run.first < index; });
+        }
+        if (at == parked.end() || at->first != first) {
+            parked.insert(at, ParkedRun{first, count, std::move(frame)});
+        } else if (at->count < count) {
             // A second copy is kept only if the first came back cut shorter (a retried
             // subtask in it).
-            parked->second.count = count;
-            parked->second.frame = std::move(frame);
+            at->count = count;
+            at->frame = std::move(frame);
         }
     }
 
@@ -633,9 +657,10 @@ private:
     }
 
     void fold_parked(ActiveJob& job) {
-        while (!job.parked.empty() && job.parked.begin()->first <= job.next_to_fold) {
-            auto node = job.parked.extract(job.parked.begin());
-            fold_run(job, node.mapped().first, node.mapped().count, node.mapped().frame);
+        while (!job.parked.empty() && job.parked.front().first <= job.next_to_fold) {
+            const ParkedRun run = std::move(job.parked.front());
+            job.parked.pop_front();
+            fold_run(job, run.first, run.count, run.frame);
         }
     }
 
