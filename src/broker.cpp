@@ -247,6 +247,21 @@ private:
 
     /// Sends a message at the end of the burst (Outbox).
     void post(std::string_view to, std::span<zmq::message_t> frames) { outbox_.add(to, frames); }
+    /// Sends a result to its client at the end of the burst, ahead of every other message.
+    void post_result(std::string_view client, std::span<zmq::message_t> frames) {
+        results_.add(client, frames);
+    }
+    /// Results go first: their client wakes while the tasks go out to the workers, and the
+    /// tasks it sends back in reply are there for the broker's next receive, which then
+    /// does not sleep. Sent last, they left the client, and with it one of the two cores,
+    /// idle for the whole burst; batching off ran 5% faster with less CPU time in all.
+    /// Only the order between a client's results and its other messages (a failure, a
+    /// notice, its worker count) changes, and a client takes those in any order: results
+    /// of a job that failed are dropped, and failures are reported whichever came first.
+    void flush_outboxes() {
+        results_.flush(socket_);
+        outbox_.flush(socket_);
+    }
 
     /// Handles what the socket holds now, so that a burst of messages costs one wait (up to
     /// 256 messages, then the timers get their turn), and sends what the burst posted. True
@@ -254,18 +269,18 @@ private:
     bool drain(std::vector<zmq::message_t>& frames) {
         for (int burst = 0; burst < 256; ++burst) {
             if (!receive(socket_, frames, false)) {
-                if (outbox_.empty()) {
+                if (results_.empty() && outbox_.empty()) {
                     last_drained_ = now_;
                     return true;
                 }
                 // A send may take the signal of a message that arrived meanwhile: look again.
-                outbox_.flush(socket_);
+                flush_outboxes();
                 continue;
             }
             on_message(frames);
             now_ = clock_.next();
         }
-        outbox_.flush(socket_);
+        flush_outboxes();
         return false;
     }
 
@@ -470,7 +485,7 @@ private:
             // Forwarded as it came, but for the job id: the client's own.
             set_field(*message.frame, 0, job->second.client_job);
             std::array out{std::move(*message.frame)};
-            post(job->second.client, out);
+            post_result(job->second.client, out);
         }
         std::vector<std::string> revoked;
         if (held->next == held->end())
@@ -1376,7 +1391,7 @@ private:
             post(job.client, out);
         }
         try {
-            outbox_.flush(socket_);
+            flush_outboxes();
         } catch (const zmq::error_t& e) {
             log_warning("broker", std::string("cannot say goodbye: ") + e.what());
         }
@@ -1421,7 +1436,8 @@ private:
     LazyClock clock_;
     Clock::time_point now_ = clock_.last();
     SocketPoll<2> poller_{{broker_.stop_fd_, -1}};  // then exits_fd_, once made
-    Outbox outbox_;                                 // what the burst sends
+    Outbox results_;                                // results the burst forwards to clients
+    Outbox outbox_;                                 // everything else the burst sends
 };
 
 namespace {
