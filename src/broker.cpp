@@ -228,15 +228,15 @@ private:
         for (;;) {
             const auto wake_at =
                 respawns_.empty() ? next_tick_ : std::min(next_tick_, respawns_.front());
-            // now_ was read at the last wake-up, and during the burst after it.
-            poller_.wait(std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now_));
-            now_ = clock_.fresh();
+            // now() was read at the last wake-up, and during the burst after it.
+            poller_.wait(std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now()));
+            clock_.fresh();
             if (poller_.readable(0))
                 break;
             if (poller_.readable(1))
                 on_children_exits();
-            respawn_due(now_);
-            if (now_ >= next_tick_) {
+            respawn_due(now());
+            if (now() >= next_tick_) {
                 tick();
                 next_tick_ = Clock::now() + options_.heartbeat_interval;
             }
@@ -270,7 +270,7 @@ private:
         for (int burst = 0; burst < 256; ++burst) {
             if (!receive(socket_, frames, false)) {
                 if (results_.empty() && outbox_.empty()) {
-                    last_drained_ = now_;
+                    last_drained_ = now();
                     return true;
                 }
                 // A send may take the signal of a message that arrived meanwhile: look again.
@@ -278,11 +278,14 @@ private:
                 continue;
             }
             on_message(frames);
-            now_ = clock_.next();
+            clock_.next();
         }
         flush_outboxes();
         return false;
     }
+
+    /// When the message being handled was read (clock_).
+    Clock::time_point now() const noexcept { return clock_.last(); }
 
     // ---- peers ----
 
@@ -304,10 +307,10 @@ private:
             } else if (message.command == Command::pulse || message.command == Command::hung) {
                 on_pulse(std::string(id), message);
             } else if (auto w = workers_.find(id); w != workers_.end()) {
-                w->second.last_heard = now_;
+                w->second.last_heard = now();
                 on_worker_message(w->second, message);
             } else if (auto c = clients_.find(id); c != clients_.end()) {
-                c->second.last_heard = now_;
+                c->second.last_heard = now();
                 on_client_message(c->second, message);
             } else if (message.command != Command::bye) {
                 // A peer we dropped (declared dead, or from before a restart): it must
@@ -500,7 +503,7 @@ private:
     /// many batches the worker should hold and whether a running one is late.
     void batch_done(WorkerPeer& worker, std::deque<Held>::iterator held, BrokerJob* job,
                     std::vector<std::string>& revoked) {
-        const auto now = now_;
+        const auto now = clock_.last();
         const auto started = std::max(held->sent, worker.last_result_at);
         if (worker.held.size() > 1 && worker.last_result_at > held->sent) {
             // It ran this batch right after the last one: the time between them is what a
@@ -640,7 +643,7 @@ private:
         if (message.command == Command::pulse) {
             if (found == workers_.end())
                 return;  // a worker dropped already: its own socket hears of it
-            found->second.last_heard = now_;
+            found->second.last_heard = now();
             if (message.fields[0] == 1)
                 worker_lost(worker_id, "it was stopped by a signal", false);
             return;
@@ -872,7 +875,7 @@ private:
         const std::int64_t expected_ns = expected_work_ns(job, task.count);
         worker.held_work_ns += expected_ns;
         worker.held.push_back(Held{job.id, task.first, task.count, task.first,
-                                   std::move(task.payload), now_, expected_ns});
+                                   std::move(task.payload), now(), expected_ns});
     }
 
     /// The map time `count` subtasks of the job are expected to take. A batch of a job none of
@@ -1434,7 +1437,6 @@ private:
     // When the message being handled was read, shared by everything that stamps it: read
     // once per turn, then every few messages of a burst.
     LazyClock clock_;
-    Clock::time_point now_ = clock_.last();
     SocketPoll<2> poller_{{broker_.stop_fd_, -1}};  // then exits_fd_, once made
     Outbox results_;                                // results the burst forwards to clients
     Outbox outbox_;                                 // everything else the burst sends

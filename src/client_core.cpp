@@ -109,9 +109,9 @@ public:
         // Not known to be drained: the loop may come from another thread, whose sends the
         // count of this one does not see.
         poller_.watch(socket_);
-        now_ = clock_.fresh();
-        slice_end_ = now_ + time_slice;
-        next_heartbeat_ = now_ + interval_;
+        clock_.fresh();
+        slice_end_ = now() + time_slice;
+        next_heartbeat_ = now() + interval_;
         const RunState& state = *run;
         start(std::move(run));
         while (!state.finished() && !stopped_)
@@ -165,12 +165,12 @@ private:
         const auto wake_at = std::min(next_heartbeat_, next_deadline_);
         const auto wait =
             unpumped_.empty()
-                ? std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now_) +
+                ? std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now()) +
                       std::chrono::milliseconds(1)
                 : std::chrono::milliseconds(0);
         poller_.wait(wait);
-        now_ = clock_.fresh();
-        slice_end_ = now_ + time_slice;
+        clock_.fresh();
+        slice_end_ = now() + time_slice;
         if (poller_.readable(0)) {
             if (driving)
                 stop_driving();
@@ -186,18 +186,21 @@ private:
     /// Handles the messages the socket holds, up to 256 and within the time slice. True if
     /// it found the socket empty.
     bool drain() {
-        for (int burst = 0; burst < 256 && now_ < slice_end_; ++burst) {
+        for (int burst = 0; burst < 256 && now() < slice_end_; ++burst) {
             if (!receive(socket_, frames_, false))
                 return true;
-            now_ = clock_.next();
-            last_heard_ = now_;
+            clock_.next();
+            last_heard_ = now();
             on_message(frames_);
         }
         return false;
     }
 
+    /// The time of this turn or message (clock_).
+    Clock::time_point now() const noexcept { return clock_.last(); }
+
     void heartbeat_if_due() {
-        const auto now = now_;
+        const auto now = clock_.last();
         if (now < next_heartbeat_)
             return;
         tell_finished();
@@ -210,7 +213,7 @@ private:
     /// Cancels the jobs past their RunOptions::deadline, with a TimeoutError. Costs nothing
     /// until the earliest deadline is due.
     void fail_overdue() {
-        const auto now = now_;
+        const auto now = clock_.last();
         if (now < next_deadline_)
             return;
         next_deadline_ = Clock::time_point::max();
@@ -360,7 +363,7 @@ private:
         while (!job.exhausted && job.emitted - job.folded < job.window &&
                job.batches_out < max_batches_in_flight &&
                (job.bytes_in_flight < job.window_bytes || job.batches_out == 0)) {
-            if (now_ >= slice_end_) {
+            if (now() >= slice_end_) {
                 unpumped_.insert(id);
                 return;
             }
@@ -379,7 +382,7 @@ private:
                 while (count < want && bytes.size() < BatchSizer::max_batch_bytes) {
                     // A slow split must not hold up the loop: a batch closes early when
                     // the time slice is over.
-                    if (count % 16 == 15 && (now_ = clock_.fresh()) >= slice_end_)
+                    if (count % 16 == 15 && clock_.fresh() >= slice_end_)
                         break;
                     writer.begin();
                     if (!job.run->next_subtask(writer.out())) {
@@ -396,7 +399,10 @@ private:
             }
             // A batch of one with batching off is cheap to make: the clock need not be read
             // for each. A job's first batches are of one too, and each may take long.
-            now_ = count > 1 || !job.sizer.measured() ? clock_.fresh() : clock_.next();
+            if (count > 1 || !job.sizer.measured())
+                clock_.fresh();
+            else
+                clock_.next();
             if (count > 0)
                 send_batch(id, job, count, bytes);
             if (job.exhausted) {
@@ -414,7 +420,7 @@ private:
         const std::uint64_t first = job.emitted;
         job.emitted += count;
         job.bytes_in_flight += bytes.size();
-        job.sent.push_back(SentBatch{first, count, count, bytes.size(), now_});
+        job.sent.push_back(SentBatch{first, count, count, bytes.size(), now()});
         ++job.batches_out;
         job.run->count_emitted(count);
         write_header(std::as_writable_bytes(std::span(bytes)), Command::task, {id, first, count});
@@ -569,7 +575,7 @@ private:
                 // The sizer keeps the least round trip: a time read some messages ago
                 // would make it too short for good, so read it now unless batching is off.
                 if (first == batch->first && count == batch->count)
-                    round_trip = (job.run->run_options().batch_size == 1 ? now_ : clock_.fresh()) -
+                    round_trip = (job.run->run_options().batch_size == 1 ? now() : clock_.fresh()) -
                                  batch->sent_at;
             }
         }
@@ -783,7 +789,6 @@ private:
     // Read once per turn, then every few messages received or one-subtask batches sent: a
     // clock read costs about as much as the rest of the work for an empty subtask.
     LazyClock clock_;
-    Clock::time_point now_ = clock_.last();
     SocketPoll<1> poller_{{-1}};  // the socket, and the mailbox's wake or stop descriptor
     // No job's deadline is before this; a job that ended may leave it early, which costs
     // one needless look in fail_overdue.
