@@ -176,6 +176,21 @@ if [[ -s scaling.dat ]]; then
         extra_plots+=' title "raw ZeroMQ relay, as many echo workers (labels: dtask / relay)"'
         extra_plots+=', "relay.dat" using 1:2:(sprintf("%.2f", $3)) with labels offset 0, 1.2 notitle'
     fi
+    # The rates in the lower half of the plot, the broker's cost near its top: drawn on
+    # axes of their own, they would otherwise land at the same height and their labels
+    # overlap.
+    # stats takes only the points inside the ranges set so far: all of them come first.
+    ranges='stats "scaling.dat" using 4 name "RATE" nooutput; rate_top = RATE_max'
+    if [[ -s relay.dat ]]; then
+        ranges+='; stats "relay.dat" using 2 name "RELAY" nooutput'
+        ranges+='; rate_top = RELAY_max > rate_top ? RELAY_max : rate_top'
+    fi
+    if [[ -s cost.dat ]]; then
+        ranges+='; stats "cost.dat" using 4 name "COST" nooutput; set y2range [0:COST_max * 1.2]'
+    else
+        ranges+='; set y2range [0:*]'
+    fi
+    ranges+='; set yrange [0:rate_top * 1.9]'
     if [[ -s cost.dat ]]; then
         extra_plots+=', "cost.dat" using 1:2:3:4 axes x1y2 with yerrorlines linewidth 2 pointtype 9 linecolor rgb "#d55e00"'
         extra_plots+=' title "broker thread CPU per subtask, right axis (labels: ratio to 1 worker)"'
@@ -185,15 +200,14 @@ if [[ -s scaling.dat ]]; then
 $setup
 load "vars.gp"
 set output "$outdir/broker_scaling.png"
+$ranges
 set title "broker throughput and cost with batching off (one message per subtask), workers over tcp\n" . subtitle
 set logscale x
 set xrange [0.7:max_workers * 1.5]
 eval "set xtics (" . worker_tics . ")"
 set xlabel "connected worker processes (log scale)"
 set ylabel "thousand subtasks/s"
-set yrange [0:*]
 set y2label "broker CPU, ns per subtask"
-set y2range [0:*]
 set y2tics
 set offsets 0, 0, graph 0.1, 0
 set grid
