@@ -258,8 +258,15 @@ private:
     /// Only the order between a client's results and its other messages (a failure, a
     /// notice, its worker count) changes, and a client takes those in any order: results
     /// of a job that failed are dropped, and failures are reported whichever came first.
+    /// The other messages go even if the results fail to: at shutdown they hold the
+    /// workers' bye and the clients' failures.
     void flush_outboxes() {
-        results_.flush(socket_);
+        try {
+            results_.flush(socket_);
+        } catch (...) {
+            outbox_.flush(socket_);
+            throw;
+        }
         outbox_.flush(socket_);
     }
 
@@ -483,7 +490,13 @@ private:
         held->next = std::max(held->next, first + count);
         auto job = jobs_.find(job_id);
         if (job != jobs_.end()) {
-            job->second.map_ns += static_cast<double>(message.fields[3]);
+            // A run cannot have taken longer than the broker has waited for it: a worker's
+            // absurd report must not hold every worker to 2 batches for the rest of the job.
+            const auto waited = std::max<std::int64_t>(
+                0,
+                std::chrono::duration_cast<std::chrono::nanoseconds>(now() - held->sent).count());
+            job->second.map_ns += static_cast<double>(
+                std::min(message.fields[3], static_cast<std::uint64_t>(waited)));
             job->second.mapped += count;
             // Forwarded as it came, but for the job id: the client's own.
             set_field(*message.frame, 0, job->second.client_job);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <limits>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -541,7 +542,11 @@ private:
             }
             if (fresh == 0)
                 return;  // duplicates only: another copy came back first
-            settle(job, first, count, fresh, std::chrono::nanoseconds(message.fields[3]));
+            // Bounded so that a worker's absurd report is not read as a negative time.
+            const auto map_ns = std::min<std::uint64_t>(message.fields[3],
+                                                        std::numeric_limits<std::int64_t>::max());
+            settle(job, first, count, fresh,
+                   std::chrono::nanoseconds(static_cast<std::int64_t>(map_ns)));
             if (in_order)
                 fold_in_order(job, first, count, *message.frame);
         } catch (...) {
