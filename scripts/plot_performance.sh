@@ -166,7 +166,13 @@ else
 fi
 
 if [[ -s scaling.dat ]]; then
+    # The rates in the lower half of the plot, the broker's cost near its top: drawn on
+    # axes of their own, they would otherwise land at the same height and their labels
+    # overlap. stats takes only the points inside the ranges set so far: all of them come
+    # before any range is set.
     extra_plots=""
+    ranges='stats "scaling.dat" using 4 name "RATE" nooutput; rate_top = RATE_max'
+    y2range='set y2range [0:*]'
     if [[ -s jobs.dat ]]; then
         extra_plots+=', "jobs.dat" using 1:2 with points pointtype 5 pointsize 1.5 linecolor rgb "#0072b2" title jobs_title'
         extra_plots+=', "jobs.dat" using 1:2:(sprintf("%.2f", $3)) with labels left offset 1.5, 0 notitle'
@@ -175,27 +181,17 @@ if [[ -s scaling.dat ]]; then
         extra_plots+=', "relay.dat" using 1:2 with linespoints dashtype 2 pointtype 6 linecolor rgb "#505050"'
         extra_plots+=' title "raw ZeroMQ relay, as many echo workers (labels: dtask / relay)"'
         extra_plots+=', "relay.dat" using 1:2:(sprintf("%.2f", $3)) with labels offset 0, 1.2 notitle'
-    fi
-    # The rates in the lower half of the plot, the broker's cost near its top: drawn on
-    # axes of their own, they would otherwise land at the same height and their labels
-    # overlap.
-    # stats takes only the points inside the ranges set so far: all of them come first.
-    ranges='stats "scaling.dat" using 4 name "RATE" nooutput; rate_top = RATE_max'
-    if [[ -s relay.dat ]]; then
         ranges+='; stats "relay.dat" using 2 name "RELAY" nooutput'
         ranges+='; rate_top = RELAY_max > rate_top ? RELAY_max : rate_top'
     fi
     if [[ -s cost.dat ]]; then
-        ranges+='; stats "cost.dat" using 4 name "COST" nooutput; set y2range [0:COST_max * 1.2]'
-    else
-        ranges+='; set y2range [0:*]'
-    fi
-    ranges+='; set yrange [0:rate_top * 1.9]'
-    if [[ -s cost.dat ]]; then
         extra_plots+=', "cost.dat" using 1:2:3:4 axes x1y2 with yerrorlines linewidth 2 pointtype 9 linecolor rgb "#d55e00"'
         extra_plots+=' title "broker thread CPU per subtask, right axis (labels: ratio to 1 worker)"'
         extra_plots+=', "cost.dat" using 1:2:($1 > 1 ? sprintf("%.2f", $5) : "") axes x1y2 with labels offset 0, -1.2 textcolor rgb "#d55e00" notitle'
+        ranges+='; stats "cost.dat" using 4 name "COST" nooutput'
+        y2range='set y2range [0:COST_max * 1.2]'
     fi
+    ranges+="; $y2range; set yrange [0:rate_top * 1.9]"
     gnuplot <<GP
 $setup
 load "vars.gp"

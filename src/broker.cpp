@@ -899,7 +899,7 @@ private:
         constexpr auto window_ns = std::chrono::nanoseconds(credit_window_time).count();
         if (job.mapped == 0)
             return window_ns / 2;
-        // Bounded so that a worker's absurd report cannot overflow the sum of what one holds.
+        // Bounded so that the conversion, and the sum of what a worker holds, cannot overflow.
         const double expected =
             job.map_ns / static_cast<double>(job.mapped) * static_cast<double>(count);
         return static_cast<std::int64_t>(std::min(expected, 1e15));
