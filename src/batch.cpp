@@ -1,5 +1,6 @@
 #include "batch.hpp"
 
+#include <array>
 #include <cstring>
 #include <string>
 
@@ -59,8 +60,8 @@ void check_batch(std::span<const std::byte> batch, std::uint64_t count, const ch
 
 zmq::message_t slice_batch(const zmq::message_t& task, std::uint64_t from, std::uint64_t to) {
     using namespace protocol;
-    const auto* bytes = static_cast<const std::byte*>(task.data());
-    BatchReader reader({bytes + task_header_size, task.size() - task_header_size});
+    const BatchFrame whole = read_batch_frame(task);
+    BatchReader reader(whole.batch);
     std::span<const std::byte> record;
     std::size_t begin = 0;
     for (std::uint64_t i = 0; i < to && reader.next(record, "batch"); ++i) {
@@ -70,11 +71,14 @@ zmq::message_t slice_batch(const zmq::message_t& task, std::uint64_t from, std::
     if (from == 0)
         begin = 0;
     const std::size_t end = reader.offset();
-    zmq::message_t slice(task_header_size + end - begin);
+    std::array<std::byte, task_header_room> room;
+    const std::size_t start = write_batch_header(room, Command::task, whole.fields[0],
+                                                 {whole.fields[1] + from, to - from});
+    const std::size_t header = room.size() - start;
+    zmq::message_t slice(header + end - begin);
     auto* out = static_cast<std::byte*>(slice.data());
-    write_header({out, task_header_size}, Command::task,
-                 {field(task, 0), field(task, 1) + from, to - from});
-    std::memcpy(out + task_header_size, bytes + task_header_size + begin, end - begin);
+    std::memcpy(out, room.data() + start, header);
+    std::memcpy(out + header, whole.batch.data() + begin, end - begin);
     return slice;
 }
 

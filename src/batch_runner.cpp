@@ -147,9 +147,10 @@ void BatchRunner::send_run(Run& run) {
         return;
     const auto now = Clock::now();
     const auto spent = std::chrono::duration_cast<std::chrono::nanoseconds>(now - run.started);
-    write_header(std::as_writable_bytes(std::span(run.bytes)), Command::result,
-                 {run.job, run.first, run.count, static_cast<std::uint64_t>(spent.count())});
-    std::array frames{payload_frame(std::move(run.bytes))};
+    const std::size_t start = write_batch_header(
+        std::as_writable_bytes(std::span(run.bytes).first(result_header_room)), Command::result,
+        run.job, {run.first, run.count, static_cast<std::uint64_t>(spent.count())});
+    std::array frames{payload_frame(std::move(run.bytes), start)};
     send_frames(frames, now);
 }
 

@@ -50,12 +50,12 @@ private:
         Run(std::uint64_t job_id, std::uint64_t first_index, Clock::time_point now,
             std::string& buffer)
             : job(job_id), first(first_index), bytes(buffer), started(now) {
-            bytes.assign(protocol::result_header_size, '\0');
+            bytes.assign(protocol::result_header_room, '\0');
         }
         void restart(std::uint64_t next, Clock::time_point now) {
             first = next;
             count = 0;
-            bytes.assign(protocol::result_header_size, '\0');
+            bytes.assign(protocol::result_header_room, '\0');
             started = now;
         }
 

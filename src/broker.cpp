@@ -499,7 +499,7 @@ private:
                 std::min(message.fields[3], static_cast<std::uint64_t>(waited)));
             job->second.mapped += count;
             // Forwarded as it came, but for the job id: the client's own.
-            set_field(*message.frame, 0, job->second.client_job);
+            set_job_id(*message.frame, job->second.client_job);
             std::array out{std::move(*message.frame)};
             post_result(job->second.client, out);
         }
@@ -1126,7 +1126,7 @@ private:
         check_batch(message.batch, count, "task batch");
         // Kept and sent as it came, but for the job id: the broker's. A frame received is
         // this process's alone to change.
-        set_field(*message.frame, 0, job.id);
+        set_job_id(*message.frame, job.id);
         job.queue.push_back(Task{message.fields[1], count, std::move(*message.frame)});
         place(job);
     }

@@ -376,7 +376,7 @@ private:
             // Kept from batch to batch: a small batch is copied into its message, and the
             // buffer's memory serves the next one.
             std::string& bytes = batch_buffer_;
-            bytes.assign(task_header_size, '\0');  // send_batch writes the header
+            bytes.assign(task_header_room, '\0');  // send_batch writes the header
             BatchWriter writer(bytes);
             std::uint64_t count = 0;
             try {
@@ -424,8 +424,10 @@ private:
         job.sent.push_back(SentBatch{first, count, count, bytes.size(), now()});
         ++job.batches_out;
         job.run->count_emitted(count);
-        write_header(std::as_writable_bytes(std::span(bytes)), Command::task, {id, first, count});
-        std::array frames{payload_frame(std::move(bytes))};
+        const std::size_t start =
+            write_batch_header(std::as_writable_bytes(std::span(bytes).first(task_header_room)),
+                               Command::task, id, {first, count});
+        std::array frames{payload_frame(std::move(bytes), start)};
         send(socket_, {}, frames);
     }
 
@@ -677,7 +679,7 @@ private:
 
     /// The batch of a result frame (whose header parse() checked).
     static std::span<const std::byte> results_of(const zmq::message_t& frame) {
-        return as_bytes(frame).subspan(result_header_size);
+        return read_batch_frame(frame).batch;
     }
 
     void fold(ActiveJob& job, std::span<const std::byte> partial, std::uint64_t index) {

@@ -1,5 +1,6 @@
 #include "protocol.hpp"
 
+#include <bit>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -119,16 +120,83 @@ bool shape_of(Command command, Shape& shape) {
     return false;
 }
 
-std::uint64_t read_u64(const std::byte* data) {
+// Fields are little-endian: on a little-endian host, one unaligned load or store.
+std::uint64_t read_u64(const std::byte* data) noexcept {
+    if constexpr (std::endian::native == std::endian::little) {
+        std::uint64_t value;
+        std::memcpy(&value, data, sizeof value);
+        return value;
+    }
     std::uint64_t value = 0;
     for (int i = 7; i >= 0; --i)
         value = (value << 8) | std::to_integer<std::uint64_t>(data[i]);
     return value;
 }
 
-void write_u64(std::byte* data, std::uint64_t value) {
+void write_u64(std::byte* data, std::uint64_t value) noexcept {
+    if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(data, &value, sizeof value);
+        return;
+    }
     for (int i = 0; i < 8; ++i)
         data[i] = static_cast<std::byte>((value >> (8 * i)) & 0xff);
+}
+
+std::size_t varint_size(std::uint64_t value) noexcept {
+    std::size_t size = 1;
+    for (; value >= 0x80; value >>= 7)
+        ++size;
+    return size;
+}
+
+std::byte* write_varint(std::byte* out, std::uint64_t value) noexcept {
+    for (; value >= 0x80; value >>= 7)
+        *out++ = static_cast<std::byte>((value & 0x7f) | 0x80);
+    *out++ = static_cast<std::byte>(value);
+    return out;
+}
+
+void write_start(std::byte* out, Command command) noexcept {
+    out[0] = std::byte{magic[0]};
+    out[1] = std::byte{magic[1]};
+    out[2] = std::byte{version};
+    out[3] = static_cast<std::byte>(command);
+}
+
+/// Bytes before the job id's and the varints of a task or result.
+constexpr std::size_t batch_header_fixed = header_size(1);
+
+/// Reads the compact header of a task or result (magic, version and command already
+/// checked) of `fields` fields: the job id, then varints. Returns where the batch begins.
+std::size_t read_batch_header(const std::byte* bytes, std::size_t size, Command command,
+                              std::size_t fields, std::array<std::uint64_t, 4>& out) {
+    const auto malformed = [&](const std::string& what) {
+        return ProtocolError("malformed " + std::string(command_name(command)) +
+                             " message: " + what);
+    };
+    if (size < batch_header_fixed + fields - 1) {
+        throw malformed("header frame of " + std::to_string(size) + " bytes, expected at least " +
+                        std::to_string(batch_header_fixed + fields - 1));
+    }
+    out[0] = read_u64(bytes + 4);
+    std::size_t offset = batch_header_fixed;
+    for (std::size_t i = 1; i < fields; ++i) {
+        std::uint64_t value = 0;
+        for (unsigned shift = 0;; shift += 7) {
+            if (offset == size)
+                throw malformed("header field " + std::to_string(i + 1) +
+                                " is cut off by the end of the frame");
+            const auto byte = std::to_integer<std::uint64_t>(bytes[offset++]);
+            if (shift == 63 && byte > 1)
+                throw malformed("header field " + std::to_string(i + 1) +
+                                " does not fit in 64 bits");
+            value |= (byte & 0x7f) << shift;
+            if ((byte & 0x80) == 0)
+                break;
+        }
+        out[i] = value;
+    }
+    return offset;
 }
 
 }  // namespace
@@ -224,66 +292,82 @@ Inbound parse(std::vector<zmq::message_t>& frames, std::size_t first) {
             return std::string{digits[c >> 4], digits[c & 15]};
         }());
     }
-    const std::size_t fixed = header_size(shape.fields);
-    if (head.size() < fixed || (!shape.batch && head.size() != fixed)) {
-        throw ProtocolError("malformed " + std::string(command_name(message.command)) +
-                            " message: header frame of " + std::to_string(head.size()) +
-                            " bytes, expected " + (shape.batch ? "at least " : "") +
-                            std::to_string(fixed));
+    if (shape.batch) {
+        const std::size_t offset =
+            read_batch_header(bytes, head.size(), message.command, shape.fields, message.fields);
+        message.batch = std::span<const std::byte>(bytes + offset, head.size() - offset);
+        message.frame = &frames[first];
+    } else {
+        const std::size_t fixed = header_size(shape.fields);
+        if (head.size() != fixed) {
+            throw ProtocolError("malformed " + std::string(command_name(message.command)) +
+                                " message: header frame of " + std::to_string(head.size()) +
+                                " bytes, expected " + std::to_string(fixed));
+        }
+        for (std::size_t i = 0; i < shape.fields; ++i)
+            message.fields[i] = read_u64(bytes + 4 + 8 * i);
     }
-    for (std::size_t i = 0; i < shape.fields; ++i)
-        message.fields[i] = read_u64(bytes + 4 + 8 * i);
     message.body = std::span<zmq::message_t>(frames).subspan(first + 1);
     if (message.body.size() != shape.body_frames) {
         throw ProtocolError("malformed " + std::string(command_name(message.command)) +
                             " message: " + std::to_string(message.body.size()) +
                             " body frames, expected " + std::to_string(shape.body_frames));
     }
-    if (shape.batch) {
-        message.batch = std::span<const std::byte>(bytes + fixed, head.size() - fixed);
-        message.frame = &frames[first];
-    }
     return message;
 }
 
 zmq::message_t header(Command command, std::initializer_list<std::uint64_t> fields) {
     zmq::message_t frame(header_size(fields.size()));
-    write_header({static_cast<std::byte*>(frame.data()), frame.size()}, command, fields);
+    auto* out = static_cast<std::byte*>(frame.data());
+    write_start(out, command);
+    out += 4;
+    for (std::uint64_t value : fields) {
+        write_u64(out, value);
+        out += 8;
+    }
     return frame;
 }
 
-void write_header(std::span<std::byte> bytes, Command command,
-                  std::initializer_list<std::uint64_t> fields) {
-    bytes[0] = std::byte{magic[0]};
-    bytes[1] = std::byte{magic[1]};
-    bytes[2] = std::byte{version};
-    bytes[3] = static_cast<std::byte>(command);
-    std::size_t offset = 4;
-    for (std::uint64_t value : fields) {
-        write_u64(bytes.data() + offset, value);
-        offset += 8;
-    }
+std::size_t write_batch_header(std::span<std::byte> room, Command command, std::uint64_t job,
+                               std::initializer_list<std::uint64_t> fields) {
+    std::size_t size = batch_header_fixed;
+    for (std::uint64_t value : fields)
+        size += varint_size(value);
+    const std::size_t start = room.size() - size;
+    std::byte* out = room.data() + start;
+    write_start(out, command);
+    write_u64(out + 4, job);
+    out += batch_header_fixed;
+    for (std::uint64_t value : fields)
+        out = write_varint(out, value);
+    return start;
 }
 
-std::uint64_t field(const zmq::message_t& frame, std::size_t index) noexcept {
-    return read_u64(static_cast<const std::byte*>(frame.data()) + 4 + 8 * index);
+BatchFrame read_batch_frame(const zmq::message_t& frame) {
+    const auto* bytes = static_cast<const std::byte*>(frame.data());
+    const auto command = static_cast<Command>(std::to_integer<std::uint8_t>(bytes[3]));
+    BatchFrame out;
+    const std::size_t offset = read_batch_header(bytes, frame.size(), command,
+                                                 command == Command::task ? 3 : 4, out.fields);
+    out.batch = std::span<const std::byte>(bytes + offset, frame.size() - offset);
+    return out;
 }
 
-void set_field(zmq::message_t& frame, std::size_t index, std::uint64_t value) {
+void set_job_id(zmq::message_t& frame, std::uint64_t job) {
     own_bytes(frame);
-    write_u64(static_cast<std::byte*>(frame.data()) + 4 + 8 * index, value);
+    write_u64(static_cast<std::byte*>(frame.data()) + 4, job);
 }
 
 zmq::message_t text_frame(std::string_view text) {
     return zmq::message_t(text.data(), text.size());
 }
 
-zmq::message_t payload_frame(std::string&& bytes) {
-    if (bytes.size() < 256)
-        return zmq::message_t(bytes.data(), bytes.size());
+zmq::message_t payload_frame(std::string&& bytes, std::size_t offset) {
+    if (bytes.size() - offset < 256)
+        return zmq::message_t(bytes.data() + offset, bytes.size() - offset);
     auto* owned = new std::string(std::move(bytes));
     return zmq::message_t(
-        owned->data(), owned->size(),
+        owned->data() + offset, owned->size() - offset,
         [](void*, void* hint) { delete static_cast<std::string*>(hint); }, owned);
 }
 

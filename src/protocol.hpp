@@ -1,8 +1,8 @@
 #pragma once
 // The dtask wire protocol (docs/protocol.md): every message is a header frame (magic, version,
 // command, fixed 64-bit fields) followed by body frames whose number the command fixes. The
-// messages that carry subtasks and results, task and result, are one frame: their batch
-// follows the fields in the header frame. Decoding validates all of it and throws
+// messages that carry subtasks and results, task and result, are one frame: a compact header
+// (the job id, then varint fields) and their batch. Decoding validates all of it and throws
 // ProtocolError naming what was wrong.
 
 #include <array>
@@ -23,7 +23,7 @@
 
 namespace dtask::detail::protocol {
 
-inline constexpr std::uint8_t version = 4;
+inline constexpr std::uint8_t version = 5;
 inline constexpr std::array<std::uint8_t, 2> magic{'d', 't'};
 
 enum class Command : std::uint8_t {
@@ -120,12 +120,18 @@ std::string process_name();
 constexpr std::size_t header_size(std::size_t fields) noexcept {
     return 4 + 8 * fields;
 }
-/// Where a task's and a result's batch begins in its frame.
-inline constexpr std::size_t task_header_size = header_size(3);    // job, first, count
-inline constexpr std::size_t result_header_size = header_size(4);  // ..., ns spent in map
+/// Most bytes an unsigned LEB128 varint of 64 bits takes.
+inline constexpr std::size_t max_varint_size = 10;
+/// Room a task or result frame being built leaves in front of its batch: the most its
+/// compact header can take (magic, version, command, job id, then varints). The header is
+/// written at the end of that room, and the frame begins where the header does.
+inline constexpr std::size_t task_header_room = 4 + 8 + 2 * max_varint_size;    // first, count
+inline constexpr std::size_t result_header_room = 4 + 8 + 3 * max_varint_size;  // ..., ns
 
 /// A received message, validated: its command, header fields and body frames; for task and
-/// result, the batch after the fields, and the frame itself (to forward or keep).
+/// result, the batch after the fields, and the frame itself (to forward or keep). The bytes
+/// of a small frame live inside its zmq::message_t: moving the frame moves them, and
+/// `batch` no longer points at them.
 struct Inbound {
     Command command{};
     std::array<std::uint64_t, 4> fields{};
@@ -139,20 +145,26 @@ Inbound parse(std::vector<zmq::message_t>& frames, std::size_t first);
 
 /// A header frame for `command` with its fixed fields.
 zmq::message_t header(Command command, std::initializer_list<std::uint64_t> fields = {});
-/// Writes the header of `command` with `fields` over the first bytes of `bytes`, which the
-/// caller left for it (a task or result frame being built: header_size, then the batch).
-void write_header(std::span<std::byte> bytes, Command command,
-                  std::initializer_list<std::uint64_t> fields);
-/// Field `index` of a validated message's header frame.
-std::uint64_t field(const zmq::message_t& frame, std::size_t index) noexcept;
-/// Overwrites field `index` in a header frame this process owns (a job id, on its way
-/// through the broker). Under ThreadSanitizer the frame gets bytes of its own first, so
-/// spans into the frame (Inbound::batch) are not to be used after.
-void set_field(zmq::message_t& frame, std::size_t index, std::uint64_t value);
+/// Writes the compact header of a task or result (`command`) for `job`, with `fields` as
+/// varints, at the end of `room` (a frame being built: task_header_room or
+/// result_header_room bytes, then the batch). Returns where in `room` the header begins.
+std::size_t write_batch_header(std::span<std::byte> room, Command command, std::uint64_t job,
+                               std::initializer_list<std::uint64_t> fields);
+/// The header fields and the batch of a task or result frame that parse() accepted.
+struct BatchFrame {
+    std::array<std::uint64_t, 4> fields{};
+    std::span<const std::byte> batch;
+};
+BatchFrame read_batch_frame(const zmq::message_t& frame);
+/// Overwrites the job id of a task or result frame this process owns, on its way through
+/// the broker (the job id has a fixed width for this). Under ThreadSanitizer the frame gets
+/// bytes of its own first, so spans into the frame (Inbound::batch) are not to be used after.
+void set_job_id(zmq::message_t& frame, std::uint64_t job);
 zmq::message_t text_frame(std::string_view text);
-/// A frame that takes over `bytes` without copying them; a small one (under 256 bytes) is
-/// copied instead, cheaper than a hand-over, and `bytes` is left as it was.
-zmq::message_t payload_frame(std::string&& bytes);
+/// A frame of `bytes` from `offset` on that takes them over without copying; a small one
+/// (under 256 bytes) is copied instead, cheaper than a hand-over, and `bytes` is left as it
+/// was. One of at most 33 bytes then lives inside the ZeroMQ message itself: no allocation.
+zmq::message_t payload_frame(std::string&& bytes, std::size_t offset = 0);
 /// Socket options every dtask socket uses: no high-water mark (dtask bounds its queues with
 /// credits and windows, and a ROUTER at its mark would drop results silently) and a short
 /// linger so that closing never blocks for long.

@@ -1,6 +1,8 @@
 // The wire protocol: encoding and decoding, and what happens to truncated, garbage and
 // incompatible messages, in memory and on a live broker's socket.
 
+#include <array>
+
 #include <doctest/doctest.h>
 
 #include <dtask/detail/archive.hpp>
@@ -38,12 +40,20 @@ std::string head(Command command, std::initializer_list<std::uint64_t> fields = 
     return std::string(as_text(frame));
 }
 
+/// The compact header of a task or result, alone.
+std::string batch_head(Command command, std::uint64_t job,
+                       std::initializer_list<std::uint64_t> fields) {
+    std::array<std::byte, result_header_room> room;
+    const std::size_t start = write_batch_header(room, command, job, fields);
+    return std::string(reinterpret_cast<const char*>(room.data()) + start, room.size() - start);
+}
+
 }  // namespace
 
 TEST_CASE("Protocol.round_trip_of_every_message_shape" * doctest::timeout(10)) {
     // A task of two subtasks, a short one and one of 1000 bytes: one frame, the header and
     // then the batch.
-    std::string batch(task_header_size, '\0');
+    std::string batch(task_header_room, '\0');
     BatchWriter writer(batch);
     writer.begin();
     batch += "payload-7";
@@ -51,9 +61,14 @@ TEST_CASE("Protocol.round_trip_of_every_message_shape" * doctest::timeout(10)) {
     writer.begin();
     batch += std::string(1000, 'x');
     writer.end();
-    write_header(std::as_writable_bytes(std::span(batch)), Command::task, {42, 1ULL << 40, 2});
+    const std::size_t start =
+        write_batch_header(std::as_writable_bytes(std::span(batch).first(task_header_room)),
+                           Command::task, 42, {1ULL << 40, 2});
+    // magic, version, command, the job id's 8 bytes, then 6 bytes of varint for 2^40 and
+    // one for the count.
+    CHECK(task_header_room - start == 4 + 8 + 6 + 1);
     std::vector<zmq::message_t> frames;
-    frames.push_back(payload_frame(std::move(batch)));
+    frames.push_back(payload_frame(std::move(batch), start));
     auto message = parse(frames, 0);
     CHECK(message.command == Command::task);
     CHECK(message.fields[0] == 42);
@@ -70,12 +85,12 @@ TEST_CASE("Protocol.round_trip_of_every_message_shape" * doctest::timeout(10)) {
     CHECK(record.size() == 1000);
     CHECK_FALSE(reader.next(record, "task batch"));
     // The broker rewrites the job id in place.
-    set_field(*message.frame, 0, 7);
+    set_job_id(*message.frame, 7);
     CHECK(parse(frames, 0).fields[0] == 7);
     // The second record alone, as a retry sends it: a task of its own.
     std::vector<zmq::message_t> second;
     second.push_back(slice_batch(frames[0], 1, 2));
-    CHECK(second[0].size() == task_header_size + 4 + 1000);
+    CHECK(second[0].size() == 4 + 8 + 6 + 1 + 4 + 1000);
     auto retry = parse(second, 0);
     CHECK(retry.command == Command::task);
     CHECK(retry.fields[0] == 7);
@@ -84,18 +99,28 @@ TEST_CASE("Protocol.round_trip_of_every_message_shape" * doctest::timeout(10)) {
     check_batch(retry.batch, 1, "task batch");
 
     // A result: the same shape with one field more.
-    std::string results(result_header_size, '\0');
+    std::string results(result_header_room, '\0');
     BatchWriter result_writer(results);
     result_writer.begin();
     results += "8";
     result_writer.end();
-    write_header(std::as_writable_bytes(std::span(results)), Command::result, {3, 5, 1, 99});
+    const std::size_t result_start =
+        write_batch_header(std::as_writable_bytes(std::span(results).first(result_header_room)),
+                           Command::result, 3, {5, 1, 99});
     std::vector<zmq::message_t> result_frames;
-    result_frames.push_back(payload_frame(std::move(results)));
+    result_frames.push_back(payload_frame(std::move(results), result_start));
     auto result = parse(result_frames, 0);
+    CHECK(result.fields[0] == 3);
+    CHECK(result.fields[1] == 5);
+    CHECK(result.fields[2] == 1);
     CHECK(result.fields[3] == 99);
     CHECK(result.batch.size() == 4 + 1);
     check_batch(result.batch, 1, "result batch");
+
+    // With batching off, a task of one 8-byte subtask and its result fit in ZeroMQ's
+    // 33 bytes held inside a message: neither is an allocation, nor shared between threads.
+    CHECK(batch_head(Command::task, 1ULL << 40, {2'000'000, 1}).size() + 4 + 8 <= 33);
+    CHECK(batch_head(Command::result, 1ULL << 40, {2'000'000, 1, 16'000}).size() + 4 + 8 <= 33);
 
     Hello hello;
     hello.role = Role::worker;
@@ -135,9 +160,17 @@ TEST_CASE("Protocol.garbage_and_truncated_frames_are_named" * doctest::timeout(1
               .find("unknown dtask command 0x7f") != std::string::npos);
     // A task header cut short, a task with a frame after it (its batch belongs in the header
     // frame), and a header with a field too many.
-    const std::string task = head(Command::task, {1, 0, 1});
+    const std::string task = batch_head(Command::task, 1, {0, 1});
     CHECK(parse_error(frames_of({task.substr(0, 9)}))
-              .find("malformed task message: header frame of 9 bytes, expected at least 28") !=
+              .find("malformed task message: header frame of 9 bytes, expected at least 14") !=
+          std::string::npos);
+    // A varint field that runs off the end of the frame, and one of more than 64 bits.
+    const std::string job_only = task.substr(0, 12);
+    CHECK(parse_error(frames_of({job_only + "\x80\x80"}))
+              .find("malformed task message: header field 2 is cut off by the end of the frame") !=
+          std::string::npos);
+    CHECK(parse_error(frames_of({job_only + std::string(9, '\xff') + "\x02\x01"}))
+              .find("malformed task message: header field 2 does not fit in 64 bits") !=
           std::string::npos);
     CHECK(parse_error(frames_of({task, "x"})).find("1 body frames, expected 0") !=
           std::string::npos);
