@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <deque>
 #include <string>
 #include <unordered_map>
@@ -109,7 +110,10 @@ struct WorkerPeer {
     /// Forgets a batch it held: finished, revoked, or failed.
     void release(std::deque<Held>::iterator batch) {
         held_work_ns -= batch->expected_ns;
-        held.erase(batch);
+        if (batch == held.begin())
+            held.pop_front();  // nearly always: batches finish in the order sent
+        else
+            held.erase(batch);
         if (held.empty())
             isolated = false;
     }
@@ -183,11 +187,21 @@ struct BrokerJob {
 };
 
 /// Hashes a std::string key and a std::string_view alike, so that maps keyed by routing id
-/// are searched with the received id in place.
+/// are searched with the received id in place. Routing ids are short and end in what tells
+/// them apart (a worker's in random characters, ZeroMQ's own in a counter): their last 8
+/// bytes, mixed, hash them in a few instructions, where a hash of every byte took a
+/// noticeable share of the broker's time per message. Equal ids are still compared whole.
 struct ViewHash {
     using is_transparent = void;
     std::size_t operator()(std::string_view text) const noexcept {
-        return std::hash<std::string_view>{}(text);
+        std::uint64_t tail = 0;
+        const std::size_t size = std::min<std::size_t>(text.size(), sizeof tail);
+        std::memcpy(&tail, text.data() + text.size() - size, size);
+        // The 64-bit mix of splitmix64: every bit of the tail moves every bit of the hash.
+        std::uint64_t hash = tail ^ (text.size() * 0x9e3779b97f4a7c15ULL);
+        hash = (hash ^ (hash >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        hash = (hash ^ (hash >> 27)) * 0x94d049bb133111ebULL;
+        return static_cast<std::size_t>(hash ^ (hash >> 31));
     }
 };
 
