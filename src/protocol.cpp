@@ -416,21 +416,32 @@ void poll(std::span<zmq::pollitem_t> items, std::chrono::milliseconds timeout) {
 }
 
 bool receive(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, bool wait) {
+    // Into the messages of the last receive: zmq_msg_recv frees what they held, and nearly
+    // every message has as many frames as the one before, so none is created or destroyed.
+    std::size_t count = 0;
     for (;;) {
-        frames.clear();
+        if (count == frames.size())
+            frames.emplace_back();
         try {
-            const bool received =
-                zmq::recv_multipart(socket, std::back_inserter(frames),
-                                    wait ? zmq::recv_flags::none : zmq::recv_flags::dontwait)
-                    .has_value();
-            for (auto& frame : frames)
-                acquired_from_sender(frame);
-            return received;
+            const auto flags =
+                count == 0 && !wait ? zmq::recv_flags::dontwait : zmq::recv_flags::none;
+            if (!socket.recv(frames[count], flags)) {
+                frames.clear();
+                return false;
+            }
         } catch (const zmq::error_t& e) {
-            if (e.num() != EINTR)
+            // A signal can only interrupt the wait for a message's first frame: ZeroMQ
+            // delivers the frames of a message together.
+            if (e.num() != EINTR || count != 0)
                 throw;
+            continue;
         }
+        acquired_from_sender(frames[count]);
+        if (!frames[count++].more())
+            break;
     }
+    frames.resize(count);
+    return true;
 }
 
 namespace {
