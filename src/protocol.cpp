@@ -417,7 +417,8 @@ void poll(std::span<zmq::pollitem_t> items, std::chrono::milliseconds timeout) {
 
 bool receive(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, bool wait) {
     // Into the messages of the last receive: zmq_msg_recv frees what they held, and nearly
-    // every message has as many frames as the one before, so none is created or destroyed.
+    // every message has as many frames as the one before, so within a burst none is created
+    // or destroyed.
     std::size_t count = 0;
     for (;;) {
         if (count == frames.size())
@@ -430,9 +431,10 @@ bool receive(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, bool wa
                 return false;
             }
         } catch (const zmq::error_t& e) {
-            // A signal can only interrupt the wait for a message's first frame: ZeroMQ
-            // delivers the frames of a message together.
-            if (e.num() != EINTR || count != 0)
+            // Retried at the frame it stopped at: a receive of any frame may look at the
+            // socket's commands first (libzmq does every 100 frames), and that can be
+            // interrupted too.
+            if (e.num() != EINTR)
                 throw;
             continue;
         }

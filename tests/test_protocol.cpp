@@ -2,6 +2,7 @@
 // incompatible messages, in memory and on a live broker's socket.
 
 #include <array>
+#include <limits>
 
 #include <doctest/doctest.h>
 
@@ -121,6 +122,31 @@ TEST_CASE("Protocol.round_trip_of_every_message_shape" * doctest::timeout(10)) {
     // 33 bytes held inside a message: neither is an allocation, nor shared between threads.
     CHECK(batch_head(Command::task, 1ULL << 40, {2'000'000, 1}).size() + 4 + 8 <= 33);
     CHECK(batch_head(Command::result, 1ULL << 40, {2'000'000, 1, 16'000}).size() + 4 + 8 <= 33);
+    // Such a frame, sent from its offset in the buffer it was built in; and the largest
+    // values, in varints of 10 bytes.
+    std::string small(result_header_room, '\0');
+    small += std::string(
+        "\x08\x00\x00\x00"
+        "12345678",
+        12);
+    const std::size_t small_start =
+        write_batch_header(std::as_writable_bytes(std::span(small).first(result_header_room)),
+                           Command::result, 9, {2'000'000, 1, 16'000});
+    std::vector<zmq::message_t> small_frames;
+    small_frames.push_back(payload_frame(std::move(small), small_start));
+    CHECK(small_frames[0].size() == 30);
+    const auto small_result = parse(small_frames, 0);
+    CHECK(small_result.fields[1] == 2'000'000);
+    CHECK(small_result.fields[3] == 16'000);
+    CHECK(std::string(reinterpret_cast<const char*>(small_result.batch.data()) + 4, 8) ==
+          "12345678");
+    constexpr auto most = std::numeric_limits<std::uint64_t>::max();
+    const std::string largest = batch_head(Command::result, most, {most, most, most});
+    CHECK(largest.size() == result_header_room);
+    std::vector<zmq::message_t> largest_frames = frames_of({largest});
+    const auto read_back = parse(largest_frames, 0);
+    CHECK(read_back.fields == std::array<std::uint64_t, 4>{most, most, most, most});
+    CHECK(read_back.batch.empty());
 
     Hello hello;
     hello.role = Role::worker;
@@ -172,6 +198,11 @@ TEST_CASE("Protocol.garbage_and_truncated_frames_are_named" * doctest::timeout(1
     CHECK(parse_error(frames_of({job_only + std::string(9, '\xff') + "\x02\x01"}))
               .find("malformed task message: header field 2 does not fit in 64 bits") !=
           std::string::npos);
+    // The same for a result's last field, the time spent in map.
+    const std::string result = batch_head(Command::result, 1, {0, 1, 300});
+    CHECK(parse_error(frames_of({result.substr(0, result.size() - 1)}))
+              .find("malformed result message: header field 4 is cut off by the end of the "
+                    "frame") != std::string::npos);
     CHECK(parse_error(frames_of({task, "x"})).find("1 body frames, expected 0") !=
           std::string::npos);
     CHECK(parse_error(frames_of({head(Command::end, {1}) + "12345678"}))
