@@ -1504,7 +1504,7 @@ Broker::Broker(zmq::context_t& context, BrokerOptions options)
     : options_(std::move(options)), socket_(make_router(context)) {
     for (const auto& endpoint : options_.endpoints) {
         try {
-            socket_.bind(endpoint);
+            retry_interrupted([&] { socket_.bind(endpoint); });
         } catch (const zmq::error_t& e) {
             throw TransportError("dtask: cannot listen on '" + endpoint + "': " + e.what());
         }
@@ -1512,7 +1512,7 @@ Broker::Broker(zmq::context_t& context, BrokerOptions options)
     }
     if (!options_.inproc_endpoint.empty()) {
         try {
-            socket_.bind(options_.inproc_endpoint);
+            retry_interrupted([&] { socket_.bind(options_.inproc_endpoint); });
         } catch (const zmq::error_t& e) {
             throw TransportError("dtask: cannot bind '" + options_.inproc_endpoint +
                                  "': " + e.what());

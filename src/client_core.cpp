@@ -91,7 +91,7 @@ public:
           interval_(core.options_.heartbeat_interval),
           liveness_(core.options_.heartbeat_liveness) {
         tune(socket_);
-        socket_.connect(core_.options_.endpoint);
+        retry_interrupted([&] { socket_.connect(core_.options_.endpoint); });
         poller_.watch(socket_);
         say_hello();
     }

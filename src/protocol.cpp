@@ -423,20 +423,12 @@ bool receive(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, bool wa
     for (;;) {
         if (count == frames.size())
             frames.emplace_back();
-        try {
-            const auto flags =
-                count == 0 && !wait ? zmq::recv_flags::dontwait : zmq::recv_flags::none;
-            if (!socket.recv(frames[count], flags)) {
-                frames.clear();
-                return false;
-            }
-        } catch (const zmq::error_t& e) {
-            // Retried at the frame it stopped at: a receive of any frame may look at the
-            // socket's commands first (libzmq does every 100 frames), and that can be
-            // interrupted too.
-            if (e.num() != EINTR)
-                throw;
-            continue;
+        const auto flags = count == 0 && !wait ? zmq::recv_flags::dontwait : zmq::recv_flags::none;
+        // Retried at the frame it stopped at: a receive of any frame may look at the
+        // socket's commands first (libzmq does every 100 frames).
+        if (!retry_interrupted([&] { return socket.recv(frames[count], flags); })) {
+            frames.clear();
+            return false;
         }
         acquired_from_sender(frames[count]);
         if (!frames[count++].more())
@@ -456,12 +448,17 @@ std::uint64_t sends_on_this_thread() noexcept {
 
 void send(zmq::socket_t& socket, std::string_view to, std::span<zmq::message_t> frames) {
     ++sent_on_this_thread;
-    if (!to.empty())
-        socket.send(zmq::buffer(to.data(), to.size()), zmq::send_flags::sndmore);
+    // A send interrupted by a signal has taken nothing (libzmq returns before it looks at
+    // the frame): it is sent again, and the frames before it stay queued in the message.
+    if (!to.empty()) {
+        retry_interrupted([&] {
+            return socket.send(zmq::buffer(to.data(), to.size()), zmq::send_flags::sndmore);
+        });
+    }
     for (std::size_t i = 0; i < frames.size(); ++i) {
         released_to_receiver(frames[i]);
-        socket.send(frames[i],
-                    i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+        const auto flags = i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
+        retry_interrupted([&] { return socket.send(frames[i], flags); });
     }
 }
 

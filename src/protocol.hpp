@@ -177,6 +177,22 @@ zmq::message_t encode_body(const T& value);
 template <class T>
 T decode_body(const zmq::message_t& frame, const char* what);
 
+/// Runs a ZeroMQ call again for as long as a signal interrupts it (EINTR). libzmq looks at a
+/// socket's commands, with a poll(2) that a signal interrupts even with a zero timeout, at
+/// the start of a connect, a bind, a send, a receive and a read of ZMQ_EVENTS: a host with a
+/// SIGCHLD or profiling handler must not see dtask fail for it.
+template <class Call>
+decltype(auto) retry_interrupted(Call&& call) {
+    for (;;) {
+        try {
+            return call();
+        } catch (const zmq::error_t& e) {
+            if (e.num() != EINTR)
+                throw;
+        }
+    }
+}
+
 /// zmq::poll that treats a signal arriving (EINTR) as "nothing ready" instead of throwing:
 /// a host with a SIGCHLD or profiling handler must not lose its broker to a signal.
 void poll(std::span<zmq::pollitem_t> items, std::chrono::milliseconds timeout);

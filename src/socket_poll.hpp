@@ -50,7 +50,8 @@ public:
     /// Whether messages wait on the socket (ZMQ_EVENTS), which leaves it not drained.
     bool unread(zmq::socket_t& socket) {
         drained_ = false;
-        return (socket.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
+        return (protocol::retry_interrupted([&] { return socket.get(zmq::sockopt::events); }) &
+                ZMQ_POLLIN) != 0;
     }
 
     /// Sleeps until the socket or another descriptor is readable, or `timeout`; does not

@@ -129,7 +129,7 @@ private:
         const std::string id = new_routing_id();
         broker_.set(zmq::sockopt::routing_id, id);
         shared_.set_routing_id(id);
-        broker_.connect(options_.endpoint);
+        retry_interrupted([&] { broker_.connect(options_.endpoint); });
         poller_.watch(broker_);
         Hello hello;
         hello.role = Role::worker;

@@ -28,7 +28,7 @@ Pulse::Pulse(zmq::context_t& context, std::string endpoint, std::string worker_n
       shared_(shared),
       argv_(std::move(argv)) {
     tune(socket_);
-    socket_.connect(endpoint);
+    protocol::retry_interrupted([&] { socket_.connect(endpoint); });
     wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd_ < 0)
         throw Error("dtask: cannot create the worker's pulse wake-up event (eventfd)");
