@@ -540,7 +540,7 @@ private:
                 for (std::uint64_t i = first; i < first + count; ++i)
                     fresh += job.arrived.insert(i) ? 1 : 0;
             } else {
-                fresh = fold_arrived(job, first, count, *message.frame);
+                fresh = fold_arrived(job, first, count, message.batch);
             }
             if (fresh == 0)
                 return;  // duplicates only: another copy came back first
@@ -550,7 +550,7 @@ private:
             settle(job, first, count, fresh,
                    std::chrono::nanoseconds(static_cast<std::int64_t>(map_ns)));
             if (in_order)
-                fold_in_order(job, first, count, *message.frame);
+                fold_in_order(job, first, count, message.batch, *message.frame);
         } catch (...) {
             fail(id, std::current_exception());
             return;
@@ -614,8 +614,8 @@ private:
     /// Arrival order: folds each result of the run that had not arrived before; returns how
     /// many it folded.
     std::uint64_t fold_arrived(ActiveJob& job, std::uint64_t first, std::uint64_t count,
-                               const zmq::message_t& frame) {
-        BatchReader reader(results_of(frame));
+                               std::span<const std::byte> results) {
+        BatchReader reader(results);
         std::span<const std::byte> partial;
         std::uint64_t fresh = 0;
         for (std::uint64_t index = first;
@@ -628,11 +628,13 @@ private:
         return fresh;
     }
 
-    /// Subtask order: folds the run now if its turn has come, else parks it.
+    /// Subtask order: folds the run now if its turn has come, else parks its frame.
+    /// `results` is the frame's batch, which parse() found: a parked frame moves, and its
+    /// batch is found again when its turn comes.
     void fold_in_order(ActiveJob& job, std::uint64_t first, std::uint64_t count,
-                       zmq::message_t& frame) {
+                       std::span<const std::byte> results, zmq::message_t& frame) {
         if (first <= job.next_to_fold) {
-            fold_run(job, first, count, frame);
+            fold_run(job, first, count, results);
             fold_parked(job);
             return;
         }
@@ -657,8 +659,8 @@ private:
 
     /// Subtask order: folds the run's results from next_to_fold on.
     void fold_run(ActiveJob& job, std::uint64_t first, std::uint64_t count,
-                  const zmq::message_t& frame) {
-        BatchReader reader(results_of(frame));
+                  std::span<const std::byte> results) {
+        BatchReader reader(results);
         std::span<const std::byte> partial;
         for (std::uint64_t index = first;
              index < first + count && reader.next(partial, "result batch"); ++index) {
@@ -673,13 +675,8 @@ private:
         while (!job.parked.empty() && job.parked.front().first <= job.next_to_fold) {
             const ParkedRun run = std::move(job.parked.front());
             job.parked.pop_front();
-            fold_run(job, run.first, run.count, run.frame);
+            fold_run(job, run.first, run.count, read_batch_frame(run.frame).batch);
         }
-    }
-
-    /// The batch of a result frame (whose header parse() checked).
-    static std::span<const std::byte> results_of(const zmq::message_t& frame) {
-        return read_batch_frame(frame).batch;
     }
 
     void fold(ActiveJob& job, std::span<const std::byte> partial, std::uint64_t index) {
