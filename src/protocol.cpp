@@ -166,17 +166,19 @@ void write_start(std::byte* out, Command command) noexcept {
 /// Bytes before the job id's and the varints of a task or result.
 constexpr std::size_t batch_header_fixed = header_size(1);
 
+/// The error for a message of a known command whose shape is wrong.
+ProtocolError malformed(Command command, const std::string& what) {
+    return ProtocolError("malformed " + std::string(command_name(command)) + " message: " + what);
+}
+
 /// Reads the compact header of a task or result (magic, version and command already
 /// checked) of `fields` fields: the job id, then varints. Returns where the batch begins.
 std::size_t read_batch_header(const std::byte* bytes, std::size_t size, Command command,
                               std::size_t fields, std::array<std::uint64_t, 4>& out) {
-    const auto malformed = [&](const std::string& what) {
-        return ProtocolError("malformed " + std::string(command_name(command)) +
-                             " message: " + what);
-    };
     if (size < batch_header_fixed + fields - 1) {
-        throw malformed("header frame of " + std::to_string(size) + " bytes, expected at least " +
-                        std::to_string(batch_header_fixed + fields - 1));
+        throw malformed(command, "header frame of " + std::to_string(size) +
+                                     " bytes, expected at least " +
+                                     std::to_string(batch_header_fixed + fields - 1));
     }
     out[0] = read_u64(bytes + 4);
     std::size_t offset = batch_header_fixed;
@@ -184,12 +186,12 @@ std::size_t read_batch_header(const std::byte* bytes, std::size_t size, Command 
         std::uint64_t value = 0;
         for (unsigned shift = 0;; shift += 7) {
             if (offset == size)
-                throw malformed("header field " + std::to_string(i + 1) +
-                                " is cut off by the end of the frame");
+                throw malformed(command, "header field " + std::to_string(i + 1) +
+                                             " is cut off by the end of the frame");
             const auto byte = std::to_integer<std::uint64_t>(bytes[offset++]);
             if (shift == 63 && byte > 1)
-                throw malformed("header field " + std::to_string(i + 1) +
-                                " does not fit in 64 bits");
+                throw malformed(
+                    command, "header field " + std::to_string(i + 1) + " does not fit in 64 bits");
             value |= (byte & 0x7f) << shift;
             if ((byte & 0x80) == 0)
                 break;
@@ -300,18 +302,17 @@ Inbound parse(std::vector<zmq::message_t>& frames, std::size_t first) {
     } else {
         const std::size_t fixed = header_size(shape.fields);
         if (head.size() != fixed) {
-            throw ProtocolError("malformed " + std::string(command_name(message.command)) +
-                                " message: header frame of " + std::to_string(head.size()) +
-                                " bytes, expected " + std::to_string(fixed));
+            throw malformed(message.command, "header frame of " + std::to_string(head.size()) +
+                                                 " bytes, expected " + std::to_string(fixed));
         }
         for (std::size_t i = 0; i < shape.fields; ++i)
             message.fields[i] = read_u64(bytes + 4 + 8 * i);
     }
     message.body = std::span<zmq::message_t>(frames).subspan(first + 1);
     if (message.body.size() != shape.body_frames) {
-        throw ProtocolError("malformed " + std::string(command_name(message.command)) +
-                            " message: " + std::to_string(message.body.size()) +
-                            " body frames, expected " + std::to_string(shape.body_frames));
+        throw malformed(message.command, std::to_string(message.body.size()) +
+                                             " body frames, expected " +
+                                             std::to_string(shape.body_frames));
     }
     return message;
 }
@@ -346,9 +347,11 @@ std::size_t write_batch_header(std::span<std::byte> room, Command command, std::
 BatchFrame read_batch_frame(const zmq::message_t& frame) {
     const auto* bytes = static_cast<const std::byte*>(frame.data());
     const auto command = static_cast<Command>(std::to_integer<std::uint8_t>(bytes[3]));
+    Shape shape{};
+    shape_of(command, shape);  // parse() accepted the frame: a task or a result
     BatchFrame out;
-    const std::size_t offset = read_batch_header(bytes, frame.size(), command,
-                                                 command == Command::task ? 3 : 4, out.fields);
+    const std::size_t offset =
+        read_batch_header(bytes, frame.size(), command, shape.fields, out.fields);
     out.batch = std::span<const std::byte>(bytes + offset, frame.size() - offset);
     return out;
 }
