@@ -16,6 +16,12 @@ Stages, stopping at the first failure:
 
   --no-sanitizers  skip stages 3 to 5 (quick local runs)
   --help           show this help
+
+Every test runs through tests/run_checked.sh: a sanitizer report from any process of a
+test, a process it leaves running, or a wrong exit status fails it. A test that cannot run
+here (no network namespaces, say) is reported by ctest as skipped, with its reason, and the
+skipped tests of all stages are listed at the end. With DTASK_NO_SKIPS=1 in the environment
+(CI sets it), a skipped test fails the run.
 USAGE
 }
 
@@ -57,21 +63,44 @@ configure() {
         -DDTASK_BUILD_TESTS=ON -DDTASK_BUILD_EXAMPLES=ON "$@"
 }
 
+skipped_list="$(mktemp)"
+trap 'rm -f "$skipped_list"' EXIT
+
+# run_ctest <build dir> <stage>: runs the suite, then notes its skipped tests and why.
 run_ctest() {
-    ctest --test-dir "$1" --output-on-failure --no-tests=error -j2 --timeout 300
+    ctest --test-dir "$1" --output-on-failure --no-tests=error -j2 --timeout 300 || return
+    # The reason is the line tests/support.cpp's skip_test printed, in ctest's full log.
+    awk -v stage="$2" '
+        /^[0-9]+\/[0-9]+ Testing: / { sub(/^[0-9]+\/[0-9]+ Testing: /, ""); name = $0 }
+        /dtask-test skipped: / { sub(/.*dtask-test skipped: /, ""); print "  " stage ": " name ": " $0 }
+    ' "$1/Testing/Temporary/LastTest.log" >>"$skipped_list"
+}
+
+# The skipped tests of every stage; with DTASK_NO_SKIPS=1, any of them fails the run.
+report_skipped() {
+    if [[ ! -s "$skipped_list" ]]; then
+        echo "test.sh: no test was skipped"
+        return 0
+    fi
+    echo "test.sh: $(wc -l <"$skipped_list") test run(s) skipped:"
+    cat "$skipped_list"
+    if [[ "${DTASK_NO_SKIPS:-0}" == 1 ]]; then
+        echo "test.sh: FAILED: DTASK_NO_SKIPS=1 and tests were skipped" >&2
+        return 1
+    fi
 }
 
 stage "setup" scripts/setup.sh
 
 stage "release: configure" configure build -DCMAKE_BUILD_TYPE=Release -DDTASK_SANITIZE=
 stage "release: build" cmake --build build -j2
-stage "release: ctest" run_ctest build
+stage "release: ctest" run_ctest build release
 
 if ((sanitizers)); then
     stage "clang: configure" configure build-clang -DCMAKE_BUILD_TYPE=Release \
         -DCMAKE_CXX_COMPILER=clang++ -DDTASK_SANITIZE=
     stage "clang: build" cmake --build build-clang -j2
-    stage "clang: ctest" run_ctest build-clang
+    stage "clang: ctest" run_ctest build-clang clang
 fi
 
 if ((sanitizers)); then
@@ -81,17 +110,19 @@ if ((sanitizers)); then
     stage "asan+ubsan: configure" configure build-asan -DCMAKE_BUILD_TYPE=Debug \
         -DDTASK_SANITIZE=address,undefined
     stage "asan+ubsan: build" cmake --build build-asan -j2
-    stage "asan+ubsan: ctest" run_ctest build-asan
+    stage "asan+ubsan: ctest" run_ctest build-asan asan+ubsan
     # Debian's libzmq is not built with TSan, so its I/O thread's hand-offs are invisible to
     # it: scripts/tsan.supp silences reports from inside libzmq, and only those.
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/scripts/tsan.supp${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
     stage "tsan: configure" configure build-tsan -DCMAKE_BUILD_TYPE=Debug \
         -DDTASK_SANITIZE=thread
     stage "tsan: build" cmake --build build-tsan -j2
-    stage "tsan: ctest" run_ctest build-tsan
-    echo
+    stage "tsan: ctest" run_ctest build-tsan tsan
+fi
+echo
+report_skipped || exit 1
+if ((sanitizers)); then
     echo "test.sh: all stages passed"
 else
-    echo
     echo "test.sh: all stages passed (clang, ASan+UBSan and TSan skipped: --no-sanitizers)"
 fi

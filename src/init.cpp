@@ -21,8 +21,7 @@ namespace {
 
 [[noreturn]] void usage_error(const std::string& message) {
     std::fprintf(stderr, "dtask worker: %s\n%s", message.c_str(), worker_usage());
-    std::fflush(stderr);
-    std::_Exit(detail::worker_usage);
+    detail::end_worker_process(detail::worker_usage);
 }
 
 unsigned long parse_number(std::string_view flag, std::string_view text, unsigned long low,
@@ -103,12 +102,7 @@ void init(int argc, char** argv) {
             std::_Exit(detail::worker_done);
         options->local = true;
     }
-    const int code = detail::run_worker(*options);
-    std::fflush(stdout);
-    std::fflush(stderr);
-    // _Exit: the host's main() must not go on, and static destructors must not run under
-    // whatever the user's code left behind in the worker.
-    std::_Exit(code);
+    detail::end_worker_process(detail::run_worker(*options));
 }
 
 }  // namespace dtask

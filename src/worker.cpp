@@ -10,6 +10,17 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define DTASK_LEAK_CHECK 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(leak_sanitizer)
+#define DTASK_LEAK_CHECK 1
+#endif
+#endif
+#ifdef DTASK_LEAK_CHECK
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #include <dtask/detail/job_model.hpp>
 #include <dtask/error.hpp>
 
@@ -41,6 +52,16 @@ void flush_standard_streams() noexcept {
     }
 }
 
+[[noreturn]] void end_worker_process(int code) noexcept {
+    flush_standard_streams();
+#ifdef DTASK_LEAK_CHECK
+    // _Exit skips the sanitizer's leak check at exit: run it here, so that a leak in map or
+    // in the worker's own code is reported like one in any other process.
+    __lsan_do_recoverable_leak_check();
+#endif
+    std::_Exit(code);
+}
+
 [[noreturn]] void restart_process(const std::vector<std::string>& args) {
     std::vector<char*> argv;
     for (const auto& arg : args)
@@ -53,7 +74,7 @@ void flush_standard_streams() noexcept {
     execv("/proc/self/exe", argv.data());
     log_warning("worker", std::string("cannot restart after a hung subtask (execv: ") +
                               std::strerror(errno) + "); exiting");
-    std::_Exit(worker_failed);
+    end_worker_process(worker_failed);
 }
 
 namespace {

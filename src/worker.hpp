@@ -47,6 +47,10 @@ sigset_t stop_signals();
 /// Flushes stdout and stderr if no other thread holds them (a stuck map may: blocked writing
 /// to a full pipe, say), so that ending the process never hangs on a stdio lock.
 void flush_standard_streams() noexcept;
+/// Ends the worker process with `code`: flushes what it can, runs the leak check of an
+/// AddressSanitizer build (which _Exit would skip), then _Exit, so that neither the host's
+/// main() nor static destructors run under whatever map left behind.
+[[noreturn]] void end_worker_process(int code) noexcept;
 /// Replaces this process with a fresh copy of itself, same command line, same pid: the one
 /// way to get rid of a thread stuck in map. Never returns.
 [[noreturn]] void restart_process(const std::vector<std::string>& args);

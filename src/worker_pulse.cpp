@@ -132,8 +132,7 @@ void Pulse::leave() {
         protocol::poll(none, std::chrono::milliseconds(100));
     } catch (...) {
     }
-    flush_standard_streams();
-    std::_Exit(worker_done);
+    end_worker_process(worker_done);
 }
 
 }  // namespace dtask::detail

@@ -10,7 +10,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,9 +39,60 @@ bool poll_readable(int fd, std::chrono::milliseconds timeout) {
     }
 }
 
+namespace {
+
+/// In the child: writes errno to the parent and exits.
+[[noreturn]] void fail_in_child(int report) {
+    const int error = errno;
+    [[maybe_unused]] auto written = write(report, &error, sizeof error);
+    _exit(127);
+}
+
+/// In the child, between fork and exec: async-signal-safe calls only. Reports errno on
+/// `report` (close-on-exec, so a successful exec closes it with nothing written). fork and
+/// not posix_spawn, which has no way to set the parent-death signal.
+[[noreturn]] void exec_child(const char* program, char** argv, char** envp, pid_t parent,
+                             int stdout_fd, bool stderr_too, const char* output_file,
+                             int report) {
+    // Die with the test process, even when it is killed outright: nothing it started may
+    // outlive it. The check after prctl closes the race with a parent that died before it.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        fail_in_child(report);
+    if (getppid() != parent)
+        _exit(127);
+    const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0)
+        fail_in_child(report);
+    if (output_file != nullptr) {
+        stdout_fd = open(output_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (stdout_fd < 0)
+            fail_in_child(report);
+        stderr_too = true;
+    }
+    if (stdout_fd >= 0) {
+        if (dup2(stdout_fd, STDOUT_FILENO) < 0 || (stderr_too && dup2(stdout_fd, STDERR_FILENO) < 0))
+            fail_in_child(report);
+    }
+    // A handler or a blocked signal of this process (the benchmark's, a test's, a
+    // dtask thread's) must not be the child's.
+    struct sigaction default_action {};
+    default_action.sa_handler = SIG_DFL;
+    sigemptyset(&default_action.sa_mask);
+    sigaction(SIGINT, &default_action, nullptr);
+    sigaction(SIGTERM, &default_action, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execve(program, argv, envp);
+    fail_in_child(report);
+}
+
+}  // namespace
+
 Process::Process(const std::string& program, const std::vector<std::string>& args,
                  const std::string& output_file,
                  const std::vector<std::string>& extra_environment) {
+    // Everything the child needs is built before fork: after it, only system calls.
     std::vector<std::string> environment(extra_environment);
     for (char** entry = environ; *entry != nullptr; ++entry)
         environment.emplace_back(*entry);
@@ -55,41 +106,45 @@ Process::Process(const std::string& program, const std::vector<std::string>& arg
     for (auto& arg : storage)
         argv.push_back(arg.data());
     argv.push_back(nullptr);
+    const bool piped = output_file == "|" || output_file == "|&";
+    const char* file = piped || output_file.empty() ? nullptr : output_file.c_str();
 
     int pipe_ends[2] = {-1, -1};
-    if ((output_file == "|" || output_file == "|&") && pipe2(pipe_ends, O_CLOEXEC) != 0)
+    if (piped && pipe2(pipe_ends, O_CLOEXEC) != 0)
         throw std::runtime_error("pipe2: " + std::string(std::strerror(errno)));
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    if (pipe_ends[1] >= 0) {
-        posix_spawn_file_actions_adddup2(&actions, pipe_ends[1], STDOUT_FILENO);
-        if (output_file == "|&")
-            posix_spawn_file_actions_adddup2(&actions, pipe_ends[1], STDERR_FILENO);
-    } else if (!output_file.empty()) {
-        posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, output_file.c_str(),
-                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+    int report[2] = {-1, -1};
+    if (pipe2(report, O_CLOEXEC) != 0) {
+        const std::string why = std::strerror(errno);
+        close(pipe_ends[0]);
+        close(pipe_ends[1]);
+        throw std::runtime_error("pipe2: " + why);
     }
-    // A handler of this process (the benchmark's, a test's) must not be the child's.
-    posix_spawnattr_t attributes;
-    posix_spawnattr_init(&attributes);
-    sigset_t defaults;
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGINT);
-    sigaddset(&defaults, SIGTERM);
-    posix_spawnattr_setsigdefault(&attributes, &defaults);
-    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF);
-    const int error =
-        posix_spawn(&pid_, program.c_str(), &actions, &attributes, argv.data(), envp.data());
-    posix_spawnattr_destroy(&attributes);
-    posix_spawn_file_actions_destroy(&actions);
+    const pid_t parent = getpid();
+    pid_ = fork();
+    if (pid_ == 0) {
+        exec_child(program.c_str(), argv.data(), envp.data(), parent, pipe_ends[1],
+                   output_file == "|&", file, report[1]);
+    }
+    const int fork_error = errno;
+    close(report[1]);
     if (pipe_ends[1] >= 0)
         close(pipe_ends[1]);
-    if (error != 0) {
+    int exec_error = 0;
+    if (pid_ > 0) {
+        ssize_t got = 0;
+        while ((got = read(report[0], &exec_error, sizeof exec_error)) < 0 && errno == EINTR) {
+        }
+        if (got != static_cast<ssize_t>(sizeof exec_error))
+            exec_error = 0;  // closed by a successful exec
+    }
+    close(report[0]);
+    if (pid_ < 0 || exec_error != 0) {
         if (pipe_ends[0] >= 0)
             close(pipe_ends[0]);
-        throw std::runtime_error("cannot start " + program + ": " + std::strerror(error));
+        if (pid_ > 0)
+            kill_and_reap();
+        throw std::runtime_error("cannot start " + program + ": " +
+                                 std::strerror(pid_ < 0 ? fork_error : exec_error));
     }
     stdout_pipe_ = pipe_ends[0];
     pidfd_ = open_pidfd(pid_);
@@ -108,11 +163,22 @@ Process::Process(Process&& other) noexcept
       reaped_(std::exchange(other.reaped_, true)) {}
 
 Process::~Process() {
-    kill_and_reap();
+    stop();
     if (pidfd_ >= 0)
         close(pidfd_);
     if (stdout_pipe_ >= 0)
         close(stdout_pipe_);
+}
+
+void Process::stop() noexcept {
+    if (reaped_ || pid_ <= 0)
+        return;
+    // SIGTERM first, so that a worker or dtaskd ends the way it is meant to (and runs the
+    // leak check of a sanitizer build); SIGKILL if it is still there after the grace.
+    kill(pid_, SIGTERM);
+    if (pidfd_ >= 0 && poll_readable(pidfd_, stop_grace))
+        wait();
+    kill_and_reap();
 }
 
 void Process::kill_and_reap() noexcept {

@@ -1,7 +1,8 @@
 #pragma once
-// A child process, started with posix_spawn and killed and reaped when its owner goes: the
-// one way the tests, the benchmarks and the fault measurements start processes. Free of
-// doctest, so that the benchmarks can use it.
+// A child process that ends with its owner: stopped and reaped when the object goes, and
+// killed by the kernel (PR_SET_PDEATHSIG) if the owner dies first, so that a crashed test
+// leaves nothing running. The one way the tests, the benchmarks and the fault measurements
+// start processes. Free of doctest, so that the benchmarks can use it.
 
 #include <chrono>
 #include <optional>
@@ -17,10 +18,13 @@ public:
     /// Starts `program` with `args`; stdout and stderr go to `output_file` if not empty, or
     /// stdout to a pipe that read_line() reads if `output_file` is "|" (stdout and stderr
     /// if it is "|&"). SIGINT and SIGTERM have their default action in the child, whatever
-    /// handlers this process has. Throws std::runtime_error if it cannot start.
+    /// handlers this process has. The child gets SIGKILL when the thread that started it
+    /// ends (PR_SET_PDEATHSIG): start processes from a thread that outlives them. Throws
+    /// std::runtime_error if it cannot start.
     Process(const std::string& program, const std::vector<std::string>& args,
             const std::string& output_file = {},
             const std::vector<std::string>& extra_environment = {});
+    /// stop().
     ~Process();
     Process(Process&& other) noexcept;
     Process& operator=(Process&&) = delete;
@@ -33,8 +37,14 @@ public:
     /// Waits for the process to exit, however long; its wait status (0 if reaped before).
     int wait();
     void signal(int signal_number) const;
+    /// SIGTERM, up to stop_grace for it to exit, then SIGKILL; reaps it. Nothing once reaped.
+    void stop() noexcept;
     /// SIGKILL and reap; nothing once reaped.
     void kill_and_reap() noexcept;
+
+    /// How long stop() waits after SIGTERM: a worker or dtaskd ends in milliseconds; one that
+    /// is stopped (SIGSTOP) or stuck does not, and is killed.
+    static constexpr std::chrono::milliseconds stop_grace{10'000};
     /// The next line of the child's stdout (piped); nullopt on timeout or end of output.
     std::optional<std::string> read_line(std::chrono::milliseconds timeout);
 

@@ -31,8 +31,9 @@ std::vector<pid_t> children_of_this_process();
 bool wait_gone(pid_t pid, std::chrono::milliseconds timeout);
 /// The whole content of a file.
 std::string read_file(const std::string& path);
-/// A fresh temporary file name.
-std::string temp_path(const std::string& stem);
+/// Reports the test as skipped, with the reason: ctest matches the line and counts the test
+/// as not run (never as passed), and scripts/test.sh lists it. The test returns right after.
+void skip_test(const std::string& reason);
 
 /// Appends `:value` to environment variable `name` (sets it if unset) for this scope, so
 /// that processes started meanwhile see it. Only while no other thread reads the environment.

@@ -12,12 +12,19 @@
 
 namespace test_support {
 
-/// A fresh directory /tmp/STEM-XXXXXX, removed with the files in it when this goes out of
+/// The directory for temporary files: $TMPDIR (tests/run_checked.sh gives each test its own,
+/// removed after it whatever happened), else /tmp.
+inline std::string temp_directory() {
+    const char* tmp = std::getenv("TMPDIR");
+    return tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+}
+
+/// A fresh directory $TMPDIR/STEM-XXXXXX, removed with the files in it when this goes out of
 /// scope (it must hold no subdirectories).
 class TempDir {
 public:
     explicit TempDir(const std::string& stem = "dtask-test") {
-        std::string pattern = "/tmp/" + stem + "-XXXXXX";
+        std::string pattern = temp_directory() + "/" + stem + "-XXXXXX";
         if (mkdtemp(pattern.data()) == nullptr)
             throw std::runtime_error("mkdtemp failed: " + std::string(std::strerror(errno)));
         path_ = pattern;

@@ -86,7 +86,8 @@ TEST_CASE("Workers.sum_squares_binary_serves_a_cluster" * doctest::timeout(120))
 
 TEST_CASE("Workers.from_another_build_are_refused_with_a_clear_error" * doctest::timeout(120)) {
     dtask::Cluster cluster(listening_cluster());
-    const std::string log = temp_path("other-build.log");
+    TempDir logs;  // removed on every way out of the test
+    const std::string log = logs.path() + "/other-build.log";
     Process worker(helpers_directory() + "/other_build_worker",
                    {"--dtask-worker", tcp_endpoint(cluster)}, log);
     REQUIRE(cluster.wait_for_workers(1, 30s));
@@ -106,7 +107,6 @@ TEST_CASE("Workers.from_another_build_are_refused_with_a_clear_error" * doctest:
     worker.signal(SIGTERM);
     REQUIRE(worker.wait_exit(10s).has_value());
     CHECK(read_file(log).find("different definition of job 'tests.squares'") != std::string::npos);
-    std::remove(log.c_str());
 }
 
 TEST_CASE("Workers.leave_when_the_broker_stays_silent" * doctest::timeout(60)) {
