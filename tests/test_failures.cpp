@@ -1,6 +1,5 @@
 // What goes wrong around a job: workers killed mid-job, a subtask that kills every worker
-// it reaches, a host full of signals, a split slower than the heartbeats, a broker that is
-// not there.
+// it reaches, a host full of signals, a broker that is not there.
 
 #include <atomic>
 #include <cstring>
@@ -25,9 +24,13 @@ TEST_CASE("Failures.local_worker_killed_mid_job_is_replaced_and_nothing_is_lost"
     REQUIRE(cluster.wait_for_workers(2, 30s));
     const auto before = cluster.local_worker_pids();
     REQUIRE(before.size() == 2);
-    auto handle = cluster.submit(slow, std::uint64_t{600});
+    constexpr std::uint64_t n = 2000;
+    auto handle = cluster.submit(slow, n);
+    // Mid-job: results have come back, and the job is not over after the kill.
+    REQUIRE(wait_until([&] { return handle.progress().done >= 50; }, 60s));
     kill(before[0], SIGKILL);
-    CHECK(get_within(handle) == 600ULL * 599 / 2);
+    REQUIRE_MESSAGE(handle.progress().done < n, "the job ended before the worker was killed");
+    CHECK(get_within(handle) == n * (n - 1) / 2);
     // The cluster keeps its parallelism: a new worker took the dead one's place.
     REQUIRE(cluster.wait_for_workers(2, 30s));
     const auto after = cluster.local_worker_pids();
@@ -118,16 +121,6 @@ TEST_CASE("Failures.host_with_signal_handlers_keeps_working" * doctest::timeout(
     sigaction(SIGALRM, &old_alarm, nullptr);
     sigaction(SIGCHLD, &old_child, nullptr);
     CHECK(signals_seen > 10);
-}
-
-TEST_CASE("Failures.split_slower_than_the_heartbeats_does_not_lose_the_broker" *
-          doctest::timeout(120)) {
-    auto options = small_cluster();
-    options.heartbeat_interval = 100ms;
-    options.heartbeat_liveness = 3;  // 300 ms of silence is death
-    dtask::Cluster cluster(options);
-    // 250 pieces of about 4 ms each: about a second of splitting.
-    CHECK(run_within(cluster, slow_split, std::uint64_t{250}) == 250ULL * 249 / 2);
 }
 
 TEST_CASE("Failures.client_without_a_broker_fails_clearly" * doctest::timeout(60)) {

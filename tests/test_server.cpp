@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <sstream>
+#include <thread>
 
 #include <doctest/doctest.h>
 #include <signal.h>
@@ -110,31 +111,28 @@ TEST_CASE("Server.small_job_is_not_stuck_behind_a_big_one" * doctest::timeout(18
     dtask::Client small_client(broker.endpoint());
     REQUIRE(big_client.wait_for_workers(2, 30s));
 
-    // Alone first: how long the small job takes on an idle broker.
-    const auto alone_start = Clock::now();
+    // A big job that would keep both workers busy for many seconds (minutes under a
+    // sanitizer): batches of one subtask of about a millisecond, so that its queue at the
+    // broker stays long.
+    constexpr std::uint64_t big_total = 20'000;
+    auto big = big_client.submit(busy, Busy{big_total, 2000}, dtask::RunOptions{.batch_size = 1});
+    REQUIRE(wait_until([&] { return big.progress().done >= 100; }, 60s));
+    // Now the small job arrives. With fair turns it waits for one turn of the big job;
+    // behind the big job's queue, for all of it.
     CHECK(run_within(small_client, busy, Busy{10, 50}) == 10);
-    const auto alone = Clock::now() - alone_start;
-
-    auto big = big_client.submit(busy, Busy{60'000, 50});
-    // Once the big job has work in flight, the small one arrives.
-    CHECK(run_within(small_client, squares, std::uint64_t{5}) == serial_squares(5));
-    const auto small_start = Clock::now();
-    CHECK(run_within(small_client, busy, Busy{10, 50}) == 10);
-    const auto small = Clock::now() - small_start;
-    const auto big_done_before = big.progress().done;
-    CHECK(get_within(big, 150s) == 60'000);
-    const auto behind = Clock::now() - small_start;  // what waiting behind the big job would cost
-
-    using ms = std::chrono::duration<double, std::milli>;
-    MESSAGE("small job alone: " << ms(alone).count()
-                                << " ms; beside the big job: " << ms(small).count()
-                                << " ms; the rest of the big job: " << ms(behind).count() << " ms ("
-                                << 60'000 - big_done_before << " subtasks)");
-    CHECK(behind > 10 * small);
+    const auto big_done = big.progress().done;
+    MESSAGE("the big job had done " << big_done << " of " << big_total
+                                    << " subtasks when the small one finished");
+    CHECK_MESSAGE(big_done < big_total / 2, "the small job waited for most of the big one");
+    big.cancel();
+    REQUIRE(big.wait_for(60s));
+    CHECK_THROWS_AS(big.get(), dtask::CancelledError);
 }
 
 TEST_CASE("Server.killed_client_work_is_dropped_and_others_go_on" * doctest::timeout(120)) {
-    Dtaskd broker({"--heartbeat", "100", "--liveness", "5"});
+    // 2 s of silence is death: soon enough for the test, and far more than a living client
+    // of a sanitizer build on a loaded machine ever stays silent.
+    Dtaskd broker({"--heartbeat", "250", "--liveness", "8"});
     Process worker_a(self_executable(), {"--dtask-worker", broker.endpoint()});
     Process worker_b(self_executable(), {"--dtask-worker", broker.endpoint()});
     {
@@ -144,13 +142,13 @@ TEST_CASE("Server.killed_client_work_is_dropped_and_others_go_on" * doctest::tim
         doomed.signal(SIGKILL);
         REQUIRE(doomed.wait_exit(10s).has_value());
     }
-    // dtaskd notices the silence (5 × 100 ms) and drops the dead client's job.
+    // dtaskd notices the silence (8 × 250 ms) and drops the dead client's job.
     std::string transcript;
     bool dropped = false;
     while (auto line = broker.process().read_line(30s)) {
         transcript += *line + "\n";
         dropped =
-            line->find("is gone (it sent nothing for 500 ms): dropped its ") != std::string::npos;
+            line->find("is gone (it sent nothing for 2000 ms): dropped its ") != std::string::npos;
         if (dropped) {
             CHECK_MESSAGE(line->find(" and 0 queued") == std::string::npos, *line);
             break;
@@ -209,24 +207,59 @@ TEST_CASE("Server.restarted_broker_gives_clients_a_clear_error" * doctest::timeo
 
 TEST_CASE("Server.priority_gives_a_job_a_larger_share" * doctest::timeout(180)) {
     Dtaskd broker;
-    Process worker_a(self_executable(), {"--dtask-worker", broker.endpoint()});
-    Process worker_b(self_executable(), {"--dtask-worker", broker.endpoint()});
-    dtask::Client low_client(broker.endpoint());
-    dtask::Client high_client(broker.endpoint());
-    REQUIRE(low_client.wait_for_workers(2, 30s));
-    REQUIRE(high_client.wait_for_workers(2, 30s));
-    // Two equal jobs; the one of priority 4 takes 4 times the subtasks per turn. Batches of
-    // a fixed size, so that both jobs keep many queued at the broker from the start.
+    dtask::Client client(broker.endpoint());
+    // Two equal jobs, queued before any worker joins, so that neither gets a head start; the
+    // one of priority 4 takes 4 times the subtasks per turn. Batches of a fixed size, so that
+    // both jobs keep many queued at the broker from the start.
     dtask::RunOptions low_priority;
     low_priority.batch_size = 4;
     dtask::RunOptions high_priority = low_priority;
     high_priority.priority = 4;
-    auto low = low_client.submit(busy, Busy{4000, 100}, low_priority);
-    auto high = high_client.submit(busy, Busy{4000, 100}, high_priority);
+    auto low = client.submit(busy, Busy{4000, 100}, low_priority);
+    auto high = client.submit(busy, Busy{4000, 100}, high_priority);
+    Process worker_a(self_executable(), {"--dtask-worker", broker.endpoint()});
+    Process worker_b(self_executable(), {"--dtask-worker", broker.endpoint()});
     CHECK(get_within(high, 150s) == 4000);
     const auto low_done = low.progress().done;
     MESSAGE("when the priority-4 job finished, the priority-1 job had done " << low_done
                                                                              << " of 4000");
-    CHECK(low_done < 2400);  // an equal share would be about 4000; the ideal is about 1000
+    // An equal share would be about 4000; the ideal is about 1000. A count, not a time: the
+    // bound holds however loaded the machine is.
+    CHECK(low_done < 2400);
     CHECK(get_within(low, 150s) == 4000);
+}
+
+namespace {
+
+/// A split piece and a reduce call of a second each: user code that runs far longer, in one
+/// call, than the broker's silence limit in the test below.
+const dtask::Job<std::uint64_t> slow_split_and_reduce{
+    "tests.slow_split_and_reduce",
+    [](const std::uint64_t& n, dtask::SplitHint) {
+        return dtask::pieces(n, [](std::uint64_t i) {
+            if (i == 0)
+                std::this_thread::sleep_for(1s);
+            return i;
+        });
+    },
+    [](const std::uint64_t& x) { return x; },
+    [](std::uint64_t total, std::uint64_t part) {
+        if (part == 0)
+            std::this_thread::sleep_for(1s);
+        return total + part;
+    }};
+
+}  // namespace
+
+// Liveness must not depend on how long user code takes. A Cluster's own client is exempt
+// from the broker's silence check, so this goes through a Client and dtaskd, where the
+// client is judged like any peer. Expected to fail until the client keeps talking while
+// split and reduce run (issue 17: "One slow reduce drops a Client").
+TEST_CASE("Server.slow_split_and_reduce_do_not_lose_the_client" * doctest::timeout(170) *
+          doctest::should_fail()) {
+    Dtaskd broker({"--heartbeat", "100", "--liveness", "3"});  // 300 ms of silence is death
+    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()});
+    dtask::Client client(broker.endpoint());
+    REQUIRE(client.wait_for_workers(1, 30s));
+    CHECK(run_within(client, slow_split_and_reduce, std::uint64_t{100}) == 100ULL * 99 / 2);
 }
