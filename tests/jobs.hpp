@@ -339,4 +339,83 @@ inline const dtask::Job<Tally> troubled{
         return tally;
     }};
 
+/// Where gated and rendezvous subtasks leave their marks, and how long one waits at most, so
+/// that no test can hang on it.
+struct Gate {
+    std::string directory;
+    std::uint64_t wait_ms = 60'000;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(directory, wait_ms);
+    }
+};
+
+/// The file whose existence releases the subtasks of a gated job.
+inline std::string gate_release(const std::string& directory) {
+    return directory + "/release";
+}
+
+/// This process's place among the processes that ran a rendezvous subtask with `directory`:
+/// 0 for the first, 1 for the second... Each claims a place once, by creating its file.
+inline unsigned rendezvous_place(const std::string& directory) {
+    static std::map<std::string, unsigned> places;  // map runs on one thread of a worker
+    if (auto known = places.find(directory); known != places.end())
+        return known->second;
+    for (unsigned place = 0;; ++place) {
+        const std::string claim = directory + "/place-" + std::to_string(place);
+        const int fd = open(claim.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0600);
+        if (fd >= 0) {
+            close(fd);
+            return places[directory] = place;
+        }
+        if (errno != EEXIST)
+            throw std::runtime_error("cannot create " + claim);
+    }
+}
+
+/// Polls `done` every few milliseconds for at most `wait_ms`: a map that waits for the test
+/// or for another worker, bounded.
+template <class Done>
+void wait_in_map(std::uint64_t wait_ms, Done done) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+    while (!done() && std::chrono::steady_clock::now() < give_up)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
+inline std::set<std::int64_t> add_pid(std::set<std::int64_t> pids, std::int64_t pid) {
+    pids.insert(pid);
+    return pids;
+}
+
+/// Subtasks that note their start (attempt markers, attempt_markers.hpp) and then wait until
+/// the test creates gate_release(): a test can act while workers are inside map, and count
+/// which subtasks ever started. The result is the set of worker pids that ran them.
+inline const dtask::Job<std::set<std::int64_t>> gated{
+    "tests.gated",
+    [](const std::uint64_t& n, dtask::SplitHint) {
+        return dtask::pieces(n, [](std::uint64_t i) { return i; });
+    },
+    [](const std::uint64_t& index, const Gate& gate) {
+        attempt_number(gate.directory, index);
+        const std::string release = gate_release(gate.directory);
+        wait_in_map(gate.wait_ms, [&] { return access(release.c_str(), F_OK) == 0; });
+        return static_cast<std::int64_t>(getpid());
+    },
+    add_pid};
+
+/// Subtasks that each wait until two distinct processes have started one: run with batches
+/// of one subtask on two workers, a job that both must serve, whatever their speeds.
+inline const dtask::Job<std::set<std::int64_t>> rendezvous{
+    "tests.rendezvous",
+    [](const std::uint64_t& n, dtask::SplitHint) {
+        return dtask::pieces(n, [](std::uint64_t i) { return i; });
+    },
+    [](const std::uint64_t&, const Gate& gate) {
+        rendezvous_place(gate.directory);
+        const std::string second = gate.directory + "/place-1";
+        wait_in_map(gate.wait_ms, [&] { return access(second.c_str(), F_OK) == 0; });
+        return static_cast<std::int64_t>(getpid());
+    },
+    add_pid};
+
 }  // namespace test_jobs

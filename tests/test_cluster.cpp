@@ -6,7 +6,9 @@
 #include <thread>
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include "../examples/sum_squares_job.hpp"
 #include "jobs.hpp"
@@ -143,14 +145,49 @@ TEST_CASE("Cluster.split_stays_within_the_window" * doctest::timeout(120)) {
     CHECK(most_ahead >= 2);
 }
 
+// A job cancelled while the broker holds its queued subtasks: the broker drops them, so
+// that only the batches already on the workers (at most 2 each) still run, and the next job
+// does not wait behind the rest.
 TEST_CASE("Cluster.cancel_drops_the_job_and_the_cluster_goes_on" * doctest::timeout(120)) {
     dtask::Cluster cluster(small_cluster());
-    auto handle = cluster.submit(slow, std::uint64_t{100'000});
+    // A worker that serves sum_squares alone: it runs the job that shows the broker has read
+    // the cancel while the other two are held up.
+    Process squares_worker(examples_directory() + "/sum_squares",
+                           {"--dtask-worker", cluster.endpoints().front()});
+    REQUIRE(cluster.wait_for_workers(3, 30s));
+    TempDir gate;
+    constexpr std::uint64_t n = 200;
+    auto handle = cluster.submit(gated, n, Gate{gate.path(), 60'000},
+                                 dtask::RunOptions{.batch_size = 1, .backup_tasks = false});
+    auto started = [&] {
+        std::uint64_t count = 0;
+        for (std::uint64_t i = 0; i < n; ++i)
+            count += attempts_made(gate.path(), i);
+        return count;
+    };
+    // Both local workers wait in map for the release; the broker holds the rest queued.
+    REQUIRE(wait_until([&] { return started() == 2; }, 60s));
     handle.cancel();
     REQUIRE(handle.wait_for(10s));
     CHECK_THROWS_AS(handle.get(), dtask::CancelledError);
-    CHECK(handle.progress().done < 100'000);
+    // The client's I/O thread sends the cancel before it reads a result of the next job, which
+    // only the third worker can run: once that job is done, the cancel has reached the
+    // broker, ahead of the results that the release below brings.
+    {
+        using namespace sum_squares_example;
+        auto after = cluster.submit(sum_squares, Problem{1000, 4});
+        CHECK(to_string(get_within(after)) == "333833500");
+    }
+    const int fd = open(gate_release(gate.path()).c_str(), O_CREAT | O_WRONLY, 0600);
+    REQUIRE(fd >= 0);
+    close(fd);
+    // The next job on the local workers runs behind what they held, not behind the queue.
     CHECK(run_within(cluster, squares, std::uint64_t{1000}) == serial_squares(1000));
+    // Held: 2 per worker; a broker that read the cancel late may have handed out one or two
+    // more. Its queue would have given the local workers 64 subtasks (a turn) before that job.
+    CHECK_MESSAGE(started() <= 8, started() << " of the cancelled job's " << n
+                                            << " subtasks ran: the broker kept its queue");
+    CHECK(handle.progress().done == 0);
 }
 
 TEST_CASE("Cluster.wrong_input_type_is_a_clear_error" * doctest::timeout(60)) {

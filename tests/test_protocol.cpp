@@ -3,8 +3,12 @@
 
 #include <array>
 #include <limits>
+#include <optional>
+#include <sstream>
 
 #include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #include <dtask/detail/archive.hpp>
 
@@ -314,4 +318,492 @@ TEST_CASE("Protocol.live_broker_refuses_garbage_and_carries_on" * doctest::timeo
     // The broker is unharmed.
     CHECK(run_within(cluster, test_jobs::squares, std::uint64_t{1000}) ==
           test_jobs::serial_squares(1000));
+}
+
+namespace {
+
+/// The bytes a code block of docs/protocol.md shows in hex: the first block after the line
+/// that holds `words`.
+std::string bytes_shown_after(const std::string& doc, const std::string& words) {
+    const auto said = doc.find(words);
+    REQUIRE_MESSAGE(said != std::string::npos, "docs/protocol.md no longer says: " << words);
+    const auto open = doc.find("```\n", said);
+    REQUIRE(open != std::string::npos);
+    const auto close = doc.find("```", open + 4);
+    REQUIRE(close != std::string::npos);
+    std::istringstream hex(doc.substr(open + 4, close - open - 4));
+    std::string bytes;
+    for (std::string pair; hex >> pair;) {
+        REQUIRE_MESSAGE(pair.size() == 2, "not a byte in hex: '" << pair << "'");
+        bytes += static_cast<char>(std::stoi(pair, nullptr, 16));
+    }
+    return bytes;
+}
+
+std::string hex_of(const std::string& bytes) {
+    std::string text;
+    for (const unsigned char byte : bytes) {
+        const char digits[] = "0123456789abcdef";
+        text += {digits[byte >> 4], digits[byte & 15], ' '};
+    }
+    return text;
+}
+
+/// A task or result frame for `job` with header `fields` and these records.
+zmq::message_t batch_frame(Command command, std::uint64_t job,
+                           std::initializer_list<std::uint64_t> fields,
+                           const std::vector<std::string>& records) {
+    std::string bytes(result_header_room, '\0');
+    BatchWriter writer(bytes);
+    for (const auto& record : records) {
+        writer.begin();
+        bytes += record;
+        writer.end();
+    }
+    const std::size_t start = write_batch_header(
+        std::as_writable_bytes(std::span(bytes).first(result_header_room)), command, job, fields);
+    return payload_frame(std::move(bytes), start);
+}
+
+std::vector<zmq::message_t> message_of(zmq::message_t header_frame,
+                                       std::vector<std::string> bodies = {}) {
+    std::vector<zmq::message_t> frames;
+    frames.push_back(std::move(header_frame));
+    for (auto& body : bodies)
+        frames.emplace_back(body.data(), body.size());
+    return frames;
+}
+
+/// A header frame of protocol version `version` instead of this build's.
+zmq::message_t header_of_version(std::uint8_t version, Command command) {
+    auto frame = header(command);
+    static_cast<std::uint8_t*>(frame.data())[2] = version;
+    return frame;
+}
+
+std::string hello_body(Role role, std::uint32_t credits = 0,
+                       std::vector<std::pair<std::string, std::string>> jobs = {},
+                       std::string platform_tag = platform()) {
+    Hello hello;
+    hello.role = role;
+    hello.name = "by-hand:1";
+    hello.platform = std::move(platform_tag);
+    hello.credits = credits;
+    hello.jobs = std::move(jobs);
+    std::string body;
+    save_to(body, hello);
+    return body;
+}
+
+/// A client or worker driven by hand: a DEALER connected to a broker. It answers the
+/// broker's heartbeats, so that it never looks silent.
+class RawPeer {
+public:
+    RawPeer(zmq::context_t& context, const std::string& endpoint)
+        : socket_(context, zmq::socket_type::dealer) {
+        socket_.set(zmq::sockopt::linger, 0);
+        socket_.connect(endpoint);
+    }
+    void send(std::vector<zmq::message_t> frames) { zmq::send_multipart(socket_, frames); }
+    /// The next message that is not a heartbeat, within `timeout` (valid until the next
+    /// call), or nullopt.
+    std::optional<Inbound> next(std::chrono::milliseconds timeout) {
+        const auto give_up = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                give_up - std::chrono::steady_clock::now());
+            zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+            if (left.count() <= 0 || zmq::poll(&item, 1, left) != 1)
+                return std::nullopt;
+            frames_.clear();
+            REQUIRE(zmq::recv_multipart(socket_, std::back_inserter(frames_)));
+            Inbound message = parse(frames_, 0);
+            if (message.command != Command::heartbeat)
+                return message;
+            send(message_of(header(Command::heartbeat)));
+        }
+    }
+    /// The next message, which must be a `command`.
+    Inbound expect(Command command) {
+        auto message = next(10s);
+        REQUIRE_MESSAGE(message.has_value(), "no " << command_name(command) << " came");
+        REQUIRE_MESSAGE(message->command == command, "a " << command_name(message->command)
+                                                          << " instead of a "
+                                                          << command_name(command));
+        return *message;
+    }
+    /// The text of the refusal that answers `frames`.
+    std::string refusal_of(std::vector<zmq::message_t> frames) {
+        send(std::move(frames));
+        auto reply = next(10s);
+        REQUIRE_MESSAGE(reply.has_value(), "no answer from the broker");
+        REQUIRE_MESSAGE(reply->command == Command::refuse,
+                        "a " << command_name(reply->command) << " instead of a refuse");
+        return std::string(as_text(reply->body[0]));
+    }
+
+private:
+    zmq::socket_t socket_;
+    std::vector<zmq::message_t> frames_;
+};
+
+/// A broker stand-in: a ROUTER on a free loopback port, driven by hand.
+class FakeBroker {
+public:
+    FakeBroker() : socket_(context_, zmq::socket_type::router) {
+        socket_.set(zmq::sockopt::linger, 0);
+        socket_.bind("tcp://127.0.0.1:*");
+        endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
+    }
+    const std::string& endpoint() const { return endpoint_; }
+    /// The sender of the last message next() returned.
+    const std::string& peer() const { return peer_; }
+    /// The next message that is not a heartbeat, within `timeout` (valid until the next
+    /// call), or nullopt.
+    std::optional<Inbound> next(std::chrono::milliseconds timeout) {
+        const auto give_up = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                give_up - std::chrono::steady_clock::now());
+            zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+            if (left.count() <= 0 || zmq::poll(&item, 1, left) != 1)
+                return std::nullopt;
+            frames_.clear();
+            REQUIRE(zmq::recv_multipart(socket_, std::back_inserter(frames_)));
+            peer_ = frames_[0].to_string();
+            Inbound message = parse(frames_, 1);
+            if (message.command != Command::heartbeat)
+                return message;
+        }
+    }
+    /// The next message, which must be a `command`.
+    Inbound expect(Command command) {
+        auto message = next(30s);
+        REQUIRE_MESSAGE(message.has_value(), "no " << command_name(command) << " came");
+        REQUIRE_MESSAGE(message->command == command, "a " << command_name(message->command)
+                                                          << " instead of a "
+                                                          << command_name(command));
+        return *message;
+    }
+    void send(const std::string& to, std::vector<zmq::message_t> frames) {
+        frames.insert(frames.begin(), zmq::message_t(to.data(), to.size()));
+        zmq::send_multipart(socket_, frames);
+    }
+
+private:
+    zmq::context_t context_{1};
+    zmq::socket_t socket_;
+    std::string endpoint_;
+    std::string peer_;
+    std::vector<zmq::message_t> frames_;
+};
+
+/// A Cluster with no local worker, listening on a free loopback port, whose broker waits
+/// 10 s of silence before it drops a peer: the peers driven by hand are not in a hurry.
+dtask::ClusterOptions cluster_for_peers_by_hand() {
+    auto options = small_cluster(0);
+    options.listen.push_back("tcp://127.0.0.1:*");
+    options.heartbeat_liveness = 40;
+    return options;
+}
+
+std::string encoded(const auto& value) {
+    std::string bytes;
+    save_to(bytes, value);
+    return bytes;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+}
+
+/// The text of the error `handle` ended with, checked to be an ErrorType.
+template <class ErrorType, class T>
+std::string error_of(dtask::JobHandle<T>& handle, std::chrono::seconds timeout = 60s) {
+    REQUIRE_MESSAGE(handle.wait_for(timeout), "job '" << handle.job_name() << "' did not end");
+    try {
+        handle.get();
+    } catch (const ErrorType& e) {
+        return e.what();
+    } catch (const std::exception& e) {
+        FAIL("job '" << handle.job_name() << "' failed with another error: " << e.what());
+    }
+    FAIL("job '" << handle.job_name() << "' should have failed");
+    return {};
+}
+
+}  // namespace
+
+TEST_CASE("Protocol.encoder_writes_the_bytes_shown_in_protocol_md" * doctest::timeout(10)) {
+    // docs/protocol.md shows, in hex, the header of a task for job 3 with subtasks 16 and 17,
+    // and its batch of the uint64_t subtasks 5 and 300. The encoder must write those bytes.
+    const std::string doc = read_file(std::string(DTASK_TEST_SOURCE_DIR) + "/docs/protocol.md");
+    const std::string shown_header = bytes_shown_after(
+        doc, "For example, the header of a `task` for job 3 that carries subtasks 16 and 17");
+    const std::string shown_batch =
+        bytes_shown_after(doc, "For example, two subtasks of type `std::uint64_t`, 5 and 300");
+    CHECK(shown_header.size() == 14);
+    CHECK(shown_batch.size() == 24);
+
+    std::string frame(task_header_room, '\0');
+    BatchWriter writer(frame);
+    for (const std::uint64_t subtask : {5, 300}) {
+        writer.begin();
+        save_to(frame, subtask);
+        writer.end();
+    }
+    const std::size_t start =
+        write_batch_header(std::as_writable_bytes(std::span(frame).first(task_header_room)),
+                           Command::task, 3, {16, 2});
+    const std::string written = frame.substr(start);
+    CHECK_MESSAGE(written == shown_header + shown_batch,
+                  "the encoder writes " << hex_of(written) << "\ndocs/protocol.md shows "
+                                        << hex_of(shown_header + shown_batch));
+    // And the bytes shown read back as what the text says they are.
+    std::vector<zmq::message_t> frames = frames_of({shown_header + shown_batch});
+    const auto message = parse(frames, 0);
+    CHECK(message.command == Command::task);
+    CHECK(message.fields[0] == 3);
+    CHECK(message.fields[1] == 16);
+    CHECK(message.fields[2] == 2);
+    BatchReader reader(message.batch);
+    std::span<const std::byte> record;
+    for (const std::uint64_t subtask : {5, 300}) {
+        REQUIRE(reader.next(record, "task batch"));
+        CHECK(load_from<std::uint64_t>(record, "subtask") == subtask);
+    }
+}
+
+TEST_CASE("Protocol.broker_forwards_a_result_only_from_the_worker_holding_its_batch" *
+          doctest::timeout(60)) {
+    // A worker and a client by hand at a real broker. The worker answers the first of its two
+    // batches twice: the second answer comes from a worker that no longer holds the batch,
+    // and must not reach the client. The answer to the second batch, behind it, tells when
+    // everything has come.
+    dtask::Cluster cluster(cluster_for_peers_by_hand());
+    const std::string endpoint = cluster.endpoints().back();
+    zmq::context_t context(1);
+    RawPeer worker(context, endpoint);
+    worker.send(message_of(header(Command::hello),
+                           {hello_body(Role::worker, 2, {{"by-hand.echo", "by-hand-signature"}})}));
+    worker.expect(Command::welcome);
+    RawPeer client(context, endpoint);
+    client.send(message_of(header(Command::hello), {hello_body(Role::client)}));
+    client.expect(Command::welcome);
+    JobSettings settings;
+    settings.backup_tasks = false;
+    client.send(message_of(header(Command::submit, {1}),
+                           {"by-hand.echo", "by-hand-signature", "", encoded(settings)}));
+    std::vector<zmq::message_t> tasks;
+    for (std::uint64_t index : {0, 1}) {
+        std::vector<zmq::message_t> task;
+        task.push_back(batch_frame(Command::task, 1, {index, 1}, {"subtask"}));
+        client.send(std::move(task));
+    }
+    std::uint64_t job = 0;
+    for (int batches = 0; batches < 2;) {
+        auto message = worker.next(10s);
+        REQUIRE(message.has_value());
+        if (message->command == Command::job)
+            job = message->fields[0];
+        batches += message->command == Command::task ? 1 : 0;
+    }
+    REQUIRE(job != 0);
+    for (std::uint64_t index : {0, 0, 1}) {
+        std::vector<zmq::message_t> result;
+        result.push_back(batch_frame(Command::result, job, {index, 1, 1000}, {"partial"}));
+        worker.send(std::move(result));
+    }
+    int results_for_first = 0;
+    for (bool last = false; !last;) {
+        auto message = client.next(10s);
+        REQUIRE_MESSAGE(message.has_value(), "the client never got the second batch's result");
+        if (message->command != Command::result)
+            continue;  // the worker count
+        results_for_first += message->fields[1] == 0 ? 1 : 0;
+        last = message->fields[1] == 1;
+    }
+    CHECK_MESSAGE(results_for_first == 1,
+                  "the client got the first batch's result " << results_for_first << " times");
+}
+
+TEST_CASE("Protocol.client_folds_a_subtask_once_when_its_result_comes_twice" *
+          doctest::timeout(60)) {
+    // A broker by hand sends a real client the result of subtask 0 twice (as when a
+    // requeued subtask and its first run both answer), in a job folded in arrival order,
+    // where nothing but the client's record of what arrived stops a second fold.
+    FakeBroker broker;
+    dtask::Client client(broker.endpoint());
+    constexpr std::uint64_t n = 3;
+    auto handle = client.submit(test_jobs::concat_unordered, n);
+    broker.expect(Command::hello);
+    const std::string peer = broker.peer();
+    broker.send(peer, message_of(header(Command::welcome, {250, 1000})));
+    broker.send(peer, message_of(header(Command::status, {1})));
+    const std::uint64_t job = broker.expect(Command::submit).fields[0];
+    std::vector<std::uint64_t> subtasks;
+    while (subtasks.size() < n) {
+        auto message = broker.next(30s);
+        REQUIRE_MESSAGE(message.has_value(), "the client sent " << subtasks.size() << " subtasks");
+        if (message->command != Command::task)
+            continue;
+        BatchReader reader(message->batch);
+        std::span<const std::byte> record;
+        while (reader.next(record, "task batch"))
+            subtasks.push_back(load_from<std::uint64_t>(record, "subtask"));
+    }
+    CHECK(subtasks == std::vector<std::uint64_t>{0, 1, 2});
+    for (std::uint64_t index : {0, 0, 1, 2}) {
+        const std::string partial = std::to_string(index) + ",";
+        std::vector<zmq::message_t> result;
+        result.push_back(batch_frame(Command::result, job, {index, 1, 1000}, {encoded(partial)}));
+        broker.send(peer, std::move(result));
+    }
+    CHECK(get_within(handle, 30s) == "0,1,2,");
+}
+
+TEST_CASE(
+    "Protocol.broker_refuses_peers_of_another_version_or_platform_and_keeps_jobs_from_"
+    "another_definition" *
+    doctest::timeout(60)) {
+    dtask::Cluster cluster(cluster_for_peers_by_hand());
+    const std::string endpoint = cluster.endpoints().back();
+    zmq::context_t context(1);
+    // A worker and a client of protocol version 4 are refused with both versions named.
+    const std::string versions =
+        "malformed message: the peer speaks dtask protocol version 4, this build speaks "
+        "version 5: build both from the same dtask release";
+    for (const Role role : {Role::worker, Role::client}) {
+        RawPeer old(context, endpoint);
+        CHECK(old.refusal_of(message_of(header_of_version(4, Command::hello),
+                                        {hello_body(role, 1)})) == versions);
+    }
+    // Peers of another platform, whose binary data this one cannot read.
+    for (const Role role : {Role::worker, Role::client}) {
+        RawPeer alien(context, endpoint);
+        const std::string why = alien.refusal_of(message_of(
+            header(Command::hello), {hello_body(role, 1, {}, "big-endian, long 32 bits")}));
+        CHECK_MESSAGE(contains(why,
+                               "the peer's platform (big-endian, long 32 bits) differs from "
+                               "the broker's"),
+                      why);
+    }
+    // A worker with another definition (signature) of tests.squares is told so, and gets
+    // none of its subtasks; the job fails after its wait, saying why.
+    RawPeer other(context, endpoint);
+    other.send(message_of(header(Command::hello),
+                          {hello_body(Role::worker, 4, {{"tests.squares", "another signature"}})}));
+    other.expect(Command::welcome);
+    REQUIRE(cluster.wait_for_workers(1, 10s));
+    dtask::RunOptions options;
+    options.worker_wait = 500ms;
+    auto handle = cluster.submit(test_jobs::squares, std::uint64_t{10}, options);
+    const std::string what = error_of<dtask::TimeoutError>(handle);
+    CHECK_MESSAGE(contains(what, "different definition of job 'tests.squares'"), what);
+    std::vector<std::string> heard;
+    while (auto message = other.next(300ms)) {
+        heard.emplace_back(command_name(message->command));
+        if (message->command == Command::notice) {
+            const std::string text(as_text(message->body[0]));
+            CHECK_MESSAGE(contains(text, "different definition of job 'tests.squares'"), text);
+        }
+    }
+    CHECK_MESSAGE(heard == std::vector<std::string>{"notice"},
+                  "the worker heard " << heard.size() << " message(s), not one notice");
+}
+
+TEST_CASE("Protocol.refused_worker_exits_with_status_3_and_says_why" * doctest::timeout(60)) {
+    FakeBroker broker;
+    TempDir logs;
+    const std::string log = logs.path() + "/worker.log";
+    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()}, log);
+    broker.expect(Command::hello);
+    const std::string reason = "the peer's platform (test) differs from the broker's (test)";
+    broker.send(broker.peer(), message_of(header(Command::refuse), {reason}));
+    const auto status = worker.wait_exit(30s);
+    REQUIRE_MESSAGE(status.has_value(), "the refused worker did not exit");
+    CHECK_MESSAGE((WIFEXITED(*status) && WEXITSTATUS(*status) == 3),
+                  "wait status " << *status << ", expected exit status 3");
+    const std::string said = read_file(log);
+    CHECK_MESSAGE(contains(said, "refused by the broker at " + broker.endpoint() + ": " + reason),
+                  said);
+}
+
+TEST_CASE("Protocol.worker_logs_and_ignores_a_broker_of_another_protocol_version" *
+          doctest::timeout(60)) {
+    // A broker of version 4 refuses a worker of version 5; the worker cannot read its answer,
+    // and says so.
+    FakeBroker broker;
+    TempDir logs;
+    const std::string log = logs.path() + "/worker.log";
+    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()}, log);
+    broker.expect(Command::hello);
+    broker.send(broker.peer(),
+                message_of(header_of_version(4, Command::refuse),
+                           {"malformed message: the peer speaks dtask protocol version 5"}));
+    const std::string said =
+        "ignoring a malformed message from the broker: the peer speaks dtask protocol version 4, "
+        "this build speaks version 5: build both from the same dtask release";
+    CHECK_MESSAGE(wait_until([&] { return contains(read_file(log), said); }, 30s), read_file(log));
+    worker.signal(SIGTERM);
+    const auto status = worker.wait_exit(30s);
+    REQUIRE(status.has_value());
+    CHECK_MESSAGE((WIFEXITED(*status) && WEXITSTATUS(*status) == 0),
+                  "wait status " << *status << ": the worker took the answer for a refusal");
+}
+
+TEST_CASE("Protocol.worker_answers_subtasks_of_another_job_definition_with_a_definition_failure" *
+          doctest::timeout(60)) {
+    // The worker checks the signature of the job it is sent, in case its broker did not.
+    FakeBroker broker;
+    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()});
+    broker.expect(Command::hello);
+    const std::string peer = broker.peer();
+    broker.send(peer, message_of(header(Command::welcome, {250, 1000})));
+    broker.send(
+        peer, message_of(header(Command::job, {7, 0}), {"tests.squares", "another signature", ""}));
+    std::vector<zmq::message_t> task;
+    task.push_back(batch_frame(Command::task, 7, {0, 1}, {encoded(std::uint64_t{5})}));
+    broker.send(peer, std::move(task));
+    auto answer = broker.expect(Command::failure);
+    CHECK(answer.fields[0] == 7);
+    CHECK(answer.fields[1] == 0);
+    const auto failure = decode_body<Failure>(answer.body[0], "failure");
+    CHECK(failure.kind == FailureKind::definition);
+    CHECK_MESSAGE(contains(failure.message, "different definition of job 'tests.squares'"),
+                  failure.message);
+}
+
+TEST_CASE("Protocol.refused_client_fails_its_jobs_with_the_reason_for_good" *
+          doctest::timeout(60)) {
+    FakeBroker broker;
+    dtask::Client client(broker.endpoint());
+    auto first = client.submit(test_jobs::squares, std::uint64_t{10});
+    broker.expect(Command::hello);
+    broker.send(broker.peer(), message_of(header(Command::refuse), {"no clients today"}));
+    const std::string refusal =
+        "the broker at " + broker.endpoint() + " refused this client: no clients today";
+    const std::string what = error_of<dtask::TransportError>(first);
+    CHECK_MESSAGE(contains(what, refusal), what);
+    auto second = client.submit(test_jobs::squares, std::uint64_t{10});
+    const std::string again = error_of<dtask::TransportError>(second);
+    CHECK_MESSAGE(contains(again, refusal), again);
+}
+
+TEST_CASE("Protocol.client_of_a_broker_of_another_protocol_version_hears_no_answer" *
+          doctest::timeout(60)) {
+    // A broker of version 4 refuses a client of version 5: the client cannot read that
+    // answer, nor any other, and its job fails as with no broker at all.
+    FakeBroker broker;
+    dtask::ClientOptions options;
+    options.heartbeat_interval = 100ms;  // the broker is meant to look silent: it is
+    options.heartbeat_liveness = 5;
+    dtask::Client client(broker.endpoint(), options);
+    auto handle = client.submit(test_jobs::squares, std::uint64_t{10});
+    broker.expect(Command::hello);
+    broker.send(broker.peer(),
+                message_of(header_of_version(4, Command::refuse),
+                           {"malformed message: the peer speaks dtask protocol version 5"}));
+    const std::string what = error_of<dtask::TransportError>(handle);
+    CHECK_MESSAGE(contains(what, "no answer from a broker at " + broker.endpoint()), what);
 }

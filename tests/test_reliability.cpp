@@ -7,11 +7,15 @@
 #include <random>
 #include <set>
 
+#include <dirent.h>
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "jobs.hpp"
+#include "protocol.hpp"
 #include "remote_network.hpp"
 #include "support.hpp"
 
@@ -43,6 +47,63 @@ std::string error_of(dtask::JobHandle<T>& handle) {
 bool contains(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;
 }
+
+/// While DTASK_TEST_DIE_AT_START names a directory, a local worker started from this binary
+/// leaves a mark there and dies before main(): a worker that cannot live.
+[[maybe_unused]] const bool dies_at_start = [] {
+    const char* directory = std::getenv("DTASK_TEST_DIE_AT_START");
+    if (directory == nullptr || std::getenv("DTASK_PARENT_PID") == nullptr)
+        return false;
+    const std::string mark = std::string(directory) + "/started-" + std::to_string(getpid());
+    const int fd = open(mark.c_str(), O_CREAT | O_WRONLY, 0600);
+    if (fd >= 0)
+        close(fd);
+    std::_Exit(7);
+}();
+
+/// The marks dies_at_start left in `directory`: one per worker process started.
+std::size_t workers_started(const std::string& directory) {
+    std::size_t count = 0;
+    if (DIR* dir = opendir(directory.c_str())) {
+        while (dirent* entry = readdir(dir))
+            count += std::string(entry->d_name).starts_with("started-") ? 1 : 0;
+        closedir(dir);
+    }
+    return count;
+}
+
+/// A stand-in for a broker: a ROUTER on a free loopback port that the test drives by hand.
+class FakeBroker {
+public:
+    FakeBroker() : socket_(context_, zmq::socket_type::router) {
+        socket_.set(zmq::sockopt::linger, 0);
+        socket_.bind("tcp://127.0.0.1:*");
+        endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
+    }
+    const std::string& endpoint() const { return endpoint_; }
+
+    /// The next message from any peer within `timeout`: its sender and parsed content
+    /// (valid until the next call), or nullopt.
+    std::optional<std::pair<std::string, dtask::detail::protocol::Inbound>> next(
+        std::chrono::milliseconds timeout) {
+        zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+        if (zmq::poll(&item, 1, timeout) != 1)
+            return std::nullopt;
+        frames_.clear();
+        REQUIRE(zmq::recv_multipart(socket_, std::back_inserter(frames_)));
+        return std::pair{frames_[0].to_string(), dtask::detail::protocol::parse(frames_, 1)};
+    }
+    void send(const std::string& to, std::vector<zmq::message_t> frames) {
+        frames.insert(frames.begin(), zmq::message_t(to.data(), to.size()));
+        zmq::send_multipart(socket_, frames);
+    }
+
+private:
+    zmq::context_t context_{1};
+    zmq::socket_t socket_;
+    std::string endpoint_;
+    std::vector<zmq::message_t> frames_;
+};
 
 }  // namespace
 
@@ -92,9 +153,14 @@ TEST_CASE("Reliability.frozen_worker_is_replaced_and_its_late_results_count_once
     const Tally tally = get_within(handle, 120s);
     CHECK(tally.count == n);
     CHECK(tally.sum == sum_below(n));
-    // It rejoins by itself and serves again.
+    // It rejoins by itself and serves again: each subtask of a rendezvous waits until two
+    // processes have started one, so both workers run some, however fast the other is.
     REQUIRE(cluster.wait_for_workers(2, 30s));
-    CHECK(run_within(cluster, worker_pids, std::uint64_t{200}).contains(frozen));
+    TempDir meeting;
+    const auto pids = run_within(cluster, rendezvous, std::uint64_t{6},
+                                 Gate{meeting.path(), 30'000}, dtask::RunOptions{.batch_size = 1});
+    CHECK_MESSAGE(pids.contains(frozen),
+                  "the rejoined worker " << frozen << " ran none of " << pids.size() << " pid(s)");
 }
 
 TEST_CASE("Reliability.subtask_that_kills_its_worker_fails_the_job_after_the_retry_limit" *
@@ -264,7 +330,7 @@ TEST_CASE("Reliability.partitioned_worker_is_replaced_and_rejoins_when_the_link_
           doctest::timeout(170)) {
     test_support::RemoteNetwork network;
     if (!network.why_not().empty()) {
-        MESSAGE("skipped: " << network.why_not());
+        skip_test(network.why_not());
         return;
     }
     auto options = small_cluster(1);
@@ -289,4 +355,161 @@ TEST_CASE("Reliability.partitioned_worker_is_replaced_and_rejoins_when_the_link_
     REQUIRE(cluster.wait_for_workers(2, 60s));
     // `ip netns exec` runs the worker in its own process: the pid is the worker's.
     CHECK(run_within(cluster, worker_pids, std::uint64_t{200}).contains(remote.pid()));
+}
+
+TEST_CASE("Reliability.worker_busy_in_a_long_map_is_kept_alive_by_its_pulse" *
+          doctest::timeout(120)) {
+    // One worker, whose only subtask sleeps in map for 3 s, more than twice the 1.25 s of
+    // silence after which the broker drops a worker (the default heartbeats). Its pulse
+    // thread speaks for it meanwhile: dropped, it would run the subtask a second time.
+    dtask::Cluster cluster(small_cluster(1));
+    TempDir attempts;
+    dtask::RunOptions options;
+    options.backup_tasks = false;  // a copy would be a second attempt too
+    const Tally tally = run_within(cluster, troubled, std::uint64_t{1},
+                                   Trouble{attempts.path(), 0, Trouble::sleep, 1, 3000}, options);
+    CHECK(tally.count == 1);
+    CHECK_MESSAGE(tally.troubled_by_first_attempt,
+                  "the result came from a rerun: the broker dropped the busy worker");
+    CHECK_MESSAGE(attempts_made(attempts.path(), 0) == 1,
+                  "map ran " << attempts_made(attempts.path(), 0) << " times");
+}
+
+TEST_CASE("Reliability.worker_stopped_by_sigterm_during_a_batch_leaves_at_once" *
+          doctest::timeout(120)) {
+    // A remote worker (no pidfd) and a broker that would wait a minute of silence before
+    // dropping it: only the worker's own word can make it leave sooner.
+    auto options = small_cluster(0);
+    options.listen.push_back("tcp://127.0.0.1:*");
+    options.heartbeat_liveness = 240;
+    dtask::Cluster cluster(options);
+    const std::string endpoint = cluster.endpoints().back();
+    TempDir gate;
+    Process first(self_executable(), {"--dtask-worker", endpoint});
+    REQUIRE(cluster.wait_for_workers(1, 30s));
+    dtask::RunOptions run;
+    run.max_attempts = 1;  // a spoiled attempt would fail the job
+    auto handle = cluster.submit(gated, std::uint64_t{1}, Gate{gate.path(), 60'000}, run);
+    // Its map runs now, and would wait a minute for the release.
+    REQUIRE(wait_until([&] { return attempts_made(gate.path(), 0) == 1; }, 60s));
+    first.signal(SIGTERM);
+    const auto status = first.wait_exit(20s);
+    REQUIRE_MESSAGE(status.has_value(), "the worker did not leave while its map ran");
+    CHECK_MESSAGE((WIFEXITED(*status) && WEXITSTATUS(*status) == 0),
+                  "wait status " << *status << ", expected exit status 0");
+    CHECK_MESSAGE(wait_until([&] { return cluster.workers() == 0; }, 20s),
+                  "the broker did not hear the worker leave");
+    // Its batch goes to the next worker, without counting an attempt.
+    const int fd = open(gate_release(gate.path()).c_str(), O_CREAT | O_WRONLY, 0600);
+    REQUIRE(fd >= 0);
+    close(fd);
+    Process second(self_executable(), {"--dtask-worker", endpoint});
+    CHECK(get_within(handle, 60s) == std::set<std::int64_t>{second.pid()});
+    CHECK(attempts_made(gate.path(), 0) == 2);
+}
+
+TEST_CASE("Reliability.local_workers_that_keep_dying_are_replaced_20_times_in_a_row_then_no_more" *
+          doctest::timeout(150)) {
+    // 21 local workers that die before main(): 21 deaths in a row at once. The first 20 are
+    // replaced (the first 3 at once, then after 100 ms doubling up to 2 s), and the
+    // replacements die too; the 21st death stops the restarts.
+    TempDir starts;
+    const ScopedEnvAppend dying("DTASK_TEST_DIE_AT_START", starts.path());
+    dtask::Cluster cluster(small_cluster(21));
+    const bool all_ended = wait_until(
+        [&] { return workers_started(starts.path()) >= 41 && cluster.local_worker_pids().empty(); },
+        100s);
+    REQUIRE_MESSAGE(all_ended, workers_started(starts.path())
+                                   << " worker processes started, "
+                                   << cluster.local_worker_pids().size() << " alive");
+    // No worker serves the job: it fails after its wait, saying why.
+    dtask::RunOptions options;
+    options.worker_wait = 300ms;
+    auto handle = cluster.submit(squares, std::uint64_t{10}, options);
+    const std::string what = error_of<dtask::TimeoutError>(handle);
+    CHECK_MESSAGE(
+        contains(what,
+                 "local workers died 21 times in a row, so the cluster stopped restarting them"),
+        what);
+    CHECK(workers_started(starts.path()) == 41);
+    CHECK(cluster.local_worker_pids().empty());
+}
+
+TEST_CASE("Reliability.job_waits_for_a_worker_and_runs_when_one_arrives" * doctest::timeout(120)) {
+    // Submitted with no worker connected, a job waits (RunOptions::worker_wait, 60 s by
+    // default) instead of failing at the broker's next look, and runs on the first worker.
+    auto options = small_cluster(0);
+    options.listen.push_back("tcp://127.0.0.1:*");
+    dtask::Cluster cluster(options);
+    const std::string endpoint = cluster.endpoints().back();
+    // A client of its own, by hand, hears the broker's heartbeat on each tick, the tick on
+    // which the broker also fails the jobs that waited too long for a worker.
+    zmq::context_t context(1);
+    zmq::socket_t ticks(context, zmq::socket_type::dealer);
+    ticks.set(zmq::sockopt::linger, 0);
+    ticks.connect(endpoint);
+    using namespace dtask::detail::protocol;
+    Hello hello;
+    hello.role = Role::client;
+    hello.name = "tick-listener";
+    hello.platform = platform();
+    std::vector<zmq::message_t> greeting;
+    greeting.push_back(header(Command::hello));
+    greeting.push_back(encode_body(hello));
+    zmq::send_multipart(ticks, greeting);
+    auto heartbeats_heard = [&](int wanted) {
+        for (int heard = 0; heard < wanted;) {
+            zmq::pollitem_t item{ticks.handle(), 0, ZMQ_POLLIN, 0};
+            if (zmq::poll(&item, 1, 10s) != 1)
+                return false;
+            std::vector<zmq::message_t> frames;
+            REQUIRE(zmq::recv_multipart(ticks, std::back_inserter(frames)));
+            if (parse(frames, 0).command != Command::heartbeat)
+                continue;
+            ++heard;
+            std::vector<zmq::message_t> beat;
+            beat.push_back(header(Command::heartbeat));
+            zmq::send_multipart(ticks, beat);
+        }
+        return true;
+    };
+
+    std::promise<void> submitted;
+    first_piece_made = &submitted;  // split runs after the submit went out
+    auto handle = cluster.submit(signals_first_piece, std::uint64_t{100});
+    REQUIRE(submitted.get_future().wait_for(30s) == std::future_status::ready);
+    first_piece_made = nullptr;
+    // The broker may have run the next tick before it read the submit, but not the one after
+    // that: three ticks later it has looked at the job, with no worker, at least once.
+    REQUIRE(heartbeats_heard(3));
+    Process worker(self_executable(), {"--dtask-worker", endpoint});
+    CHECK(get_within(handle, 60s) == 100ULL * 99 / 2);
+}
+
+TEST_CASE("Reliability.worker_says_hello_again_on_a_new_connection_when_its_broker_falls_silent" *
+          doctest::timeout(60)) {
+    // A broker by hand welcomes a worker, then says nothing more: the worker must try again on
+    // a fresh connection (a new routing id), not wait on the old one until it gives up.
+    using namespace dtask::detail::protocol;
+    FakeBroker broker;
+    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()});
+    auto first = broker.next(30s);
+    REQUIRE(first.has_value());
+    REQUIRE(first->second.command == Command::hello);
+    const std::string first_id = first->first;
+    // Welcomed with heartbeats every 100 ms, 3 missed meaning silence, then never a word.
+    std::vector<zmq::message_t> welcome;
+    welcome.push_back(header(Command::welcome, {100, 3}));
+    broker.send(first_id, std::move(welcome));
+    std::optional<std::string> second_id;
+    const auto give_up = std::chrono::steady_clock::now() + 30s;
+    while (!second_id && std::chrono::steady_clock::now() < give_up) {
+        auto message = broker.next(1s);
+        if (message && message->second.command == Command::hello)
+            second_id = message->first;
+        else if (message)
+            CHECK(message->second.command == Command::heartbeat);
+    }
+    REQUIRE_MESSAGE(second_id.has_value(), "the worker never said hello again");
+    CHECK_MESSAGE(*second_id != first_id, "the worker said hello again on its old connection");
 }
