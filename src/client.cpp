@@ -3,7 +3,7 @@
 #include <dtask/client.hpp>
 #include <dtask/detail/job_model.hpp>
 
-#include "client_core.hpp"
+#include "client/client_core.hpp"
 
 namespace dtask {
 

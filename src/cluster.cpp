@@ -11,10 +11,10 @@
 #include <dtask/detail/job_model.hpp>
 #include <dtask/error.hpp>
 
-#include "broker.hpp"
-#include "client_core.hpp"
+#include "broker/broker.hpp"
+#include "client/client_core.hpp"
 #include "process.hpp"
-#include "worker.hpp"
+#include "worker/worker.hpp"
 
 namespace dtask {
 namespace {

@@ -14,7 +14,7 @@
 #include <dtask/init.hpp>
 
 #include "process.hpp"
-#include "worker.hpp"
+#include "worker/worker.hpp"
 
 namespace dtask {
 namespace {

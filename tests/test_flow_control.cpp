@@ -10,9 +10,9 @@
 #include <dtask/detail/archive.hpp>
 #include <dtask/detail/job_model.hpp>
 
-#include "batch.hpp"
+#include "wire/batch.hpp"
 #include "jobs.hpp"
-#include "protocol.hpp"
+#include "wire/protocol.hpp"
 #include "support.hpp"
 
 using namespace dtask::detail;

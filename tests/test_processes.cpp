@@ -9,7 +9,7 @@
 
 #include "../examples/sum_squares_job.hpp"
 #include "jobs.hpp"
-#include "protocol.hpp"
+#include "wire/protocol.hpp"
 #include "support.hpp"
 
 using namespace test_support;

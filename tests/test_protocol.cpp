@@ -12,9 +12,9 @@
 
 #include <dtask/detail/archive.hpp>
 
-#include "batch.hpp"
+#include "wire/batch.hpp"
 #include "jobs.hpp"
-#include "protocol.hpp"
+#include "wire/protocol.hpp"
 #include "support.hpp"
 
 using namespace dtask::detail;

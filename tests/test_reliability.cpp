@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "jobs.hpp"
-#include "protocol.hpp"
+#include "wire/protocol.hpp"
 #include "remote_network.hpp"
 #include "support.hpp"
 

@@ -16,7 +16,7 @@
 #include <dtask/error.hpp>
 #include <dtask/version.hpp>
 
-#include "broker.hpp"
+#include "broker/broker.hpp"
 
 namespace {
 

@@ -13,9 +13,9 @@
 
 #include <dtask/detail/job_model.hpp>
 
-#include "batch.hpp"
-#include "protocol.hpp"
-#include "worker_pulse.hpp"
+#include "wire/batch.hpp"
+#include "wire/protocol.hpp"
+#include "worker/worker_pulse.hpp"
 
 namespace dtask::detail {
 

@@ -1,4 +1,4 @@
-#include "broker.hpp"
+#include "broker/broker.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -15,14 +15,14 @@
 
 #include <dtask/error.hpp>
 
-#include "batch.hpp"
-#include "batch_sizer.hpp"
-#include "deadline.hpp"
-#include "lazy_clock.hpp"
+#include "wire/batch.hpp"
+#include "wire/batch_sizer.hpp"
+#include "wire/deadline.hpp"
+#include "wire/lazy_clock.hpp"
 #include "log.hpp"
-#include "outbox.hpp"
-#include "protocol.hpp"
-#include "socket_poll.hpp"
+#include "wire/outbox.hpp"
+#include "wire/protocol.hpp"
+#include "wire/socket_poll.hpp"
 #include "thread_name.hpp"
 
 namespace dtask::detail {

@@ -1,4 +1,4 @@
-#include "worker.hpp"
+#include "worker/worker.hpp"
 
 #include <cerrno>
 #include <cstdio>
@@ -24,11 +24,11 @@
 #include <dtask/detail/job_model.hpp>
 #include <dtask/error.hpp>
 
-#include "batch_runner.hpp"
+#include "worker/batch_runner.hpp"
 #include "log.hpp"
-#include "protocol.hpp"
-#include "socket_poll.hpp"
-#include "worker_pulse.hpp"
+#include "wire/protocol.hpp"
+#include "wire/socket_poll.hpp"
+#include "worker/worker_pulse.hpp"
 
 namespace dtask::detail {
 

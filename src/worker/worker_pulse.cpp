@@ -1,4 +1,4 @@
-#include "worker_pulse.hpp"
+#include "worker/worker_pulse.hpp"
 
 #include <cstdio>
 #include <cstdlib>
@@ -11,9 +11,9 @@
 #include <dtask/error.hpp>
 
 #include "log.hpp"
-#include "protocol.hpp"
+#include "wire/protocol.hpp"
 #include "thread_name.hpp"
-#include "worker.hpp"
+#include "worker/worker.hpp"
 
 namespace dtask::detail {
 

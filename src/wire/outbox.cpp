@@ -1,6 +1,6 @@
-#include "outbox.hpp"
+#include "wire/outbox.hpp"
 
-#include "protocol.hpp"
+#include "wire/protocol.hpp"
 
 namespace dtask::detail {
 

@@ -1,4 +1,4 @@
-#include "protocol.hpp"
+#include "wire/protocol.hpp"
 
 #include <bit>
 #include <cerrno>

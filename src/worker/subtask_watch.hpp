@@ -7,7 +7,7 @@
 #include <mutex>
 #include <optional>
 
-#include "deadline.hpp"
+#include "wire/deadline.hpp"
 
 namespace dtask::detail {
 

@@ -1,4 +1,4 @@
-#include "batch_runner.hpp"
+#include "worker/batch_runner.hpp"
 
 #include <exception>
 #include <optional>

@@ -1,4 +1,4 @@
-#include "client_core.hpp"
+#include "client/client_core.hpp"
 
 #include <algorithm>
 #include <deque>
@@ -12,14 +12,14 @@
 
 #include <dtask/error.hpp>
 
-#include "batch.hpp"
-#include "batch_sizer.hpp"
-#include "deadline.hpp"
-#include "index_set.hpp"
-#include "lazy_clock.hpp"
+#include "wire/batch.hpp"
+#include "wire/batch_sizer.hpp"
+#include "wire/deadline.hpp"
+#include "client/index_set.hpp"
+#include "wire/lazy_clock.hpp"
 #include "log.hpp"
-#include "protocol.hpp"
-#include "socket_poll.hpp"
+#include "wire/protocol.hpp"
+#include "wire/socket_poll.hpp"
 #include "thread_name.hpp"
 
 namespace dtask::detail {

@@ -21,7 +21,7 @@
 #include <poll.h>
 #include <zmq.hpp>
 
-#include "protocol.hpp"
+#include "wire/protocol.hpp"
 
 namespace dtask::detail {
 

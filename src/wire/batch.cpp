@@ -1,4 +1,4 @@
-#include "batch.hpp"
+#include "wire/batch.hpp"
 
 #include <array>
 #include <cstring>
@@ -6,7 +6,7 @@
 
 #include <dtask/error.hpp>
 
-#include "protocol.hpp"
+#include "wire/protocol.hpp"
 
 namespace dtask::detail {
 namespace {

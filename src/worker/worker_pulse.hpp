@@ -14,7 +14,7 @@
 
 #include <zmq.hpp>
 
-#include "subtask_watch.hpp"
+#include "worker/subtask_watch.hpp"
 
 namespace dtask::detail {
 
