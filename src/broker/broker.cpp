@@ -17,8 +17,10 @@
 
 #include "wire/batch.hpp"
 #include "wire/batch_sizer.hpp"
+#include "wire/burst.hpp"
 #include "wire/deadline.hpp"
 #include "wire/lazy_clock.hpp"
+#include "wire/liveness.hpp"
 #include "log.hpp"
 #include "wire/outbox.hpp"
 #include "wire/protocol.hpp"
@@ -288,21 +290,25 @@ private:
     /// 256 messages, then the timers get their turn), and sends what the burst posted. True
     /// if it found the socket empty.
     bool drain(std::vector<zmq::message_t>& frames) {
-        for (int burst = 0; burst < 256; ++burst) {
-            if (!receive(socket_, frames, false)) {
-                if (results_.empty() && outbox_.empty()) {
-                    last_drained_ = now();
-                    return true;
-                }
-                // A send may take the signal of a message that arrived meanwhile: look again.
+        const auto end = drain_burst(
+            socket_, frames, 256,
+            [&](std::vector<zmq::message_t>& message) {
+                on_message(message);
+                clock_.next();
+                return true;
+            },
+            [&] {
+                if (results_.empty() && outbox_.empty())
+                    return false;
                 flush_outboxes();
-                continue;
-            }
-            on_message(frames);
-            clock_.next();
+                return true;
+            });
+        if (end != BurstEnd::empty) {
+            flush_outboxes();
+            return false;
         }
-        flush_outboxes();
-        return false;
+        last_drained_ = now();
+        return true;
     }
 
     /// When the message being handled was read (clock_).
@@ -1243,17 +1249,17 @@ private:
 
     void tick() {
         const auto now = Clock::now();
-        const auto silence = options_.heartbeat_interval * options_.heartbeat_liveness;
+        const Liveness rule(options_.heartbeat_interval, options_.heartbeat_liveness);
+        const auto silence = rule.silence();
         std::vector<std::string> silent_workers, silent_clients;
-        // Messages still waiting to be read may be the very heartbeats in question: judge
-        // silence only with nothing left unread, unless reading has been behind for as long.
-        const bool unread = poller_.unread(socket_) && now - last_drained_ < silence;
+        const bool unread_now = poller_.unread(socket_);
+        const auto unread = [unread_now] { return unread_now; };
         for (auto& [id, worker] : workers_) {
-            if (!unread && now - worker.last_heard > silence)
+            if (rule.silent(worker.last_heard, now, unread, last_drained_))
                 silent_workers.push_back(id);
         }
         for (auto& [id, client] : clients_) {
-            if (!unread && !client.same_process && now - client.last_heard > silence)
+            if (!client.same_process && rule.silent(client.last_heard, now, unread, last_drained_))
                 silent_clients.push_back(id);
         }
         for (const auto& id : silent_workers) {

@@ -14,9 +14,11 @@
 
 #include "wire/batch.hpp"
 #include "wire/batch_sizer.hpp"
+#include "wire/burst.hpp"
 #include "wire/deadline.hpp"
 #include "client/index_set.hpp"
 #include "wire/lazy_clock.hpp"
+#include "wire/liveness.hpp"
 #include "log.hpp"
 #include "wire/protocol.hpp"
 #include "wire/socket_poll.hpp"
@@ -88,8 +90,7 @@ public:
     explicit Loop(ClientCore& core)
         : core_(core),
           socket_(core.context_, zmq::socket_type::dealer),
-          interval_(core.options_.heartbeat_interval),
-          liveness_(core.options_.heartbeat_liveness) {
+          liveness_(core.options_.heartbeat_interval, core.options_.heartbeat_liveness) {
         tune(socket_);
         retry_interrupted([&] { socket_.connect(core_.options_.endpoint); });
         poller_.watch(socket_);
@@ -98,7 +99,7 @@ public:
 
     /// The I/O thread's loop, until the client stops.
     void run() {
-        next_heartbeat_ = Clock::now() + interval_;
+        next_heartbeat_ = Clock::now() + liveness_.interval();
         while (!stopped_)
             turn();
         say_goodbye();
@@ -112,7 +113,7 @@ public:
         poller_.watch(socket_);
         clock_.fresh();
         slice_end_ = now() + time_slice;
-        next_heartbeat_ = now() + interval_;
+        next_heartbeat_ = now() + liveness_.interval();
         const RunState& state = *run;
         start(std::move(run));
         while (!state.finished() && !stopped_)
@@ -187,14 +188,17 @@ private:
     /// Handles the messages the socket holds, up to 256 and within the time slice. True if
     /// it found the socket empty.
     bool drain() {
-        for (int burst = 0; burst < 256 && now() < slice_end_; ++burst) {
-            if (!receive(socket_, frames_, false))
-                return true;
-            clock_.next();
-            last_heard_ = now();
-            on_message(frames_);
-        }
-        return false;
+        const auto end =
+            drain_burst(socket_, frames_, 256, [&](std::vector<zmq::message_t>& message) {
+                clock_.next();
+                last_heard_ = now();
+                on_message(message);
+                return now() < slice_end_;
+            });
+        if (end != BurstEnd::empty)
+            return false;
+        last_drained_ = now();
+        return true;
     }
 
     /// The time of this turn or message (clock_).
@@ -207,7 +211,7 @@ private:
         tell_finished();
         std::array beat{header(Command::heartbeat)};
         send(socket_, {}, beat);
-        next_heartbeat_ = now + interval_;
+        next_heartbeat_ = now + liveness_.interval();
         check_broker(now);
     }
 
@@ -491,10 +495,7 @@ private:
             case Command::welcome:
                 welcomed_ = true;
                 awaiting_welcome_ = false;
-                if (message.fields[0] > 0)
-                    interval_ = std::chrono::milliseconds(message.fields[0]);
-                if (message.fields[1] > 0)
-                    liveness_ = static_cast<unsigned>(message.fields[1]);
+                liveness_.adopt(message);
                 return;
             case Command::heartbeat:
                 return;
@@ -754,11 +755,8 @@ private:
 
     void check_broker(Clock::time_point now) {
         if (core_.options_.same_process || !refusal_.empty() ||
-            now - last_heard_ <= interval_ * liveness_)
-            return;
-        // Messages may be waiting that this thread was too busy to read: then the broker
-        // is not silent.
-        if (poller_.unread(socket_))
+            !liveness_.silent(
+                last_heard_, now, [&] { return poller_.unread(socket_); }, last_drained_))
             return;
         const auto silent = std::to_string(
             std::chrono::duration_cast<std::chrono::milliseconds>(now - last_heard_).count());
@@ -785,8 +783,8 @@ private:
     zmq::socket_t socket_;
     std::vector<zmq::message_t> frames_;  // of the message being handled
     std::string batch_buffer_;            // the batch being built
-    std::chrono::milliseconds interval_;
-    unsigned liveness_;
+    Liveness liveness_;                      // the broker's heartbeat settings
+    Clock::time_point last_drained_ = Clock::now();  // a receive last found the socket empty
     Clock::time_point last_heard_;
     Clock::time_point next_heartbeat_;
     Clock::time_point slice_end_;

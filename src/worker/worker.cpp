@@ -24,10 +24,12 @@
 #include <dtask/detail/job_model.hpp>
 #include <dtask/error.hpp>
 
-#include "worker/batch_runner.hpp"
 #include "log.hpp"
+#include "wire/burst.hpp"
+#include "wire/liveness.hpp"
 #include "wire/protocol.hpp"
 #include "wire/socket_poll.hpp"
+#include "worker/batch_runner.hpp"
 #include "worker/worker_pulse.hpp"
 
 namespace dtask::detail {
@@ -182,8 +184,8 @@ private:
         }
         now_ = Clock::now();
         auto silent_since = now_;
-        auto backoff = interval_;
-        auto next_heartbeat = shared_.last_sent_at() + interval_;
+        auto backoff = liveness_.interval();
+        auto next_heartbeat = shared_.last_sent_at() + liveness_.interval();
         std::vector<zmq::message_t> frames;
         for (;;) {
             poller_.wait(
@@ -192,31 +194,29 @@ private:
             now_ = Clock::now();
             if (poller_.readable(0))
                 return worker_done;
-            bool drained = false;
-            for (int burst = 0; burst < 64; ++burst) {
-                if (!receive(broker_, frames, false)) {
-                    drained = true;
-                    break;
-                }
-                last_heard_ = now_;
-                silent_since = now_;
-                backoff = interval_;
-                if (auto code = on_message(frames))  // keeps now_ current
-                    return *code;
-            }
-            poller_.drained(drained);
+            std::optional<int> exit_code;
+            const auto end =
+                drain_burst(broker_, frames, 64, [&](std::vector<zmq::message_t>& message) {
+                    last_heard_ = now_;
+                    silent_since = now_;
+                    backoff = liveness_.interval();
+                    exit_code = on_message(message);  // keeps now_ current
+                    return !exit_code;
+                });
+            if (exit_code)
+                return *exit_code;
+            if (end == BurstEnd::empty)
+                last_drained_ = now_;
+            poller_.drained(end == BurstEnd::empty);
             // Whatever the worker sends shows it alive: a heartbeat only after an interval
             // of silence.
-            if (now_ >= shared_.last_sent_at() + interval_) {
+            if (now_ >= shared_.last_sent_at() + liveness_.interval()) {
                 std::array beat{header(Command::heartbeat)};
                 send_to_broker(beat);
             }
-            next_heartbeat = shared_.last_sent_at() + interval_;
-            if (now_ - last_heard_ <= interval_ * liveness_)
-                continue;
-            // Messages still unread (the broker's heartbeats among them, behind a long batch)
-            // mean the broker is not silent: no verdict until they are read.
-            if (poller_.unread(broker_))
+            next_heartbeat = shared_.last_sent_at() + liveness_.interval();
+            if (!liveness_.silent(
+                    last_heard_, now_, [&] { return poller_.unread(broker_); }, last_drained_))
                 continue;
             if (now_ - silent_since > options_.give_up) {
                 log_warning("worker " + name_,
@@ -227,7 +227,7 @@ private:
                                 " s: giving up");
                 return worker_gave_up;
             }
-            if (now_ - last_heard_ > interval_ * liveness_ + backoff) {
+            if (now_ - last_heard_ > liveness_.silence() + backoff) {
                 // Reconnect with a fresh socket, waiting longer each time.
                 connect();
                 backoff = std::min(backoff * 2, std::chrono::milliseconds(std::chrono::seconds(8)));
@@ -246,12 +246,8 @@ private:
         }
         switch (message.command) {
             case Command::welcome:
-                if (message.fields[0] > 0) {
-                    interval_ = std::chrono::milliseconds(message.fields[0]);
-                    shared_.interval_ms.store(static_cast<long>(interval_.count()));
-                }
-                if (message.fields[1] > 0)
-                    liveness_ = static_cast<unsigned>(message.fields[1]);
+                liveness_.adopt(message);
+                shared_.interval_ms.store(static_cast<long>(liveness_.interval().count()));
                 return std::nullopt;
             case Command::job: {
                 // Decoding the job-wide data may take long too: the pulse speaks meanwhile.
@@ -302,8 +298,8 @@ private:
     std::string name_;
     zmq::socket_t broker_;
     BatchRunner runner_;
-    std::chrono::milliseconds interval_{250};
-    unsigned liveness_ = 5;
+    Liveness liveness_{std::chrono::milliseconds(250), 5};  // the broker's heartbeat settings
+    Clock::time_point last_drained_ = Clock::now();          // a receive last found the socket empty
     Clock::time_point last_heard_;
     // The time: read after each poll, then carried from batch to batch, whose runs read it
     // when they end (a clock read costs as much as a good part of an empty subtask).
