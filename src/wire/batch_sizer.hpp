@@ -69,8 +69,7 @@ public:
     /// How long a batch should run: 200 message costs, within [2 ms, 20 ms]. A message
     /// costs the workers more than its latency: each one wakes several threads on the
     /// broker's and the worker's machine, and on a small machine those run on the workers'
-    /// cores. Measured on 2 cores with 100 us subtasks: batches of 2 ms lose 6% of the
-    /// workers' time, batches of 5 ms 2%.
+    /// cores (docs/performance.md).
     std::chrono::nanoseconds batch_time() const {
         const auto cost = message_cost_ == unknown ? std::chrono::microseconds(50) : message_cost_;
         return std::clamp<std::chrono::nanoseconds>(200 * cost, std::chrono::milliseconds(2),

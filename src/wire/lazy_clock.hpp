@@ -1,8 +1,7 @@
 #pragma once
-// The time for loops that handle many small messages. A clock read costs about 30 ns here,
-// as much as a good part of what the broker does for a message, and a one-subtask batch
-// crosses three loops: reading the clock for every message showed as 4% of all the CPU
-// time of a run with batching off.
+// The time for loops that handle many small messages: read once per wake-up and then every
+// few messages, since a clock read costs as much as a good part of handling a message
+// (docs/performance.md).
 
 #include <chrono>
 
