@@ -70,7 +70,7 @@ void ClientLoop::abandon(const std::string& why) {
 /// for the client to stop), and handles what came.
 void ClientLoop::turn(bool driving) {
     const Mailbox& mailbox = *core_.mailbox_;
-    // Jobs whose split still has room in its window but used up its time slice
+    // Jobs whose split window is still open but whose time slice ran out
     // continue at once; otherwise sleep until the next heartbeat is due.
     const auto wake_at = std::min(connection_.next_heartbeat(), next_deadline_);
     const auto wait = unpumped_.empty()

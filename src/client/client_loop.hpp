@@ -76,7 +76,8 @@ private:
     // No job's deadline is before this; a job that ended may leave it early, which costs
     // one needless look in fail_overdue.
     Clock::time_point next_deadline_ = Clock::time_point::max();
-    std::unordered_set<std::uint64_t> unpumped_;  // jobs that ran out of time slice, not window
+    std::unordered_set<std::uint64_t>
+        unpumped_;  // jobs that ran out of time slice, not split window
     std::unordered_map<std::uint64_t, ActiveJob> jobs_;
     std::uint64_t next_job_id_ = 1;
     bool stopped_ = false;

@@ -50,7 +50,6 @@ Link::Link(zmq::context_t& context, const WorkerOptions& options, int signal_fd,
            PulseShared& shared)
     : context_(context),
       options_(options),
-      signal_fd_(signal_fd),
       shared_(shared),
       name_(process_name()),
       runner_(broker_, name_, shared),

@@ -39,7 +39,6 @@ private:
 
     zmq::context_t& context_;
     const WorkerOptions& options_;
-    int signal_fd_;
     PulseShared& shared_;
     std::string name_;
     zmq::socket_t broker_;
