@@ -10,11 +10,11 @@ namespace dtask {
 struct Client::Impl {
     Impl(std::string endpoint_, const ClientOptions& options)
         : endpoint(std::move(endpoint_)),
-          core(context, detail::ClientOptions{.endpoint = endpoint,
-                                              .heartbeat_interval = options.heartbeat_interval,
-                                              .heartbeat_liveness = options.heartbeat_liveness,
-                                              .same_process = false,
-                                              .worker_count = {}}) {}
+          core(context, detail::ClientCoreOptions{.endpoint = endpoint,
+                                                  .heartbeat_interval = options.heartbeat_interval,
+                                                  .heartbeat_liveness = options.heartbeat_liveness,
+                                                  .same_process = false,
+                                                  .worker_count = {}}) {}
 
     std::string endpoint;
     zmq::context_t context{1};

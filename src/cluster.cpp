@@ -49,11 +49,11 @@ struct Cluster::Impl {
                             : static_cast<unsigned>(options.local_workers)),
           broker(context, broker_options(options, local_workers)),
           client(context,
-                 detail::ClientOptions{.endpoint = inproc,
-                                       .heartbeat_interval = options.heartbeat_interval,
-                                       .heartbeat_liveness = options.heartbeat_liveness,
-                                       .same_process = true,
-                                       .worker_count = [this] { return broker.workers(); }}) {
+                 detail::ClientCoreOptions{.endpoint = inproc,
+                                           .heartbeat_interval = options.heartbeat_interval,
+                                           .heartbeat_liveness = options.heartbeat_liveness,
+                                           .same_process = true,
+                                           .worker_count = [this] { return broker.workers(); }}) {
         broker.start();
     }
 

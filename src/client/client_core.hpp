@@ -1,11 +1,12 @@
 #pragma once
-// The submitting side, shared by Cluster and Client: an I/O thread with a DEALER socket to
-// the broker that pulls subtasks from split as the window allows, sends them, and folds
-// the partial results that come back.
+// The client, shared by Cluster and Client: a thin facade over an I/O thread that runs a
+// client loop (client_loop.hpp), the mailbox that user threads hand it jobs through
+// (mailbox.hpp), and the spare loops that Cluster::run drives on the caller's thread.
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -19,7 +20,10 @@
 
 namespace dtask::detail {
 
-struct ClientOptions {
+class ClientLoop;
+struct Mailbox;
+
+struct ClientCoreOptions {
     std::string endpoint;
     /// Until the broker's welcome says otherwise.
     std::chrono::milliseconds heartbeat_interval{250};
@@ -35,7 +39,7 @@ struct ClientOptions {
 
 class ClientCore {
 public:
-    ClientCore(zmq::context_t& context, ClientOptions options);
+    ClientCore(zmq::context_t& context, ClientCoreOptions options);
     ~ClientCore();
     ClientCore(const ClientCore&) = delete;
     ClientCore& operator=(const ClientCore&) = delete;
@@ -58,33 +62,14 @@ public:
     void stop(const std::string& reason);
 
 private:
-    class Loop;
+    friend class ClientLoop;
 
-    /// What user threads hand to the I/O thread, and the eventfd that wakes it. Shared with
-    /// the cancel hooks of the jobs, which may be called after the client is gone.
-    struct Mailbox {
-        Mailbox();
-        ~Mailbox();
-        void wake() const noexcept { signal(wake_fd); }
-        /// Makes an eventfd readable.
-        static void signal(int event_fd) noexcept;
-
-        int wake_fd = -1;
-        int stop_fd = -1;  // written once, when the client stops; never read
-        std::mutex mutex;
-        std::size_t driving = 0;  // run_here calls under way
-        std::condition_variable drives_ended;
-        std::vector<std::shared_ptr<RunState>> incoming;
-        std::vector<std::weak_ptr<RunState>> cancelled;
-        bool stopping = false;
-        std::string stop_reason;
-    };
-
-    ClientOptions options_;
+    ClientCoreOptions options_;
     zmq::context_t& context_;
     std::shared_ptr<Mailbox> mailbox_;
-    std::unique_ptr<Loop> loop_;
-    std::vector<std::unique_ptr<Loop>> spare_loops_;  // run_here's, idle; under mailbox_->mutex
+    std::unique_ptr<ClientLoop> loop_;
+    std::vector<std::unique_ptr<ClientLoop>>
+        spare_loops_;  // run_here's, idle; under mailbox_->mutex
     std::thread thread_;
     std::atomic<std::size_t> workers_{0};
     mutable std::mutex workers_mutex_;

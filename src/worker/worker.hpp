@@ -1,8 +1,9 @@
 #pragma once
-// The worker process: its main thread keeps the link to the broker (hello, heartbeats,
-// reconnecting) and runs map on the batches it receives, with no hand-off to another thread
-// per message. While a map runs, a pulse thread speaks for it (worker_pulse.hpp), so that a
-// long map never silences the worker and a frozen process is told apart from a busy one.
+// The worker process: its main thread runs the link to the broker (link.hpp: hello,
+// heartbeats, reconnecting) and map on the batches it receives (batch_runner.hpp), with no
+// hand-off to another thread per message. While a map runs, a pulse thread speaks for it
+// (worker_pulse.hpp), so that a long map never silences the worker and a frozen process is
+// told apart from a busy one.
 
 #include <chrono>
 #include <string>
@@ -14,7 +15,7 @@ namespace dtask::detail {
 
 /// Credits of a worker when none are set: enough batches in flight for tiny ones. The
 /// broker sends in bursts (Outbox), so a worker needs a deep queue to stay busy between
-/// them: with single-subtask batches, 2 local workers ran at 0.8 of this rate with 64.
+/// them.
 inline constexpr unsigned default_worker_credits = 256;
 
 struct WorkerOptions {

@@ -1,0 +1,36 @@
+#pragma once
+// The active job record: one per job on a connection, found with one map lookup per message,
+// and composed of the parts each policy keeps (batch sizer, split window, reduce order).
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <dtask/detail/run_state.hpp>
+
+#include "client/reduce_order.hpp"
+#include "client/split_window.hpp"
+#include "wire/batch_sizer.hpp"
+
+namespace dtask::detail {
+
+struct ActiveJob {
+    using Clock = std::chrono::steady_clock;
+
+    explicit ActiveJob(std::shared_ptr<RunState> state)
+        : run(std::move(state)),
+          sizer(run->run_options().batch_size),
+          window(run->run_options().window, run->run_options().window_bytes),
+          order(run->job_options().order) {}
+
+    std::shared_ptr<RunState> run;
+    BatchSizer sizer;                                       // subtasks in the next batch
+    SplitWindow window;                                     // how many more may be split off
+    FoldOrder order;                                        // which results fold now
+    bool exhausted = false;                                 // split has no more
+    std::vector<std::string> notices;                       // from the broker, for the error
+    Clock::time_point deadline = Clock::time_point::max();  // RunOptions::deadline
+};
+
+}  // namespace dtask::detail

@@ -1,0 +1,376 @@
+#include "client/client_loop.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <optional>
+
+#include <dtask/error.hpp>
+
+#include "client/mailbox.hpp"
+#include "log.hpp"
+#include "wire/batch.hpp"
+#include "wire/deadline.hpp"
+#include "wire/failure.hpp"
+
+namespace dtask::detail {
+
+using namespace protocol;
+
+namespace {
+
+/// How long the loop runs split or reduce before it looks at its socket again, so that
+/// heartbeats and other jobs are not starved by one busy job.
+constexpr auto time_slice = std::chrono::milliseconds(20);
+
+std::uint64_t milliseconds_of(std::chrono::milliseconds duration) {
+    return static_cast<std::uint64_t>(std::max<std::int64_t>(0, duration.count()));
+}
+
+}  // namespace
+
+ClientLoop::ClientLoop(ClientCore& core)
+    : core_(core), connection_(core.context_, core.options_, *this) {}
+
+void ClientLoop::run() {
+    connection_.reset_heartbeat(Clock::now());
+    while (!stopped_)
+        turn();
+    connection_.say_goodbye();
+}
+
+void ClientLoop::drive(std::shared_ptr<RunState> run) {
+    // Not known to be empty: the loop may come from another thread, whose sends the count
+    // of this one does not see.
+    connection_.watch_again();
+    clock_.fresh();
+    slice_end_ = now() + time_slice;
+    connection_.reset_heartbeat(now());
+    const RunState& state = *run;
+    start(std::move(run));
+    while (!state.finished() && !stopped_)
+        turn(true);
+    // The broker forgets the job now: this loop may idle for long before it sends again.
+    connection_.tell_finished();
+}
+
+void ClientLoop::abandon(const std::string& why) {
+    fail_all("the client's I/O thread stopped: " + why);
+    std::vector<std::shared_ptr<RunState>> left;
+    {
+        std::lock_guard lock(core_.mailbox_->mutex);
+        core_.mailbox_->stopping = true;
+        core_.mailbox_->stop_reason = "the client's I/O thread stopped: " + why;
+        left.swap(core_.mailbox_->incoming);
+    }
+    for (auto& run : left)
+        run->fail(std::make_exception_ptr(TransportError("job '" + run->job_name() + "': " + why)));
+}
+
+/// Waits for the socket, the next timer, and the user threads' requests (`driving`: only
+/// for the client to stop), and handles what came.
+void ClientLoop::turn(bool driving) {
+    const Mailbox& mailbox = *core_.mailbox_;
+    // Jobs whose split window is still open but whose time slice ran out
+    // continue at once; otherwise sleep until the next heartbeat is due.
+    const auto wake_at = std::min(connection_.next_heartbeat(), next_deadline_);
+    const auto wait = unpumped_.empty()
+                          ? std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now()) +
+                                std::chrono::milliseconds(1)
+                          : std::chrono::milliseconds(0);
+    const bool requests = connection_.wait(driving ? mailbox.stop_fd : mailbox.wake_fd, wait);
+    clock_.fresh();
+    slice_end_ = now() + time_slice;
+    if (requests) {
+        if (driving)
+            stop_driving();
+        else
+            take_requests();
+    }
+    connection_.receive_burst(clock_, slice_end_);
+    pump_unpumped();
+    connection_.heartbeat_if_due(clock_.last());
+    fail_overdue();
+}
+
+/// Cancels the jobs past their RunOptions::deadline, with a TimeoutError. Costs nothing
+/// until the earliest deadline is due.
+void ClientLoop::fail_overdue() {
+    const auto now = clock_.last();
+    if (now < next_deadline_)
+        return;
+    next_deadline_ = Clock::time_point::max();
+    std::vector<std::uint64_t> overdue;
+    for (const auto& [id, job] : jobs_) {
+        if (now >= job.deadline)
+            overdue.push_back(id);
+        else
+            next_deadline_ = std::min(next_deadline_, job.deadline);
+    }
+    for (std::uint64_t id : overdue) {
+        const ActiveJob& job = jobs_.at(id);
+        fail(id, deadline_error(job.run->job_name(), job.run->run_options().deadline,
+                                job.run->progress()));
+    }
+}
+
+/// The client stops while drive() runs: its job fails as the I/O thread's do.
+void ClientLoop::stop_driving() {
+    stop_jobs(core_.mailbox_->reason_to_stop());
+}
+
+/// The client stops: every job fails with `reason`, and the broker drops them.
+void ClientLoop::stop_jobs(const std::string& reason) {
+    for (auto& [id, job] : jobs_) {
+        job.run->fail(
+            std::make_exception_ptr(Error("job '" + job.run->job_name() + "': " + reason)));
+        connection_.send_about(Command::cancel, id);
+    }
+    jobs_.clear();
+    stopped_ = true;
+}
+
+void ClientLoop::take_requests() {
+    Mailbox::Requests requests = core_.mailbox_->take();
+    if (requests.stopping)
+        stopped_ = true;
+    for (auto& run : requests.incoming) {
+        if (stopped_) {
+            run->fail(std::make_exception_ptr(
+                Error("job '" + run->job_name() + "': " + requests.stop_reason)));
+        } else {
+            start(std::move(run));
+        }
+    }
+    for (auto& weak : requests.cancelled) {
+        auto run = weak.lock();
+        if (!run)
+            continue;
+        for (auto it = jobs_.begin(); it != jobs_.end(); ++it) {
+            if (it->second.run == run) {
+                drop(it->first, Command::cancel);
+                break;
+            }
+        }
+    }
+    if (stopped_)
+        stop_jobs(requests.stop_reason);
+}
+
+void ClientLoop::start(std::shared_ptr<RunState> run) {
+    if (refused()) {
+        run->fail(std::make_exception_ptr(
+            TransportError("job '" + run->job_name() + "': " + connection_.refusal())));
+        return;
+    }
+    std::weak_ptr<RunState> weak = run;
+    const bool live =
+        run->set_cancel_hook([mailbox = core_.mailbox_, weak] { mailbox->post_cancel(weak); });
+    if (!live)
+        return;  // cancelled before it got here
+    const std::uint64_t id = next_job_id_++;
+    ActiveJob& job = jobs_.try_emplace(id, run).first->second;
+    const RunOptions& options = run->run_options();
+    if (options.deadline.count() > 0) {
+        job.deadline = deadline_after(Clock::now(), options.deadline);
+        next_deadline_ = std::min(next_deadline_, job.deadline);
+    }
+    JobSettings settings;
+    settings.worker_wait_ms = milliseconds_of(options.worker_wait);
+    settings.priority = std::clamp(options.priority, 1u, 1000u);
+    settings.max_attempts = std::clamp(options.max_attempts, 1u, 1000u);
+    settings.subtask_timeout_ms = milliseconds_of(options.subtask_timeout);
+    settings.backup_tasks = options.backup_tasks;
+    settings.retry_transient = options.retry_transient;
+    connection_.send_submit(id, *run, settings);
+    pump(id, job);
+}
+
+/// Splits off and sends batches of subtasks while the split window is open and the time
+/// slice lasts.
+void ClientLoop::pump(std::uint64_t id, ActiveJob& job) {
+    const std::size_t workers = std::max<std::size_t>(core_.workers(), 1);
+    while (!job.exhausted && job.window.open()) {
+        if (now() >= slice_end_) {
+            unpumped_.insert(id);
+            return;
+        }
+        const Progress progress = job.run->progress();
+        const auto remaining = progress.total_known
+                                   ? std::optional(progress.total - job.window.emitted())
+                                   : std::nullopt;
+        const std::size_t want = std::min(job.window.room(), job.sizer.next(remaining, workers));
+        // Kept from batch to batch: a small batch is copied into its message, and the
+        // buffer's memory serves the next one.
+        std::string& bytes = batch_buffer_;
+        bytes.assign(task_header_room, '\0');  // send_batch writes the header
+        BatchWriter writer(bytes);
+        std::uint64_t count = 0;
+        try {
+            while (count < want && bytes.size() < BatchSizer::max_batch_bytes) {
+                // A slow split must not hold up the loop: a batch closes early when
+                // the time slice is over.
+                if (count % 16 == 15 && clock_.fresh() >= slice_end_)
+                    break;
+                writer.begin();
+                if (!job.run->next_subtask(writer.out())) {
+                    writer.abandon();
+                    job.exhausted = true;
+                    break;
+                }
+                writer.end();
+                ++count;
+            }
+        } catch (...) {
+            fail(id, std::current_exception());
+            return;
+        }
+        // A batch of one with batching off is cheap to make: the clock need not be read
+        // for each. A job's first batches are of one too, and each may take long.
+        if (count > 1 || !job.sizer.measured())
+            clock_.fresh();
+        else
+            clock_.next();
+        if (count > 0) {
+            const std::uint64_t first = job.window.on_sent(count, bytes.size(), now());
+            job.run->count_emitted(count);
+            connection_.send_batch(id, first, count, bytes);
+        }
+        if (job.exhausted) {
+            job.run->declare_total(job.window.emitted());
+            // The job's tail begins: from now on the broker may send backup copies.
+            connection_.send_about(Command::split_done, id);
+        }
+    }
+    if (job.exhausted && job.window.all_folded())
+        finish(id, job);
+}
+
+void ClientLoop::pump_unpumped() {
+    std::vector<std::uint64_t> ids(unpumped_.begin(), unpumped_.end());
+    unpumped_.clear();
+    for (std::uint64_t id : ids) {
+        if (auto it = jobs_.find(id); it != jobs_.end())
+            pump(id, it->second);
+    }
+}
+
+void ClientLoop::finish(std::uint64_t id, ActiveJob& job) {
+    try {
+        job.run->finish();
+    } catch (...) {
+        job.run->fail(std::current_exception());
+    }
+    // Nothing of the job is left to run: the broker may hear of its end with the next
+    // submit or heartbeat instead of being woken for it between two short jobs.
+    jobs_.erase(id);
+    connection_.note_finished(id);
+}
+
+void ClientLoop::fail(std::uint64_t id, std::exception_ptr error) {
+    auto it = jobs_.find(id);
+    if (it == jobs_.end())
+        return;
+    it->second.run->fail(std::move(error));
+    drop(id, Command::cancel);
+}
+
+void ClientLoop::drop(std::uint64_t id, Command how) {
+    jobs_.erase(id);
+    connection_.send_about(how, id);
+}
+
+void ClientLoop::fail_all(const std::string& why) {
+    for (auto& [id, job] : jobs_) {
+        job.run->fail(
+            std::make_exception_ptr(TransportError("job '" + job.run->job_name() + "': " + why)));
+    }
+    jobs_.clear();
+}
+
+// ---- messages from the broker ----
+
+void ClientLoop::on_status(std::uint64_t workers) {
+    std::lock_guard lock(core_.workers_mutex_);
+    core_.workers_ = workers;
+    core_.workers_changed_.notify_all();
+}
+
+void ClientLoop::on_result(Inbound& message) {
+    const std::uint64_t id = message.fields[0];
+    auto it = jobs_.find(id);
+    if (it == jobs_.end())
+        return;  // cancelled or failed: late results are ignored
+    ActiveJob& job = it->second;
+    const std::uint64_t first = message.fields[1];
+    const std::uint64_t count = message.fields[2];
+    const auto fold = [&job](std::span<const std::byte> partial, std::uint64_t index) {
+        job.run->fold(partial, index);
+        job.window.on_folded();
+        job.run->count_done();
+    };
+    try {
+        check_range(job, first, count);
+        const bool in_order = job.order.in_subtask_order();
+        const std::uint64_t fresh = in_order
+                                        ? job.order.arrive(first, count)
+                                        : job.order.fold_arrived(first, count, message.batch, fold);
+        if (fresh == 0)
+            return;  // duplicates only: another copy came back first
+        // Bounded so that a worker's absurd report is not read as a negative time.
+        const auto map_ns =
+            std::min<std::uint64_t>(message.fields[3], std::numeric_limits<std::int64_t>::max());
+        settle(job, first, count, fresh,
+               std::chrono::nanoseconds(static_cast<std::int64_t>(map_ns)));
+        if (in_order)
+            job.order.fold_in_order(first, count, message.batch, *message.frame, fold);
+    } catch (...) {
+        fail(id, std::current_exception());
+        return;
+    }
+    if (job.run->finished()) {  // cancelled from another thread meanwhile
+        drop(id, Command::cancel);
+        return;
+    }
+    pump(id, job);
+}
+
+void ClientLoop::check_range(const ActiveJob& job, std::uint64_t first, std::uint64_t count) const {
+    if (!job.window.sent_all_of(first, count))
+        throw ProtocolError("results for subtasks " + std::to_string(first) + " to " +
+                            std::to_string(first + count) + " of job '" + job.run->job_name() +
+                            "', which has sent only " + std::to_string(job.window.emitted()));
+}
+
+/// `fresh` results of a run came back for the first time: the split window takes back what
+/// they held, and the batch sizer gets its figures.
+void ClientLoop::settle(ActiveJob& job, std::uint64_t first, std::uint64_t count,
+                        std::uint64_t fresh, std::chrono::nanoseconds map_time) {
+    std::optional<std::chrono::nanoseconds> round_trip;
+    if (const auto sent_at = job.window.on_returned(first, count, fresh)) {
+        // The sizer keeps the least round trip: a time read some messages ago would make
+        // it too short for good, so read it now unless batching is off.
+        round_trip = (job.run->run_options().batch_size == 1 ? now() : clock_.fresh()) - *sent_at;
+    }
+    job.sizer.observe(count, map_time, round_trip);
+}
+
+void ClientLoop::on_failure(Inbound& message) {
+    const std::uint64_t id = message.fields[0];
+    auto it = jobs_.find(id);
+    if (it == jobs_.end())
+        return;
+    const ActiveJob& job = it->second;
+    // No copy of the error is left on this thread.
+    job.run->fail(
+        failure_error(message.body[0], job.run->job_name(), message.fields[1], job.notices));
+    drop(id, Command::end);
+}
+
+void ClientLoop::on_notice(Inbound& message) {
+    const std::string text(as_text(message.body[0]));
+    log_warning("client", text);
+    if (auto it = jobs_.find(message.fields[0]); it != jobs_.end())
+        it->second.notices.push_back(text);
+}
+
+}  // namespace dtask::detail

@@ -1,0 +1,174 @@
+#include "client/connection.hpp"
+
+#include <array>
+
+#include <unistd.h>
+
+#include <dtask/error.hpp>
+
+#include "client/client_loop.hpp"
+#include "log.hpp"
+#include "wire/burst.hpp"
+
+namespace dtask::detail {
+
+using namespace protocol;
+
+Connection::Connection(zmq::context_t& context, const ClientCoreOptions& options, ClientLoop& loop)
+    : options_(options),
+      loop_(loop),
+      socket_(context, zmq::socket_type::dealer),
+      liveness_(options.heartbeat_interval, options.heartbeat_liveness) {
+    tune(socket_);
+    retry_interrupted([&] { socket_.connect(options_.endpoint); });
+    poller_.watch(socket_);
+    say_hello();
+}
+
+bool Connection::wait(int other_fd, std::chrono::milliseconds timeout) {
+    poller_.watch_other(0, other_fd);
+    poller_.wait(timeout);
+    return poller_.readable(0);
+}
+
+void Connection::receive_burst(LazyClock& clock, Clock::time_point slice_end) {
+    const auto end = drain_burst(socket_, frames_, 256, [&](std::vector<zmq::message_t>& message) {
+        last_heard_ = clock.next();
+        on_message(message);
+        return clock.last() < slice_end;
+    });
+    if (end == BurstEnd::empty)
+        last_drained_ = clock.last();
+    poller_.drained(end == BurstEnd::empty);
+}
+
+void Connection::heartbeat_if_due(Clock::time_point now) {
+    if (now < next_heartbeat_)
+        return;
+    tell_finished();
+    std::array beat{header(Command::heartbeat)};
+    send(socket_, {}, beat);
+    next_heartbeat_ = now + liveness_.interval();
+    check_broker(now);
+}
+
+void Connection::send_submit(std::uint64_t id, const RunState& run, const JobSettings& settings) {
+    std::array frames{
+        header(Command::submit, {id}), text_frame(run.job_name()), text_frame(run.signature()),
+        zmq::message_t(run.shared().data(), run.shared().size()), encode_body(settings)};
+    tell_finished();
+    send(socket_, {}, frames);
+}
+
+void Connection::send_batch(std::uint64_t id, std::uint64_t first, std::uint64_t count,
+                            std::string& bytes) {
+    const std::size_t start =
+        write_batch_header(std::as_writable_bytes(std::span(bytes).first(task_header_room)),
+                           Command::task, id, {first, count});
+    std::array frames{payload_frame(std::move(bytes), start)};
+    send(socket_, {}, frames);
+}
+
+void Connection::send_about(Command command, std::uint64_t id) {
+    std::array frames{header(command, {id})};
+    send(socket_, {}, frames);
+}
+
+void Connection::tell_finished() {
+    for (const std::uint64_t id : finished_)
+        send_about(Command::end, id);
+    finished_.clear();
+}
+
+void Connection::say_goodbye() {
+    tell_finished();
+    std::array bye{header(Command::bye)};
+    send(socket_, {}, bye);
+}
+
+void Connection::say_goodbye_if_possible() noexcept {
+    try {
+        say_goodbye();
+    } catch (const std::exception&) {
+    }
+}
+
+void Connection::say_hello() {
+    awaiting_welcome_ = true;
+    Hello hello;
+    hello.role = Role::client;
+    hello.name = process_name();
+    hello.platform = platform();
+    hello.same_process = options_.same_process;
+    hello.pid = getpid();
+    std::array frames{header(Command::hello), encode_body(hello)};
+    send(socket_, {}, frames);
+    last_heard_ = Clock::now();
+}
+
+void Connection::on_message(std::vector<zmq::message_t>& frames) {
+    Inbound message;
+    try {
+        message = parse(frames, 0);
+    } catch (const ProtocolError& e) {
+        log_warning("client",
+                    std::string("ignoring a malformed message from the broker: ") + e.what());
+        return;
+    }
+    switch (message.command) {
+        case Command::welcome:
+            welcomed_ = true;
+            awaiting_welcome_ = false;
+            liveness_.adopt(message);
+            return;
+        case Command::heartbeat:
+            return;
+        case Command::status:
+            return loop_.on_status(message.fields[0]);
+        case Command::result:
+            return loop_.on_result(message);
+        case Command::failure:
+            return loop_.on_failure(message);
+        case Command::notice:
+            return loop_.on_notice(message);
+        case Command::refuse:
+            // A refusal is final: this client's jobs fail with its reason from now on.
+            refusal_ = "the broker at " + options_.endpoint +
+                       " refused this client: " + std::string(as_text(message.body[0]));
+            return loop_.fail_all(refusal_);
+        case Command::reconnect:
+            // Answers to what we sent before our last hello are stale: the broker
+            // handles messages in order, so the welcome to that hello is on its way.
+            if (awaiting_welcome_)
+                return;
+            return on_broker_lost("the broker no longer knew this client (it restarted?)");
+        default:
+            log_warning("client", "ignoring a " + std::string(command_name(message.command)) +
+                                      " message, which a broker does not send to clients");
+    }
+}
+
+void Connection::on_broker_lost(const std::string& why) {
+    loop_.fail_all(why);
+    if (refusal_.empty())
+        say_hello();
+}
+
+void Connection::check_broker(Clock::time_point now) {
+    if (options_.same_process || !refusal_.empty() ||
+        !liveness_.silent(
+            last_heard_, now, [&] { return poller_.unread(socket_); }, last_drained_))
+        return;
+    const auto silent = std::to_string(
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - last_heard_).count());
+    if (welcomed_) {
+        on_broker_lost("lost contact with the broker at " + options_.endpoint + ": silent for " +
+                       silent + " ms");
+    } else {
+        on_broker_lost("no answer from a broker at " + options_.endpoint + " for " + silent +
+                       " ms: is it running, and is the endpoint right?");
+    }
+    last_heard_ = now;  // the next verdict after another full silence
+}
+
+}  // namespace dtask::detail

@@ -1,0 +1,64 @@
+#include "wire/failure.hpp"
+
+#include <dtask/error.hpp>
+
+#include "wire/protocol.hpp"
+
+namespace dtask::detail {
+
+using namespace protocol;
+
+std::exception_ptr failure_error(const zmq::message_t& report, const std::string& job_name,
+                                 std::uint64_t index, const std::vector<std::string>& notices) {
+    const std::string& name = job_name;
+    std::exception_ptr error;
+    try {
+        auto failure = decode_body<Failure>(report, "a failure report");
+        switch (failure.kind) {
+            case FailureKind::timeout:
+                error = std::make_exception_ptr(TimeoutError(failure.message));
+                break;
+            case FailureKind::exception:
+            case FailureKind::transient:
+                error = std::make_exception_ptr(TaskError(name, index, failure.worker,
+                                                          failure.exception_type, failure.message));
+                break;
+            case FailureKind::worker_lost:
+                error = std::make_exception_ptr(WorkerLostError(failure.message));
+                break;
+            case FailureKind::no_worker: {
+                std::string text = failure.message;
+                for (const auto& notice : notices)
+                    text += "; " + notice;
+                error = std::make_exception_ptr(TimeoutError(text));
+                break;
+            }
+            case FailureKind::definition:
+                error = std::make_exception_ptr(JobDefinitionError(failure.message));
+                break;
+            case FailureKind::protocol:
+                error = std::make_exception_ptr(ProtocolError(failure.message));
+                break;
+            default:
+                error = std::make_exception_ptr(Error(failure.message));
+                break;
+        }
+    } catch (const ProtocolError& e) {
+        error = std::make_exception_ptr(
+            ProtocolError("job '" + name +
+                          "' failed, and the broker's report of why was unreadable: " + e.what()));
+    }
+    return error;
+}
+
+std::exception_ptr deadline_error(const std::string& job_name, std::chrono::milliseconds deadline,
+                                  const Progress& progress) {
+    return std::make_exception_ptr(TimeoutError(
+        "job '" + job_name + "' passed its deadline of " + std::to_string(deadline.count()) +
+        " ms with " + std::to_string(progress.done) + " of " +
+        (progress.total_known ? std::to_string(progress.total)
+                              : "at least " + std::to_string(progress.total)) +
+        " subtasks done; it was cancelled"));
+}
+
+}  // namespace dtask::detail
