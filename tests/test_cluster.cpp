@@ -215,6 +215,7 @@ TEST_CASE("Cluster.job_without_workers_fails_after_its_wait" * doctest::timeout(
         handle.get();
         FAIL("the job should have timed out");
     } catch (const dtask::TimeoutError& e) {
+        CHECK(e.reason() == dtask::TimeoutError::Reason::no_worker);
         const std::string what = e.what();
         CHECK(what.find("no connected worker serves it") != std::string::npos);
         CHECK(what.find(cluster.endpoints().front()) != std::string::npos);

@@ -76,7 +76,7 @@ TEST_CASE("Failures.poison_pill_fails_its_job_naming_subtask_and_signal" * docte
     try {
         handle.get();
         FAIL("the job should have failed");
-    } catch (const dtask::WorkerLostError& e) {
+    } catch (const dtask::PoisonSubtaskError& e) {
         const std::string what = e.what();
         CHECK(what.find("tests.kills_worker_on_three") != std::string::npos);
         CHECK(what.find("subtask 3 killed the worker running it") != std::string::npos);

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <random>
 #include <set>
+#include <stdexcept>
 
 #include <dirent.h>
 #include <doctest/doctest.h>
@@ -29,19 +30,19 @@ std::uint64_t sum_below(std::uint64_t n) {
     return n * (n - 1) / 2;
 }
 
-/// The text of the error `handle` ended with, checked to be an ErrorType.
+/// The error `handle` ended with, checked to be an ErrorType.
 template <class ErrorType, class T>
-std::string error_of(dtask::JobHandle<T>& handle) {
+ErrorType error_of(dtask::JobHandle<T>& handle) {
     REQUIRE_MESSAGE(handle.wait_for(120s), "job '" << handle.job_name() << "' did not end");
     try {
         handle.get();
     } catch (const ErrorType& e) {
-        return e.what();
+        return e;
     } catch (const std::exception& e) {
         FAIL("job '" << handle.job_name() << "' failed with another error: " << e.what());
     }
     FAIL("job '" << handle.job_name() << "' should have failed");
-    return {};
+    throw std::logic_error("unreachable: FAIL throws");
 }
 
 bool contains(const std::string& text, const std::string& part) {
@@ -180,7 +181,7 @@ TEST_CASE("Reliability.subtask_that_kills_its_worker_fails_the_job_after_the_ret
         auto handle =
             cluster.submit(troubled, std::uint64_t{40},
                            Trouble{attempts.path(), 13, Trouble::segfault, 1000}, two_attempts);
-        const std::string what = error_of<dtask::WorkerLostError>(handle);
+        const std::string what = error_of<dtask::PoisonSubtaskError>(handle).what();
         CHECK_MESSAGE(contains(what, "subtask 13 killed the worker running it, 2 time(s)"), what);
         CHECK_MESSAGE(contains(what, "killed by signal 11"), what);
         // Once with others (then any of them could be the culprit), up to 3 times while its
@@ -191,7 +192,7 @@ TEST_CASE("Reliability.subtask_that_kills_its_worker_fails_the_job_after_the_ret
         TempDir attempts;
         auto handle = cluster.submit(troubled, std::uint64_t{40},
                                      Trouble{attempts.path(), 5, Trouble::exit, 1000});
-        const std::string what = error_of<dtask::WorkerLostError>(handle);
+        const std::string what = error_of<dtask::PoisonSubtaskError>(handle).what();
         CHECK_MESSAGE(contains(what, "subtask 5 killed the worker running it, 3 time(s)"), what);
         CHECK_MESSAGE(contains(what, "exited with status 42"), what);
     }
@@ -226,7 +227,9 @@ TEST_CASE("Reliability.subtask_that_hangs_on_every_attempt_fails_with_a_timeout"
     options.max_attempts = 2;
     auto handle = cluster.submit(troubled, std::uint64_t{50},
                                  Trouble{attempts.path(), 7, Trouble::hang, 1000}, options);
-    const std::string what = error_of<dtask::TimeoutError>(handle);
+    const dtask::TimeoutError error = error_of<dtask::TimeoutError>(handle);
+    const std::string what = error.what();
+    CHECK(error.reason() == dtask::TimeoutError::Reason::subtask_timeout);
     CHECK_MESSAGE(contains(what, "subtask 7 ran longer than its timeout of 500 ms on 2 attempt(s)"),
                   what);
     CHECK(attempts_made(attempts.path(), 7) == 2);
@@ -252,7 +255,7 @@ TEST_CASE("Reliability.transient_errors_are_retried_only_when_the_job_asks" *
         TempDir attempts;  // fails every time
         auto handle = cluster.submit(troubled, std::uint64_t{30},
                                      Trouble{attempts.path(), 4, Trouble::transient, 1000}, retry);
-        const std::string what = error_of<dtask::TaskError>(handle);
+        const std::string what = error_of<dtask::TaskError>(handle).what();
         CHECK_MESSAGE(contains(what, "dtask::TransientError"), what);
         CHECK_MESSAGE(contains(what, "a transient error on each of its 3 attempts"), what);
         CHECK(attempts_made(attempts.path(), 4) == 3);
@@ -261,7 +264,7 @@ TEST_CASE("Reliability.transient_errors_are_retried_only_when_the_job_asks" *
         TempDir attempts;  // not opted in: the first exception fails the job
         auto handle = cluster.submit(troubled, std::uint64_t{30},
                                      Trouble{attempts.path(), 4, Trouble::transient, 1});
-        const std::string what = error_of<dtask::TaskError>(handle);
+        const std::string what = error_of<dtask::TaskError>(handle).what();
         CHECK_MESSAGE(contains(what, "resource busy on attempt 1"), what);
         CHECK(attempts_made(attempts.path(), 4) == 1);
     }
@@ -300,7 +303,9 @@ TEST_CASE("Reliability.job_past_its_deadline_is_cancelled_with_a_timeout" * doct
     dtask::RunOptions options;
     options.deadline = 300ms;
     auto handle = cluster.submit(busy, Busy{1'000'000, 1000}, options);  // minutes of work
-    const std::string what = error_of<dtask::TimeoutError>(handle);
+    const dtask::TimeoutError error = error_of<dtask::TimeoutError>(handle);
+    const std::string what = error.what();
+    CHECK(error.reason() == dtask::TimeoutError::Reason::deadline);
     CHECK_MESSAGE(contains(what, "passed its deadline of 300 ms"), what);
     CHECK(run_within(cluster, squares, std::uint64_t{1000}) == serial_squares(1000));
 }
@@ -426,7 +431,9 @@ TEST_CASE("Reliability.local_workers_that_keep_dying_are_replaced_20_times_in_a_
     dtask::RunOptions options;
     options.worker_wait = 300ms;
     auto handle = cluster.submit(squares, std::uint64_t{10}, options);
-    const std::string what = error_of<dtask::TimeoutError>(handle);
+    const dtask::TimeoutError error = error_of<dtask::TimeoutError>(handle);
+    const std::string what = error.what();
+    CHECK(error.reason() == dtask::TimeoutError::Reason::no_worker);
     CHECK_MESSAGE(
         contains(what,
                  "local workers died 21 times in a row, so the cluster stopped restarting them"),

@@ -229,6 +229,7 @@ private:
             const ActiveJob& job = jobs_.at(id);
             const Progress progress = job.run->progress();
             fail(id, std::make_exception_ptr(TimeoutError(
+                         TimeoutError::Reason::deadline,
                          "job '" + job.run->job_name() + "' passed its deadline of " +
                          std::to_string(job.run->run_options().deadline.count()) + " ms with " +
                          std::to_string(progress.done) + " of " +
@@ -697,7 +698,8 @@ private:
             auto failure = decode_body<Failure>(message.body[0], "a failure report");
             switch (failure.kind) {
                 case FailureKind::timeout:
-                    error = std::make_exception_ptr(TimeoutError(failure.message));
+                    error = std::make_exception_ptr(
+                        TimeoutError(TimeoutError::Reason::subtask_timeout, failure.message));
                     break;
                 case FailureKind::exception:
                 case FailureKind::transient:
@@ -705,13 +707,14 @@ private:
                         name, index, failure.worker, failure.exception_type, failure.message));
                     break;
                 case FailureKind::worker_lost:
-                    error = std::make_exception_ptr(WorkerLostError(failure.message));
+                    error = std::make_exception_ptr(PoisonSubtaskError(failure.message));
                     break;
                 case FailureKind::no_worker: {
                     std::string text = failure.message;
                     for (const auto& notice : it->second.notices)
                         text += "; " + notice;
-                    error = std::make_exception_ptr(TimeoutError(text));
+                    error = std::make_exception_ptr(
+                        TimeoutError(TimeoutError::Reason::no_worker, text));
                     break;
                 }
                 case FailureKind::definition:
@@ -719,6 +722,9 @@ private:
                     break;
                 case FailureKind::protocol:
                     error = std::make_exception_ptr(ProtocolError(failure.message));
+                    break;
+                case FailureKind::shutdown:
+                    error = std::make_exception_ptr(BrokerShutdownError(failure.message));
                     break;
                 default:
                     error = std::make_exception_ptr(Error(failure.message));
