@@ -128,7 +128,7 @@ public:
                         std::string("stopped by an unexpected error: ") + e.what());
             code = worker_failed;
         }
-        if (broker_ && code != worker_refused && code != worker_gave_up && code != worker_usage) {
+        if (broker_ && code != worker_refused && code != worker_gave_up && code != worker_misused) {
             // Leaving on purpose: say so, so the broker requeues our batches at once rather
             // than after the heartbeat timeout. Never wait for it: a broker that is not
             // there must not keep the process alive.
@@ -178,7 +178,7 @@ private:
                                                "': " + e.what() +
                                                " (an endpoint looks like tcp://host:5555)");
             broker_.close();
-            return worker_usage;
+            return worker_misused;
         }
         now_ = Clock::now();
         auto silent_since = now_;
@@ -338,7 +338,7 @@ int run_worker(const WorkerOptions& options) {
             log_warning("worker " + process_name(),
                         "cannot connect to '" + options.endpoint + "': " + e.what() +
                             " (an endpoint looks like tcp://host:5555)");
-            code = worker_usage;
+            code = worker_misused;
         }
     }
     if (signal_fd >= 0)
