@@ -272,7 +272,7 @@ void poison_pill(Row& row) {
     try {
         job.get();
         throw std::runtime_error("a poison pill did not fail its job");
-    } catch (const dtask::WorkerLostError&) {
+    } catch (const dtask::PoisonSubtaskError&) {
     }
     row.detection.push_back(ms_since(start));
     const auto failed = Clock::now();
@@ -420,7 +420,7 @@ int main(int argc, char** argv) {
           ""}},
         {poison_pill,
          {"subtask segfaults every time (3 attempts)",
-          "WorkerLostError naming it",
+          "PoisonSubtaskError naming it",
           "job failed",
           {},
           "workers replaced",

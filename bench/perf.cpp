@@ -15,7 +15,7 @@
 
 #include <dtask/dtask.hpp>
 
-#include "child_process.hpp"
+#include "bench_child.hpp"
 #include "raw_zmq.hpp"
 #include "report.hpp"
 #include "scenarios.hpp"

@@ -17,7 +17,7 @@
 #include <sys/types.h>
 #include <zmq.hpp>
 
-#include "child_process.hpp"
+#include "bench_child.hpp"
 
 namespace perf::raw {
 
@@ -45,7 +45,7 @@ public:
     const std::string& endpoint() const noexcept { return endpoint_; }
 
 private:
-    ChildProcess process_;
+    BenchChild process_;
     std::string endpoint_;
 };
 
@@ -85,7 +85,7 @@ private:
 
     std::string endpoint_;
     zmq::context_t context_{1};
-    std::vector<ChildProcess> workers_;
+    std::vector<BenchChild> workers_;
     std::thread thread_;
 };
 

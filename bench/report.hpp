@@ -1,6 +1,6 @@
 #pragma once
 // The figures dtask_perf measures, and how it reports them: a table on stdout and a JSON file
-// for scripts/plot_performance.sh and for comparing runs.
+// for bench/plot_performance.py and for comparing runs.
 
 #include <optional>
 #include <string>

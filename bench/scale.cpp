@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "child_process.hpp"
+#include "bench_child.hpp"
 #include "perf_jobs.hpp"
 #include "raw_zmq.hpp"
 #include "scenarios.hpp"
@@ -66,7 +66,7 @@ double thread_cpu_ns(const std::string& id) {
 /// this binary connected to it, started here as remote workers would be started by hand.
 struct RemoteFleet {
     std::unique_ptr<dtask::Cluster> cluster;
-    std::vector<ChildProcess> workers;
+    std::vector<BenchChild> workers;
     std::string broker_thread;  // the id of the Cluster's broker thread
 
     explicit RemoteFleet(std::size_t count) {
@@ -151,8 +151,8 @@ std::vector<Figure> memory(const Settings& settings) {
 
     std::vector<double> host_maxrss, children_maxrss;
     for (int rep = 0; rep < settings.repeat; ++rep) {
-        ChildProcess probe({"--memory-probe", std::to_string(getpid()), std::to_string(subtasks)},
-                           true);
+        BenchChild probe({"--memory-probe", std::to_string(getpid()), std::to_string(subtasks)},
+                         true);
         const auto line = probe.read_line(std::chrono::minutes(5));
         const int status = probe.wait();
         long host_kib = 0, worker_kib = 0, self_maxrss_kib = 0, children_maxrss_kib = 0;
@@ -291,7 +291,7 @@ std::vector<Figure> startup(const Settings& settings) {
         auto start = Clock::now();
         double spawn_ms = 0;
         {
-            std::vector<ChildProcess> echoes;
+            std::vector<BenchChild> echoes;
             for (int i = 0; i < 2; ++i)
                 echoes.emplace_back(std::vector<std::string>{"--raw-echo", std::to_string(getpid()),
                                                              raw::private_ipc_endpoint(), "echo"},

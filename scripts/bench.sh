@@ -8,12 +8,12 @@ usage() {
     cat <<'USAGE'
 Usage: scripts/bench.sh [--help] [dtask_perf options]
 
-  1. installs missing Debian packages (scripts/setup.sh), gnuplot-nox included
+  1. installs missing Debian packages (scripts/setup.sh), python3-matplotlib included
   2. builds dtask_perf, Release, in build-bench/ (log: build-bench/bench-build.log)
   3. runs build-bench/bench/dtask_perf --json build-bench/perf.json [options]: a table of
      every figure next to its baseline, medians of the repetitions
   4. draws docs/images/efficiency.png and docs/images/broker_scaling.png from the JSON
-     (scripts/plot_performance.sh); with --quick into build-bench/images/ instead, so that
+     (bench/plot_performance.py); with --quick into build-bench/images/ instead, so that
      smoke-test sizes never replace the published plots
 
 dtask_perf options, passed on as they are:
@@ -47,7 +47,7 @@ rm -f "$json"  # a failed run must not leave an older run's figures to plot
 status=0
 "$root/build-bench/bench/dtask_perf" --json "$json" "$@" || status=$?
 if [[ -f "$json" ]]; then
-    "$root/scripts/plot_performance.sh" "$json" "$images" || status=1
+    "$root/bench/plot_performance.py" "$json" "$images" || status=1
 fi
 echo "bench.sh: done in $((SECONDS - start)) s; figures in ${json#"$root"/}," \
      "plots in ${images#"$root"/}/" >&2

@@ -14,4 +14,6 @@ TaskError::TaskError(std::string job, std::uint64_t subtask, std::string worker,
       exception_type_(std::move(exception_type)),
       exception_message_(std::move(exception_message)) {}
 
+TimeoutError::TimeoutError(Reason reason, const std::string& what) : Error(what), reason_(reason) {}
+
 }  // namespace dtask

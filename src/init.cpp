@@ -1,4 +1,3 @@
-#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +12,7 @@
 #include <dtask/detail/job_model.hpp>
 #include <dtask/init.hpp>
 
+#include "parse_number.hpp"
 #include "process.hpp"
 #include "worker/worker.hpp"
 
@@ -21,18 +21,16 @@ namespace {
 
 [[noreturn]] void usage_error(const std::string& message) {
     std::fprintf(stderr, "dtask worker: %s\n%s", message.c_str(), worker_usage());
-    detail::end_worker_process(detail::worker_usage);
+    detail::end_worker_process(detail::worker_misused);
 }
 
-unsigned long parse_number(std::string_view flag, std::string_view text, unsigned long low,
-                           unsigned long high) {
-    unsigned long value = 0;
-    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (error != std::errc{} || end != text.data() + text.size() || value < low || value > high) {
-        usage_error(std::string(flag) + " takes a whole number from " + std::to_string(low) +
-                    " to " + std::to_string(high) + ", not '" + std::string(text) + "'");
-    }
-    return value;
+/// The value of option `flag`, or a usage error.
+unsigned long number(std::string_view flag, std::string_view text, unsigned long low,
+                     unsigned long high) {
+    const auto value = detail::parse_number(text, low, high);
+    if (!value)
+        usage_error(detail::not_a_number_message(flag, text, low, high));
+    return *value;
 }
 
 /// The worker options on the command line; nullopt when this is not a worker.
@@ -61,11 +59,10 @@ std::optional<detail::WorkerOptions> worker_options(int argc, char** argv) {
             options.endpoint = std::string(*endpoint);
             worker = true;
         } else if (auto credits = value_of("--dtask-credits")) {
-            options.credits =
-                static_cast<unsigned>(parse_number("--dtask-credits", *credits, 1, 65536));
+            options.credits = static_cast<unsigned>(number("--dtask-credits", *credits, 1, 65536));
         } else if (auto give_up = value_of("--dtask-give-up")) {
             options.give_up =
-                std::chrono::seconds(parse_number("--dtask-give-up", *give_up, 1, 86400 * 365));
+                std::chrono::seconds(number("--dtask-give-up", *give_up, 1, 86400 * 365));
         }
     }
     if (!worker)

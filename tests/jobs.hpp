@@ -339,6 +339,11 @@ inline const dtask::Job<Tally> troubled{
         return tally;
     }};
 
+/// 0 + 1 + ... + (n - 1): the sum a troubled job of n subtasks adds up to.
+inline std::uint64_t sum_below(std::uint64_t n) {
+    return n * (n - 1) / 2;
+}
+
 /// Where gated and rendezvous subtasks leave their marks, and how long one waits at most, so
 /// that no test can hang on it.
 struct Gate {

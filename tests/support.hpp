@@ -4,7 +4,9 @@
 // instead of hanging.
 
 #include <chrono>
+#include <exception>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -69,6 +71,27 @@ T get_within(dtask::JobHandle<T>& handle, std::chrono::seconds timeout = std::ch
                                                       << "' did not end within " << timeout.count()
                                                       << " s");
     return handle.get();
+}
+
+/// The error `handle` ended with, checked to be an ErrorType; fails the test if the job
+/// succeeded, failed otherwise, or did not end within `timeout`.
+template <class ErrorType, class T>
+ErrorType error_of(dtask::JobHandle<T>& handle,
+                   std::chrono::seconds timeout = std::chrono::seconds(120)) {
+    REQUIRE_MESSAGE(handle.wait_for(timeout), "job '" << handle.job_name() << "' did not end");
+    try {
+        handle.get();
+    } catch (const ErrorType& e) {
+        return e;
+    } catch (const std::exception& e) {
+        FAIL("job '" << handle.job_name() << "' failed with another error: " << e.what());
+    }
+    FAIL("job '" << handle.job_name() << "' should have failed");
+    throw std::logic_error("unreachable: FAIL throws");
+}
+
+inline bool contains(const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
 }
 
 template <class T, class Input>

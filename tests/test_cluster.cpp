@@ -215,6 +215,7 @@ TEST_CASE("Cluster.job_without_workers_fails_after_its_wait" * doctest::timeout(
         handle.get();
         FAIL("the job should have timed out");
     } catch (const dtask::TimeoutError& e) {
+        CHECK(e.reason() == dtask::TimeoutError::Reason::no_worker);
         const std::string what = e.what();
         CHECK(what.find("no connected worker serves it") != std::string::npos);
         CHECK(what.find(cluster.endpoints().front()) != std::string::npos);
@@ -301,4 +302,14 @@ TEST_CASE("Cluster.leaves_no_process_behind" * doctest::timeout(60)) {
     CHECK(children_of_this_process().empty());  // reaped: no zombie, no live child
     for (pid_t pid : pids)
         CHECK(kill(pid, 0) == -1);
+}
+
+TEST_CASE("Cluster.client_submits_to_a_listening_cluster" * doctest::timeout(60)) {
+    auto options = small_cluster();
+    options.listen.push_back("tcp://127.0.0.1:*");
+    dtask::Cluster cluster(options);
+    dtask::Client client(cluster.endpoints().back());
+    REQUIRE(client.wait_for_workers(2, 30s));
+    CHECK(run_within(client, squares, std::uint64_t{5000}) == serial_squares(5000));
+    CHECK(run_within(client, concat_ordered, std::uint64_t{100}) == expected_concat(100));
 }

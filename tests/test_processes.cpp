@@ -99,6 +99,7 @@ TEST_CASE("Workers.from_another_build_are_refused_with_a_clear_error" * doctest:
         handle.get();
         FAIL("no worker of this build serves the job: it must fail");
     } catch (const dtask::TimeoutError& e) {
+        CHECK(e.reason() == dtask::TimeoutError::Reason::no_worker);
         const std::string what = e.what();
         CHECK(what.find("different definition of job 'tests.squares'") != std::string::npos);
         CHECK(what.find("unsigned int") != std::string::npos);   // the worker's subtask type

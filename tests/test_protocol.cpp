@@ -513,25 +513,6 @@ std::string encoded(const auto& value) {
     return bytes;
 }
 
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
-}
-
-/// The text of the error `handle` ended with, checked to be an ErrorType.
-template <class ErrorType, class T>
-std::string error_of(dtask::JobHandle<T>& handle, std::chrono::seconds timeout = 60s) {
-    REQUIRE_MESSAGE(handle.wait_for(timeout), "job '" << handle.job_name() << "' did not end");
-    try {
-        handle.get();
-    } catch (const ErrorType& e) {
-        return e.what();
-    } catch (const std::exception& e) {
-        FAIL("job '" << handle.job_name() << "' failed with another error: " << e.what());
-    }
-    FAIL("job '" << handle.job_name() << "' should have failed");
-    return {};
-}
-
 }  // namespace
 
 TEST_CASE("Protocol.encoder_writes_the_bytes_shown_in_protocol_md" * doctest::timeout(10)) {
@@ -698,7 +679,7 @@ TEST_CASE(
     dtask::RunOptions options;
     options.worker_wait = 500ms;
     auto handle = cluster.submit(test_jobs::squares, std::uint64_t{10}, options);
-    const std::string what = error_of<dtask::TimeoutError>(handle);
+    const std::string what = error_of<dtask::TimeoutError>(handle).what();
     CHECK_MESSAGE(contains(what, "different definition of job 'tests.squares'"), what);
     std::vector<std::string> heard;
     while (auto message = other.next(300ms)) {
@@ -783,10 +764,10 @@ TEST_CASE("Protocol.refused_client_fails_its_jobs_with_the_reason_for_good" *
     broker.send(broker.peer(), message_of(header(Command::refuse), {"no clients today"}));
     const std::string refusal =
         "the broker at " + broker.endpoint() + " refused this client: no clients today";
-    const std::string what = error_of<dtask::TransportError>(first);
+    const std::string what = error_of<dtask::TransportError>(first).what();
     CHECK_MESSAGE(contains(what, refusal), what);
     auto second = client.submit(test_jobs::squares, std::uint64_t{10});
-    const std::string again = error_of<dtask::TransportError>(second);
+    const std::string again = error_of<dtask::TransportError>(second).what();
     CHECK_MESSAGE(contains(again, refusal), again);
 }
 
@@ -804,6 +785,6 @@ TEST_CASE("Protocol.client_of_a_broker_of_another_protocol_version_hears_no_answ
     broker.send(broker.peer(),
                 message_of(header_of_version(4, Command::refuse),
                            {"malformed message: the peer speaks dtask protocol version 5"}));
-    const std::string what = error_of<dtask::TransportError>(handle);
+    const std::string what = error_of<dtask::TransportError>(handle).what();
     CHECK_MESSAGE(contains(what, "no answer from a broker at " + broker.endpoint()), what);
 }

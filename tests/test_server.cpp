@@ -175,7 +175,7 @@ TEST_CASE("Server.sigterm_fails_running_jobs_with_a_clear_error" * doctest::time
     try {
         handle.get();
         FAIL("the job must fail when dtaskd stops");
-    } catch (const dtask::Error& e) {
+    } catch (const dtask::BrokerShutdownError& e) {
         CHECK(std::string(e.what()).find("the broker shut down while it ran") != std::string::npos);
     }
     const auto status = broker.process().wait_exit(30s);

@@ -42,13 +42,16 @@ private:
     std::string exception_message_;
 };
 
-/// A subtask killed the worker process running it (or made it fall silent) more often than
-/// RunOptions::max_attempts allows: it looks like a poison pill. The message names the
-/// subtask and how the last worker died.
-class WorkerLostError : public Error {
+/// A subtask killed the worker running it, or made it fall silent, on every attempt: more
+/// often than RunOptions::max_attempts allows, so it looks like a poison pill. The message
+/// names the subtask and how the last worker died.
+class PoisonSubtaskError : public Error {
 public:
     using Error::Error;
 };
+
+/// The old name of PoisonSubtaskError, which said less about what happened.
+using WorkerLostError [[deprecated("renamed PoisonSubtaskError")]] = PoisonSubtaskError;
 
 /// The job was cancelled through its JobHandle.
 class CancelledError : public Error {
@@ -56,12 +59,21 @@ public:
     using Error::Error;
 };
 
-/// The job could not finish in time: no worker served it within RunOptions::worker_wait, a
-/// subtask ran past RunOptions::subtask_timeout on every attempt, or the job passed its
-/// RunOptions::deadline.
+/// The job could not finish in time; reason() says which limit it hit.
 class TimeoutError : public Error {
 public:
-    using Error::Error;
+    enum class Reason {
+        no_worker,        ///< no worker served the job within RunOptions::worker_wait
+        subtask_timeout,  ///< a subtask ran past RunOptions::subtask_timeout on every attempt
+        deadline,         ///< the job passed its RunOptions::deadline and was cancelled
+    };
+
+    TimeoutError(Reason reason, const std::string& what);
+
+    Reason reason() const noexcept { return reason_; }
+
+private:
+    Reason reason_;
 };
 
 /// Throw this (or a class derived from it) from map to say that the failure may not happen
@@ -78,6 +90,13 @@ public:
 class TransportError : public Error {
 public:
     using Error::Error;
+};
+
+/// The broker shut down while the job ran. A TransportError, so that code which treats
+/// every lost broker alike keeps doing so.
+class BrokerShutdownError : public TransportError {
+public:
+    using TransportError::TransportError;
 };
 
 /// A peer sent a message that does not follow the dtask protocol (truncated, garbage, or

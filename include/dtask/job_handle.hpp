@@ -2,6 +2,7 @@
 /// \file dtask::JobHandle<T>: a submitted job, to wait for, watch, cancel, or take the result of.
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -41,7 +42,7 @@ public:
     bool ready() const { return state().finished(); }
 
     /// Subtasks folded so far, and of how many.
-    Progress progress() const { return state().progress(); }
+    Progress progress() const;
 
     /// Drops the job's queued subtasks and makes get() throw CancelledError. Results still
     /// on their way are ignored; the workers stay in service. No effect on an ended job.
@@ -59,5 +60,18 @@ private:
 
     std::shared_ptr<detail::ResultState<T>> state_;
 };
+
+/// How far a job has got. `total` is known once split has produced its last piece, or from
+/// the start when split returns a sized range.
+struct Progress {
+    std::uint64_t done = 0;
+    std::uint64_t total = 0;
+    bool total_known = false;
+};
+
+template <class T>
+Progress JobHandle<T>::progress() const {
+    return state().progress();
+}
 
 }  // namespace dtask

@@ -56,7 +56,7 @@ struct RunOptions {
     // ---- fault tolerance (docs/reliability.md) ----
 
     /// How many attempts one subtask gets before its job fails. Only attempts the subtask
-    /// itself spoiled count: it killed the worker running it alone (WorkerLostError), it ran
+    /// itself spoiled count: it killed the worker running it alone (PoisonSubtaskError), it ran
     /// past subtask_timeout (TimeoutError), or it threw a TransientError with retry_transient
     /// (TaskError). Subtasks lost with a worker that died of something else run again freely.
     /// 1 to 1000.

@@ -2,7 +2,6 @@
 // (any binary that links the job definitions, started with --dtask-worker) serve them, and
 // dtaskd routes subtasks and results between them.
 
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +16,7 @@
 #include <dtask/version.hpp>
 
 #include "broker/broker.hpp"
+#include "parse_number.hpp"
 
 namespace {
 
@@ -37,16 +37,16 @@ void print_help() {
            "with an error that names the shutdown.\n";
 }
 
+/// The value of option `flag`, or exit with status 2 saying why not.
 unsigned long number(std::string_view flag, std::string_view text, unsigned long low,
                      unsigned long high) {
-    unsigned long value = 0;
-    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (error != std::errc{} || end != text.data() + text.size() || value < low || value > high) {
-        std::cerr << "dtaskd: " << flag << " takes a whole number from " << low << " to " << high
-                  << ", not '" << text << "'\n";
+    const auto value = dtask::detail::parse_number(text, low, high);
+    if (!value) {
+        std::cerr << "dtaskd: " << dtask::detail::not_a_number_message(flag, text, low, high)
+                  << "\n";
         std::exit(2);
     }
-    return value;
+    return *value;
 }
 
 }  // namespace

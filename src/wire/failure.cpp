@@ -16,7 +16,7 @@ std::exception_ptr failure_error(const zmq::message_t& report, const std::string
         auto failure = decode_body<Failure>(report, "a failure report");
         switch (failure.kind) {
             case FailureKind::timeout:
-                error = std::make_exception_ptr(TimeoutError(failure.message));
+                error = std::make_exception_ptr(TimeoutError(TimeoutError::Reason::subtask_timeout, failure.message));
                 break;
             case FailureKind::exception:
             case FailureKind::transient:
@@ -24,13 +24,13 @@ std::exception_ptr failure_error(const zmq::message_t& report, const std::string
                                                           failure.exception_type, failure.message));
                 break;
             case FailureKind::worker_lost:
-                error = std::make_exception_ptr(WorkerLostError(failure.message));
+                error = std::make_exception_ptr(PoisonSubtaskError(failure.message));
                 break;
             case FailureKind::no_worker: {
                 std::string text = failure.message;
                 for (const auto& notice : notices)
                     text += "; " + notice;
-                error = std::make_exception_ptr(TimeoutError(text));
+                error = std::make_exception_ptr(TimeoutError(TimeoutError::Reason::no_worker, text));
                 break;
             }
             case FailureKind::definition:
@@ -38,6 +38,9 @@ std::exception_ptr failure_error(const zmq::message_t& report, const std::string
                 break;
             case FailureKind::protocol:
                 error = std::make_exception_ptr(ProtocolError(failure.message));
+                break;
+            case FailureKind::shutdown:
+                error = std::make_exception_ptr(BrokerShutdownError(failure.message));
                 break;
             default:
                 error = std::make_exception_ptr(Error(failure.message));
@@ -54,7 +57,7 @@ std::exception_ptr failure_error(const zmq::message_t& report, const std::string
 std::exception_ptr deadline_error(const std::string& job_name, std::chrono::milliseconds deadline,
                                   const Progress& progress) {
     return std::make_exception_ptr(TimeoutError(
-        "job '" + job_name + "' passed its deadline of " + std::to_string(deadline.count()) +
+        TimeoutError::Reason::deadline, "job '" + job_name + "' passed its deadline of " + std::to_string(deadline.count()) +
         " ms with " + std::to_string(progress.done) + " of " +
         (progress.total_known ? std::to_string(progress.total)
                               : "at least " + std::to_string(progress.total)) +

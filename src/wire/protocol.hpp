@@ -70,15 +70,15 @@ struct Hello {
     }
 };
 
-/// Why a job failed, so the client throws the matching dtask exception.
+/// Why a job failed, so the client throws the matching dtask exception (wire/failure.hpp).
 enum class FailureKind : std::uint8_t {
     exception = 1,    // map threw: TaskError
-    worker_lost = 2,  // the subtask's workers kept dying: WorkerLostError
-    no_worker = 3,    // no worker serves the job: TimeoutError
+    worker_lost = 2,  // the subtask kept killing its workers: PoisonSubtaskError
+    no_worker = 3,    // no worker serves the job: TimeoutError, reason no_worker
     definition = 4,   // the worker's job definition differs: JobDefinitionError
     protocol = 5,     // a peer broke the protocol: ProtocolError
-    shutdown = 6,     // the broker is shutting down: Error
-    timeout = 7,      // a subtask ran past its timeout (on every attempt): TimeoutError
+    shutdown = 6,     // the broker is shutting down: BrokerShutdownError
+    timeout = 7,      // a subtask ran past its timeout on every attempt: TimeoutError, subtask_timeout
     transient = 8,    // map threw a TransientError: retried if the job allows, else TaskError
 };
 

@@ -63,7 +63,7 @@ int Link::run() {
         log_warning("worker " + name_, std::string("stopped by an unexpected error: ") + e.what());
         code = worker_failed;
     }
-    if (broker_ && code != worker_refused && code != worker_gave_up && code != worker_usage) {
+    if (broker_ && code != worker_refused && code != worker_gave_up && code != worker_misused) {
         // Leaving on purpose: say so, so the broker requeues our batches at once rather
         // than after the heartbeat timeout. Never wait for it: a broker that is not
         // there must not keep the process alive.
@@ -111,7 +111,7 @@ int Link::serve() {
         log_warning("worker " + name_, "cannot connect to '" + options_.endpoint + "': " +
                                            e.what() + " (an endpoint looks like tcp://host:5555)");
         broker_.close();
-        return worker_usage;
+        return worker_misused;
     }
     now_ = Clock::now();
     auto silent_since = now_;

@@ -98,7 +98,7 @@ int run_worker(const WorkerOptions& options) {
             log_warning("worker " + process_name(),
                         "cannot connect to '" + options.endpoint + "': " + e.what() +
                             " (an endpoint looks like tcp://host:5555)");
-            code = worker_usage;
+            code = worker_misused;
         }
     }
     if (signal_fd >= 0)

@@ -34,7 +34,7 @@ struct WorkerOptions {
 /// Exit codes of a worker process.
 enum WorkerExit : int {
     worker_done = 0,     // told to leave, or SIGTERM/SIGINT
-    worker_usage = 2,    // bad command line
+    worker_misused = 2,  // bad command line
     worker_refused = 3,  // the broker refused it
     worker_gave_up = 4,  // the broker stayed silent
     worker_failed = 5,   // an unexpected error stopped it

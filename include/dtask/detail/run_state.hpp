@@ -19,13 +19,7 @@
 
 namespace dtask {
 
-/// How far a job has got. `total` is known once split has produced its last piece, or from
-/// the start when split returns a sized range.
-struct Progress {
-    std::uint64_t done = 0;
-    std::uint64_t total = 0;
-    bool total_known = false;
-};
+struct Progress;  // defined in dtask/job_handle.hpp, included at the end
 
 }  // namespace dtask
 
@@ -126,3 +120,7 @@ private:
 };
 
 }  // namespace dtask::detail
+
+// RunState::progress() returns a dtask::Progress, which is declared for users next to
+// JobHandle. Included last, so that either header may come first and both types are complete.
+#include <dtask/job_handle.hpp>

@@ -1,4 +1,4 @@
-#include "child_process.hpp"
+#include "bench_child.hpp"
 
 #include <array>
 #include <atomic>
@@ -53,26 +53,26 @@ extern "C" void kill_children_and_end(int signal_number) {
 
 }  // namespace
 
-ChildProcess::ChildProcess(const std::vector<std::string>& args, bool pipe_stdout)
+BenchChild::BenchChild(const std::vector<std::string>& args, bool pipe_stdout)
     : process_(self_executable(), args, pipe_stdout ? "|" : "") {
     remember(process_.pid());
 }
 
-ChildProcess::ChildProcess(ChildProcess&& other) noexcept
+BenchChild::BenchChild(BenchChild&& other) noexcept
     : process_(std::move(other.process_)), watched_(std::exchange(other.watched_, false)) {}
 
-ChildProcess::~ChildProcess() {
+BenchChild::~BenchChild() {
     kill_and_reap();
 }
 
-int ChildProcess::wait() {
+int BenchChild::wait() {
     const int status = process_.wait();
     if (std::exchange(watched_, false))
         forget(process_.pid());
     return status;
 }
 
-void ChildProcess::kill_and_reap() noexcept {
+void BenchChild::kill_and_reap() noexcept {
     process_.kill_and_reap();
     if (std::exchange(watched_, false))
         forget(process_.pid());

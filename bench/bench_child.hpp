@@ -17,15 +17,15 @@
 namespace perf {
 
 /// This binary started again with `args`; SIGKILLed and reaped when it goes.
-class ChildProcess {
+class BenchChild {
 public:
     /// With `pipe_stdout`, the child's stdout is readable with read_line.
-    explicit ChildProcess(const std::vector<std::string>& args, bool pipe_stdout = false);
-    ~ChildProcess();
-    ChildProcess(ChildProcess&& other) noexcept;
-    ChildProcess& operator=(ChildProcess&&) = delete;
-    ChildProcess(const ChildProcess&) = delete;
-    ChildProcess& operator=(const ChildProcess&) = delete;
+    explicit BenchChild(const std::vector<std::string>& args, bool pipe_stdout = false);
+    ~BenchChild();
+    BenchChild(BenchChild&& other) noexcept;
+    BenchChild& operator=(BenchChild&&) = delete;
+    BenchChild(const BenchChild&) = delete;
+    BenchChild& operator=(const BenchChild&) = delete;
 
     pid_t pid() const noexcept { return process_.pid(); }
     /// The next line of the child's stdout, or nullopt on timeout or end of output.
@@ -42,7 +42,7 @@ private:
     bool watched_ = true;  // in the list the signal handler kills
 };
 
-/// Installs SIGINT and SIGTERM handlers that SIGKILL every ChildProcess alive, then end the
+/// Installs SIGINT and SIGTERM handlers that SIGKILL every BenchChild alive, then end the
 /// benchmark with the same signal. Call once, in the host, before starting children.
 void kill_children_on_termination_signals();
 

@@ -1,0 +1,322 @@
+#pragma once
+/// \file The machinery behind dtask::Job<T>: the compile-time checks of a definition, the
+/// typed job model that serializes subtasks and runs map, and the state of one run of a job.
+
+#include <concepts>
+#include <cstdint>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <span>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+
+#include <cereal/details/traits.hpp>
+
+#include <dtask/detail/archive.hpp>
+#include <dtask/detail/callable_traits.hpp>
+#include <dtask/detail/job_model.hpp>
+#include <dtask/detail/run_state.hpp>
+#include <dtask/detail/type_name.hpp>
+#include <dtask/error.hpp>
+#include <dtask/options.hpp>
+
+namespace dtask {
+
+/// No job-wide data: the map of such a job takes its subtask alone.
+struct NoShared {
+    template <class Archive>
+    void serialize(Archive&) {}
+};
+
+}  // namespace dtask
+
+namespace dtask::detail {
+
+template <class T>
+inline constexpr bool is_serializable_v =
+    cereal::traits::is_output_serializable<T, StringOutputArchive>::value&&
+        cereal::traits::is_input_serializable<T, BoundedInputArchive>::value;
+
+/// A job's model with its result type known: it can start runs that produce a T.
+template <class T>
+class JobModelFor : public JobModel {
+public:
+    using JobModel::JobModel;
+    /// Starts a run: checks the input's (and the job-wide data's) type, calls split.
+    /// `input` is moved from.
+    virtual std::shared_ptr<ResultState<T>> start(const std::type_info& input_type, void* input,
+                                                  const std::type_info& shared_type,
+                                                  const void* shared, SplitHint hint,
+                                                  RunOptions options) const = 0;
+};
+
+template <class Pieces, bool = std::ranges::input_range<Pieces>>
+struct piece_iterator {
+    using type = int;  // a generator has none
+};
+template <class Pieces>
+struct piece_iterator<Pieces, true> {
+    using type = std::ranges::iterator_t<Pieces>;
+};
+
+/// The pieces split produces, pulled one at a time: from a range (a vector, a view, anything
+/// iterable) or from a generator callable that returns std::optional<Subtask>.
+template <class Pieces, class Subtask>
+class PieceSource {
+public:
+    explicit PieceSource(Pieces pieces) : pieces_(std::move(pieces)) {
+        if constexpr (std::ranges::input_range<Pieces>) {
+            it_.emplace(std::ranges::begin(pieces_));
+        }
+    }
+    PieceSource(const PieceSource&) = delete;
+    PieceSource& operator=(const PieceSource&) = delete;
+
+    /// How many pieces there are, when the range knows it without being walked.
+    std::optional<std::uint64_t> size() const {
+        if constexpr (std::ranges::sized_range<const Pieces>) {
+            return static_cast<std::uint64_t>(std::ranges::size(pieces_));
+        } else {
+            return std::nullopt;
+        }
+    }
+
+    bool next(std::string& out) {
+        if constexpr (std::ranges::input_range<Pieces>) {
+            if (*it_ == std::ranges::end(pieces_))
+                return false;
+            save_to(out, static_cast<const Subtask&>(Subtask(**it_)));
+            ++*it_;
+            return true;
+        } else {
+            std::optional<Subtask> piece = pieces_();
+            if (!piece)
+                return false;
+            save_to(out, *piece);
+            return true;
+        }
+    }
+
+private:
+    Pieces pieces_;
+    std::optional<typename piece_iterator<Pieces>::type> it_;
+};
+
+template <class Pieces, class Subtask>
+concept piece_source_of = (std::ranges::input_range<Pieces> &&
+                           std::convertible_to<std::ranges::range_reference_t<Pieces>, Subtask>) ||
+                          (std::invocable<Pieces&> &&
+                           std::same_as<std::invoke_result_t<Pieces&>, std::optional<Subtask>>);
+
+template <class T, class Input, class Subtask, class Partial, class Shared, class Split,
+          class Reduce>
+class RunStateFor final : public ResultState<T> {
+public:
+    using Pieces = std::remove_cvref_t<std::invoke_result_t<const Split&, const Input&, SplitHint>>;
+
+    RunStateFor(const JobModel& model, Input&& input, std::string shared, SplitHint hint,
+                RunOptions run_options, JobOptions job_options, const Split& split,
+                const Reduce& reduce)
+        : ResultState<T>(model.name(), model.signature(), std::move(shared), run_options,
+                         job_options),
+          input_(std::move(input)),
+          pieces_(split(input_, hint)),
+          reduce_(reduce) {
+        if (auto size = pieces_.size())
+            this->declare_total(*size);
+    }
+
+    bool next_subtask(std::string& out) override { return pieces_.next(out); }
+
+    void fold(std::span<const std::byte> bytes, std::uint64_t index) override {
+        Partial partial = load_from<Partial>(bytes, [&] {
+            return "the partial result of subtask " + std::to_string(index) + " of job '" +
+                   this->job_name() + "'";
+        });
+        accumulator_ = std::invoke(reduce_, std::move(accumulator_), std::move(partial));
+    }
+
+    void finish() override { this->publish(std::move(accumulator_)); }
+
+private:
+    Input input_;  // split's range may refer to it: it lives as long as the run
+    PieceSource<Pieces, Subtask> pieces_;
+    Reduce reduce_;  // a copy: the run may outlive a Job that is not at namespace scope
+    T accumulator_{};
+};
+
+template <class T, class Split, class Map, class Reduce>
+class JobModelImpl final : public JobModelFor<T> {
+    using map_traits = callable_traits<Map>;
+    using split_traits = callable_traits<Split>;
+
+public:
+    using Input = arg_t<Split, 0>;
+    using Subtask = arg_t<Map, 0>;
+    using Partial = std::remove_cvref_t<typename map_traits::result>;
+    using Shared =
+        std::conditional_t<map_traits::arity == 2, arg_t<Map, map_traits::arity - 1>, NoShared>;
+    using MapPointer = typename map_traits::function_pointer;
+
+    JobModelImpl(std::string name, Split split, MapPointer map, Reduce reduce, JobOptions options)
+        : JobModelFor<T>(std::move(name), make_signature(options)),
+          split_(std::move(split)),
+          map_(map),
+          reduce_(std::move(reduce)),
+          options_(options) {}
+
+    static std::string make_signature(const JobOptions& options) {
+        auto describe = [](std::string name, std::size_t size) {
+            return name + " (" + std::to_string(size) + " bytes)";
+        };
+        std::string signature = "subtask " + describe(type_name<Subtask>(), sizeof(Subtask)) +
+                                ", partial " + describe(type_name<Partial>(), sizeof(Partial));
+        if constexpr (!std::is_same_v<Shared, NoShared>) {
+            signature += ", shared " + describe(type_name<Shared>(), sizeof(Shared));
+        }
+        signature += ", revision " + std::to_string(options.revision);
+        return signature;
+    }
+
+    std::shared_ptr<ResultState<T>> start(const std::type_info& input_type, void* input,
+                                          const std::type_info& shared_type, const void* shared,
+                                          SplitHint hint, RunOptions options) const override {
+        if (input_type != typeid(Input)) {
+            throw JobDefinitionError("job '" + this->name() + "' takes an input of type " +
+                                     type_name<Input>() + ", but was given a " +
+                                     demangle(input_type.name()));
+        }
+        if (shared_type != typeid(Shared)) {
+            if constexpr (std::is_same_v<Shared, NoShared>) {
+                throw JobDefinitionError(
+                    "job '" + this->name() +
+                    "' takes no job-wide data (its map has one parameter), but was given a " +
+                    demangle(shared_type.name()));
+            } else {
+                throw JobDefinitionError(
+                    "job '" + this->name() + "' needs job-wide data of type " +
+                    type_name<Shared>() + " (its map's second parameter), but was given " +
+                    (shared_type == typeid(NoShared) ? std::string("none")
+                                                     : "a " + demangle(shared_type.name())));
+            }
+        }
+        std::string shared_bytes;
+        save_to(shared_bytes, *static_cast<const Shared*>(shared));
+        return std::make_shared<RunStateFor<T, Input, Subtask, Partial, Shared, Split, Reduce>>(
+            *this, std::move(*static_cast<Input*>(input)), std::move(shared_bytes), hint, options,
+            options_, split_, reduce_);
+    }
+
+    std::shared_ptr<const void> load_shared(std::span<const std::byte> bytes) const override {
+        return std::make_shared<const Shared>(
+            load_from<Shared>(bytes, "the job-wide data of job '" + this->name() + "'"));
+    }
+
+    void run_map(const void* shared, std::span<const std::byte> bytes, std::uint64_t index,
+                 std::string& out) const override {
+        const Subtask subtask = load_from<Subtask>(bytes, [&] {
+            return "subtask " + std::to_string(index) + " of job '" + this->name() + "'";
+        });
+        if constexpr (std::is_same_v<Shared, NoShared>) {
+            (void)shared;
+            save_to(out, map_(subtask));
+        } else {
+            save_to(out, map_(subtask, *static_cast<const Shared*>(shared)));
+        }
+    }
+
+private:
+    Split split_;
+    MapPointer map_;
+    Reduce reduce_;
+    JobOptions options_;
+};
+
+/// The compile-time checks of a job definition, each with a message that says what to change.
+/// Returns whether they all passed, so that Job instantiates nothing more when one failed and
+/// the message is the only error shown.
+template <class T, class Split, class Map, class Reduce>
+constexpr bool check_job_definition() {
+    static_assert(
+        callable_traits<Map>::known,
+        "dtask::Job: map must be a function or a lambda with one, non-template call operator "
+        "(spell out its parameter type instead of `auto`)");
+    static_assert(
+        callable_traits<Split>::known,
+        "dtask::Job: split must be a function or a lambda with one, non-template call operator "
+        "(spell out its parameter types instead of `auto`)");
+    using Model = JobModelImpl<T, Split, Map, Reduce>;
+    using Subtask = typename Model::Subtask;
+    using Partial = typename Model::Partial;
+    using Shared = typename Model::Shared;
+    using Input = typename Model::Input;
+    using SplitArgs = typename callable_traits<Split>::args;
+    using SplitResult = std::remove_cvref_t<typename callable_traits<Split>::result>;
+
+    constexpr bool map_captures_nothing = std::is_convertible_v<Map, typename Model::MapPointer>;
+    static_assert(map_captures_nothing,
+                  "dtask::Job: map must not capture anything (it runs in another process, where "
+                  "the captured variables do not exist); pass what it needs as job-wide data: "
+                  "map(const Subtask&, const Shared&)");
+    constexpr bool map_takes_one_or_two =
+        callable_traits<Map>::arity == 1 || callable_traits<Map>::arity == 2;
+    static_assert(map_takes_one_or_two,
+                  "dtask::Job: map takes (const Subtask&) or (const Subtask&, const Shared&)");
+    constexpr bool map_returns = !std::is_void_v<Partial>;
+    static_assert(map_returns, "dtask::Job: map must return its partial result");
+    constexpr bool split_takes_two = callable_traits<Split>::arity == 2;
+    static_assert(split_takes_two, "dtask::Job: split takes (const Input&, dtask::SplitHint)");
+    constexpr bool split_takes_hint =
+        std::is_same_v<std::remove_cvref_t<std::tuple_element_t<1, SplitArgs>>, SplitHint>;
+    static_assert(split_takes_hint, "dtask::Job: split's second parameter is a dtask::SplitHint");
+    constexpr bool split_gives_subtasks = piece_source_of<SplitResult, Subtask>;
+    static_assert(split_gives_subtasks,
+                  "dtask::Job: split must return a range of the subtask type (map's first "
+                  "parameter), or a callable returning std::optional<Subtask>");
+    constexpr bool reduce_folds = std::is_invocable_r_v<T, const Reduce&, T, Partial>;
+    static_assert(reduce_folds,
+                  "dtask::Job<T>: reduce must be callable as reduce(T accumulator, Partial part) "
+                  "-> T, where Partial is what map returns");
+    constexpr bool result_starts_empty = std::is_default_constructible_v<T>;
+    static_assert(result_starts_empty,
+                  "dtask::Job<T>: the result starts as T{}, so T must be default-constructible");
+    constexpr bool values_decode = std::is_default_constructible_v<Subtask> &&
+                                   std::is_default_constructible_v<Partial> &&
+                                   std::is_default_constructible_v<Shared>;
+    static_assert(values_decode,
+                  "dtask::Job: subtask, partial and job-wide data types are decoded into a "
+                  "default-constructed value, so they must be default-constructible");
+    constexpr bool input_moves = std::is_move_constructible_v<Input>;
+    static_assert(input_moves, "dtask::Job: the input type must be movable");
+    static_assert(is_serializable_v<Input>,
+                  "dtask::Job: the input type (split's first parameter) must be serializable "
+                  "with cereal: give it a `template <class Archive> void serialize(Archive& a)` "
+                  "member");
+    static_assert(is_serializable_v<Subtask>,
+                  "dtask::Job: the subtask type (map's first parameter) must be serializable "
+                  "with cereal: give it a `template <class Archive> void serialize(Archive& a)` "
+                  "member");
+    static_assert(is_serializable_v<Partial>,
+                  "dtask::Job: the partial type (what map returns) must be serializable with "
+                  "cereal: give it a `template <class Archive> void serialize(Archive& a)` "
+                  "member");
+    static_assert(is_serializable_v<Shared>,
+                  "dtask::Job: the job-wide data type (map's second parameter) must be "
+                  "serializable with cereal: give it a `template <class Archive> void "
+                  "serialize(Archive& a)` member");
+    static_assert(is_serializable_v<T>,
+                  "dtask::Job<T>: the result type T must be serializable with cereal: give it a "
+                  "`template <class Archive> void serialize(Archive& a)` member");
+    return map_captures_nothing && map_takes_one_or_two && map_returns && split_takes_two &&
+           split_takes_hint && split_gives_subtasks && reduce_folds && result_starts_empty &&
+           values_decode && input_moves && is_serializable_v<Input> && is_serializable_v<Subtask> &&
+           is_serializable_v<Partial> && is_serializable_v<Shared> && is_serializable_v<T>;
+}
+
+}  // namespace dtask::detail
