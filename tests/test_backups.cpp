@@ -37,7 +37,8 @@ struct Tail {
         run(b, 1, t0 + 5ms);
     }
     void run(WorkerPeer& worker, std::uint64_t first, Clock::time_point sent) {
-        worker.credits.hold(HeldBatch{job.id, first, 1, first, task_frame(job.id, first, 1), sent, 0});
+        worker.credits.hold(
+            HeldBatch{job.id, first, 1, first, task_frame(job.id, first, 1), sent, 0});
     }
     WorkerPeer* choose(Clock::time_point now) { return choose_backup(c, peers, jobs, now); }
 };

@@ -77,8 +77,9 @@ TEST_CASE("FairShare.priorities_3_and_1_give_a_3_to_1_ratio" * doctest::timeout(
     CHECK(order[32] == 1);
 }
 
-TEST_CASE("FairShare.a_batch_larger_than_the_rest_of_a_turn_is_sent_and_its_excess_carried_as_debt" *
-          doctest::timeout(30)) {
+TEST_CASE(
+    "FairShare.a_batch_larger_than_the_rest_of_a_turn_is_sent_and_its_excess_carried_as_debt" *
+    doctest::timeout(30)) {
     Rotation rotation;
     BrokerJob& large = rotation.add(1, 1, 100, 100);  // batches above a turn of 64
     rotation.add(2, 1, 100, 16);

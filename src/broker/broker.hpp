@@ -31,6 +31,7 @@ struct BrokerOptions {
 };
 
 class BrokerLoop;
+struct BrokerContext;
 
 /// The broker's facade: binds the socket, runs BrokerLoop on a thread of its own, and tells
 /// other threads how many workers it has.
@@ -66,6 +67,7 @@ private:
     mutable std::condition_variable workers_changed_;
     std::vector<pid_t> local_pids_;
     friend class BrokerLoop;
+    friend struct BrokerContext;
 };
 
 }  // namespace dtask::detail

@@ -33,8 +33,8 @@ struct WorkCost {
     /// was sent: a run cannot have taken longer than the broker waited for it, so that a
     /// worker's absurd report cannot hold every worker to 2 batches for the rest of the job.
     void add(std::uint64_t reported_ns, std::int64_t waited_ns, std::uint64_t count) noexcept {
-        map_ns += static_cast<double>(
-            std::min(reported_ns, static_cast<std::uint64_t>(std::max<std::int64_t>(0, waited_ns))));
+        map_ns += static_cast<double>(std::min(
+            reported_ns, static_cast<std::uint64_t>(std::max<std::int64_t>(0, waited_ns))));
         mapped += count;
     }
 
@@ -115,8 +115,9 @@ struct Credits {
     void size_limit(unsigned offered) {
         if (finish_interval_ns <= 0)
             return;
-        const double wanted = std::ceil(
-            static_cast<double>(std::chrono::nanoseconds(credit_time).count()) / finish_interval_ns);
+        const double wanted =
+            std::ceil(static_cast<double>(std::chrono::nanoseconds(credit_time).count()) /
+                      finish_interval_ns);
         limit = static_cast<unsigned>(
             std::min(std::max(wanted, 2.0), static_cast<double>(std::max(offered, 1u))));
     }

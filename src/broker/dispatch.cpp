@@ -28,8 +28,9 @@ void Dispatch::feed(WorkerPeer& worker) {
             return;
     }
     while (worker.credits.has_room() && !fair_share_.empty()) {
-        auto turn = fair_share_.next([&](std::uint64_t id) { return jobs_.find(id); },
-                                     [&](const BrokerJob& job) { return serves(worker.serving, job); });
+        auto turn =
+            fair_share_.next([&](std::uint64_t id) { return jobs_.find(id); },
+                             [&](const BrokerJob& job) { return serves(worker.serving, job); });
         if (turn.job == nullptr)
             break;
         send(worker, *turn.job, std::move(turn.batch));

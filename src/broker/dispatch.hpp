@@ -27,8 +27,13 @@ public:
     /// Posts to `outbox`, the loop's, which sends it at the end of the burst.
     Dispatch(Peers& peers, Jobs& jobs, FairShare& fair_share, Recovery& recovery,
              WithRoom<WorkerPeer>& room, Outbox& outbox, const LazyClock& clock)
-        : peers_(peers), jobs_(jobs), fair_share_(fair_share), recovery_(recovery), room_(room),
-          outbox_(outbox), clock_(clock) {}
+        : peers_(peers),
+          jobs_(jobs),
+          fair_share_(fair_share),
+          recovery_(recovery),
+          room_(room),
+          outbox_(outbox),
+          clock_(clock) {}
 
     /// Gives the worker batches while it has room, taking jobs in turn.
     void feed(WorkerPeer& worker);

@@ -57,10 +57,10 @@ struct BrokerJob {
     zmq::message_t shared;
     std::deque<QueuedBatch> queue;
     protocol::JobSettings settings;
-    Turns turns;           // fair share
-    JobRecovery recovery;  // quarantine and spoiled attempts
-    JobBackups backups;    // the tail and the copies running
-    WorkCost cost;         // map time per subtask so far, for the credits
+    Turns turns;                                // fair share
+    JobRecovery recovery;                       // quarantine and spoiled attempts
+    JobBackups backups;                         // the tail and the copies running
+    WorkCost cost;                              // map time per subtask so far, for the credits
     std::unordered_set<std::string> opened_by;  // workers holding its definition
     WorkerWait worker;
 };

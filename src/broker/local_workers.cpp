@@ -41,7 +41,9 @@ LocalWorkers::LocalWorkers(const std::vector<std::string>& endpoints, unsigned c
         throw Error("dtask: cannot create the broker's epoll set of local workers");
 }
 
-LocalWorkers::~LocalWorkers() { close(exits_fd_); }
+LocalWorkers::~LocalWorkers() {
+    close(exits_fd_);
+}
 
 void LocalWorkers::spawn() {
     try {
@@ -104,7 +106,8 @@ void LocalWorkers::schedule_respawn() {
     const RespawnSchedule::Decision decision = schedule_.on_death(now);
     if (!decision.respawn) {
         if (decision.stopped) {
-            restarts_stopped_ = "local workers died " + std::to_string(schedule_.deaths_in_a_row()) +
+            restarts_stopped_ = "local workers died " +
+                                std::to_string(schedule_.deaths_in_a_row()) +
                                 " times in a row, so the cluster stopped restarting them";
             log_warning("broker", restarts_stopped_);
         }
