@@ -30,6 +30,11 @@ struct BrokerOptions {
     unsigned heartbeat_liveness = 5;
 };
 
+class BrokerLoop;
+struct BrokerContext;
+
+/// The broker's facade: binds the socket, runs BrokerLoop on a thread of its own, and tells
+/// other threads how many workers it has.
 class Broker {
 public:
     /// Binds every endpoint (throws TransportError naming the one that failed).
@@ -49,8 +54,6 @@ public:
     std::vector<pid_t> local_worker_pids() const;
 
 private:
-    class Loop;
-
     void run() noexcept;
 
     BrokerOptions options_;
@@ -63,7 +66,8 @@ private:
     mutable std::mutex mutex_;
     mutable std::condition_variable workers_changed_;
     std::vector<pid_t> local_pids_;
-    friend class Loop;
+    friend class BrokerLoop;
+    friend struct BrokerContext;
 };
 
 }  // namespace dtask::detail

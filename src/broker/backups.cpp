@@ -1,0 +1,86 @@
+// Backup copies: which running batch gets a copy, and which copies lose when one finishes.
+
+#include "broker/backups.hpp"
+
+#include "broker/jobs.hpp"
+#include "broker/peers.hpp"
+
+namespace dtask::detail {
+
+using Clock = std::chrono::steady_clock;
+
+bool may_back_up(const BrokerJob& job) {
+    return job.settings.backup_tasks && job.backups.split_done && job.queue.empty() &&
+           job.recovery.quarantine.empty() && job.backups.runs > 0;
+}
+
+bool holds_spoiled(const BrokerJob& job, const HeldBatch& batch) {
+    const auto& spoiled = job.recovery.spoiled;
+    return std::any_of(spoiled.begin(), spoiled.end(), [&](const auto& entry) {
+        return entry.first >= batch.first && entry.first < batch.end();
+    });
+}
+
+WorkerPeer* choose_backup(WorkerPeer& idle, Peers& peers, Jobs& jobs, Clock::time_point now) {
+    // Looked for after every result a worker with a free credit sends: the scan of what the
+    // workers hold below is done only when some job has reached its tail.
+    auto& all = jobs.all();
+    if (idle.recovery.isolated || idle.recovery.reserved ||
+        std::none_of(all.begin(), all.end(),
+                     [](const auto& entry) { return may_back_up(entry.second); }))
+        return nullptr;
+    WorkerPeer* holder = nullptr;
+    Clock::duration longest{};
+    for (auto& [id, other] : peers.workers()) {
+        if (id == idle.id || other.credits.held.empty() || other.recovery.isolated)
+            continue;
+        // A worker runs its batches in the order they were sent: the oldest is the one
+        // running, since its previous batch finished (or since it was sent, if later).
+        const HeldBatch& running = other.credits.held.front();
+        auto job = all.find(running.job);
+        if (job == all.end())
+            continue;
+        const BrokerJob& candidate = job->second;
+        if (!may_back_up(candidate) || candidate.backups.copies.contains(running.first) ||
+            holds_spoiled(candidate, running) || !serves(idle.serving, candidate))
+            continue;
+        const auto age = now - std::max(running.sent, other.credits.last_result_at);
+        const auto expected = candidate.backups.run_time /
+                              static_cast<Clock::rep>(candidate.backups.runs) *
+                              static_cast<Clock::rep>(running.count);
+        if (age < backup_min_age || age < 2 * expected || age <= longest)
+            continue;
+        holder = &other;
+        longest = age;
+    }
+    if (holder != nullptr) {
+        const HeldBatch& running = holder->credits.held.front();
+        all.at(running.job).backups.copies[running.first] =
+            Copies{running.count, {holder->id, idle.id}};
+    }
+    return holder;
+}
+
+std::vector<std::string> settle_copies(JobBackups& job, std::uint64_t first, std::uint64_t count,
+                                       const std::string& winner) {
+    auto it = job.copies.find(first);
+    if (it == job.copies.end() || !it->second.of(count, winner))
+        return {};  // no copies, or of another batch that starts at the same index
+    auto holders = std::move(it->second.holders);
+    job.copies.erase(it);
+    std::erase(holders, winner);
+    return holders;
+}
+
+bool other_copy_runs(JobBackups& job, const HeldBatch& batch, const std::string& holder) {
+    auto it = job.copies.find(batch.first);
+    if (it == job.copies.end() || !it->second.of(batch.count, holder))
+        return false;  // no copies, or of another batch that starts at the same index
+    std::erase(it->second.holders, holder);
+    const bool others = !it->second.holders.empty();
+    if (it->second.holders.size() <= 1)
+        job.copies.erase(it);  // one copy left: an ordinary batch again
+    return others;
+}
+
+}  // namespace dtask::detail

@@ -1,0 +1,95 @@
+// The broker's context: the acts the loop and its handlers share.
+
+#include "broker/broker_context.hpp"
+
+#include <array>
+
+namespace dtask::detail {
+
+using namespace protocol;
+
+BrokerContext::BrokerContext(Broker& owner)
+    : broker(owner),
+      options(owner.options_),
+      local(owner.endpoints_, owner.options_.local_worker_credits, owner.mutex_,
+            owner.local_pids_) {}
+
+void BrokerContext::refuse(const std::string& id, const std::string& reason) {
+    std::array frames{header(Command::refuse), text_frame(reason)};
+    post(id, frames);
+}
+
+void BrokerContext::welcome(const std::string& id) {
+    std::array frames{
+        header(Command::welcome, {static_cast<std::uint64_t>(options.heartbeat_interval.count()),
+                                  options.heartbeat_liveness})};
+    post(id, frames);
+}
+
+void BrokerContext::send_status(const std::string& client_id) {
+    std::array frames{header(Command::status, {peers.workers().size()})};
+    post(client_id, frames);
+}
+
+void BrokerContext::publish_worker_count() {
+    {
+        std::lock_guard lock(broker.mutex_);
+        broker.worker_count_ = peers.workers().size();
+    }
+    broker.workers_changed_.notify_all();
+    // A client in this process reads the count from the broker itself: its spare connections
+    // may idle for long without reading.
+    for (const auto& [id, client] : peers.clients()) {
+        if (!client.same_process)
+            send_status(id);
+    }
+}
+
+/// Tells both sides when a worker offers a job under the same name with other types.
+void BrokerContext::check_definition(const WorkerPeer& worker, const BrokerJob& job) {
+    auto it = worker.serving.serves.find(job.name);
+    if (it == worker.serving.serves.end() || it->second == job.signature)
+        return;
+    const std::string text =
+        "worker " + worker.hello.name + " was built with a different definition of job '" +
+        job.name + "' (worker: " + it->second + "; client: " + job.signature +
+        "); it will receive none of this job's subtasks: rebuild it from the same source";
+    std::array to_worker{header(Command::notice, {0}), text_frame(text)};
+    post(worker.id, to_worker);
+    std::array to_client{header(Command::notice, {job.client_job}), text_frame(text)};
+    post(job.client, to_client);
+}
+
+void BrokerContext::fail_job(BrokerJob& job, std::uint64_t index, const Failure& failure) {
+    std::array out{header(Command::failure, {job.client_job, index}), encode_body(failure)};
+    post(job.client, out);
+    forget_job(job.id);
+}
+
+/// Drops a job's queue; the workers holding its definition are told to drop it too
+/// (Dispatch::tell_ended). Results still on their way are then ignored.
+void BrokerContext::forget_job(std::uint64_t job_id) {
+    auto it = jobs.all().find(job_id);
+    if (it == jobs.all().end())
+        return;
+    for (const auto& worker_id : it->second.opened_by) {
+        auto worker = peers.workers().find(worker_id);
+        if (worker == peers.workers().end())
+            continue;
+        worker->second.serving.opened.erase(job_id);
+        worker->second.serving.ended.push_back(job_id);
+    }
+    recovery.forget(it->second.recovery);
+    if (auto client = peers.clients().find(it->second.client); client != peers.clients().end())
+        client->second.jobs.erase(job_id);
+    jobs.erase(it);  // a stale id left in the rotation is skipped there
+}
+
+std::string BrokerContext::listening() const {
+    std::string text;
+    for (const auto& endpoint : broker.endpoints_)
+        text += (text.empty() ? "" : ", ") + endpoint;
+    return text;
+}
+
+}  // namespace dtask::detail

@@ -1,0 +1,77 @@
+#pragma once
+// The broker's context: what the loop and its handlers for workers and clients share (the
+// records, the policies' state, the outboxes) and the acts they all take: posting, ending a
+// job, telling clients how many workers there are. Policies get parts of it, never the whole.
+
+#include <chrono>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <zmq.hpp>
+
+#include "broker/broker.hpp"
+#include "broker/credits.hpp"
+#include "broker/dispatch.hpp"
+#include "broker/fair_share.hpp"
+#include "broker/jobs.hpp"
+#include "broker/local_workers.hpp"
+#include "broker/peers.hpp"
+#include "broker/recovery.hpp"
+#include "wire/lazy_clock.hpp"
+#include "wire/outbox.hpp"
+#include "wire/protocol.hpp"
+
+namespace dtask::detail {
+
+/// "250 ms", for messages a person reads.
+inline std::string format_ms(std::chrono::milliseconds ms) {
+    return std::to_string(ms.count()) + " ms";
+}
+
+struct BrokerContext {
+    using Clock = std::chrono::steady_clock;
+
+    explicit BrokerContext(Broker& owner);
+    BrokerContext(const BrokerContext&) = delete;
+    BrokerContext& operator=(const BrokerContext&) = delete;
+
+    /// Sends a message at the end of the burst (Outbox).
+    void post(std::string_view to, std::span<zmq::message_t> frames) { outbox.add(to, frames); }
+    /// Sends a result to its client at the end of the burst, ahead of every other message.
+    void post_result(std::string_view client, std::span<zmq::message_t> frames) {
+        results.add(client, frames);
+    }
+    /// When the message being handled was read (clock).
+    Clock::time_point now() const noexcept { return clock.last(); }
+
+    void refuse(const std::string& id, const std::string& reason);
+    void welcome(const std::string& id);
+    void send_status(const std::string& client_id);
+    /// The number of workers, for the Broker's other threads and for the clients.
+    void publish_worker_count();
+    /// Tells both sides when a worker offers a job under the same name with other types.
+    void check_definition(const WorkerPeer& worker, const BrokerJob& job);
+    /// Reports the failure to the job's client and forgets the job.
+    void fail_job(BrokerJob& job, std::uint64_t index, const protocol::Failure& failure);
+    void forget_job(std::uint64_t job_id);
+    /// The broker's endpoints, for messages a person reads.
+    std::string listening() const;
+
+    Broker& broker;
+    const BrokerOptions& options;
+    Peers peers;
+    Jobs jobs;
+    FairShare fair_share;
+    Recovery recovery;
+    WithRoom<WorkerPeer> room;  // workers with room for more batches
+    LocalWorkers local;
+    Outbox results;  // results the burst forwards to clients
+    Outbox outbox;   // everything else the burst sends
+    // When the message being handled was read, shared by everything that stamps it: read
+    // once per turn, then every few messages of a burst.
+    LazyClock clock;
+    Dispatch dispatch{peers, jobs, fair_share, recovery, room, outbox, clock};
+};
+
+}  // namespace dtask::detail

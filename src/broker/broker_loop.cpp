@@ -1,0 +1,250 @@
+// The broker's loop: the poll, the bursts and their sends, the routing of each message, the
+// heartbeat tick, and the goodbye.
+
+#include "broker/broker_loop.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include <dtask/error.hpp>
+
+#include "log.hpp"
+#include "wire/burst.hpp"
+#include "wire/liveness.hpp"
+
+namespace dtask::detail {
+
+using namespace protocol;
+
+BrokerLoop::BrokerLoop(Broker& broker)
+    : context_(broker), socket_(broker.socket_), poller_{{broker.stop_fd_, -1}} {
+    poller_.watch_other(1, context_.local.exits_fd());
+}
+
+void BrokerLoop::run() {
+    try {
+        event_loop();
+    } catch (const std::exception& e) {
+        log_warning("broker", std::string("stopped by an unexpected error: ") + e.what());
+    }
+    shut_down();
+}
+
+void BrokerLoop::event_loop() {
+    for (unsigned i = 0; i < context_.options.local_workers; ++i)
+        context_.local.spawn();
+    next_tick_ = Clock::now() + context_.options.heartbeat_interval;
+    std::vector<zmq::message_t> frames;
+    poller_.watch(socket_);
+    for (;;) {
+        const auto wake_at = context_.local.wake_at(next_tick_);
+        // now() was read at the last wake-up, and during the burst after it.
+        poller_.wait(std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now()));
+        context_.clock.fresh();
+        if (poller_.readable(0))
+            break;
+        if (poller_.readable(1))
+            on_children_exits();
+        context_.local.respawn_due(now());
+        if (now() >= next_tick_) {
+            tick();
+            next_tick_ = Clock::now() + context_.options.heartbeat_interval;
+        }
+        // Last before the wait, which then hears of what comes after.
+        poller_.drained(drain(frames));
+    }
+}
+
+/// Results go first: their client wakes while the tasks go out to the workers, and the tasks
+/// it sends back in reply are there for the broker's next receive, which then does not
+/// sleep; sent last, they left the client idle for the whole burst. Only the order between a
+/// client's results and its other messages (a failure, a notice, its worker count) changes,
+/// and a client takes those in any order: results of a job that failed are dropped, and
+/// failures are reported whichever came first. The other messages go even if the results
+/// fail to: at shutdown they hold the workers' bye and the clients' failures.
+void BrokerLoop::flush_outboxes() {
+    try {
+        context_.results.flush(socket_);
+    } catch (...) {
+        context_.outbox.flush(socket_);
+        throw;
+    }
+    context_.outbox.flush(socket_);
+}
+
+/// Handles what the socket holds now, so that a burst of messages costs one wait (up to 256
+/// messages, then the timers get their turn), and sends what the burst posted. True if it
+/// found the socket empty.
+bool BrokerLoop::drain(std::vector<zmq::message_t>& frames) {
+    const auto end = drain_burst(
+        socket_, frames, 256,
+        [&](std::vector<zmq::message_t>& message) {
+            on_message(message);
+            context_.clock.next();
+            return true;
+        },
+        [&] {
+            if (context_.results.empty() && context_.outbox.empty())
+                return false;
+            flush_outboxes();
+            return true;
+        });
+    if (end != BurstEnd::empty) {
+        flush_outboxes();
+        return false;
+    }
+    last_drained_ = now();
+    return true;
+}
+
+void BrokerLoop::on_message(std::vector<zmq::message_t>& frames) {
+    if (frames.empty())
+        return;
+    // A view: a worker's routing id is too long to be a string without an allocation.
+    const std::string_view id = as_text(frames[0]);
+    Inbound message;
+    try {
+        message = parse(frames, 1);
+    } catch (const ProtocolError& e) {
+        on_protocol_error(std::string(id), e.what());
+        return;
+    }
+    try {
+        if (message.command == Command::hello) {
+            on_hello(std::string(id), message);
+        } else if (message.command == Command::pulse || message.command == Command::hung) {
+            worker_events_.on_pulse(std::string(id), message);
+        } else if (auto w = context_.peers.workers().find(id);
+                   w != context_.peers.workers().end()) {
+            w->second.last_heard = now();
+            worker_events_.on_message(w->second, message);
+        } else if (auto c = context_.peers.clients().find(id);
+                   c != context_.peers.clients().end()) {
+            c->second.last_heard = now();
+            client_events_.on_message(c->second, message);
+        } else if (message.command != Command::bye) {
+            // A peer we dropped (declared dead, or from before a restart): it must introduce
+            // itself again; whatever it held was given to others already.
+            std::array frames_out{header(Command::reconnect)};
+            context_.post(id, frames_out);
+        }
+    } catch (const ProtocolError& e) {
+        on_protocol_error(std::string(id), e.what());
+    }
+}
+
+void BrokerLoop::on_protocol_error(const std::string& id, const std::string& what) {
+    std::string who = "an unknown peer";
+    if (auto w = context_.peers.workers().find(id); w != context_.peers.workers().end())
+        who = "worker " + w->second.hello.name;
+    if (auto c = context_.peers.clients().find(id); c != context_.peers.clients().end())
+        who = "client " + c->second.name;
+    log_warning("broker", "dropping " + who + " after a malformed message: " + what);
+    context_.refuse(id, "malformed message: " + what);
+    if (context_.peers.workers().contains(id))
+        worker_events_.lost(id, "it sent a malformed message (" + what + ")");
+    if (context_.peers.clients().contains(id))
+        client_events_.lost(id, "it sent a malformed message");
+}
+
+void BrokerLoop::on_hello(const std::string& id, Inbound& message) {
+    Hello hello = decode_body<Hello>(message.body[0], "hello");
+    if (hello.platform != platform()) {
+        context_.refuse(id, "the peer's platform (" + hello.platform +
+                                ") differs from the broker's (" + platform() +
+                                "): their binary data cannot be exchanged");
+        log_warning("broker", "refused " + hello.name + ": platform " + hello.platform);
+        return;
+    }
+    // A peer saying hello again starts afresh: what it held before is lost.
+    if (context_.peers.workers().contains(id))
+        worker_events_.lost(id, "it reconnected", false);
+    if (context_.peers.clients().contains(id))
+        client_events_.lost(id, "it said hello again");
+
+    if (hello.role == Role::worker)
+        worker_events_.hello(id, std::move(hello));
+    else if (hello.role == Role::client)
+        client_events_.hello(id, hello);
+    else
+        context_.refuse(id, "unknown role " + std::to_string(static_cast<int>(hello.role)));
+}
+
+void BrokerLoop::tick() {
+    const auto now = Clock::now();
+    const Liveness rule(context_.options.heartbeat_interval, context_.options.heartbeat_liveness);
+    const auto silence = rule.silence();
+    const bool unread_now = poller_.unread(socket_);
+    const auto silent = context_.peers.silent(
+        rule, now, [unread_now] { return unread_now; }, last_drained_);
+    const std::string how =
+        "it sent nothing for " +
+        format_ms(std::chrono::duration_cast<std::chrono::milliseconds>(silence));
+    for (const auto& id : silent.workers)
+        worker_events_.lost(id, how);
+    for (const auto& id : silent.clients)
+        client_events_.lost(id, how);
+
+    for (auto& [id, worker] : context_.peers.workers()) {
+        context_.dispatch.tell_ended(worker);
+        std::array frames{header(Command::heartbeat)};
+        context_.post(id, frames);
+    }
+    for (const auto& [id, client] : context_.peers.clients()) {
+        // A client in this process watches no heartbeats, and one may idle for long without
+        // reading (ClientCore::run_here's spare connections).
+        if (client.same_process)
+            continue;
+        std::array frames{header(Command::heartbeat)};
+        context_.post(id, frames);
+    }
+    client_events_.check_worker_waits(now);
+    context_.dispatch.feed_idle();  // batches running long enough by now may get backup copies
+}
+
+void BrokerLoop::on_children_exits() {
+    context_.local.on_exits([&](const LocalWorkers::Exit& exit) {
+        auto& workers = context_.peers.workers();
+        auto worker = std::find_if(workers.begin(), workers.end(), [&](const auto& entry) {
+            return entry.second.hello.local && entry.second.hello.pid == exit.pid;
+        });
+        if (worker != workers.end()) {
+            worker_events_.lost(
+                worker->first, "local worker process " + std::to_string(exit.pid) + " " + exit.how);
+        } else if (exit.had_joined) {
+            log_warning("broker",
+                        "local worker process " + std::to_string(exit.pid) + " " + exit.how);
+        } else {
+            context_.local.exited_early(exit);
+        }
+    });
+}
+
+void BrokerLoop::shut_down() {
+    for (auto& [id, worker] : context_.peers.workers()) {
+        if (!worker.hello.local)
+            continue;
+        std::array frames{header(Command::bye)};
+        context_.post(id, frames);
+    }
+    for (auto& [job_id, job] : context_.jobs.all()) {
+        Failure failure;
+        failure.kind = FailureKind::shutdown;
+        failure.message = "job '" + job.name + "': the broker shut down while it ran";
+        std::array out{header(Command::failure, {job.client_job, 0}), encode_body(failure)};
+        context_.post(job.client, out);
+    }
+    try {
+        flush_outboxes();
+    } catch (const zmq::error_t& e) {
+        log_warning("broker", std::string("cannot say goodbye: ") + e.what());
+    }
+    context_.local.stop(std::chrono::seconds(3));
+    {
+        std::lock_guard lock(context_.broker.mutex_);
+        context_.broker.worker_count_ = 0;
+    }
+    context_.broker.workers_changed_.notify_all();
+}
+
+}  // namespace dtask::detail

@@ -1,0 +1,55 @@
+#pragma once
+// The broker's loop: one thread waits in one poll (the socket, the stop eventfd, the local
+// workers' pidfds), handles a burst of messages, and sends what the burst posted at its end.
+// It owns the socket and the context (records, policies' state, outboxes), routes each
+// message to the handlers of its peer's role, and runs the heartbeat tick. The handlers ask
+// the policies and act on their decisions; only dispatch hands batches to workers.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "broker/broker.hpp"
+#include "broker/broker_context.hpp"
+#include "broker/client_events.hpp"
+#include "broker/worker_events.hpp"
+#include "wire/protocol.hpp"
+#include "wire/socket_poll.hpp"
+
+namespace dtask::detail {
+
+class BrokerLoop {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    explicit BrokerLoop(Broker& broker);
+    BrokerLoop(const BrokerLoop&) = delete;
+    BrokerLoop& operator=(const BrokerLoop&) = delete;
+
+    /// Runs until the stop event, then says goodbye and stops the local workers.
+    void run();
+
+private:
+    void event_loop();
+    void flush_outboxes();
+    bool drain(std::vector<zmq::message_t>& frames);
+    Clock::time_point now() const noexcept { return context_.now(); }
+    void on_message(std::vector<zmq::message_t>& frames);
+    void on_protocol_error(const std::string& id, const std::string& what);
+    void on_hello(const std::string& id, protocol::Inbound& message);
+    void tick();
+    void on_children_exits();
+    void shut_down();
+
+    BrokerContext context_;
+    WorkerEvents worker_events_{context_};
+    ClientEvents client_events_{context_};
+    zmq::socket_t& socket_;
+    Clock::time_point next_tick_;
+    Clock::time_point last_drained_ = Clock::now();  // the socket last had nothing unread
+    SocketPoll<2> poller_;                           // the stop event, then the exits
+};
+
+}  // namespace dtask::detail

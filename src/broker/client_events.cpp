@@ -1,0 +1,136 @@
+// The broker's loop, for clients and their jobs: hello, submit, batches of subtasks, the end
+// of a job, the wait for a worker, and the loss of a client.
+
+#include "broker/client_events.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include <unistd.h>
+
+#include <dtask/error.hpp>
+
+#include "log.hpp"
+
+namespace dtask::detail {
+
+using namespace protocol;
+
+/// Takes in a client that said hello (a peer saying hello again was dropped first).
+void ClientEvents::hello(const std::string& id, const Hello& hello) {
+    const ClientPeer& client = c_.peers.add_client(id, hello, getpid(), Clock::now());
+    c_.welcome(id);
+    if (!client.same_process)
+        c_.send_status(id);
+}
+
+void ClientEvents::on_message(ClientPeer& client, Inbound& message) {
+    switch (message.command) {
+        case Command::heartbeat:
+            return;
+        case Command::submit:
+            return on_submit(client, message);
+        case Command::task:
+            return on_task(client, message);
+        case Command::end:
+        case Command::cancel:
+            return c_.forget_job(job_id_of(client, message.fields[0]));
+        case Command::split_done:
+            if (BrokerJob* job = c_.jobs.find(job_id_of(client, message.fields[0])))
+                job->backups.split_done = true;
+            return;
+        case Command::bye:
+            return lost(client.id, "it left");
+        default:
+            throw ProtocolError("a client may not send a " +
+                                std::string(command_name(message.command)) + " message");
+    }
+}
+
+std::uint64_t ClientEvents::job_id_of(const ClientPeer& client, std::uint64_t client_job) const {
+    if (client_job > 0xffffffffULL)
+        throw ProtocolError("client job id " + std::to_string(client_job) + " is out of range");
+    return (static_cast<std::uint64_t>(client.index) << 32) | client_job;
+}
+
+void ClientEvents::on_submit(ClientPeer& client, Inbound& message) {
+    const std::uint64_t id = job_id_of(client, message.fields[0]);
+    if (c_.jobs.contains(id))
+        throw ProtocolError("job id " + std::to_string(message.fields[0]) + " submitted twice");
+    // Decoded before the job exists: a malformed frame must leave nothing behind.
+    auto settings = decode_body<JobSettings>(message.body[3], "the job's settings");
+    BrokerJob& job =
+        c_.jobs.submit(id, client.id, message.fields[0], std::move(settings),
+                       std::string(as_text(message.body[0])), std::string(as_text(message.body[1])),
+                       std::move(message.body[2]), Clock::now());
+    client.jobs.insert(id);
+    for (auto& [worker_id, worker] : c_.peers.workers()) {
+        c_.check_definition(worker, job);
+        if (serves(worker.serving, job))
+            job.worker.waiting = false;
+    }
+}
+
+void ClientEvents::on_task(ClientPeer& client, Inbound& message) {
+    BrokerJob* found = c_.jobs.find(job_id_of(client, message.fields[0]));
+    if (found == nullptr)
+        return;  // failed or cancelled meanwhile
+    BrokerJob& job = *found;
+    const std::uint64_t count = message.fields[2];
+    if (count == 0)
+        throw ProtocolError("a task batch of no subtasks");
+    check_batch(message.batch, count, "task batch");
+    // Kept and sent as it came, but for the job id: the broker's. A frame received is this
+    // process's alone to change.
+    set_job_id(*message.frame, job.id);
+    job.queue.push_back(QueuedBatch{message.fields[1], count, std::move(*message.frame)});
+    c_.dispatch.place(job);
+}
+
+void ClientEvents::lost(std::string id, const std::string& how) {  // by value: map keys
+    auto it = c_.peers.clients().find(id);
+    if (it == c_.peers.clients().end())
+        return;
+    auto jobs = std::move(it->second.jobs);
+    const std::string name = it->second.name;
+    c_.peers.clients().erase(it);
+    if (jobs.empty())
+        return;
+    std::size_t queued = 0;
+    for (std::uint64_t job_id : jobs) {
+        if (auto job = c_.jobs.all().find(job_id); job != c_.jobs.all().end())
+            for (const auto* batches : {&job->second.queue, &job->second.recovery.quarantine}) {
+                for (const QueuedBatch& batch : *batches)
+                    queued += batch.count;
+            }
+        c_.forget_job(job_id);
+    }
+    // Results still on their way from workers are dropped as they arrive.
+    log_warning("broker", "client " + name + " is gone (" + how + "): dropped its " +
+                              std::to_string(jobs.size()) + " job(s) and " +
+                              std::to_string(queued) + " queued subtask(s)");
+}
+
+/// Fails the jobs that no connected worker has served for their worker_wait.
+void ClientEvents::check_worker_waits(Clock::time_point now) {
+    auto& workers = c_.peers.workers();
+    const auto expired = c_.jobs.waits_expired(now, [&](const BrokerJob& job) {
+        return std::any_of(workers.begin(), workers.end(),
+                           [&](auto& worker) { return serves(worker.second.serving, job); });
+    });
+    for (std::uint64_t job_id : expired) {
+        BrokerJob& job = c_.jobs.all().at(job_id);
+        Failure failure;
+        failure.kind = FailureKind::no_worker;
+        failure.message = "job '" + job.name + "': no connected worker serves it (" +
+                          job.signature + ") after waiting " + format_ms(job.worker.wait) +
+                          "; the broker listens on " + c_.listening();
+        if (!c_.local.early_exits().empty())
+            failure.message += "; " + c_.local.early_exits();
+        if (!c_.local.restarts_stopped().empty())
+            failure.message += "; " + c_.local.restarts_stopped();
+        c_.fail_job(job, 0, failure);
+    }
+}
+
+}  // namespace dtask::detail

@@ -1,0 +1,35 @@
+#pragma once
+// The broker's loop, for clients: a client's hello, its jobs (submit, batches of subtasks,
+// the end of the split, end and cancel), the wait of a job for a worker, and the loss of a
+// client, which drops its jobs.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "broker/broker_context.hpp"
+#include "wire/protocol.hpp"
+
+namespace dtask::detail {
+
+class ClientEvents {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    explicit ClientEvents(BrokerContext& context) : c_(context) {}
+
+    void hello(const std::string& id, const protocol::Hello& hello);
+    void on_message(ClientPeer& client, protocol::Inbound& message);
+    void lost(std::string id, const std::string& how);
+    /// Fails the jobs that no connected worker has served for their worker_wait.
+    void check_worker_waits(Clock::time_point now);
+
+private:
+    std::uint64_t job_id_of(const ClientPeer& client, std::uint64_t client_job) const;
+    void on_submit(ClientPeer& client, protocol::Inbound& message);
+    void on_task(ClientPeer& client, protocol::Inbound& message);
+
+    BrokerContext& c_;
+};
+
+}  // namespace dtask::detail

@@ -1,0 +1,117 @@
+#pragma once
+// Peers: who is connected. A worker or client exists for the broker from its hello until it
+// leaves, says hello again, sends a malformed message or falls silent (the Liveness rule).
+// Each record is composed of the parts the policies keep of it, so that a message costs one
+// lookup by routing id.
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "broker/batches.hpp"
+#include "broker/credits.hpp"
+#include "broker/jobs.hpp"
+#include "broker/recovery.hpp"
+#include "wire/liveness.hpp"
+#include "wire/protocol.hpp"
+
+namespace dtask::detail {
+
+struct WorkerPeer {
+    using Clock = std::chrono::steady_clock;
+
+    std::string id;  // ROUTER routing id
+    protocol::Hello hello;
+    Clock::time_point last_heard;
+    Serving serving;          // the jobs it serves and knows
+    Credits credits;          // the batches it holds and may hold
+    WorkerRecovery recovery;  // isolated or reserved for a quarantined batch
+
+    /// Forgets a batch it held: finished, revoked, or failed.
+    void release(std::deque<HeldBatch>::iterator batch) {
+        credits.release(batch);
+        if (credits.held.empty())
+            recovery.isolated = false;
+    }
+};
+
+struct ClientPeer {
+    using Clock = std::chrono::steady_clock;
+
+    std::string id;
+    std::string name;
+    std::uint32_t index = 0;
+    bool same_process = false;  // the Cluster's own client: never dropped for silence
+    Clock::time_point last_heard;
+    std::unordered_set<std::uint64_t> jobs;
+};
+
+/// Hashes a std::string key and a std::string_view alike, so that maps keyed by routing id
+/// are searched with the received id in place. Routing ids are short and end in what tells
+/// them apart (a worker's in random characters, ZeroMQ's own in a counter): their last 8
+/// bytes, mixed, hash them in a few instructions instead of every byte. Equal ids are still
+/// compared whole.
+struct ViewHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view text) const noexcept {
+        std::uint64_t tail = 0;
+        const std::size_t size = std::min<std::size_t>(text.size(), sizeof tail);
+        std::memcpy(&tail, text.data() + text.size() - size, size);
+        // The 64-bit mix of splitmix64: every bit of the tail moves every bit of the hash.
+        std::uint64_t hash = tail ^ (text.size() * 0x9e3779b97f4a7c15ULL);
+        hash = (hash ^ (hash >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        hash = (hash ^ (hash >> 27)) * 0x94d049bb133111ebULL;
+        return static_cast<std::size_t>(hash ^ (hash >> 31));
+    }
+};
+
+class Peers {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    /// By routing id, found by a view of the id received. Elements never move.
+    template <class Peer>
+    using Map = std::unordered_map<std::string, Peer, ViewHash, std::equal_to<>>;
+
+    /// A worker that said hello, with the credits it offered (checked by the caller).
+    WorkerPeer& add_worker(const std::string& id, protocol::Hello hello, Clock::time_point now);
+    /// A client that said hello; `own_pid`: this process's, for the same-process check.
+    ClientPeer& add_client(const std::string& id, const protocol::Hello& hello,
+                           std::int64_t own_pid, Clock::time_point now);
+
+    /// The routing ids of the peers silent at `now` (a client in this process is never).
+    struct Silent {
+        std::vector<std::string> workers;
+        std::vector<std::string> clients;
+    };
+    template <class Unread>
+    Silent silent(const Liveness& rule, Clock::time_point now, Unread&& unread,
+                  Clock::time_point last_drained) const {
+        Silent found;
+        for (const auto& [id, worker] : workers_) {
+            if (rule.silent(worker.last_heard, now, unread, last_drained))
+                found.workers.push_back(id);
+        }
+        for (const auto& [id, client] : clients_) {
+            if (!client.same_process && rule.silent(client.last_heard, now, unread, last_drained))
+                found.clients.push_back(id);
+        }
+        return found;
+    }
+
+    Map<WorkerPeer>& workers() noexcept { return workers_; }
+    Map<ClientPeer>& clients() noexcept { return clients_; }
+
+private:
+    Map<WorkerPeer> workers_;
+    Map<ClientPeer> clients_;
+    std::uint32_t next_client_index_ = 1;
+};
+
+}  // namespace dtask::detail

@@ -1,0 +1,262 @@
+// The broker's loop, for workers: hello, results, failures, pulses and timeouts, and the
+// loss of a worker. The policies decide what becomes of each batch; this acts on it.
+
+#include "broker/worker_events.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include <dtask/error.hpp>
+
+#include "broker/backups.hpp"
+#include "log.hpp"
+
+namespace dtask::detail {
+
+using namespace protocol;
+
+/// Takes in a worker that said hello (a peer saying hello again was dropped first).
+void WorkerEvents::hello(const std::string& id, Hello hello) {
+    if (hello.credits == 0 || hello.credits > 65536) {
+        c_.refuse(id, "a worker must offer between 1 and 65536 credits, not " +
+                          std::to_string(hello.credits));
+        return;
+    }
+    // Only a child of ours is a local worker, whatever a peer says of itself.
+    hello.local = hello.local && c_.local.is_child(hello.pid);
+    if (hello.local)
+        c_.local.joined(hello.pid, Clock::now());
+    WorkerPeer& worker = c_.peers.add_worker(id, std::move(hello), Clock::now());
+    c_.welcome(id);
+    for (auto& [job_id, job] : c_.jobs.all())
+        c_.check_definition(worker, job);
+    c_.room.add(worker);
+    c_.publish_worker_count();
+    c_.dispatch.feed(worker);
+}
+
+void WorkerEvents::on_message(WorkerPeer& worker, Inbound& message) {
+    switch (message.command) {
+        case Command::heartbeat:
+            return;
+        case Command::result:
+            return on_result(worker, message);
+        case Command::failure:
+            return on_failure(worker, message);
+        case Command::bye:
+            return lost(worker.id, "it left", false);
+        default:
+            throw ProtocolError("a worker may not send a " +
+                                std::string(command_name(message.command)) + " message");
+    }
+}
+
+void WorkerEvents::on_result(WorkerPeer& worker, Inbound& message) {
+    const std::uint64_t job_id = message.fields[0];
+    const std::uint64_t first = message.fields[1];
+    const std::uint64_t count = message.fields[2];
+    auto held = worker.credits.find(job_id, first);
+    if (held == worker.credits.held.end())
+        return;  // requeued, revoked or stale: not ours
+    if (count == 0)
+        throw ProtocolError("a result message of no results");
+    if (count > held->end() - first)
+        return;  // a run of another batch that starts in this one: a revoked copy's
+
+    check_batch(message.batch, count, "result batch");
+    held->next = std::max(held->next, first + count);
+    BrokerJob* job = c_.jobs.find(job_id);
+    if (job != nullptr) {
+        job->cost.add(
+            message.fields[3],
+            std::chrono::duration_cast<std::chrono::nanoseconds>(c_.now() - held->sent).count(),
+            count);
+        // Forwarded as it came, but for the job id: the client's own.
+        set_job_id(*message.frame, job->client_job);
+        std::array out{std::move(*message.frame)};
+        c_.post_result(job->client, out);
+    }
+    std::vector<std::string> revoked;
+    if (held->next == held->end())
+        batch_done(worker, held, job, revoked);
+    if (worker.credits.has_room())
+        c_.room.add(worker);
+    c_.dispatch.feed(worker);
+    c_.dispatch.feed_all(revoked);
+}
+
+/// Every result of a batch came back: its credit is free, what it took sizes the worker's
+/// credit limit, and its other copies (backups) are revoked, their holders in `revoked`.
+void WorkerEvents::batch_done(WorkerPeer& worker, std::deque<HeldBatch>::iterator held,
+                              BrokerJob* job, std::vector<std::string>& revoked) {
+    const auto started = worker.credits.finished(*held, c_.clock.last(), worker.hello.credits);
+    if (job != nullptr) {
+        job->backups.finished(c_.clock.last() - started, held->count);
+        for (const auto& id : settle_copies(job->backups, held->first, held->count, worker.id)) {
+            auto holder = c_.peers.workers().find(id);
+            if (holder == c_.peers.workers().end())
+                continue;
+            WorkerPeer& loser = holder->second;
+            auto copy = loser.credits.find(job->id, held->first);
+            if (copy == loser.credits.held.end() || copy->first != held->first ||
+                copy->count != held->count)
+                continue;
+            loser.release(copy);
+            // If it has not started the copy it skips it; if it has, the result is ignored.
+            std::array frames{header(Command::revoke, {job->id, held->first})};
+            c_.post(id, frames);
+            c_.room.add(loser);
+            revoked.push_back(id);
+        }
+    }
+    worker.release(held);
+}
+
+void WorkerEvents::on_failure(WorkerPeer& worker, Inbound& message) {
+    const std::uint64_t job_id = message.fields[0];
+    const std::uint64_t index = message.fields[1];
+    Failure report = decode_body<Failure>(message.body[0], "a failure report");
+    // Only a subtask of a batch this worker holds can fail: a stale report (from before a
+    // reconnect, or about a batch given to another worker since) changes nothing.
+    auto held = worker.credits.find(job_id, index);
+    const bool ours = held != worker.credits.held.end();
+    auto job = c_.jobs.all().find(job_id);
+    if (report.kind == FailureKind::timeout)
+        throw ProtocolError("a worker reports a timeout with hung, not failure");
+    if (!ours)
+        return;
+    const bool retried = report.kind == FailureKind::transient && job != c_.jobs.all().end() &&
+                         job->second.settings.retry_transient;
+    if (!retried) {
+        // The job fails; the worker runs nothing more of this batch.
+        worker.release(held);
+        if (job != c_.jobs.all().end()) {
+            std::array out{header(Command::failure, {job->second.client_job, index}),
+                           std::move(message.body[0])};
+            c_.post(job->second.client, out);
+            c_.forget_job(job_id);
+        }
+    } else {
+        // The worker goes on with the rest of the batch; this subtask goes to the back of
+        // the queue (Recovery::retry).
+        BrokerJob& failed_job = job->second;
+        held->next = index + 1;
+        QueuedBatch single{
+            index, 1, slice_batch(held->payload, index - held->first, index - held->first + 1)};
+        std::vector<std::string> revoked;
+        if (held->next == held->end())
+            batch_done(worker, held, &failed_job, revoked);
+        if (Recovery::retry(failed_job, std::move(single))) {
+            c_.dispatch.place(failed_job);
+        } else {
+            report.message += " (a transient error on each of its " +
+                              std::to_string(failed_job.recovery.spoiled[index]) +
+                              " attempts, the limit set by RunOptions::max_attempts)";
+            c_.fail_job(failed_job, index, report);
+        }
+        c_.dispatch.feed_all(revoked);
+    }
+    if (worker.credits.has_room())
+        c_.room.add(worker);
+    c_.dispatch.feed(worker);
+}
+
+/// A worker's pulse socket speaks for it while its main thread runs map: the body names the
+/// worker by its routing id. A pulse shows it alive, or leaving (SIGTERM); hung reports a
+/// subtask past its timeout, after which the worker restarts itself.
+void WorkerEvents::on_pulse(const std::string& sender, Inbound& message) {
+    const std::string worker_id(as_text(message.body[0]));
+    auto found = c_.peers.workers().find(worker_id);
+    if (message.command == Command::pulse) {
+        if (found == c_.peers.workers().end())
+            return;  // a worker dropped already: its own socket hears of it
+        found->second.last_heard = c_.now();
+        if (message.fields[0] == 1)
+            lost(worker_id, "it was stopped by a signal", false);
+        return;
+    }
+    const Failure report = decode_body<Failure>(message.body[1], "a timeout report");
+    // Acknowledge in any case, so that the worker restarts at once.
+    std::array bye{header(Command::bye)};
+    c_.post(sender, bye);
+    if (found == c_.peers.workers().end())
+        return;
+    WorkerPeer& worker = found->second;
+    c_.room.remove(worker);  // nothing more for it while it goes
+    const std::uint64_t job_id = message.fields[0];
+    const std::uint64_t index = message.fields[1];
+    if (auto held = worker.credits.find(job_id, index); held != worker.credits.held.end()) {
+        HeldBatch batch = std::move(*held);
+        worker.release(held);
+        if (auto job = c_.jobs.all().find(job_id); job != c_.jobs.all().end())
+            on_timed_out(job->second, batch, index, report, worker.id);
+    }
+    lost(worker_id, "it restarts after a subtask timed out", false);
+}
+
+/// Subtask `index` of `batch` hung its worker: it fails the job after its last attempt,
+/// else it runs again alone, and the rest of the batch goes back to the queue.
+void WorkerEvents::on_timed_out(BrokerJob& job, HeldBatch& batch, std::uint64_t index,
+                                const Failure& report, const std::string& worker_id) {
+    if (Recovery::spoil(job, index)) {
+        c_.fail_job(job, index, Recovery::timed_out(job, index, report.worker));
+        return;
+    }
+    log_warning("broker",
+                "job '" + job.name + "': " + report.message + "; it goes to another worker");
+    if (other_copy_runs(job.backups, batch, worker_id))
+        return;  // the other copy carries on with the whole batch
+    Recovery::requeue_around(job, batch, index);
+    c_.dispatch.place(job);
+}
+
+/// Drops a worker. `crashed`: it died or went silent, so what it held is suspect and goes to
+/// quarantine; otherwise (it left, or reconnected) it goes back to the queues.
+void WorkerEvents::lost(std::string id, const std::string& how,
+                        bool crashed) {  // id by value: callers pass map keys
+    auto it = c_.peers.workers().find(id);
+    if (it == c_.peers.workers().end())
+        return;
+    c_.room.remove(it->second);
+    WorkerPeer worker = std::move(it->second);
+    c_.peers.workers().erase(it);
+    c_.recovery.unreserve(worker.recovery);
+    for (std::uint64_t job_id : worker.serving.opened) {
+        if (auto job = c_.jobs.all().find(job_id); job != c_.jobs.all().end())
+            job->second.opened_by.erase(id);
+    }
+    auto& held = worker.credits.held;
+    if (!held.empty()) {
+        log_warning("broker", "worker " + worker.hello.name + " is gone (" + how + ") holding " +
+                                  std::to_string(held.size()) +
+                                  " batch(es) of subtasks; they go to other workers");
+    }
+    std::vector<std::uint64_t> requeued;
+    // From the newest: each goes to the front of its queue, so the oldest ends up first.
+    for (auto batch = held.rbegin(); batch != held.rend(); ++batch) {
+        auto job_it = c_.jobs.all().find(batch->job);
+        if (job_it == c_.jobs.all().end())
+            continue;
+        BrokerJob& job = job_it->second;
+        if (other_copy_runs(job.backups, *batch, id))
+            continue;  // its other copy carries on
+        QueuedBatch rest = remainder(*batch);
+        if (!crashed) {
+            job.queue.push_front(std::move(rest));
+            requeued.push_back(batch->job);
+            continue;
+        }
+        const std::uint64_t first = rest.first;
+        if (c_.recovery.crashed(job, std::move(rest), worker.recovery.isolated) == Suspect::failed)
+            c_.fail_job(job, first,
+                        Recovery::killed_its_worker(job, first, worker.hello.name, how));
+    }
+    c_.publish_worker_count();
+    for (std::uint64_t job_id : requeued) {
+        if (auto job = c_.jobs.all().find(job_id); job != c_.jobs.all().end())
+            c_.dispatch.place(job->second);
+    }
+    c_.dispatch.feed_idle();
+}
+
+}  // namespace dtask::detail
