@@ -328,7 +328,7 @@ void worker_joins_late(Row& row) {
     row.recovery.push_back(ms_since(start));
 }
 
-struct Scenario {
+struct FaultScenario {
     void (*run)(Row&);
     Row row;
 };
@@ -369,7 +369,7 @@ int main(int argc, char** argv) {
     }
     setenv("DTASK_LOG", "quiet", 1);  // the warnings are expected here; workers inherit it
 
-    std::vector<Scenario> scenarios{
+    std::vector<FaultScenario> scenarios{
         {local_worker_killed,
          {"local worker killed (kill -9)",
           "nothing: the right result",

@@ -22,8 +22,8 @@ struct EchoOnBothTransports {
 
     raw::EchoProcess tcp_echo;
     raw::EchoProcess ipc_echo;
-    raw::Client tcp;
-    raw::Client ipc;
+    raw::RawClient tcp;
+    raw::RawClient ipc;
 };
 
 /// Seconds that `job` takes on `input`, its result checked.
@@ -46,9 +46,9 @@ std::vector<Figure> empty_subtasks(const Settings& settings) {
     dtask::Cluster cluster(two_local_workers());
     wait_for_workers(cluster, 2);
     raw::EchoProcess echo("tcp://127.0.0.1:*", raw::Reply::echo);
-    raw::Client pair(echo.endpoint());
+    raw::RawClient pair(echo.endpoint());
     raw::Relay relay(2, raw_relay_credits);
-    raw::Client relayed(relay.endpoint());
+    raw::RawClient relayed(relay.endpoint());
 
     Figure automatic{"empty_subtasks", "empty_subtasks.automatic", "subtasks/s", Better::higher};
     automatic.target = Target::value_at_least(5e6);

@@ -112,12 +112,12 @@ EchoProcess::EchoProcess(const std::string& bind_endpoint, Reply reply)
     endpoint_ = *line;
 }
 
-Client::Client(const std::string& endpoint) : socket_(context_, zmq::socket_type::dealer) {
+RawClient::RawClient(const std::string& endpoint) : socket_(context_, zmq::socket_type::dealer) {
     tune(socket_);
     socket_.connect(endpoint);
 }
 
-double Client::pipelined(std::uint64_t count, std::size_t window, std::size_t bytes, Reply reply) {
+double RawClient::pipelined(std::uint64_t count, std::size_t window, std::size_t bytes, Reply reply) {
     bytes = std::max<std::size_t>(bytes, sizeof(std::uint32_t));
     const std::vector<char> source(bytes, 'x');
     std::uint64_t sent = 0, received = 0, answers = 0, expected = 0;
@@ -145,7 +145,7 @@ double Client::pipelined(std::uint64_t count, std::size_t window, std::size_t by
     return seconds;
 }
 
-std::vector<double> Client::lockstep(std::uint64_t count) {
+std::vector<double> RawClient::lockstep(std::uint64_t count) {
     std::vector<double> micros;
     micros.reserve(count);
     zmq::message_t answer;

@@ -50,9 +50,9 @@ private:
 };
 
 /// The client side: a DEALER in this process.
-class Client {
+class RawClient {
 public:
-    explicit Client(const std::string& endpoint);
+    explicit RawClient(const std::string& endpoint);
 
     /// Sends `count` messages of `bytes` bytes (at least 4), at most `window` without an
     /// answer yet, and waits for every answer; seconds from the first send to the last

@@ -190,12 +190,12 @@ std::vector<Figure> broker_scaling(const Settings& settings) {
     // cores) rather than the broker's.
     std::vector<std::unique_ptr<RemoteFleet>> fleets;
     std::vector<std::unique_ptr<raw::Relay>> relays;
-    std::vector<std::unique_ptr<raw::Client>> relay_clients;
+    std::vector<std::unique_ptr<raw::RawClient>> relay_clients;
     for (const std::size_t count : worker_counts) {
         fleets.push_back(std::make_unique<RemoteFleet>(count));
         relays.push_back(std::make_unique<raw::Relay>(static_cast<unsigned>(count),
                                                       raw_relay_credits, "tcp://127.0.0.1:*"));
-        relay_clients.push_back(std::make_unique<raw::Client>(relays.back()->endpoint()));
+        relay_clients.push_back(std::make_unique<raw::RawClient>(relays.back()->endpoint()));
     }
 
     // The broker's cost: CPU time of its thread per subtask. The rates beside it also count

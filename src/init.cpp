@@ -80,7 +80,7 @@ const char* worker_usage() noexcept {
            "  --dtask-worker ENDPOINT   serve the broker at ENDPOINT, e.g. tcp://10.0.0.5:5555\n"
            "                            (or set DTASK_WORKER=ENDPOINT)\n"
            "  --dtask-credits N         batches of subtasks to hold at once, at most\n"
-           "                            (default 256; the broker sizes the window below it)\n"
+           "                            (default 256; the broker sets a credit limit below it)\n"
            "  --dtask-give-up SECONDS   leave after the broker has been unreachable this long\n"
            "                            (default 60)\n";
 }

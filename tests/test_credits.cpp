@@ -132,8 +132,8 @@ TEST_CASE("Credits.workers_with_room_are_listed_once_and_leave_in_O1" * doctest:
     room.remove(peers[0]);  // the last moves into its slot
     CHECK(room.size() == 2);
     CHECK(&room[0] == &peers[2]);
-    CHECK(peers[2].credits.hungry_slot == 0);
-    CHECK_FALSE(peers[0].credits.hungry);
+    CHECK(peers[2].credits.room_slot == 0);
+    CHECK_FALSE(peers[0].credits.listed_with_room);
     room.remove(peers[0]);
     CHECK(room.size() == 2);
 }

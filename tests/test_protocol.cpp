@@ -13,6 +13,7 @@
 #include <dtask/detail/archive.hpp>
 
 #include "wire/batch.hpp"
+#include "fake_broker.hpp"
 #include "jobs.hpp"
 #include "wire/protocol.hpp"
 #include "support.hpp"
@@ -444,57 +445,6 @@ public:
 
 private:
     zmq::socket_t socket_;
-    std::vector<zmq::message_t> frames_;
-};
-
-/// A broker stand-in: a ROUTER on a free loopback port, driven by hand.
-class FakeBroker {
-public:
-    FakeBroker() : socket_(context_, zmq::socket_type::router) {
-        socket_.set(zmq::sockopt::linger, 0);
-        socket_.bind("tcp://127.0.0.1:*");
-        endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
-    }
-    const std::string& endpoint() const { return endpoint_; }
-    /// The sender of the last message next() returned.
-    const std::string& peer() const { return peer_; }
-    /// The next message that is not a heartbeat, within `timeout` (valid until the next
-    /// call), or nullopt.
-    std::optional<Inbound> next(std::chrono::milliseconds timeout) {
-        const auto give_up = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                give_up - std::chrono::steady_clock::now());
-            zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-            if (left.count() <= 0 || zmq::poll(&item, 1, left) != 1)
-                return std::nullopt;
-            frames_.clear();
-            REQUIRE(zmq::recv_multipart(socket_, std::back_inserter(frames_)));
-            peer_ = frames_[0].to_string();
-            Inbound message = parse(frames_, 1);
-            if (message.command != Command::heartbeat)
-                return message;
-        }
-    }
-    /// The next message, which must be a `command`.
-    Inbound expect(Command command) {
-        auto message = next(30s);
-        REQUIRE_MESSAGE(message.has_value(), "no " << command_name(command) << " came");
-        REQUIRE_MESSAGE(message->command == command, "a " << command_name(message->command)
-                                                          << " instead of a "
-                                                          << command_name(command));
-        return *message;
-    }
-    void send(const std::string& to, std::vector<zmq::message_t> frames) {
-        frames.insert(frames.begin(), zmq::message_t(to.data(), to.size()));
-        zmq::send_multipart(socket_, frames);
-    }
-
-private:
-    zmq::context_t context_{1};
-    zmq::socket_t socket_;
-    std::string endpoint_;
-    std::string peer_;
     std::vector<zmq::message_t> frames_;
 };
 

@@ -62,8 +62,8 @@ struct Credits {
     Clock::time_point last_result_at;  // when it last finished a batch
     double finish_interval_ns = 0;     // between batches finished back to back, smoothed
     std::int64_t held_work_ns = 0;     // map time its batches are expected to take, in all
-    bool hungry = false;               // in the list of workers with room (WithRoom)
-    std::size_t hungry_slot = 0;       // where in that list
+    bool listed_with_room = false;               // in the list of workers with room (WithRoom)
+    std::size_t room_slot = 0;       // where in that list
 
     /// Whether it may take another batch: it holds fewer than 2, or fewer than its limit and
     /// less than credit_time of expected work.
@@ -131,21 +131,21 @@ class WithRoom {
 public:
     /// Notes that the worker has room.
     void add(Peer& worker) {
-        if (worker.credits.hungry)
+        if (worker.credits.listed_with_room)
             return;
-        worker.credits.hungry = true;
-        worker.credits.hungry_slot = workers_.size();
+        worker.credits.listed_with_room = true;
+        worker.credits.room_slot = workers_.size();
         workers_.push_back(&worker);
     }
     /// Notes that it has none, or must get nothing; the last one moves into its slot.
     void remove(Peer& worker) {
         Credits& credits = worker.credits;
-        if (!credits.hungry)
+        if (!credits.listed_with_room)
             return;
-        credits.hungry = false;
-        if (credits.hungry_slot + 1 != workers_.size()) {
-            workers_[credits.hungry_slot] = workers_.back();
-            workers_[credits.hungry_slot]->credits.hungry_slot = credits.hungry_slot;
+        credits.listed_with_room = false;
+        if (credits.room_slot + 1 != workers_.size()) {
+            workers_[credits.room_slot] = workers_.back();
+            workers_[credits.room_slot]->credits.room_slot = credits.room_slot;
         }
         workers_.pop_back();
     }

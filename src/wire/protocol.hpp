@@ -166,7 +166,7 @@ zmq::message_t text_frame(std::string_view text);
 /// was. One of at most 33 bytes then lives inside the ZeroMQ message itself: no allocation.
 zmq::message_t payload_frame(std::string&& bytes, std::size_t offset = 0);
 /// Socket options every dtask socket uses: no high-water mark (dtask bounds its queues with
-/// credits and windows, and a ROUTER at its mark would drop results silently) and a short
+/// credits and split windows, and a ROUTER at its mark would drop results silently) and a short
 /// linger so that closing never blocks for long.
 void tune(zmq::socket_t& socket);
 std::string_view as_text(const zmq::message_t& frame) noexcept;

@@ -31,14 +31,14 @@ std::string new_routing_id() {
 }
 
 /// Marks the main thread busy (in user code, deaf to its socket) for a scope.
-class Busy {
+class InUserCode {
 public:
-    explicit Busy(PulseShared& shared) : shared_(shared) {
+    explicit InUserCode(PulseShared& shared) : shared_(shared) {
         shared_.busy.store(true, std::memory_order_release);
     }
-    ~Busy() { shared_.busy.store(false, std::memory_order_release); }
-    Busy(const Busy&) = delete;
-    Busy& operator=(const Busy&) = delete;
+    ~InUserCode() { shared_.busy.store(false, std::memory_order_release); }
+    InUserCode(const InUserCode&) = delete;
+    InUserCode& operator=(const InUserCode&) = delete;
 
 private:
     PulseShared& shared_;
@@ -181,13 +181,13 @@ std::optional<int> Link::on_message(std::vector<zmq::message_t>& frames) {
             return std::nullopt;
         case Command::job: {
             // Decoding the job-wide data may take long too: the pulse speaks meanwhile.
-            const Busy busy(shared_);
+            const InUserCode in_user_code(shared_);
             runner_.open_job(message);
             now_ = Clock::now();
             return std::nullopt;
         }
         case Command::task: {
-            const Busy busy(shared_);
+            const InUserCode in_user_code(shared_);
             now_ = runner_.run_batch(message, now_);
             return std::nullopt;
         }
