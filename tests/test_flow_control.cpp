@@ -12,6 +12,7 @@
 
 #include "wire/batch.hpp"
 #include "jobs.hpp"
+#include "raw_peers.hpp"
 #include "wire/protocol.hpp"
 #include "support.hpp"
 
@@ -51,73 +52,20 @@ const dtask::Job<std::uint64_t> kilobyte_pieces{
 
 namespace {
 
-std::vector<zmq::message_t> message_of(zmq::message_t header_frame,
-                                       std::vector<std::string> bodies = {}) {
-    std::vector<zmq::message_t> frames;
-    frames.push_back(std::move(header_frame));
-    for (auto& body : bodies)
-        frames.emplace_back(body.data(), body.size());
-    return frames;
-}
-
 /// A worker driven by hand at a real broker: it serves what this binary defines, runs
 /// tests.squares itself, and says each map took `ns_per_subtask`, whatever it took.
 class FakeWorker {
 public:
     FakeWorker(zmq::context_t& context, const std::string& endpoint, std::uint32_t credits)
-        : socket_(context, zmq::socket_type::dealer) {
-        socket_.set(zmq::sockopt::linger, 0);
-        socket_.connect(endpoint);
-        Hello hello;
-        hello.role = Role::worker;
-        hello.name = "by-hand:1";
-        hello.platform = platform();
-        hello.credits = credits;
-        hello.jobs = registered_jobs();
-        std::string body;
-        save_to(body, hello);
-        send(message_of(header(Command::hello), {body}));
+        : peer_(context, endpoint) {
+        peer_.send(message_of(header(Command::hello),
+                              {hello_body(Role::worker, credits, registered_jobs())}));
     }
 
-    /// The next message that is not a heartbeat (answered with one) within `timeout`,
-    /// valid until the next call; nullopt if none.
-    std::optional<Inbound> next(std::chrono::milliseconds timeout) {
-        const auto give_up = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                give_up - std::chrono::steady_clock::now());
-            zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-            if (left.count() <= 0 || zmq::poll(&item, 1, left) != 1)
-                return std::nullopt;
-            frames_.clear();
-            REQUIRE(zmq::recv_multipart(socket_, std::back_inserter(frames_)));
-            Inbound message = parse(frames_, 0);
-            if (message.command != Command::heartbeat)
-                return message;
-            ++heartbeats_;
-            send(message_of(header(Command::heartbeat)));
-        }
-    }
-
-    /// Reads what comes until the broker's `count`-th heartbeat from now (each one a tick
-    /// of its loop); the commands of the other messages, or nullopt if it fell silent.
+    // What it hears, heartbeats answered: RawPeer's.
+    std::optional<Inbound> next(std::chrono::milliseconds timeout) { return peer_.next(timeout); }
     std::optional<std::vector<Command>> until_heartbeats(unsigned count) {
-        std::vector<Command> others;
-        for (const unsigned goal = heartbeats_ + count; heartbeats_ < goal;) {
-            zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-            if (zmq::poll(&item, 1, 30s) != 1)
-                return std::nullopt;
-            frames_.clear();
-            REQUIRE(zmq::recv_multipart(socket_, std::back_inserter(frames_)));
-            const Command command = parse(frames_, 0).command;
-            if (command != Command::heartbeat) {
-                others.push_back(command);
-                continue;
-            }
-            ++heartbeats_;
-            send(message_of(header(Command::heartbeat)));
-        }
-        return others;
+        return peer_.until_heartbeats(count);
     }
 
     /// Answers a task of tests.squares: x² for each subtask x, in one run.
@@ -137,25 +85,12 @@ public:
             task.fields[0], {task.fields[1], task.fields[2], task.fields[2] * ns_per_subtask});
         std::vector<zmq::message_t> frames;
         frames.push_back(payload_frame(std::move(bytes), start));
-        send(std::move(frames));
+        peer_.send(std::move(frames));
     }
 
-    void send(std::vector<zmq::message_t> frames) { zmq::send_multipart(socket_, frames); }
-
 private:
-    zmq::socket_t socket_;
-    std::vector<zmq::message_t> frames_;
-    unsigned heartbeats_ = 0;
+    RawPeer peer_;
 };
-
-/// A Cluster with no local worker, listening on a free loopback port, whose broker waits
-/// 10 s of silence before it drops a peer: the workers driven by hand are not in a hurry.
-dtask::ClusterOptions cluster_for_workers_by_hand() {
-    auto options = small_cluster(0);
-    options.listen.push_back("tcp://127.0.0.1:*");
-    options.heartbeat_liveness = 40;
-    return options;
-}
 
 /// Runs tests.squares of `n` on `worker` alone, answering every task at once with
 /// `ns_per_subtask` as map's time; the size of each batch the worker was sent, in order.
@@ -183,23 +118,15 @@ TEST_CASE("FlowControl.worker_offers_its_credits_and_the_broker_never_exceeds_th
     zmq::context_t context(1);
     {
         // A worker states its --dtask-credits in its hello.
-        zmq::socket_t broker(context, zmq::socket_type::router);
-        broker.set(zmq::sockopt::linger, 0);
-        broker.bind("tcp://127.0.0.1:*");
-        Process worker(
-            self_executable(),
-            {"--dtask-worker", broker.get(zmq::sockopt::last_endpoint), "--dtask-credits", "3"});
-        zmq::pollitem_t item{broker.handle(), 0, ZMQ_POLLIN, 0};
-        REQUIRE(zmq::poll(&item, 1, 30s) == 1);
-        std::vector<zmq::message_t> frames;
-        REQUIRE(zmq::recv_multipart(broker, std::back_inserter(frames)));
-        const auto message = parse(frames, 1);
-        REQUIRE(message.command == Command::hello);
+        FakeBroker broker;
+        Process worker(self_executable(),
+                       {"--dtask-worker", broker.endpoint(), "--dtask-credits", "3"});
+        const auto message = broker.expect(Command::hello);
         CHECK(decode_body<Hello>(message.body[0], "hello").credits == 3);
     }
     // A worker of one credit holds one batch at a time: however many are queued, the broker
     // sends the next only once the last one's result is back.
-    dtask::Cluster cluster(cluster_for_workers_by_hand());
+    dtask::Cluster cluster(cluster_for_peers_by_hand());
     FakeWorker worker(context, cluster.endpoints().back(), 1);
     REQUIRE(cluster.wait_for_workers(1, 30s));
     constexpr std::uint64_t n = 40;
@@ -234,7 +161,7 @@ TEST_CASE("FlowControl.batches_start_at_one_subtask_then_fit_the_time_map_takes"
     // Batches hold one subtask until a result has come back, then enough to run 2 to 20 ms
     // by the time the worker reports for map, at most 4096: with 1 µs per subtask, 2000 to
     // 4096; with 1 ms, 2 to 20. The worker by hand reports those times, whatever they were.
-    dtask::Cluster cluster(cluster_for_workers_by_hand());
+    dtask::Cluster cluster(cluster_for_peers_by_hand());
     zmq::context_t context(1);
     FakeWorker worker(context, cluster.endpoints().back(), 256);
     REQUIRE(cluster.wait_for_workers(1, 30s));

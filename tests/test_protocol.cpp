@@ -13,8 +13,8 @@
 #include <dtask/detail/archive.hpp>
 
 #include "wire/batch.hpp"
-#include "fake_broker.hpp"
 #include "jobs.hpp"
+#include "raw_peers.hpp"
 #include "wire/protocol.hpp"
 #include "support.hpp"
 
@@ -283,18 +283,8 @@ TEST_CASE("Protocol.live_broker_refuses_garbage_and_carries_on" * doctest::timeo
 
     zmq::context_t context(1);
     auto exchange = [&](std::vector<std::string> parts) {
-        zmq::socket_t peer(context, zmq::socket_type::dealer);
-        peer.set(zmq::sockopt::linger, 0);
-        peer.connect(endpoint);
-        auto frames = frames_of(std::move(parts));
-        zmq::send_multipart(peer, frames);
-        zmq::pollitem_t item{peer.handle(), 0, ZMQ_POLLIN, 0};
-        REQUIRE(zmq::poll(&item, 1, 10s) == 1);
-        std::vector<zmq::message_t> reply;
-        REQUIRE(zmq::recv_multipart(peer, std::back_inserter(reply)));
-        auto message = parse(reply, 0);
-        REQUIRE(message.command == Command::refuse);
-        return std::string(as_text(message.body[0]));
+        RawPeer peer(context, endpoint);
+        return peer.refusal_of(frames_of(std::move(parts)));
     };
     CHECK(exchange({"garbage"}).find("not a dtask message") != std::string::npos);
     CHECK(exchange({head(Command::hello), "\x01\x02"}).find("cannot decode hello") !=
@@ -307,14 +297,8 @@ TEST_CASE("Protocol.live_broker_refuses_garbage_and_carries_on" * doctest::timeo
     CHECK(exchange({head(Command::hello), greedy}).find("exceeds the 4 bytes left") !=
           std::string::npos);
 
-    Hello alien;
-    alien.role = Role::worker;
-    alien.name = "elsewhere:1";
-    alien.platform = "big-endian, long 32 bits";
-    alien.credits = 1;
-    std::string alien_body;
-    save_to(alien_body, alien);
-    CHECK(exchange({head(Command::hello), alien_body}).find("platform") != std::string::npos);
+    const std::string alien = hello_body(Role::worker, 1, {}, "big-endian, long 32 bits");
+    CHECK(exchange({head(Command::hello), alien}).find("platform") != std::string::npos);
 
     // The broker is unharmed.
     CHECK(run_within(cluster, test_jobs::squares, std::uint64_t{1000}) ==
@@ -366,95 +350,11 @@ zmq::message_t batch_frame(Command command, std::uint64_t job,
     return payload_frame(std::move(bytes), start);
 }
 
-std::vector<zmq::message_t> message_of(zmq::message_t header_frame,
-                                       std::vector<std::string> bodies = {}) {
-    std::vector<zmq::message_t> frames;
-    frames.push_back(std::move(header_frame));
-    for (auto& body : bodies)
-        frames.emplace_back(body.data(), body.size());
-    return frames;
-}
-
 /// A header frame of protocol version `version` instead of this build's.
 zmq::message_t header_of_version(std::uint8_t version, Command command) {
     auto frame = header(command);
     static_cast<std::uint8_t*>(frame.data())[2] = version;
     return frame;
-}
-
-std::string hello_body(Role role, std::uint32_t credits = 0,
-                       std::vector<std::pair<std::string, std::string>> jobs = {},
-                       std::string platform_tag = platform()) {
-    Hello hello;
-    hello.role = role;
-    hello.name = "by-hand:1";
-    hello.platform = std::move(platform_tag);
-    hello.credits = credits;
-    hello.jobs = std::move(jobs);
-    std::string body;
-    save_to(body, hello);
-    return body;
-}
-
-/// A client or worker driven by hand: a DEALER connected to a broker. It answers the
-/// broker's heartbeats, so that it never looks silent.
-class RawPeer {
-public:
-    RawPeer(zmq::context_t& context, const std::string& endpoint)
-        : socket_(context, zmq::socket_type::dealer) {
-        socket_.set(zmq::sockopt::linger, 0);
-        socket_.connect(endpoint);
-    }
-    void send(std::vector<zmq::message_t> frames) { zmq::send_multipart(socket_, frames); }
-    /// The next message that is not a heartbeat, within `timeout` (valid until the next
-    /// call), or nullopt.
-    std::optional<Inbound> next(std::chrono::milliseconds timeout) {
-        const auto give_up = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                give_up - std::chrono::steady_clock::now());
-            zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-            if (left.count() <= 0 || zmq::poll(&item, 1, left) != 1)
-                return std::nullopt;
-            frames_.clear();
-            REQUIRE(zmq::recv_multipart(socket_, std::back_inserter(frames_)));
-            Inbound message = parse(frames_, 0);
-            if (message.command != Command::heartbeat)
-                return message;
-            send(message_of(header(Command::heartbeat)));
-        }
-    }
-    /// The next message, which must be a `command`.
-    Inbound expect(Command command) {
-        auto message = next(10s);
-        REQUIRE_MESSAGE(message.has_value(), "no " << command_name(command) << " came");
-        REQUIRE_MESSAGE(message->command == command, "a " << command_name(message->command)
-                                                          << " instead of a "
-                                                          << command_name(command));
-        return *message;
-    }
-    /// The text of the refusal that answers `frames`.
-    std::string refusal_of(std::vector<zmq::message_t> frames) {
-        send(std::move(frames));
-        auto reply = next(10s);
-        REQUIRE_MESSAGE(reply.has_value(), "no answer from the broker");
-        REQUIRE_MESSAGE(reply->command == Command::refuse,
-                        "a " << command_name(reply->command) << " instead of a refuse");
-        return std::string(as_text(reply->body[0]));
-    }
-
-private:
-    zmq::socket_t socket_;
-    std::vector<zmq::message_t> frames_;
-};
-
-/// A Cluster with no local worker, listening on a free loopback port, whose broker waits
-/// 10 s of silence before it drops a peer: the peers driven by hand are not in a hurry.
-dtask::ClusterOptions cluster_for_peers_by_hand() {
-    auto options = small_cluster(0);
-    options.listen.push_back("tcp://127.0.0.1:*");
-    options.heartbeat_liveness = 40;
-    return options;
 }
 
 std::string encoded(const auto& value) {

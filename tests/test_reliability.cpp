@@ -16,8 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "fake_broker.hpp"
 #include "jobs.hpp"
+#include "raw_peers.hpp"
 #include "remote_network.hpp"
 #include "support.hpp"
 #include "wire/protocol.hpp"
@@ -329,35 +329,10 @@ TEST_CASE("Reliability.job_waits_for_a_worker_and_runs_when_one_arrives" * docte
     const std::string endpoint = cluster.endpoints().back();
     // A client of its own, by hand, hears the broker's heartbeat on each tick, the tick on
     // which the broker also fails the jobs that waited too long for a worker.
-    zmq::context_t context(1);
-    zmq::socket_t ticks(context, zmq::socket_type::dealer);
-    ticks.set(zmq::sockopt::linger, 0);
-    ticks.connect(endpoint);
     using namespace dtask::detail::protocol;
-    Hello hello;
-    hello.role = Role::client;
-    hello.name = "tick-listener";
-    hello.platform = platform();
-    std::vector<zmq::message_t> greeting;
-    greeting.push_back(header(Command::hello));
-    greeting.push_back(encode_body(hello));
-    zmq::send_multipart(ticks, greeting);
-    auto heartbeats_heard = [&](int wanted) {
-        for (int heard = 0; heard < wanted;) {
-            zmq::pollitem_t item{ticks.handle(), 0, ZMQ_POLLIN, 0};
-            if (zmq::poll(&item, 1, 10s) != 1)
-                return false;
-            std::vector<zmq::message_t> frames;
-            REQUIRE(zmq::recv_multipart(ticks, std::back_inserter(frames)));
-            if (parse(frames, 0).command != Command::heartbeat)
-                continue;
-            ++heard;
-            std::vector<zmq::message_t> beat;
-            beat.push_back(header(Command::heartbeat));
-            zmq::send_multipart(ticks, beat);
-        }
-        return true;
-    };
+    zmq::context_t context(1);
+    RawPeer ticks(context, endpoint);
+    ticks.send(message_of(header(Command::hello), {hello_body(Role::client)}));
 
     std::promise<void> submitted;
     first_piece_made = &submitted;  // split runs after the submit went out
@@ -366,7 +341,7 @@ TEST_CASE("Reliability.job_waits_for_a_worker_and_runs_when_one_arrives" * docte
     first_piece_made = nullptr;
     // The broker may have run the next tick before it read the submit, but not the one after
     // that: three ticks later it has looked at the job, with no worker, at least once.
-    REQUIRE(heartbeats_heard(3));
+    REQUIRE(ticks.until_heartbeats(3, 10s).has_value());
     Process worker(self_executable(), {"--dtask-worker", endpoint});
     CHECK(get_within(handle, 60s) == 100ULL * 99 / 2);
 }
@@ -381,9 +356,7 @@ TEST_CASE("Reliability.worker_says_hello_again_on_a_new_connection_when_its_brok
     broker.expect(Command::hello);
     const std::string first_id = broker.peer();
     // Welcomed with heartbeats every 100 ms, 3 missed meaning silence, then never a word.
-    std::vector<zmq::message_t> welcome;
-    welcome.push_back(header(Command::welcome, {100, 3}));
-    broker.send(first_id, std::move(welcome));
+    broker.send(first_id, message_of(header(Command::welcome, {100, 3})));
     std::optional<std::string> second_id;
     const auto give_up = std::chrono::steady_clock::now() + 30s;
     while (!second_id && std::chrono::steady_clock::now() < give_up) {
