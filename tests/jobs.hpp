@@ -409,7 +409,9 @@ inline const dtask::Job<std::set<std::int64_t>> gated{
     add_pid};
 
 /// Subtasks that each wait until two distinct processes have started one: run with batches
-/// of one subtask on two workers, a job that both must serve, whatever their speeds.
+/// of one subtask on two workers, a job that both must serve, whatever their speeds. Its
+/// result names both only without backup copies (RunOptions::backup_tasks = false): with
+/// them, the faster worker may win every subtask the slower one started.
 inline const dtask::Job<std::set<std::int64_t>> rendezvous{
     "tests.rendezvous",
     [](const std::uint64_t& n, dtask::SplitHint) {
