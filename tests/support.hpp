@@ -17,6 +17,7 @@
 
 #include <dtask/dtask.hpp>
 
+#include "jobs.hpp"
 #include "process.hpp"
 #include "temp_dir.hpp"
 
@@ -107,6 +108,16 @@ requires(!std::is_same_v<Shared, dtask::RunOptions>) T
                const Shared& shared, dtask::RunOptions options = {}) {
     auto handle = cluster.submit(job, std::move(input), shared, options);
     return get_within(handle);
+}
+
+/// The processes that ran a rendezvous of 6 one-subtask batches: with two workers, both of
+/// them, however fast either is, since each subtask waits until two processes have started
+/// one. Without backup copies, whose results could win over a slow worker's own.
+inline std::set<std::int64_t> rendezvous_pids(dtask::Submitter& cluster) {
+    TempDir meeting;
+    return run_within(cluster, test_jobs::rendezvous, std::uint64_t{6},
+                      test_jobs::Gate{meeting.path(), 30'000},
+                      dtask::RunOptions{.batch_size = 1, .backup_tasks = false});
 }
 
 /// Options of a small local cluster for tests: two workers.

@@ -113,7 +113,7 @@ TEST_CASE("Cluster.four_threads_submit_at_once" * doctest::timeout(120)) {
 TEST_CASE("Cluster.both_workers_take_part" * doctest::timeout(120)) {
     dtask::Cluster cluster(small_cluster());
     REQUIRE(cluster.wait_for_workers(2, 30s));
-    const auto pids = run_within(cluster, worker_pids, std::uint64_t{400});
+    const auto pids = rendezvous_pids(cluster);
     const auto local = cluster.local_worker_pids();
     CHECK(pids.size() == 2);
     for (auto pid : pids)

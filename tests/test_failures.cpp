@@ -89,7 +89,7 @@ TEST_CASE("Failures.hung_subtask_goes_to_another_worker_after_its_timeout" *
     CHECK(attempts_made(attempts.path(), 7) == 2);
     // The worker that hung restarted itself and serves again.
     REQUIRE(cluster.wait_for_workers(2, 30s));
-    CHECK(run_within(cluster, worker_pids, std::uint64_t{200}).size() == 2);
+    CHECK(rendezvous_pids(cluster).size() == 2);
 }
 
 TEST_CASE("Failures.subtask_that_hangs_on_every_attempt_fails_with_a_timeout" *

@@ -151,17 +151,12 @@ TEST_CASE("Reliability.frozen_worker_is_replaced_and_its_late_results_count_once
     const Tally tally = get_within(handle, 120s);
     CHECK(tally.count == n);
     CHECK(tally.sum == sum_below(n));
-    // It rejoins by itself and serves again: each subtask of a rendezvous waits until two
-    // processes have started one, so both workers run some, however fast the other is.
-    // Without backup copies: the other worker, done with its own subtasks at once after
-    // the meeting, would otherwise get copies of those the rejoined one still runs (it is
-    // just back from SIGSTOP, and slow on a loaded machine), and the copies' results would
-    // win over its own.
+    // It rejoins by itself and serves again. Without backup copies (rendezvous_pids): the
+    // other worker, done with its own subtasks at once after the meeting, would otherwise
+    // get copies of those the rejoined one still runs (it is just back from SIGSTOP, and
+    // slow on a loaded machine), and the copies' results would win over its own.
     REQUIRE(cluster.wait_for_workers(2, 30s));
-    TempDir meeting;
-    const auto pids =
-        run_within(cluster, rendezvous, std::uint64_t{6}, Gate{meeting.path(), 30'000},
-                   dtask::RunOptions{.batch_size = 1, .backup_tasks = false});
+    const auto pids = rendezvous_pids(cluster);
     CHECK_MESSAGE(pids.contains(frozen),
                   "the rejoined worker " << frozen << " ran none of " << pids.size() << " pid(s)");
 }
@@ -242,7 +237,7 @@ TEST_CASE("Reliability.partitioned_worker_is_replaced_and_rejoins_when_the_link_
     REQUIRE(network.heal());
     REQUIRE(cluster.wait_for_workers(2, 60s));
     // `ip netns exec` runs the worker in its own process: the pid is the worker's.
-    CHECK(run_within(cluster, worker_pids, std::uint64_t{200}).contains(remote.pid()));
+    CHECK(rendezvous_pids(cluster).contains(remote.pid()));
 }
 
 TEST_CASE("Reliability.worker_busy_in_a_long_map_is_kept_alive_by_its_pulse" *
