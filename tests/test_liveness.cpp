@@ -1,6 +1,6 @@
 // The Liveness rule (src/wire/liveness.hpp), tested directly: a peer is silent only after
-// interval × liveness; no verdict while messages wait unread, unless reading has been behind
-// as long; a welcome sets interval and liveness, within bounds.
+// interval × liveness, counted up to when the reader last knew it had read everything; a
+// welcome sets interval and liveness, within bounds.
 
 #include <chrono>
 
@@ -35,13 +35,46 @@ TEST_CASE("Liveness.no_verdict_while_messages_wait_unread" * doctest::timeout(30
     const Liveness liveness(100ms, 5);
     const auto unread = [] { return true; };
     const auto now = t0 + 2s;
-    // Messages wait, and reading found the socket empty recently: they may be heartbeats.
-    CHECK_FALSE(liveness.silent(t0, now, unread, now - 100ms));
-    CHECK_FALSE(liveness.silent(t0, now, unread, now - 499ms));
-    // Reading has been behind as long as the silence: the verdict stands.
-    CHECK(liveness.silent(t0, now, unread, now - 500ms));
+    // Messages wait, and reading found the socket empty soon after the peer's last message:
+    // what waits may be its heartbeats.
+    CHECK_FALSE(liveness.silent(t0, now, unread, t0 + 100ms));
+    CHECK_FALSE(liveness.silent(t0, now, unread, t0 + 500ms));
+    // The socket was empty, with nothing from the peer, for longer than the silence: proven.
+    CHECK(liveness.silent(t0, now, unread, t0 + 501ms));
     CHECK(liveness.silent(
         t0, now, [] { return false; }, now));
+}
+
+TEST_CASE("Liveness.a_stalled_reader_blames_no_peer_whose_messages_wait_unread" *
+          doctest::timeout(30)) {
+    // The reader last emptied its socket just after the peer's last message, then stalled
+    // for 3 s (far past the silence). Whatever came meanwhile waits unread.
+    const Liveness liveness(100ms, 5);
+    const auto last_heard = t0;
+    const auto last_drained = t0 + 10ms;
+    const auto after_stall = t0 + 3s;
+    CHECK_FALSE(liveness.silent(
+        last_heard, after_stall, [] { return true; }, last_drained));
+    // Once it has read everything and nothing came from the peer, the verdict stands.
+    CHECK(liveness.silent(
+        last_heard, after_stall, [] { return false; }, after_stall));
+}
+
+TEST_CASE("Liveness.a_stall_of_the_reader_itself_restarts_the_count" * doctest::timeout(30)) {
+    // The reader planned to wake at t0 + 100 ms and woke 3 s later: stopped, or not
+    // scheduled. The peer's messages of those 3 s may still be on their way in, not yet
+    // unread in the socket, so the peer gets a whole silence from the wake-up.
+    Liveness liveness(100ms, 5);
+    const auto nothing_unread = [] { return false; };
+    const auto woke_at = t0 + 3s;
+    liveness.woke(t0 + 100ms, woke_at);
+    CHECK_FALSE(liveness.silent(t0, woke_at, nothing_unread, woke_at));
+    CHECK_FALSE(liveness.silent(t0, woke_at + 500ms, nothing_unread, woke_at + 500ms));
+    CHECK(liveness.silent(t0, woke_at + 501ms, nothing_unread, woke_at + 501ms));
+    // A wake-up late by less than an interval is no stall.
+    Liveness steady(100ms, 5);
+    steady.woke(t0 + 100ms, t0 + 200ms);
+    CHECK(steady.silent(t0, t0 + 501ms, nothing_unread, t0 + 501ms));
 }
 
 TEST_CASE("Liveness.adopt_takes_the_welcome_within_bounds" * doctest::timeout(30)) {

@@ -11,6 +11,7 @@
 
 #include "../examples/sum_squares_job.hpp"
 #include "jobs.hpp"
+#include "raw_peers.hpp"
 #include "support.hpp"
 
 using namespace test_support;
@@ -161,6 +162,34 @@ TEST_CASE("Server.killed_client_work_is_dropped_and_others_go_on" * doctest::tim
     auto handle = client.submit(squares, std::uint64_t{20'000});
     REQUIRE(handle.wait_for(30s));
     CHECK(handle.get() == serial_squares(20'000));
+}
+
+TEST_CASE("Server.stalled_dtaskd_drops_no_peer_whose_messages_wait_unread" *
+          doctest::timeout(120)) {
+    // dtaskd is stopped for twice its silence limit (10 × 200 ms) while a worker by hand
+    // goes on talking: everything it says waits unread in dtaskd's socket. On waking,
+    // dtaskd must read before it blames: the stall was its own, not the worker's.
+    using namespace dtask::detail::protocol;
+    Dtaskd broker({"--heartbeat", "200", "--liveness", "10"});
+    zmq::context_t context;
+    RawPeer worker(context, broker.endpoint());
+    worker.send(message_of(header(Command::hello), {hello_body(Role::worker, 4)}));
+    worker.expect(Command::welcome);
+    REQUIRE(worker.until_heartbeats(2, 10s));
+    broker.process().signal(SIGSTOP);
+    for (const auto resume = Clock::now() + 4s; Clock::now() < resume;) {
+        worker.send(message_of(header(Command::heartbeat)));
+        std::this_thread::sleep_for(100ms);  // a worker's pace, not a wait for anything
+    }
+    broker.process().signal(SIGCONT);
+    // Five ticks after it woke, dtaskd has judged silence several times, and still serves
+    // the worker: a dropped worker would hear no more heartbeats.
+    const bool served = worker.until_heartbeats(5, 10s).has_value();
+    std::string transcript;
+    while (auto line = broker.process().read_line(200ms))
+        transcript += *line + "\n";
+    CHECK_MESSAGE(served, "dtaskd stopped sending to the worker; it said:\n" << transcript);
+    CHECK_MESSAGE(!contains(transcript, "is gone"), "dtaskd said:\n" << transcript);
 }
 
 TEST_CASE("Server.sigterm_fails_running_jobs_with_a_clear_error" * doctest::timeout(120)) {

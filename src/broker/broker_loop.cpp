@@ -17,7 +17,10 @@ namespace dtask::detail {
 using namespace protocol;
 
 BrokerLoop::BrokerLoop(Broker& broker)
-    : context_(broker), socket_(broker.socket_), poller_{{broker.stop_fd_, -1}} {
+    : context_(broker),
+      socket_(broker.socket_),
+      liveness_(broker.options_.heartbeat_interval, broker.options_.heartbeat_liveness),
+      poller_{{broker.stop_fd_, -1}} {
     poller_.watch_other(1, context_.local.exits_fd());
 }
 
@@ -41,6 +44,7 @@ void BrokerLoop::event_loop() {
         // now() was read at the last wake-up, and during the burst after it.
         poller_.wait(std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now()));
         context_.clock.fresh();
+        liveness_.woke(wake_at, now());
         if (poller_.readable(0))
             break;
         if (poller_.readable(1))
@@ -172,7 +176,7 @@ void BrokerLoop::on_hello(const std::string& id, Inbound& message) {
 
 void BrokerLoop::tick() {
     const auto now = Clock::now();
-    const Liveness rule(context_.options.heartbeat_interval, context_.options.heartbeat_liveness);
+    const Liveness& rule = liveness_;
     const auto silence = rule.silence();
     const bool unread_now = poller_.unread(socket_);
     const auto silent = context_.peers.silent(

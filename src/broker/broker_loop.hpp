@@ -16,6 +16,7 @@
 #include "broker/client_events.hpp"
 #include "broker/worker_events.hpp"
 #include "wire/protocol.hpp"
+#include "wire/liveness.hpp"
 #include "wire/socket_poll.hpp"
 
 namespace dtask::detail {
@@ -49,6 +50,7 @@ private:
     zmq::socket_t& socket_;
     Clock::time_point next_tick_;
     Clock::time_point last_drained_ = Clock::now();  // the socket last had nothing unread
+    Liveness liveness_;                              // who is silent, and the loop's own stalls
     SocketPoll<2> poller_;                           // the stop event, then the exits
 };
 

@@ -77,8 +77,10 @@ void ClientLoop::turn(bool driving) {
                           ? std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now()) +
                                 std::chrono::milliseconds(1)
                           : std::chrono::milliseconds(0);
+    const auto planned = now() + wait;
     const bool requests = connection_.wait(driving ? mailbox.stop_fd : mailbox.wake_fd, wait);
     clock_.fresh();
+    connection_.woke(planned, now());
     slice_end_ = now() + time_slice;
     if (requests) {
         if (driving)

@@ -27,6 +27,11 @@ public:
     /// Connects to options.endpoint and says hello; routes what the broker sends to `loop`.
     Connection(zmq::context_t& context, const ClientCoreOptions& options, ClientLoop& loop);
 
+    /// Notes a wake-up later than `planned`: the Liveness rule does not count a stall of
+    /// this thread as the broker's silence.
+    void woke(Clock::time_point planned, Clock::time_point now) noexcept {
+        liveness_.woke(planned, now);
+    }
     /// Waits for the socket, `other_fd` and up to `timeout`; true if `other_fd` is readable.
     bool wait(int other_fd, std::chrono::milliseconds timeout);
     /// Handles the messages the socket holds, up to 256 and until `slice_end`, each at a

@@ -1,7 +1,9 @@
 #pragma once
 // Liveness, one rule for the broker, the client and the worker: a peer is silent when nothing
-// came from it for interval × liveness. Messages still unread may be the very heartbeats in
-// question, so there is no verdict while they wait, unless reading has been behind as long.
+// came from it for interval × liveness, counted up to the last moment the reader knows it
+// has read everything: now if nothing waits unread, else when a receive last found the
+// socket empty; and only from the end of the reader's own last stall. A reader that stalled
+// (descheduled, stopped, busy) blames no peer for it.
 
 #include <algorithm>
 #include <chrono>
@@ -29,7 +31,19 @@ public:
     template <class Unread>
     bool silent(Clock::time_point last_heard, Clock::time_point now, Unread&& unread,
                 Clock::time_point last_drained) const {
-        return now - last_heard > silence() && (now - last_drained >= silence() || !unread());
+        const auto since = std::max(last_heard, attentive_since_);
+        if (now - since <= silence())
+            return false;
+        const auto read_all_until = unread() ? last_drained : now;
+        return read_all_until - since > silence();
+    }
+
+    /// Notes a wake-up at `now` of a loop that planned to wake at `planned`. Later by more
+    /// than an interval, the reader itself stalled: what peers sent meanwhile may still be on
+    /// its way in (ZeroMQ's I/O thread stalled too), so silence counts again from now.
+    void woke(Clock::time_point planned, Clock::time_point now) noexcept {
+        if (now - planned > interval_)
+            attentive_since_ = now;
     }
 
     /// Takes the broker's settings from its welcome; a zero keeps the current one. Both are
@@ -48,6 +62,7 @@ public:
 private:
     std::chrono::milliseconds interval_;
     unsigned liveness_;
+    Clock::time_point attentive_since_{};  // the end of the reader's last stall
 };
 
 }  // namespace dtask::detail

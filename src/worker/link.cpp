@@ -119,9 +119,13 @@ int Link::serve() {
     auto next_heartbeat = shared_.last_sent_at() + liveness_.interval();
     std::vector<zmq::message_t> frames;
     for (;;) {
-        poller_.wait(std::chrono::duration_cast<std::chrono::milliseconds>(next_heartbeat - now_) +
-                     std::chrono::milliseconds(1));
+        const auto wait =
+            std::chrono::duration_cast<std::chrono::milliseconds>(next_heartbeat - now_) +
+            std::chrono::milliseconds(1);
+        poller_.wait(wait);
+        const auto planned = now_ + wait;
         now_ = Clock::now();
+        liveness_.woke(planned, now_);
         if (poller_.readable(0))
             return worker_done;
         std::optional<int> exit_code;
