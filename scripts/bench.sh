@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures dtask's throughput, latency, overhead, scaling and memory: builds dtask_perf
 # (Release, in build-bench/), runs it, keeps every figure in build-bench/perf.json and draws
-# the plots into docs/images/. About 3 minutes on 2 cores.
+# the plots into docs/images/ (how long it takes: docs/performance.md).
 set -euo pipefail
 
 usage() {
