@@ -139,7 +139,12 @@ TEST_CASE("Server.killed_client_work_is_dropped_and_others_go_on" * doctest::tim
     {
         Process doomed(helpers_directory() + "/client_that_dies", {broker.endpoint()}, "|");
         const auto line = doomed.read_line(60s);
-        REQUIRE(line == std::optional<std::string>("running"));
+        if (line != std::optional<std::string>("running")) {
+            std::string said;  // what dtaskd saw of it, for whoever reads the failure
+            while (auto broker_line = broker.process().read_line(200ms))
+                said += *broker_line + "\n";
+            FAIL("the client never said it was running; dtaskd said:\n" << said);
+        }
         doomed.signal(SIGKILL);
         REQUIRE(doomed.wait_exit(10s).has_value());
     }
