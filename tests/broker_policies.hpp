@@ -4,13 +4,14 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <zmq.hpp>
 
 #include "broker/batches.hpp"
 #include "broker/jobs.hpp"
 #include "broker/peers.hpp"
-#include "wire/batch.hpp"
+#include "raw_peers.hpp"
 #include "wire/protocol.hpp"
 
 namespace broker_policies {
@@ -19,17 +20,10 @@ using namespace dtask::detail;
 
 /// A task frame of job `job` with `count` one-byte records, subtasks [first, first + count).
 inline zmq::message_t task_frame(std::uint64_t job, std::uint64_t first, std::uint64_t count) {
-    std::string bytes(protocol::task_header_room, '\0');
-    BatchWriter writer(bytes);
-    for (std::uint64_t i = 0; i < count; ++i) {
-        writer.begin();
-        bytes += static_cast<char>('a' + i % 26);
-        writer.end();
-    }
-    const std::size_t start = protocol::write_batch_header(
-        std::as_writable_bytes(std::span(bytes).first(protocol::task_header_room)),
-        protocol::Command::task, job, {first, count});
-    return protocol::payload_frame(std::move(bytes), start);
+    std::vector<std::string> records;
+    for (std::uint64_t i = 0; i < count; ++i)
+        records.emplace_back(1, static_cast<char>('a' + i % 26));
+    return test_support::batch_frame(protocol::Command::task, job, {first, count}, records);
 }
 
 /// A queued batch of `count` subtasks from `first`, with a real frame.

@@ -4,6 +4,9 @@
 // or worker.
 
 #include <chrono>
+#include <cstdint>
+#include <initializer_list>
+#include <span>
 #include <iterator>
 #include <optional>
 #include <string>
@@ -17,9 +20,29 @@
 #include <dtask/detail/archive.hpp>
 
 #include "support.hpp"
+#include "wire/batch.hpp"
 #include "wire/protocol.hpp"
 
 namespace test_support {
+
+/// A task or result frame for `job` with header `fields` and these records, as a client or
+/// a worker writes it.
+inline zmq::message_t batch_frame(dtask::detail::protocol::Command command, std::uint64_t job,
+                                  std::initializer_list<std::uint64_t> fields,
+                                  const std::vector<std::string>& records) {
+    using namespace dtask::detail;
+    std::string bytes(protocol::result_header_room, '\0');
+    BatchWriter writer(bytes);
+    for (const auto& record : records) {
+        writer.begin();
+        bytes += record;
+        writer.end();
+    }
+    const std::size_t start = protocol::write_batch_header(
+        std::as_writable_bytes(std::span(bytes).first(protocol::result_header_room)), command,
+        job, fields);
+    return protocol::payload_frame(std::move(bytes), start);
+}
 
 /// A message of `header_frame` then one frame per body.
 inline std::vector<zmq::message_t> message_of(zmq::message_t header_frame,

@@ -334,22 +334,6 @@ std::string hex_of(const std::string& bytes) {
     return text;
 }
 
-/// A task or result frame for `job` with header `fields` and these records.
-zmq::message_t batch_frame(Command command, std::uint64_t job,
-                           std::initializer_list<std::uint64_t> fields,
-                           const std::vector<std::string>& records) {
-    std::string bytes(result_header_room, '\0');
-    BatchWriter writer(bytes);
-    for (const auto& record : records) {
-        writer.begin();
-        bytes += record;
-        writer.end();
-    }
-    const std::size_t start = write_batch_header(
-        std::as_writable_bytes(std::span(bytes).first(result_header_room)), command, job, fields);
-    return payload_frame(std::move(bytes), start);
-}
-
 /// A header frame of protocol version `version` instead of this build's.
 zmq::message_t header_of_version(std::uint8_t version, Command command) {
     auto frame = header(command);

@@ -11,7 +11,7 @@
 #include <doctest/doctest.h>
 
 #include "client/reduce_order.hpp"
-#include "wire/batch.hpp"
+#include "raw_peers.hpp"
 #include "wire/protocol.hpp"
 
 using namespace dtask::detail;
@@ -23,17 +23,10 @@ namespace {
 /// partial "<tag><index>", parsed as the client parses it.
 struct ResultRun {
     ResultRun(std::uint64_t first, std::uint64_t count, const std::string& tag) {
-        std::string bytes(result_header_room, '\0');
-        BatchWriter writer(bytes);
-        for (std::uint64_t index = first; index < first + count; ++index) {
-            writer.begin();
-            writer.out() += tag + std::to_string(index);
-            writer.end();
-        }
-        const std::size_t start =
-            write_batch_header(std::as_writable_bytes(std::span(bytes).first(result_header_room)),
-                               Command::result, 1, {first, count, 0});
-        frames.push_back(payload_frame(std::move(bytes), start));
+        std::vector<std::string> partials;
+        for (std::uint64_t index = first; index < first + count; ++index)
+            partials.push_back(tag + std::to_string(index));
+        frames.push_back(test_support::batch_frame(Command::result, 1, {first, count, 0}, partials));
         message = parse(frames, 0);
     }
 
