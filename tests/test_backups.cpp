@@ -40,7 +40,15 @@ struct Tail {
         worker.credits.hold(
             HeldBatch{job.id, first, 1, first, task_frame(job.id, first, 1), sent, 0});
     }
-    WorkerPeer* choose(Clock::time_point now) { return choose_backup(c, peers, jobs, now); }
+    /// What dispatch does for an idle worker c: the holder of the batch copied, or null.
+    WorkerPeer* choose(Clock::time_point now) {
+        if (!may_take_backup(c, jobs))
+            return nullptr;
+        const Backup backup = choose_backup(c, peers, jobs, now);
+        if (backup.holder != nullptr)
+            record_copy(backup, c);
+        return backup.holder;
+    }
 };
 
 }  // namespace

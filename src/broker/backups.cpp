@@ -21,15 +21,16 @@ bool holds_spoiled(const BrokerJob& job, const HeldBatch& batch) {
     });
 }
 
-WorkerPeer* choose_backup(WorkerPeer& idle, Peers& peers, Jobs& jobs, Clock::time_point now) {
-    // Looked for after every result a worker with a free credit sends: the scan of what the
-    // workers hold below is done only when some job has reached its tail.
+bool may_take_backup(const WorkerPeer& idle, Jobs& jobs) {
+    const auto& all = jobs.all();
+    return !idle.recovery.isolated && !idle.recovery.reserved &&
+           std::any_of(all.begin(), all.end(),
+                       [](const auto& entry) { return may_back_up(entry.second); });
+}
+
+Backup choose_backup(WorkerPeer& idle, Peers& peers, Jobs& jobs, Clock::time_point now) {
     auto& all = jobs.all();
-    if (idle.recovery.isolated || idle.recovery.reserved ||
-        std::none_of(all.begin(), all.end(),
-                     [](const auto& entry) { return may_back_up(entry.second); }))
-        return nullptr;
-    WorkerPeer* holder = nullptr;
+    Backup chosen;
     Clock::duration longest{};
     for (auto& [id, other] : peers.workers()) {
         if (id == idle.id || other.credits.held.empty() || other.recovery.isolated)
@@ -40,7 +41,7 @@ WorkerPeer* choose_backup(WorkerPeer& idle, Peers& peers, Jobs& jobs, Clock::tim
         auto job = all.find(running.job);
         if (job == all.end())
             continue;
-        const BrokerJob& candidate = job->second;
+        BrokerJob& candidate = job->second;
         if (!may_back_up(candidate) || candidate.backups.copies.contains(running.first) ||
             holds_spoiled(candidate, running) || !serves(idle.serving, candidate))
             continue;
@@ -50,15 +51,15 @@ WorkerPeer* choose_backup(WorkerPeer& idle, Peers& peers, Jobs& jobs, Clock::tim
                               static_cast<Clock::rep>(running.count);
         if (age < backup_min_age || age < 2 * expected || age <= longest)
             continue;
-        holder = &other;
+        chosen = {&other, &candidate};
         longest = age;
     }
-    if (holder != nullptr) {
-        const HeldBatch& running = holder->credits.held.front();
-        all.at(running.job).backups.copies[running.first] =
-            Copies{running.count, {holder->id, idle.id}};
-    }
-    return holder;
+    return chosen;
+}
+
+void record_copy(const Backup& backup, const WorkerPeer& idle) {
+    const HeldBatch& running = backup.holder->credits.held.front();
+    backup.job->backups.copies[running.first] = Copies{running.count, {backup.holder->id, idle.id}};
 }
 
 std::vector<std::string> settle_copies(JobBackups& job, std::uint64_t first, std::uint64_t count,

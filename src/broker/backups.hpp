@@ -60,11 +60,24 @@ bool may_back_up(const BrokerJob& job);
 /// backup copy, since its retries are counted and copies would not be.
 bool holds_spoiled(const BrokerJob& job, const HeldBatch& batch);
 
-/// The worker whose running batch (the oldest it holds) gets a copy on `idle` at `now`: of
-/// those that qualify, the one that has run longest; null if none does. Records the copy
-/// (its holders: that worker and `idle`), which dispatch then sends.
-WorkerPeer* choose_backup(WorkerPeer& idle, Peers& peers, Jobs& jobs,
-                          std::chrono::steady_clock::time_point now);
+/// Whether `idle` may take a backup copy at all: it runs no quarantined batch and is not
+/// reserved for one, and some job is at its tail. Cheap: dispatch asks it after every result.
+bool may_take_backup(const WorkerPeer& idle, Jobs& jobs);
+
+/// A running batch chosen for a backup copy: its holder and its job.
+struct Backup {
+    WorkerPeer* holder = nullptr;
+    BrokerJob* job = nullptr;
+};
+
+/// For an `idle` worker that may_take_backup: the worker whose running batch (the oldest it
+/// holds) gets a copy on `idle` at `now`; of those that qualify, the one that has run
+/// longest; no holder if none does.
+Backup choose_backup(WorkerPeer& idle, Peers& peers, Jobs& jobs,
+                     std::chrono::steady_clock::time_point now);
+
+/// Notes the chosen batch as running on two workers: its holder and `idle`.
+void record_copy(const Backup& backup, const WorkerPeer& idle);
 
 /// A batch ended on `winner`: the other holders of its copies, whose copy is to be revoked.
 /// Empty if it had no copies (or they were of another batch that starts at the same index).

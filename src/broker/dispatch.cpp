@@ -15,10 +15,8 @@ using Clock = std::chrono::steady_clock;
 void Dispatch::feed(WorkerPeer& worker) {
     if (worker.recovery.isolated)
         return;  // nothing beside a quarantined batch
-    if (worker.recovery.reserved && recovery_.quarantined() == 0)
-        recovery_.unreserve(worker.recovery);  // the quarantine emptied without it: as before
-    if (recovery_.quarantined() > 0 &&
-        recovery_.reserve(worker.recovery, jobs_.all(),
+    // Reserved while the quarantine holds a batch; released when it emptied without it.
+    if (recovery_.reserve(worker.recovery, jobs_.all(),
                           [&](const BrokerJob& job) { return serves(worker.serving, job); })) {
         if (!worker.credits.held.empty()) {
             room_.remove(worker);  // until it has finished what it holds
@@ -93,14 +91,18 @@ bool Dispatch::send_quarantined(WorkerPeer& worker) {
 }
 
 bool Dispatch::send_backup(WorkerPeer& idle) {
-    WorkerPeer* holder = choose_backup(idle, peers_, jobs_, Clock::now());
-    if (holder == nullptr)
+    // Looked for after every result a worker with a free credit sends: the clock is read and
+    // the workers' batches scanned only when some job has reached its tail.
+    if (!may_take_backup(idle, jobs_))
         return false;
-    HeldBatch& running = holder->credits.held.front();
+    const Backup backup = choose_backup(idle, peers_, jobs_, Clock::now());
+    if (backup.holder == nullptr)
+        return false;
+    record_copy(backup, idle);
+    HeldBatch& running = backup.holder->credits.held.front();
     zmq::message_t payload;
     payload.copy(running.payload);
-    send(idle, jobs_.all().at(running.job),
-         QueuedBatch{running.first, running.count, std::move(payload)});
+    send(idle, *backup.job, QueuedBatch{running.first, running.count, std::move(payload)});
     return true;
 }
 

@@ -61,8 +61,9 @@ public:
     /// batch alone. On `failed`, the subtask is rest.first.
     Suspect crashed(BrokerJob& job, QueuedBatch rest, bool isolated);
 
-    /// Whether the worker is (or now becomes) reserved to run a quarantined batch alone.
-    /// `serves(job)` says whether it serves a job.
+    /// Whether the worker is (or now becomes) reserved to run a quarantined batch alone; a
+    /// reserved worker is released once the quarantine has emptied. `serves(job)` says
+    /// whether it serves a job.
     template <class Jobs, class Serves>
     bool reserve(WorkerRecovery& worker, Jobs& jobs, Serves&& serves) {
         if (worker.reserved) {

@@ -32,6 +32,10 @@ bool Connection::wait(int other_fd, std::chrono::milliseconds timeout) {
 }
 
 void Connection::receive_burst(LazyClock& clock, Clock::time_point slice_end) {
+    if (clock.last() >= slice_end) {
+        poller_.drained(false);  // the slice went to other work: read at the next turn
+        return;
+    }
     const auto end = drain_burst(socket_, frames_, 256, [&](std::vector<zmq::message_t>& message) {
         last_heard_ = clock.next();
         on_message(message);

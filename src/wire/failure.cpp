@@ -10,7 +10,6 @@ using namespace protocol;
 
 std::exception_ptr failure_error(const zmq::message_t& report, const std::string& job_name,
                                  std::uint64_t index, const std::vector<std::string>& notices) {
-    const std::string& name = job_name;
     std::exception_ptr error;
     try {
         auto failure = decode_body<Failure>(report, "a failure report");
@@ -20,7 +19,7 @@ std::exception_ptr failure_error(const zmq::message_t& report, const std::string
                 break;
             case FailureKind::exception:
             case FailureKind::transient:
-                error = std::make_exception_ptr(TaskError(name, index, failure.worker,
+                error = std::make_exception_ptr(TaskError(job_name, index, failure.worker,
                                                           failure.exception_type, failure.message));
                 break;
             case FailureKind::worker_lost:
@@ -48,7 +47,7 @@ std::exception_ptr failure_error(const zmq::message_t& report, const std::string
         }
     } catch (const ProtocolError& e) {
         error = std::make_exception_ptr(
-            ProtocolError("job '" + name +
+            ProtocolError("job '" + job_name +
                           "' failed, and the broker's report of why was unreadable: " + e.what()));
     }
     return error;
