@@ -4,8 +4,30 @@
 #include <dtask/detail/job_model.hpp>
 
 #include "client/client_core.hpp"
+#include "security/join_token.hpp"
 
 namespace dtask {
+namespace {
+
+/// The token's keys, or none for a broker without CurveZMQ; throws Error if a TCP endpoint
+/// comes without a token, or the token is malformed.
+std::optional<detail::JoinToken> client_token(const std::string& endpoint,
+                                              const ClientOptions& options) {
+    if (options.insecure_tcp)
+        return std::nullopt;
+    const std::string text =
+        options.token.empty() ? detail::token_from_environment() : options.token;
+    if (!text.empty())
+        return detail::parse_join_token(text);
+    if (endpoint.starts_with("tcp://"))
+        throw Error("dtask::Client: the broker at " + endpoint +
+                    " needs a client token: ClientOptions::token, or DTASK_TOKEN / "
+                    "DTASK_TOKEN_FILE in the environment ('dtaskd tokens' prints it; "
+                    "insecure_tcp for a broker without encryption)");
+    return std::nullopt;
+}
+
+}  // namespace
 
 struct Client::Impl {
     Impl(std::string endpoint_, const ClientOptions& options)
@@ -14,7 +36,8 @@ struct Client::Impl {
                                                   .heartbeat_interval = options.heartbeat_interval,
                                                   .heartbeat_liveness = options.heartbeat_liveness,
                                                   .same_process = false,
-                                                  .worker_count = {}}) {}
+                                                  .worker_count = {},
+                                                  .token = client_token(endpoint, options)}) {}
 
     std::string endpoint;
     zmq::context_t context{1};

@@ -14,6 +14,7 @@
 #include "broker/broker.hpp"
 #include "client/client_core.hpp"
 #include "process.hpp"
+#include "security/join_token.hpp"
 #include "worker/worker.hpp"
 
 namespace dtask {
@@ -42,9 +43,28 @@ void refuse_inside_worker() {
 
 }  // namespace
 
+/// A Cluster's credentials: a broker key and one token per role, new for each Cluster.
+struct ClusterKeys {
+    explicit ClusterKeys(const ClusterOptions& options) {
+        if (options.listen.empty() || options.insecure_tcp)
+            return;
+        broker = detail::new_curve_keys();
+        worker = detail::new_join_token(detail::TokenRole::worker, broker.public_key);
+        client = detail::new_join_token(detail::TokenRole::client, broker.public_key);
+        worker_token = worker.text();
+        client_token = client.text();
+    }
+    detail::CurveKeys broker;
+    detail::JoinToken worker;
+    detail::JoinToken client;
+    std::string worker_token;
+    std::string client_token;
+};
+
 struct Cluster::Impl {
     explicit Impl(const ClusterOptions& options)
-        : local_workers(options.local_workers < 0
+        : keys(options),
+          local_workers(options.local_workers < 0
                             ? std::max(1u, std::thread::hardware_concurrency())
                             : static_cast<unsigned>(options.local_workers)),
           broker(context, broker_options(options, local_workers)),
@@ -53,16 +73,20 @@ struct Cluster::Impl {
                                            .heartbeat_interval = options.heartbeat_interval,
                                            .heartbeat_liveness = options.heartbeat_liveness,
                                            .same_process = true,
-                                           .worker_count = [this] { return broker.workers(); }}) {
+                                           .worker_count = [this] { return broker.workers(); },
+                                           .token = std::nullopt}) {
         broker.start();
     }
 
     detail::BrokerOptions broker_options(const ClusterOptions& options, unsigned worker_count) {
         detail::BrokerOptions settings;
         settings.inproc_endpoint = inproc;
-        settings.endpoints.push_back(private_endpoint());
-        settings.endpoints.insert(settings.endpoints.end(), options.listen.begin(),
-                                  options.listen.end());
+        settings.private_endpoint = private_endpoint();
+        settings.endpoints = options.listen;
+        settings.security.curve = !options.insecure_tcp;
+        settings.security.secret_key = keys.broker.secret_key;
+        settings.security.admitted = {keys.worker.credential.public_key,
+                                      keys.client.credential.public_key};
         settings.local_workers = worker_count;
         settings.local_worker_credits =
             options.worker_credits == 0 ? detail::default_worker_credits : options.worker_credits;
@@ -71,6 +95,7 @@ struct Cluster::Impl {
         return settings;
     }
 
+    ClusterKeys keys;
     unsigned local_workers;
     // The cluster's own client talks to the broker in memory, through the context they
     // share (an inproc name is private to its context).
@@ -96,6 +121,14 @@ Cluster::~Cluster() {
 
 const std::vector<std::string>& Cluster::endpoints() const {
     return impl_->broker.endpoints();
+}
+
+const std::string& Cluster::join_token() const {
+    return impl_->keys.worker_token;
+}
+
+const std::string& Cluster::client_token() const {
+    return impl_->keys.client_token;
 }
 
 std::size_t Cluster::workers() const {

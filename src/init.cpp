@@ -14,6 +14,7 @@
 
 #include "parse_number.hpp"
 #include "process.hpp"
+#include "security/join_token.hpp"
 #include "worker/worker.hpp"
 
 namespace dtask {
@@ -37,6 +38,8 @@ unsigned long number(std::string_view flag, std::string_view text, unsigned long
 std::optional<detail::WorkerOptions> worker_options(int argc, char** argv) {
     detail::WorkerOptions options;
     bool worker = false;
+    std::string token_file;
+    bool insecure = std::getenv("DTASK_INSECURE_TCP") != nullptr;
     if (const char* endpoint = std::getenv("DTASK_WORKER");
         endpoint != nullptr && *endpoint != '\0') {
         options.endpoint = endpoint;
@@ -60,6 +63,10 @@ std::optional<detail::WorkerOptions> worker_options(int argc, char** argv) {
             worker = true;
         } else if (auto credits = value_of("--dtask-credits")) {
             options.credits = static_cast<unsigned>(number("--dtask-credits", *credits, 1, 65536));
+        } else if (auto file = value_of("--dtask-token-file")) {
+            token_file = std::string(*file);
+        } else if (arg == "--dtask-insecure-tcp") {
+            insecure = true;
         } else if (auto give_up = value_of("--dtask-give-up")) {
             options.give_up =
                 std::chrono::seconds(number("--dtask-give-up", *give_up, 1, 86400 * 365));
@@ -70,6 +77,20 @@ std::optional<detail::WorkerOptions> worker_options(int argc, char** argv) {
     options.argv.assign(argv, argv + argc);
     if (options.endpoint.empty())
         usage_error("--dtask-worker needs the broker's endpoint, e.g. tcp://host:5555");
+    if (std::getenv(detail::parent_pid_variable) != nullptr)
+        return options;  // a local worker: its Cluster's private socket needs no token
+    try {
+        const std::string token = detail::token_from_environment(token_file);
+        if (!token.empty() && !insecure)
+            options.token = detail::parse_join_token(token);
+    } catch (const std::exception& e) {
+        usage_error(e.what());
+    }
+    if (!options.token && !insecure && options.endpoint.starts_with("tcp://"))
+        usage_error("the broker at " + options.endpoint +
+                    " needs a join token: set DTASK_TOKEN to it, or DTASK_TOKEN_FILE to a file "
+                    "holding it (the broker's owner has it: Cluster::join_token(), or "
+                    "'dtaskd tokens'); --dtask-insecure-tcp for a broker without encryption");
     return options;
 }
 
@@ -79,6 +100,11 @@ const char* worker_usage() noexcept {
     return "Worker mode (this program serves a dtask broker instead of running normally):\n"
            "  --dtask-worker ENDPOINT   serve the broker at ENDPOINT, e.g. tcp://10.0.0.5:5555\n"
            "                            (or set DTASK_WORKER=ENDPOINT)\n"
+           "                            with its join token in DTASK_TOKEN, or in the file\n"
+           "                            DTASK_TOKEN_FILE names (never on the command line)\n"
+           "  --dtask-token-file PATH   read the join token from PATH\n"
+           "  --dtask-insecure-tcp      join a broker that runs with plain TCP, no token\n"
+           "                            (or set DTASK_INSECURE_TCP=1)\n"
            "  --dtask-credits N         batches of subtasks to hold at once, at most\n"
            "                            (default 256; the broker sets a credit limit below it)\n"
            "  --dtask-give-up SECONDS   leave after the broker has been unreachable this long\n"

@@ -17,14 +17,22 @@ struct ClientOptions {
     /// replaces these with its own settings.
     std::chrono::milliseconds heartbeat_interval{250};
     unsigned heartbeat_liveness = 5;
+    /// The client join token of a broker that listens on TCP ('dtaskd tokens', or
+    /// Cluster::client_token()). Empty: taken from DTASK_TOKEN, or from the file that
+    /// DTASK_TOKEN_FILE names.
+    std::string token;
+    /// Connect with plain TCP, without a token, to a broker that runs that way (its owner
+    /// asked for insecure_tcp): no encryption, no authentication of either side.
+    bool insecure_tcp = false;
 };
 
 class Client final : public Submitter {
 public:
     /// Connects to the broker at `endpoint` (e.g. "tcp://10.0.0.5:5555"). Connecting is
     /// asynchronous: a job submitted meanwhile waits, and fails with TransportError if no
-    /// broker answers within heartbeat_interval × heartbeat_liveness. Throws TransportError
-    /// for an endpoint ZeroMQ cannot parse.
+    /// broker answers within heartbeat_interval × heartbeat_liveness, or with the broker's
+    /// reason if it refuses the token. Throws TransportError for an endpoint ZeroMQ cannot
+    /// parse, Error for a TCP endpoint without a token or a token that is malformed.
     explicit Client(std::string endpoint, ClientOptions options = {});
     /// Fails the jobs still running with an Error.
     ~Client();

@@ -21,7 +21,13 @@ struct ClusterOptions {
     /// Endpoints to listen on for workers on other machines, e.g. "tcp://0.0.0.0:5555", or
     /// "tcp://127.0.0.1:*" for a free port (read it back with endpoints()). Empty: the
     /// cluster listens only on a private local socket that other machines cannot reach.
+    /// Every listen endpoint is encrypted and authenticated with CurveZMQ: a worker joins
+    /// with the join token (join_token()), a client with client_token().
     std::vector<std::string> listen;
+    /// Plain TCP on the listen endpoints instead: no encryption, no authentication, anyone
+    /// who reaches them joins, reads the jobs' data and can return wrong results. Only for
+    /// a network you trust entirely; a warning says so at start.
+    bool insecure_tcp = false;
     /// Batches of subtasks a local worker may hold at once: one running, the rest queued
     /// behind it so that the worker never waits for the broker between two batches. 0:
     /// automatic, sized by the broker from how fast the worker finishes batches (2 for
@@ -45,6 +51,12 @@ public:
 
     /// Every endpoint the broker listens on, ports resolved: the private local one first.
     const std::vector<std::string>& endpoints() const;
+    /// The credential a worker on another machine joins with: give it to the worker in
+    /// DTASK_TOKEN or a file named by DTASK_TOKEN_FILE (not on its command line, where `ps`
+    /// shows it). Empty without listen endpoints or with insecure_tcp. New for each Cluster.
+    const std::string& join_token() const;
+    /// The credential a dtask::Client elsewhere submits jobs with (ClientOptions::token).
+    const std::string& client_token() const;
     /// Workers connected now, local and remote.
     std::size_t workers() const override;
     /// Waits until at least `count` workers are connected; false on timeout.

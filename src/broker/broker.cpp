@@ -12,6 +12,7 @@
 #include <dtask/error.hpp>
 
 #include "broker/broker_loop.hpp"
+#include "log.hpp"
 #include "thread_name.hpp"
 #include "wire/protocol.hpp"
 
@@ -34,26 +35,41 @@ zmq::socket_t make_router(zmq::context_t& context) {
 }  // namespace
 
 Broker::Broker(zmq::context_t& context, BrokerOptions options)
-    : options_(std::move(options)), socket_(make_router(context)) {
-    for (const auto& endpoint : options_.endpoints) {
-        try {
-            retry_interrupted([&] { socket_.bind(endpoint); });
-        } catch (const zmq::error_t& e) {
-            throw TransportError("dtask: cannot listen on '" + endpoint + "': " + e.what());
-        }
-        endpoints_.push_back(socket_.get(zmq::sockopt::last_endpoint));
+    : options_(std::move(options)),
+      socket_(make_router(context)),
+      credentials_(std::make_shared<CredentialStore>(options_.security.admitted)) {
+    // ZeroMQ copies a socket's options into each endpoint as it binds: the private and
+    // in-process ones are bound before CurveZMQ is set, the listen endpoints after.
+    if (!options_.private_endpoint.empty())
+        bind(options_.private_endpoint, true);
+    if (!options_.inproc_endpoint.empty())
+        bind(options_.inproc_endpoint, false);
+    if (!options_.endpoints.empty() && options_.security.curve) {
+        gatekeeper_ = std::make_unique<Gatekeeper>(context, credentials_);
+        socket_.set(zmq::sockopt::curve_server, 1);
+        socket_.set(zmq::sockopt::curve_secretkey, options_.security.secret_key);
     }
-    if (!options_.inproc_endpoint.empty()) {
-        try {
-            retry_interrupted([&] { socket_.bind(options_.inproc_endpoint); });
-        } catch (const zmq::error_t& e) {
-            throw TransportError("dtask: cannot bind '" + options_.inproc_endpoint +
-                                 "': " + e.what());
-        }
+    for (const auto& endpoint : options_.endpoints) {
+        bind(endpoint, true);
+        if (!options_.security.curve)
+            log_warning("broker", "listening on " + endpoints_.back() +
+                                      " with plain TCP, as asked: no encryption, no "
+                                      "authentication; whoever reaches it can join and read "
+                                      "the jobs' data");
     }
     stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (stop_fd_ < 0)
         throw Error("dtask: cannot create the broker's stop event (eventfd)");
+}
+
+void Broker::bind(const std::string& endpoint, bool listed) {
+    try {
+        retry_interrupted([&] { socket_.bind(endpoint); });
+    } catch (const zmq::error_t& e) {
+        throw TransportError("dtask: cannot listen on '" + endpoint + "': " + e.what());
+    }
+    if (listed)
+        endpoints_.push_back(socket_.get(zmq::sockopt::last_endpoint));
 }
 
 Broker::~Broker() {

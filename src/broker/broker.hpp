@@ -16,11 +16,25 @@
 #include <zmq.hpp>
 
 #include "process.hpp"
+#include "security/gatekeeper.hpp"
 
 namespace dtask::detail {
 
+/// How the listen endpoints are guarded (docs/security.md).
+struct BrokerSecurity {
+    /// CurveZMQ with the gatekeeper on every listen endpoint; false: plain TCP, which anyone
+    /// who reaches it may join (the user asked for it by name, and a warning says so).
+    bool curve = true;
+    std::string secret_key;  // the broker's CurveZMQ secret key (Z85)
+    Credentials admitted;
+};
+
 struct BrokerOptions {
-    std::vector<std::string> endpoints;  // bound in this order; local workers use the first
+    /// The owner's own socket, first among the endpoints and bound without CurveZMQ: only
+    /// the owner can reach it (a Cluster's, for its local workers). Empty for none.
+    std::string private_endpoint;
+    std::vector<std::string> endpoints;  // the listen endpoints, bound in this order
+    BrokerSecurity security;
     /// Also bound, not listed among the endpoints: for a client in this process sharing the
     /// broker's ZeroMQ context, whose messages then skip ZeroMQ's I/O thread altogether.
     std::string inproc_endpoint;
@@ -52,12 +66,19 @@ public:
     std::size_t workers() const noexcept { return worker_count_.load(); }
     bool wait_for_workers(std::size_t count, std::chrono::milliseconds timeout) const;
     std::vector<pid_t> local_worker_pids() const;
+    /// Admits `credentials` from now on: a handshake after this returns meets them, and a
+    /// peer admitted with a credential replaced here is refused at its next message.
+    void replace_credentials(Credentials credentials) { credentials_->replace(std::move(credentials)); }
 
 private:
+    void bind(const std::string& endpoint, bool listed);
+
     void run() noexcept;
 
     BrokerOptions options_;
     zmq::socket_t socket_;
+    std::shared_ptr<CredentialStore> credentials_;
+    std::unique_ptr<Gatekeeper> gatekeeper_;  // with CurveZMQ only
     std::vector<std::string> endpoints_;
     int stop_fd_ = -1;
     std::thread thread_;

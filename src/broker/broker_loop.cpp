@@ -20,8 +20,11 @@ BrokerLoop::BrokerLoop(Broker& broker)
     : context_(broker),
       socket_(broker.socket_),
       liveness_(broker.options_.heartbeat_interval, broker.options_.heartbeat_liveness),
-      poller_{{broker.stop_fd_, -1}} {
+      gatekeeper_(broker.gatekeeper_.get()),
+      poller_{{broker.stop_fd_, -1, -1}} {
     poller_.watch_other(1, context_.local.exits_fd());
+    if (gatekeeper_ != nullptr)
+        poller_.watch_other(2, gatekeeper_->fd());
 }
 
 void BrokerLoop::run() {
@@ -49,6 +52,8 @@ void BrokerLoop::event_loop() {
             break;
         if (poller_.readable(1))
             on_children_exits();
+        if (poller_.readable(2))
+            gatekeeper_->answer(now());
         context_.local.respawn_due(now());
         if (now() >= next_tick_) {
             tick();
@@ -102,10 +107,11 @@ bool BrokerLoop::drain(std::vector<zmq::message_t>& frames) {
 }
 
 void BrokerLoop::on_message(std::vector<zmq::message_t>& frames) {
-    if (frames.empty())
+    if (frames.size() < 2)
         return;
     // A view: a worker's routing id is too long to be a string without an allocation.
     const std::string_view id = as_text(frames[0]);
+    const Sender sender = gatekeeper_ ? gatekeeper_->sender_of(frames[1]) : Sender::owner;
     Inbound message;
     try {
         message = parse(frames, 1);
@@ -114,8 +120,10 @@ void BrokerLoop::on_message(std::vector<zmq::message_t>& frames) {
         return;
     }
     try {
+        if (sender != Sender::owner && !admitted(id, sender, message))
+            return;
         if (message.command == Command::hello) {
-            on_hello(std::string(id), message);
+            on_hello(std::string(id), message, sender);
         } else if (message.command == Command::pulse || message.command == Command::hung) {
             worker_events_.on_pulse(std::string(id), message);
         } else if (auto w = context_.peers.workers().find(id);
@@ -151,8 +159,48 @@ void BrokerLoop::on_protocol_error(const std::string& id, const std::string& wha
         client_events_.lost(id, "it sent a malformed message");
 }
 
-void BrokerLoop::on_hello(const std::string& id, Inbound& message) {
+/// Whether a peer admitted by the gatekeeper may send `message`: its credential must be
+/// current and of the role the message is for. If not, the peer is refused and forgotten.
+bool BrokerLoop::admitted(const std::string_view& id, Sender sender, const Inbound& message) {
+    const auto& workers = context_.peers.workers();
+    const auto& clients = context_.peers.clients();
+    const bool known_worker = workers.find(id) != workers.end();
+    const bool known_client = !known_worker && clients.find(id) != clients.end();
+    Role role = Role::client;
+    if (message.command == Command::hello)
+        role = decode_body<Hello>(message.body[0], "hello").role;
+    else if (known_worker || message.command == Command::pulse || message.command == Command::hung)
+        role = Role::worker;
+    else if (!known_client)
+        return true;  // told to say hello again, which is checked
+    std::string why;
+    if (sender == Sender::revoked)
+        why = "its join token was rotated: ask the broker's owner for the current one";
+    else if (role == Role::worker && sender != Sender::worker)
+        why = "its join token is a client's: it cannot serve as a worker";
+    else if (role == Role::client && sender != Sender::client)
+        why = "its join token is a worker's: it cannot submit jobs";
+    else
+        return true;
+    const std::string peer(id);
+    if (message.command == Command::hello || known_worker || known_client) {
+        log_warning("broker", "refused a peer: " + why);
+        context_.refuse(peer, why);
+    }
+    if (known_worker)
+        worker_events_.lost(peer, why);
+    if (known_client)
+        client_events_.lost(peer, why);
+    return false;
+}
+
+void BrokerLoop::on_hello(const std::string& id, Inbound& message, Sender sender) {
     Hello hello = decode_body<Hello>(message.body[0], "hello");
+    if (sender != Sender::owner) {
+        // Only the owner's own processes are local workers or in the broker's process.
+        hello.local = false;
+        hello.same_process = false;
+    }
     if (hello.platform != platform()) {
         context_.refuse(id, "the peer's platform (" + hello.platform +
                                 ") differs from the broker's (" + platform() +
@@ -176,6 +224,8 @@ void BrokerLoop::on_hello(const std::string& id, Inbound& message) {
 
 void BrokerLoop::tick() {
     const auto now = Clock::now();
+    if (gatekeeper_ != nullptr)
+        gatekeeper_->refresh();  // rotated credentials: their old holders are refused
     const Liveness& rule = liveness_;
     const auto silence = rule.silence();
     const bool unread_now = poller_.unread(socket_);

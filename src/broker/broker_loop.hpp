@@ -39,7 +39,8 @@ private:
     Clock::time_point now() const noexcept { return context_.now(); }
     void on_message(std::vector<zmq::message_t>& frames);
     void on_protocol_error(const std::string& id, const std::string& what);
-    void on_hello(const std::string& id, protocol::Inbound& message);
+    void on_hello(const std::string& id, protocol::Inbound& message, Sender sender);
+    bool admitted(const std::string_view& id, Sender sender, const protocol::Inbound& message);
     void tick();
     void on_children_exits();
     void shut_down();
@@ -51,7 +52,8 @@ private:
     Clock::time_point next_tick_;
     Clock::time_point last_drained_ = Clock::now();  // the socket last had nothing unread
     Liveness liveness_;                              // who is silent, and the loop's own stalls
-    SocketPoll<2> poller_;                           // the stop event, then the exits
+    Gatekeeper* gatekeeper_;                         // null without CurveZMQ
+    SocketPoll<3> poller_;                           // the stop event, the exits, the gatekeeper
 };
 
 }  // namespace dtask::detail

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,6 +18,8 @@
 #include <zmq.hpp>
 
 #include <dtask/detail/run_state.hpp>
+
+#include "security/join_token.hpp"
 
 namespace dtask::detail {
 
@@ -35,6 +38,8 @@ struct ClientCoreOptions {
     /// With same_process: the broker's count of workers, read from it directly (it sends
     /// such a client no status).
     std::function<std::size_t()> worker_count;
+    /// The join token's keys for a broker that uses CurveZMQ; none for one that does not.
+    std::optional<JoinToken> token;
 };
 
 class ClientCore {

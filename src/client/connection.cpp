@@ -20,6 +20,11 @@ Connection::Connection(zmq::context_t& context, const ClientCoreOptions& options
       socket_(context, zmq::socket_type::dealer),
       liveness_(options.heartbeat_interval, options.heartbeat_liveness) {
     tune(socket_);
+    if (options_.token) {
+        use_token(socket_, *options_.token);
+        handshakes_.emplace(context, socket_, options_.endpoint);
+        poller_.watch_other(1, handshakes_->fd());
+    }
     retry_interrupted([&] { socket_.connect(options_.endpoint); });
     poller_.watch(socket_);
     say_hello();
@@ -28,6 +33,13 @@ Connection::Connection(zmq::context_t& context, const ClientCoreOptions& options
 bool Connection::wait(int other_fd, std::chrono::milliseconds timeout) {
     poller_.watch_other(0, other_fd);
     poller_.wait(timeout);
+    if (poller_.readable(1) && refusal_.empty()) {
+        if (auto why = handshakes_->failure()) {
+            // Final, as a refusal in words is: the jobs fail with the reason.
+            refusal_ = *why;
+            loop_.fail_all(refusal_);
+        }
+    }
     return poller_.readable(0);
 }
 

@@ -5,12 +5,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <zmq.hpp>
 
 #include "client/client_core.hpp"
+#include "security/handshake_watch.hpp"
 #include "wire/lazy_clock.hpp"
 #include "wire/liveness.hpp"
 #include "wire/protocol.hpp"
@@ -83,7 +85,8 @@ private:
     Clock::time_point last_drained_ = Clock::now();  // a receive last found the socket empty
     Clock::time_point last_heard_;
     Clock::time_point next_heartbeat_;
-    SocketPoll<1> poller_{{-1}};           // the socket, and the mailbox's wake or stop descriptor
+    std::optional<HandshakeWatch> handshakes_;  // with a join token
+    SocketPoll<2> poller_{{-1, -1}};  // the socket, the mailbox's wake or stop, the handshakes
     bool welcomed_ = false;                // ever
     bool awaiting_welcome_ = false;        // to the last hello
     std::string refusal_;                  // set once the broker refused us

@@ -53,7 +53,7 @@ Link::Link(zmq::context_t& context, const WorkerOptions& options, int signal_fd,
       shared_(shared),
       name_(process_name()),
       runner_(broker_, name_, shared),
-      poller_({signal_fd}) {}
+      poller_({signal_fd, -1}) {}
 
 int Link::run() {
     int code = worker_done;
@@ -79,8 +79,14 @@ int Link::run() {
 void Link::connect() {
     if (broker_)
         runner_.forget_all();  // a new session: what the old one opened is void
+    handshakes_.reset();
     broker_ = zmq::socket_t(context_, zmq::socket_type::dealer);
     tune(broker_);
+    if (options_.token) {
+        use_token(broker_, *options_.token);
+        handshakes_.emplace(context_, broker_, options_.endpoint);
+        poller_.watch_other(1, handshakes_->fd());
+    }
     const std::string id = new_routing_id();
     broker_.set(zmq::sockopt::routing_id, id);
     shared_.set_routing_id(id);
@@ -128,6 +134,12 @@ int Link::serve() {
         liveness_.woke(planned, now_);
         if (poller_.readable(0))
             return worker_done;
+        if (poller_.readable(1)) {
+            if (auto why = handshakes_->failure()) {
+                log_warning("worker " + name_, *why);
+                return worker_refused;
+            }
+        }
         std::optional<int> exit_code;
         const auto end =
             drain_burst(broker_, frames, 64, [&](std::vector<zmq::message_t>& message) {

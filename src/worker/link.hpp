@@ -12,6 +12,7 @@
 
 #include <zmq.hpp>
 
+#include "security/handshake_watch.hpp"
 #include "wire/liveness.hpp"
 #include "wire/socket_poll.hpp"
 #include "worker/batch_runner.hpp"
@@ -49,7 +50,8 @@ private:
     // The time: read after each poll, then carried from batch to batch, whose runs read it
     // when they end.
     Clock::time_point now_;
-    SocketPoll<1> poller_;  // the socket, and the signals' descriptor
+    std::optional<HandshakeWatch> handshakes_;  // with a join token
+    SocketPoll<2> poller_;  // the socket, the signals' descriptor, the handshake watch
 };
 
 }  // namespace dtask::detail

@@ -92,7 +92,7 @@ int run_worker(const WorkerOptions& options) {
         PulseShared shared;
         Link link(context, options, signal_fd, shared);
         try {
-            Pulse pulse(context, options.endpoint, process_name(), signal_fd, shared, options.argv);
+            Pulse pulse(context, options.endpoint, options.token, process_name(), signal_fd, shared, options.argv);
             code = link.run();
         } catch (const zmq::error_t& e) {
             log_warning("worker " + process_name(),

@@ -7,9 +7,12 @@
 
 #include <chrono>
 #include <string>
+#include <optional>
 #include <vector>
 
 #include <signal.h>
+
+#include "security/join_token.hpp"
 
 namespace dtask::detail {
 
@@ -26,6 +29,9 @@ struct WorkerOptions {
     std::chrono::milliseconds give_up{std::chrono::seconds(60)};
     /// Started by a Cluster of this machine (it dies with its parent).
     bool local = false;
+    /// The join token's keys for a broker that uses CurveZMQ; none for one that does not
+    /// (the private socket, or insecure TCP).
+    std::optional<JoinToken> token;
     /// The process's command line, to start it again after a subtask hung (a thread stuck in
     /// map cannot be stopped, only the process replaced).
     std::vector<std::string> argv;

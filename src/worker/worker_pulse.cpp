@@ -11,6 +11,7 @@
 #include <dtask/error.hpp>
 
 #include "log.hpp"
+#include "security/handshake_watch.hpp"
 #include "wire/protocol.hpp"
 #include "thread_name.hpp"
 #include "worker/worker.hpp"
@@ -20,7 +21,8 @@ namespace dtask::detail {
 using namespace protocol;
 using Clock = PulseShared::Clock;
 
-Pulse::Pulse(zmq::context_t& context, std::string endpoint, std::string worker_name, int signal_fd,
+Pulse::Pulse(zmq::context_t& context, std::string endpoint, const std::optional<JoinToken>& token,
+             std::string worker_name, int signal_fd,
              PulseShared& shared, std::vector<std::string> argv)
     : socket_(context, zmq::socket_type::dealer),
       worker_name_(std::move(worker_name)),
@@ -28,6 +30,8 @@ Pulse::Pulse(zmq::context_t& context, std::string endpoint, std::string worker_n
       shared_(shared),
       argv_(std::move(argv)) {
     tune(socket_);
+    if (token)
+        use_token(socket_, *token);
     protocol::retry_interrupted([&] { socket_.connect(endpoint); });
     wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd_ < 0)

@@ -8,12 +8,14 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <zmq.hpp>
 
+#include "security/join_token.hpp"
 #include "worker/subtask_watch.hpp"
 
 namespace dtask::detail {
@@ -56,7 +58,8 @@ private:
 class Pulse {
 public:
     /// Starts the thread. `argv` restarts the process after a hung subtask.
-    Pulse(zmq::context_t& context, std::string endpoint, std::string worker_name, int signal_fd,
+    Pulse(zmq::context_t& context, std::string endpoint, const std::optional<JoinToken>& token,
+          std::string worker_name, int signal_fd,
           PulseShared& shared, std::vector<std::string> argv);
     /// Stops and joins the thread.
     ~Pulse();
