@@ -1,7 +1,5 @@
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
-#include <random>
 #include <string>
 #include <thread>
 
@@ -13,21 +11,13 @@
 
 #include "broker/broker.hpp"
 #include "client/client_core.hpp"
+#include "private_socket.hpp"
 #include "process.hpp"
 #include "security/join_token.hpp"
 #include "worker/worker.hpp"
 
 namespace dtask {
 namespace {
-
-/// A Linux abstract-namespace socket: reachable from this machine only, and nothing to
-/// clean up on disk.
-std::string private_endpoint() {
-    static std::atomic<unsigned> counter{0};
-    std::random_device random;
-    return "ipc://@dtask-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + "-" +
-           std::to_string(random());
-}
 
 /// A local worker whose main() forgot dtask::init() would reach this constructor and start
 /// workers of its own, without end. Stop that at the first step.
@@ -81,7 +71,7 @@ struct Cluster::Impl {
     detail::BrokerOptions broker_options(const ClusterOptions& options, unsigned worker_count) {
         detail::BrokerOptions settings;
         settings.inproc_endpoint = inproc;
-        settings.private_endpoint = private_endpoint();
+        settings.private_endpoint = private_socket.endpoint();
         settings.endpoints = options.listen;
         settings.security.curve = !options.insecure_tcp;
         settings.security.secret_key = keys.broker.secret_key;
@@ -100,6 +90,9 @@ struct Cluster::Impl {
     // The cluster's own client talks to the broker in memory, through the context they
     // share (an inproc name is private to its context).
     std::string inproc = "inproc://dtask-broker";
+    // The local workers' endpoint, reachable by this user only. Declared before the context:
+    // its directory goes after the context has closed the socket bound in it.
+    detail::PrivateSocket private_socket;
     zmq::context_t context{1};
     detail::Broker broker;
     detail::ClientCore client;
