@@ -17,8 +17,12 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include <dtask/client.hpp>
+#include <dtask/cluster.hpp>
 #include <dtask/detail/archive.hpp>
 
+#include "security/handshake_watch.hpp"
+#include "security/join_token.hpp"
 #include "support.hpp"
 #include "wire/batch.hpp"
 #include "wire/protocol.hpp"
@@ -78,6 +82,12 @@ inline dtask::ClusterOptions cluster_for_peers_by_hand() {
     return options;
 }
 
+/// The token a peer of `role` joins `cluster` with.
+inline std::string token_for(const dtask::Cluster& cluster, dtask::detail::protocol::Role role) {
+    return role == dtask::detail::protocol::Role::worker ? cluster.join_token()
+                                                         : cluster.client_token();
+}
+
 /// The first message on `socket` within `timeout` that `wanted` (shown each one) accepts, or
 /// nullopt. It is parsed from frame `first` on (a ROUTER's routing id comes before) and
 /// points into `frames`, so it is valid until the next call.
@@ -120,9 +130,12 @@ public:
     using Command = dtask::detail::protocol::Command;
     using Inbound = dtask::detail::protocol::Inbound;
 
-    RawPeer(zmq::context_t& context, const std::string& endpoint)
+    /// Connects with the keys of `token` (a Cluster's or dtaskd's), or plain if it is empty.
+    RawPeer(zmq::context_t& context, const std::string& endpoint, const std::string& token = {})
         : socket_(context, zmq::socket_type::dealer) {
         socket_.set(zmq::sockopt::linger, 0);
+        if (!token.empty())
+            dtask::detail::use_token(socket_, dtask::detail::parse_join_token(token));
         socket_.connect(endpoint);
     }
     void send(std::vector<zmq::message_t> frames) { zmq::send_multipart(socket_, frames); }
@@ -177,18 +190,32 @@ private:
 };
 
 /// A broker stand-in for a client or worker driven by hand: a ROUTER on a free loopback
-/// port. It skips heartbeats, and never sends one.
+/// port, with CurveZMQ keys of its own. It admits any key (it has no gatekeeper), skips
+/// heartbeats, and never sends one.
 class FakeBroker {
 public:
     using Command = dtask::detail::protocol::Command;
     using Inbound = dtask::detail::protocol::Inbound;
 
-    FakeBroker() : socket_(context_, zmq::socket_type::router) {
+    FakeBroker()
+        : socket_(context_, zmq::socket_type::router), keys_(dtask::detail::new_curve_keys()) {
         socket_.set(zmq::sockopt::linger, 0);
+        socket_.set(zmq::sockopt::curve_server, 1);
+        socket_.set(zmq::sockopt::curve_secretkey, keys_.secret_key);
         socket_.bind("tcp://127.0.0.1:*");
         endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
     }
     const std::string& endpoint() const { return endpoint_; }
+    /// The environment a worker joins this broker with.
+    std::vector<std::string> worker_environment() const {
+        return {"DTASK_TOKEN=" + token(dtask::detail::TokenRole::worker)};
+    }
+    /// Options a dtask::Client connects to this broker with.
+    dtask::ClientOptions client_options() const {
+        dtask::ClientOptions options;
+        options.token = token(dtask::detail::TokenRole::client);
+        return options;
+    }
     /// The sender of the last message next() returned.
     const std::string& peer() const { return peer_; }
     /// The next message that is not a heartbeat, within `timeout` (valid until the next
@@ -209,8 +236,13 @@ public:
     }
 
 private:
+    std::string token(dtask::detail::TokenRole role) const {
+        return dtask::detail::new_join_token(role, keys_.public_key).text();
+    }
+
     zmq::context_t context_{1};
     zmq::socket_t socket_;
+    dtask::detail::CurveKeys keys_;
     std::string endpoint_;
     std::string peer_;
     std::vector<zmq::message_t> frames_;

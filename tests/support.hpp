@@ -123,4 +123,9 @@ inline std::set<std::int64_t> rendezvous_pids(dtask::Submitter& cluster) {
 /// Options of a small local cluster for tests: two workers.
 dtask::ClusterOptions small_cluster(int local_workers = 2);
 
+/// The environment a worker joins `cluster` over TCP with: its join token, as users give it.
+inline std::vector<std::string> worker_environment(const dtask::Cluster& cluster) {
+    return {"DTASK_TOKEN=" + cluster.join_token()};
+}
+
 }  // namespace test_support

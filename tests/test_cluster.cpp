@@ -308,7 +308,9 @@ TEST_CASE("Cluster.client_submits_to_a_listening_cluster" * doctest::timeout(60)
     auto options = small_cluster();
     options.listen.push_back("tcp://127.0.0.1:*");
     dtask::Cluster cluster(options);
-    dtask::Client client(cluster.endpoints().back());
+    dtask::ClientOptions client_options;
+    client_options.token = cluster.client_token();
+    dtask::Client client(cluster.endpoints().back(), client_options);
     REQUIRE(client.wait_for_workers(2, 30s));
     CHECK(run_within(client, squares, std::uint64_t{5000}) == serial_squares(5000));
     CHECK(run_within(client, concat_ordered, std::uint64_t{100}) == expected_concat(100));

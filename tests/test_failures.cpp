@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "jobs.hpp"
+#include "security/join_token.hpp"
 #include "support.hpp"
 
 using namespace test_support;
@@ -197,6 +198,9 @@ TEST_CASE("Failures.client_without_a_broker_fails_clearly" * doctest::timeout(60
     dtask::ClientOptions options;
     options.heartbeat_interval = 100ms;
     options.heartbeat_liveness = 3;
+    options.token = dtask::detail::new_join_token(dtask::detail::TokenRole::client,
+                                                  dtask::detail::new_curve_keys().public_key)
+                        .text();
     dtask::Client client("tcp://127.0.0.1:1", options);  // nothing listens on port 1
     auto handle = client.submit(squares, std::uint64_t{10});
     REQUIRE(handle.wait_for(30s));

@@ -56,8 +56,8 @@ namespace {
 /// tests.squares itself, and says each map took `ns_per_subtask`, whatever it took.
 class FakeWorker {
 public:
-    FakeWorker(zmq::context_t& context, const std::string& endpoint, std::uint32_t credits)
-        : peer_(context, endpoint) {
+    FakeWorker(zmq::context_t& context, const dtask::Cluster& cluster, std::uint32_t credits)
+        : peer_(context, cluster.endpoints().back(), cluster.join_token()) {
         peer_.send(message_of(header(Command::hello),
                               {hello_body(Role::worker, credits, registered_jobs())}));
     }
@@ -120,14 +120,15 @@ TEST_CASE("FlowControl.worker_offers_its_credits_and_the_broker_never_exceeds_th
         // A worker states its --dtask-credits in its hello.
         FakeBroker broker;
         Process worker(self_executable(),
-                       {"--dtask-worker", broker.endpoint(), "--dtask-credits", "3"});
+                       {"--dtask-worker", broker.endpoint(), "--dtask-credits", "3"}, {},
+                       broker.worker_environment());
         const auto message = broker.expect(Command::hello);
         CHECK(decode_body<Hello>(message.body[0], "hello").credits == 3);
     }
     // A worker of one credit holds one batch at a time: however many are queued, the broker
     // sends the next only once the last one's result is back.
     dtask::Cluster cluster(cluster_for_peers_by_hand());
-    FakeWorker worker(context, cluster.endpoints().back(), 1);
+    FakeWorker worker(context, cluster, 1);
     REQUIRE(cluster.wait_for_workers(1, 30s));
     constexpr std::uint64_t n = 40;
     auto handle = cluster.submit(test_jobs::squares, n, dtask::RunOptions{.batch_size = 1});
@@ -163,7 +164,7 @@ TEST_CASE("FlowControl.batches_start_at_one_subtask_then_fit_the_time_map_takes"
     // 4096; with 1 ms, 2 to 20. The worker by hand reports those times, whatever they were.
     dtask::Cluster cluster(cluster_for_peers_by_hand());
     zmq::context_t context(1);
-    FakeWorker worker(context, cluster.endpoints().back(), 256);
+    FakeWorker worker(context, cluster, 256);
     REQUIRE(cluster.wait_for_workers(1, 30s));
     const auto fast = batch_sizes_of_squares(cluster, worker, 100'000, 1'000);
     REQUIRE(!fast.empty());

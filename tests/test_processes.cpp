@@ -10,6 +10,7 @@
 #include "../examples/sum_squares_job.hpp"
 #include "jobs.hpp"
 #include "wire/protocol.hpp"
+#include "security/join_token.hpp"
 #include "support.hpp"
 
 using namespace test_support;
@@ -40,7 +41,7 @@ TEST_CASE("Workers.started_by_hand_join_over_tcp_and_take_work" * doctest::timeo
     dtask::Cluster cluster(listening_cluster());
     const std::string endpoint = tcp_endpoint(cluster);
     CHECK(endpoint.starts_with("tcp://127.0.0.1:"));
-    Process worker(self_executable(), {"--dtask-worker", endpoint});
+    Process worker(self_executable(), {"--dtask-worker", endpoint}, {}, worker_environment(cluster));
     REQUIRE(cluster.wait_for_workers(1, 30s));
     const auto pids = run_within(cluster, worker_pids, std::uint64_t{50});
     CHECK(pids == std::set<std::int64_t>{worker.pid()});
@@ -56,8 +57,10 @@ TEST_CASE("Workers.started_by_hand_join_over_tcp_and_take_work" * doctest::timeo
 TEST_CASE("Workers.pull_so_a_slow_worker_gets_fewer_subtasks" * doctest::timeout(120)) {
     dtask::Cluster cluster(listening_cluster());
     const std::string endpoint = tcp_endpoint(cluster);
-    Process fast_worker(self_executable(), {"--dtask-worker", endpoint});
-    Process slow_worker(self_executable(), {"--dtask-worker", endpoint}, {}, {"DTASK_TEST_SLOW=1"});
+    auto environment = worker_environment(cluster);
+    Process fast_worker(self_executable(), {"--dtask-worker", endpoint}, {}, environment);
+    environment.push_back("DTASK_TEST_SLOW=1");
+    Process slow_worker(self_executable(), {"--dtask-worker", endpoint}, {}, environment);
     REQUIRE(cluster.wait_for_workers(2, 30s));
     // No backup copies: at the tail, a copy of the slow worker's last subtask on the fast
     // one would win, and the count would no longer say who pulled what.
@@ -78,7 +81,8 @@ TEST_CASE("Workers.sum_squares_binary_serves_a_cluster" * doctest::timeout(120))
     using namespace sum_squares_example;
     dtask::Cluster cluster(listening_cluster());
     Process worker(examples_directory() + "/sum_squares",
-                   {"--dtask-worker", tcp_endpoint(cluster)});
+                   {"--dtask-worker", tcp_endpoint(cluster)}, {},
+                   worker_environment(cluster));
     REQUIRE(cluster.wait_for_workers(1, 30s));
     auto handle = cluster.submit(sum_squares, Problem{1'000'000, 10});
     CHECK(to_string(get_within(handle)) == "333333833333500000");
@@ -89,7 +93,8 @@ TEST_CASE("Workers.from_another_build_are_refused_with_a_clear_error" * doctest:
     TempDir logs;  // removed on every way out of the test
     const std::string log = logs.path() + "/other-build.log";
     Process worker(helpers_directory() + "/other_build_worker",
-                   {"--dtask-worker", tcp_endpoint(cluster)}, log);
+                   {"--dtask-worker", tcp_endpoint(cluster)}, log,
+                   worker_environment(cluster));
     REQUIRE(cluster.wait_for_workers(1, 30s));
     dtask::RunOptions options;
     options.worker_wait = 1500ms;
@@ -115,9 +120,14 @@ TEST_CASE("Workers.leave_when_the_broker_stays_silent" * doctest::timeout(60)) {
     zmq::context_t context(1);
     zmq::socket_t silent(context, zmq::socket_type::router);
     silent.set(zmq::sockopt::linger, 0);
+    const auto keys = dtask::detail::new_curve_keys();
+    silent.set(zmq::sockopt::curve_server, 1);
+    silent.set(zmq::sockopt::curve_secretkey, keys.secret_key);
     silent.bind("tcp://127.0.0.1:*");
     const std::string endpoint = silent.get(zmq::sockopt::last_endpoint);
-    Process worker(self_executable(), {"--dtask-worker", endpoint, "--dtask-give-up", "1"});
+    const auto token = dtask::detail::new_join_token(dtask::detail::TokenRole::worker, keys.public_key);
+    Process worker(self_executable(), {"--dtask-worker", endpoint, "--dtask-give-up", "1"}, {},
+                   {"DTASK_TOKEN=" + token.text()});
 
     // It introduced itself with a well-formed hello naming its jobs...
     std::vector<zmq::message_t> frames;

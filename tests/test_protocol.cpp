@@ -283,7 +283,7 @@ TEST_CASE("Protocol.live_broker_refuses_garbage_and_carries_on" * doctest::timeo
 
     zmq::context_t context(1);
     auto exchange = [&](std::vector<std::string> parts) {
-        RawPeer peer(context, endpoint);
+        RawPeer peer(context, endpoint, cluster.join_token());
         return peer.refusal_of(frames_of(std::move(parts)));
     };
     CHECK(exchange({"garbage"}).find("not a dtask message") != std::string::npos);
@@ -398,11 +398,11 @@ TEST_CASE("Protocol.broker_forwards_a_result_only_from_the_worker_holding_its_ba
     dtask::Cluster cluster(cluster_for_peers_by_hand());
     const std::string endpoint = cluster.endpoints().back();
     zmq::context_t context(1);
-    RawPeer worker(context, endpoint);
+    RawPeer worker(context, endpoint, cluster.join_token());
     worker.send(message_of(header(Command::hello),
                            {hello_body(Role::worker, 2, {{"by-hand.echo", "by-hand-signature"}})}));
     worker.expect(Command::welcome);
-    RawPeer client(context, endpoint);
+    RawPeer client(context, endpoint, cluster.client_token());
     client.send(message_of(header(Command::hello), {hello_body(Role::client)}));
     client.expect(Command::welcome);
     JobSettings settings;
@@ -448,7 +448,7 @@ TEST_CASE("Protocol.client_folds_a_subtask_once_when_its_result_comes_twice" *
     // requeued subtask and its first run both answer), in a job folded in arrival order,
     // where nothing but the client's record of what arrived stops a second fold.
     FakeBroker broker;
-    dtask::Client client(broker.endpoint());
+    dtask::Client client(broker.endpoint(), broker.client_options());
     constexpr std::uint64_t n = 3;
     auto handle = client.submit(test_jobs::concat_unordered, n);
     broker.expect(Command::hello);
@@ -489,13 +489,13 @@ TEST_CASE(
         "malformed message: the peer speaks dtask protocol version 4, this build speaks "
         "version 5: build both from the same dtask release";
     for (const Role role : {Role::worker, Role::client}) {
-        RawPeer old(context, endpoint);
+        RawPeer old(context, endpoint, token_for(cluster, role));
         CHECK(old.refusal_of(message_of(header_of_version(4, Command::hello),
                                         {hello_body(role, 1)})) == versions);
     }
     // Peers of another platform, whose binary data this one cannot read.
     for (const Role role : {Role::worker, Role::client}) {
-        RawPeer alien(context, endpoint);
+        RawPeer alien(context, endpoint, token_for(cluster, role));
         const std::string why = alien.refusal_of(message_of(
             header(Command::hello), {hello_body(role, 1, {}, "big-endian, long 32 bits")}));
         CHECK_MESSAGE(contains(why,
@@ -505,7 +505,7 @@ TEST_CASE(
     }
     // A worker with another definition (signature) of tests.squares is told so, and gets
     // none of its subtasks; the job fails after its wait, saying why.
-    RawPeer other(context, endpoint);
+    RawPeer other(context, endpoint, cluster.join_token());
     other.send(message_of(header(Command::hello),
                           {hello_body(Role::worker, 4, {{"tests.squares", "another signature"}})}));
     other.expect(Command::welcome);
@@ -531,7 +531,8 @@ TEST_CASE("Protocol.refused_worker_exits_with_status_3_and_says_why" * doctest::
     FakeBroker broker;
     TempDir logs;
     const std::string log = logs.path() + "/worker.log";
-    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()}, log);
+    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()}, log,
+                   broker.worker_environment());
     broker.expect(Command::hello);
     const std::string reason = "the peer's platform (test) differs from the broker's (test)";
     broker.send(broker.peer(), message_of(header(Command::refuse), {reason}));
@@ -551,7 +552,8 @@ TEST_CASE("Protocol.worker_logs_and_ignores_a_broker_of_another_protocol_version
     FakeBroker broker;
     TempDir logs;
     const std::string log = logs.path() + "/worker.log";
-    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()}, log);
+    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()}, log,
+                   broker.worker_environment());
     broker.expect(Command::hello);
     broker.send(broker.peer(),
                 message_of(header_of_version(4, Command::refuse),
@@ -571,7 +573,8 @@ TEST_CASE("Protocol.worker_answers_subtasks_of_another_job_definition_with_a_def
           doctest::timeout(60)) {
     // The worker checks the signature of the job it is sent, in case its broker did not.
     FakeBroker broker;
-    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()});
+    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()}, {},
+                   broker.worker_environment());
     broker.expect(Command::hello);
     const std::string peer = broker.peer();
     broker.send(peer, message_of(header(Command::welcome, {250, 1000})));
@@ -592,7 +595,7 @@ TEST_CASE("Protocol.worker_answers_subtasks_of_another_job_definition_with_a_def
 TEST_CASE("Protocol.refused_client_fails_its_jobs_with_the_reason_for_good" *
           doctest::timeout(60)) {
     FakeBroker broker;
-    dtask::Client client(broker.endpoint());
+    dtask::Client client(broker.endpoint(), broker.client_options());
     auto first = client.submit(test_jobs::squares, std::uint64_t{10});
     broker.expect(Command::hello);
     broker.send(broker.peer(), message_of(header(Command::refuse), {"no clients today"}));
@@ -610,7 +613,7 @@ TEST_CASE("Protocol.client_of_a_broker_of_another_protocol_version_hears_no_answ
     // A broker of version 4 refuses a client of version 5: the client cannot read that
     // answer, nor any other, and its job fails as with no broker at all.
     FakeBroker broker;
-    dtask::ClientOptions options;
+    dtask::ClientOptions options = broker.client_options();
     options.heartbeat_interval = 100ms;  // the broker is meant to look silent: it is
     options.heartbeat_liveness = 5;
     dtask::Client client(broker.endpoint(), options);

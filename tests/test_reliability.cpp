@@ -221,7 +221,8 @@ TEST_CASE("Reliability.partitioned_worker_is_replaced_and_rejoins_when_the_link_
     dtask::Cluster cluster(options);
     Process remote(test_support::RemoteNetwork::ip_program(),
                    {"netns", "exec", network.name(), self_executable(), "--dtask-worker",
-                    cluster.endpoints().back(), "--dtask-give-up", "600"});
+                    cluster.endpoints().back(), "--dtask-give-up", "600"},
+                   {}, worker_environment(cluster));
     REQUIRE(cluster.wait_for_workers(2, 30s));
     TempDir attempts;
     constexpr std::uint64_t n = 8'000;
@@ -268,7 +269,7 @@ TEST_CASE("Reliability.worker_stopped_by_sigterm_during_a_batch_leaves_at_once" 
     dtask::Cluster cluster(options);
     const std::string endpoint = cluster.endpoints().back();
     TempDir gate;
-    Process first(self_executable(), {"--dtask-worker", endpoint});
+    Process first(self_executable(), {"--dtask-worker", endpoint}, {}, worker_environment(cluster));
     REQUIRE(cluster.wait_for_workers(1, 30s));
     dtask::RunOptions run;
     run.max_attempts = 1;  // a spoiled attempt would fail the job
@@ -286,7 +287,8 @@ TEST_CASE("Reliability.worker_stopped_by_sigterm_during_a_batch_leaves_at_once" 
     const int fd = open(gate_release(gate.path()).c_str(), O_CREAT | O_WRONLY, 0600);
     REQUIRE(fd >= 0);
     close(fd);
-    Process second(self_executable(), {"--dtask-worker", endpoint});
+    Process second(self_executable(), {"--dtask-worker", endpoint}, {},
+                   worker_environment(cluster));
     CHECK(get_within(handle, 60s) == std::set<std::int64_t>{second.pid()});
     CHECK(attempts_made(gate.path(), 0) == 2);
 }
@@ -331,7 +333,7 @@ TEST_CASE("Reliability.job_waits_for_a_worker_and_runs_when_one_arrives" * docte
     // which the broker also fails the jobs that waited too long for a worker.
     using namespace dtask::detail::protocol;
     zmq::context_t context(1);
-    RawPeer ticks(context, endpoint);
+    RawPeer ticks(context, endpoint, cluster.client_token());
     ticks.send(message_of(header(Command::hello), {hello_body(Role::client)}));
 
     std::promise<void> submitted;
@@ -342,7 +344,8 @@ TEST_CASE("Reliability.job_waits_for_a_worker_and_runs_when_one_arrives" * docte
     // The broker may have run the next tick before it read the submit, but not the one after
     // that: three ticks later it has looked at the job, with no worker, at least once.
     REQUIRE(ticks.until_heartbeats(3, 10s).has_value());
-    Process worker(self_executable(), {"--dtask-worker", endpoint});
+    Process worker(self_executable(), {"--dtask-worker", endpoint}, {},
+                   worker_environment(cluster));
     CHECK(get_within(handle, 60s) == 100ULL * 99 / 2);
 }
 
@@ -352,7 +355,8 @@ TEST_CASE("Reliability.worker_says_hello_again_on_a_new_connection_when_its_brok
     // a fresh connection (a new routing id), not wait on the old one until it gives up.
     using namespace dtask::detail::protocol;
     FakeBroker broker;
-    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()});
+    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()}, {},
+                   broker.worker_environment());
     broker.expect(Command::hello);
     const std::string first_id = broker.peer();
     // Welcomed with heartbeats every 100 ms, 3 missed meaning silence, then never a word.

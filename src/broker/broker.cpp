@@ -40,8 +40,14 @@ Broker::Broker(zmq::context_t& context, BrokerOptions options)
       credentials_(std::make_shared<CredentialStore>(options_.security.admitted)) {
     // ZeroMQ copies a socket's options into each endpoint as it binds: the private and
     // in-process ones are bound before CurveZMQ is set, the listen endpoints after.
-    if (!options_.private_endpoint.empty())
+    if (!options_.private_endpoint.empty()) {
+        // Besides its directory, the private socket admits our own uid alone (libzmq checks
+        // each connection's peer credentials).
+        const int self = static_cast<int>(getuid());
+        zmq_setsockopt(socket_.handle(), ZMQ_IPC_FILTER_UID, &self, sizeof self);
         bind(options_.private_endpoint, true);
+        zmq_setsockopt(socket_.handle(), ZMQ_IPC_FILTER_UID, nullptr, 0);  // clears the filter
+    }
     if (!options_.inproc_endpoint.empty())
         bind(options_.inproc_endpoint, false);
     if (!options_.endpoints.empty() && options_.security.curve) {
