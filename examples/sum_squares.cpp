@@ -3,8 +3,8 @@
 //   sum_squares                       N = 1,000,000 in 10 subtasks on one local worker per core
 //   sum_squares --n 1000000000        exact: 128-bit arithmetic
 //   sum_squares --listen tcp://0.0.0.0:5555 --workers 0    wait for remote workers
-//   sum_squares --dtask-worker tcp://host:5555             be a remote worker
-//   sum_squares --connect tcp://host:5555                  submit to a running broker
+//   DTASK_TOKEN=... sum_squares --dtask-worker tcp://host:5555   be a remote worker
+//   DTASK_TOKEN=... sum_squares --connect tcp://host:5555        submit to a running broker
 
 #include <charconv>
 #include <chrono>
@@ -37,6 +37,11 @@ void print_help() {
                  "  --connect ENDPOINT submit to the broker at ENDPOINT (dtaskd, or another\n"
                  "                     sum_squares with --listen) instead of starting one\n"
                  "  --wait SECONDS     how long the job waits for a worker (default 60)\n"
+                 "  --insecure-tcp     plain TCP for --listen and --connect: no encryption, no\n"
+                 "                     join token, anyone who reaches the port joins\n\n"
+                 "With --listen it prints the command that starts a worker elsewhere, with\n"
+                 "the join token in DTASK_TOKEN. --connect takes the client token from\n"
+                 "DTASK_TOKEN or the file DTASK_TOKEN_FILE names.\n"
                  "  --help             this text\n\n"
               << dtask::worker_usage();
 }
@@ -86,6 +91,8 @@ int main(int argc, char** argv) {
             cluster_options.listen.emplace_back(value());
         } else if (arg == "--connect") {
             connect = std::string(value());
+        } else if (arg == "--insecure-tcp") {
+            cluster_options.insecure_tcp = true;
         } else if (arg == "--wait") {
             run_options.worker_wait = std::chrono::seconds(number(arg, value()));
         } else {
@@ -98,13 +105,22 @@ int main(int argc, char** argv) {
         const auto start = std::chrono::steady_clock::now();
         u128 total = 0;
         if (connect) {
-            dtask::Client client(*connect);
+            dtask::ClientOptions client_options;
+            client_options.insecure_tcp = cluster_options.insecure_tcp;
+            dtask::Client client(*connect, client_options);
             total = client.run(sum_squares, problem, run_options);
         } else {
             dtask::Cluster cluster(cluster_options);
-            for (const auto& endpoint : cluster.endpoints()) {
-                if (!endpoint.starts_with("ipc://@"))
-                    std::cerr << "sum_squares: workers can join at " << endpoint << "\n";
+            // The first endpoint is the private one of the local workers.
+            for (const auto& endpoint : cluster.endpoints() | std::views::drop(1)) {
+                std::cerr << "sum_squares: a worker on another machine joins with\n  ";
+                if (!cluster.join_token().empty())
+                    std::cerr << "DTASK_TOKEN=" << cluster.join_token() << " ";
+                else
+                    std::cerr << "DTASK_INSECURE_TCP=1 ";
+                std::cerr << argv[0] << " --dtask-worker " << endpoint << "\n";
+                if (endpoint.starts_with("tcp://0.0.0.0:"))
+                    std::cerr << "  (with this machine's address for 0.0.0.0)\n";
             }
             total = cluster.run(sum_squares, problem, run_options);
         }

@@ -84,7 +84,10 @@ std::optional<detail::WorkerOptions> worker_options(int argc, char** argv) {
         if (!token.empty() && !insecure)
             options.token = detail::parse_join_token(token);
     } catch (const std::exception& e) {
-        usage_error(e.what());
+        std::string_view what = e.what();
+        if (what.starts_with("dtask: "))
+            what.remove_prefix(7);
+        usage_error(std::string(what));
     }
     if (!options.token && !insecure && options.endpoint.starts_with("tcp://"))
         usage_error("the broker at " + options.endpoint +

@@ -45,6 +45,19 @@ inline std::uint64_t serial_squares(std::uint64_t n) {
     return total;
 }
 
+/// The text every subtask and partial result of `marked` carries: a test looks for it in
+/// the bytes that crossed the network.
+inline constexpr const char* marker = "dtask-plaintext-marker";
+
+/// "marker-0;marker-1;...": subtasks and results that carry `marker` in clear.
+inline const dtask::Job<std::string> marked{
+    "tests.marked",
+    [](const std::uint64_t& n, dtask::SplitHint) {
+        return dtask::pieces(n, [](std::uint64_t i) { return std::string(marker) + "-" + std::to_string(i); });
+    },
+    [](const std::string& piece) { return piece + ";"; },
+    [](std::string all, std::string part) { return all + part; }};
+
 /// Spins for about `units` × 1000 iterations: work of uneven length, so results come back
 /// out of order on two workers.
 inline std::uint64_t spin(std::uint64_t units) {

@@ -33,6 +33,9 @@ HandshakeWatch::HandshakeWatch(zmq::context_t& context, zmq::socket_t& socket,
                              std::string(zmq_strerror(zmq_errno())));
     events_.set(zmq::sockopt::linger, 0);
     events_.connect(name);
+    // fd() signals only a change from empty to not: a first read that finds nothing arms it.
+    zmq::message_t none;
+    (void)events_.recv(none, zmq::recv_flags::dontwait);
 }
 
 HandshakeWatch::~HandshakeWatch() {
