@@ -183,7 +183,11 @@ TEST_CASE("Security.a_peer_without_a_credential_gets_no_message_through" *
     };
     zmq::socket_t plain(context, zmq::socket_type::dealer);
     plain.set(zmq::sockopt::linger, 0);
-    CHECK(contains(first_failure(plain), "speaks another security mechanism"));
+    // Which side notices the mismatch first is a race: either answer is a refusal.
+    const std::string why = first_failure(plain);
+    CHECK_MESSAGE((contains(why, "speaks another security mechanism") ||
+                   contains(why, "cut the secure handshake 3 times")),
+                  why);
     zmq::socket_t forged(context, zmq::socket_type::dealer);
     forged.set(zmq::sockopt::linger, 0);
     dtask::detail::use_token(forged, dtask::detail::parse_join_token(

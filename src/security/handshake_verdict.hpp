@@ -3,7 +3,8 @@
 // broker's gatekeeper and a mismatch of mechanisms (plain on one side, CurveZMQ on the
 // other) are final at once. A handshake the broker cut without a word is what a wrong broker
 // key looks like (the token belongs to another broker), but also what a link that broke at
-// that moment looks like: final after three in a row with no success between.
+// that moment looks like, and a mismatch of mechanisms when the other side hangs up before
+// its greeting is read: final after three in a row with no success between.
 
 #include <cstdint>
 #include <optional>
@@ -39,7 +40,7 @@ public:
                 return "the broker at " + endpoint + " cut the secure handshake " +
                        std::to_string(cuts_) +
                        " times: the join token belongs to another broker (or an earlier run "
-                       "of this one)";
+                       "of this one), or the broker runs with plain TCP (insecure_tcp)";
             default:
                 return std::nullopt;
         }
