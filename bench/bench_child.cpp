@@ -53,8 +53,9 @@ extern "C" void kill_children_and_end(int signal_number) {
 
 }  // namespace
 
-BenchChild::BenchChild(const std::vector<std::string>& args, bool pipe_stdout)
-    : process_(self_executable(), args, pipe_stdout ? "|" : "") {
+BenchChild::BenchChild(const std::vector<std::string>& args, bool pipe_stdout,
+                       const std::vector<std::string>& environment)
+    : process_(self_executable(), args, pipe_stdout ? "|" : "", environment) {
     remember(process_.pid());
 }
 

@@ -19,8 +19,11 @@ namespace perf {
 /// This binary started again with `args`; SIGKILLed and reaped when it goes.
 class BenchChild {
 public:
-    /// With `pipe_stdout`, the child's stdout is readable with read_line.
-    explicit BenchChild(const std::vector<std::string>& args, bool pipe_stdout = false);
+    /// With `pipe_stdout`, the child's stdout is readable with read_line. `environment`:
+    /// NAME=VALUE entries added to this process's (a remote worker's join token, as users
+    /// give it: never on the command line).
+    explicit BenchChild(const std::vector<std::string>& args, bool pipe_stdout = false,
+                        const std::vector<std::string>& environment = {});
     ~BenchChild();
     BenchChild(BenchChild&& other) noexcept;
     BenchChild& operator=(BenchChild&&) = delete;

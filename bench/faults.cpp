@@ -97,14 +97,16 @@ std::optional<double> until(Clock::time_point start, const std::function<bool()>
     return ms_since(start);
 }
 
-/// A dtask worker of this binary, started by hand as a remote one is (inside the network
-/// namespace `netns`, if given); kill9() is a crash.
+/// A dtask worker of this binary, started by hand as a remote one is, joining `cluster` on
+/// its last (tcp) endpoint with its join token in DTASK_TOKEN (inside the network namespace
+/// `netns`, if given); kill9() is a crash.
 class WorkerProcess {
 public:
-    explicit WorkerProcess(const std::string& endpoint, const std::string& netns = {})
+    explicit WorkerProcess(const dtask::Cluster& cluster, const std::string& netns = {})
         : process_(netns.empty() ? test_support::self_executable()
                                  : test_support::RemoteNetwork::ip_program(),
-                   arguments(endpoint, netns)) {}
+                   arguments(cluster.endpoints().back(), netns), {},
+                   {"DTASK_TOKEN=" + cluster.join_token()}) {}
     void kill9() { process_.kill_and_reap(); }
 
 private:
@@ -202,7 +204,7 @@ void local_worker_frozen(Row& row) {
 
 void remote_worker_killed(Row& row) {
     dtask::Cluster cluster(cluster_options(1, true));
-    WorkerProcess remote(cluster.endpoints().back());
+    WorkerProcess remote(cluster);
     test_support::TempDir scratch("dtask-faults");
     auto job = steady_job_under_way(cluster, 2, scratch.path());
     const auto start = Clock::now();
@@ -222,7 +224,7 @@ void network_partition(Row& row) {
     dtask::ClusterOptions options = cluster_options(1, false);
     options.listen.push_back("tcp://" + network.host_address() + ":*");
     dtask::Cluster cluster(options);
-    WorkerProcess remote(cluster.endpoints().back(), network.name());
+    WorkerProcess remote(cluster, network.name());
     test_support::TempDir scratch("dtask-faults");
     auto job = steady_job_under_way(cluster, 2, scratch.path());
     const auto start = Clock::now();
@@ -282,23 +284,14 @@ void poison_pill(Row& row) {
     row.recovery.push_back(*back);
 }
 
-void broker_restarted(Row& row) {
-    std::string endpoint;
-    std::optional<WorkerProcess> remote;
-    {
-        dtask::Cluster first(cluster_options(0, true));
-        endpoint = first.endpoints().back();
-        remote.emplace(endpoint);
-        first.wait_for_workers(1, 30s);
-    }
-    dtask::ClusterOptions options = cluster_options(0, false);
-    options.listen.push_back(endpoint);
-    const auto start = Clock::now();
-    dtask::Cluster second(options);
-    auto back = until(start, [&] { return second.workers() == 1; });
-    if (!back)
-        throw std::runtime_error("the remote worker did not rejoin the restarted broker");
-    row.recovery.push_back(*back);
+void broker_restarted(Row&) {
+    // Each Cluster makes CurveZMQ keys of its own: the token the worker joined the first
+    // one with does not admit it to the second, so it cannot rejoin by itself; it needs the
+    // new token. Not measured, rather than measured on plain TCP, which users are told not
+    // to run.
+    throw std::runtime_error(
+        "skipped: a restarted embedded Cluster has new CurveZMQ keys, so the worker's join "
+        "token no longer admits it");
 }
 
 void deadline(Row& row) {
@@ -322,7 +315,7 @@ void worker_joins_late(Row& row) {
     test_support::TempDir scratch("dtask-faults");
     auto job = cluster.submit(work, Plan{1, 0}, scratch.path());
     const auto start = Clock::now();
-    WorkerProcess late(cluster.endpoints().back());
+    WorkerProcess late(cluster);
     if (job.get() != 1)
         throw std::runtime_error("wrong result from a job that waited for a worker");
     row.recovery.push_back(ms_since(start));

@@ -1,6 +1,9 @@
 // empty_subtasks, one_subtask_latency and large_payloads: what dtask costs per subtask, per
 // job and per byte, next to bare ZeroMQ sockets carrying the same traffic.
 
+#include <algorithm>
+#include <cmath>
+
 #include "perf_jobs.hpp"
 #include "raw_zmq.hpp"
 #include "scenarios.hpp"
@@ -8,7 +11,6 @@
 namespace perf {
 namespace {
 
-constexpr std::size_t payload_bytes = 1 << 20;  // large_payloads: 1 MiB per subtask
 constexpr std::size_t raw_payload_window = 32;  // 32 MiB in flight, as dtask's window_bytes
 
 /// An echo process on tcp and one on ipc, each with a client here: the raw baselines of the
@@ -39,9 +41,59 @@ double timed_run(dtask::Cluster& cluster, const dtask::Job<std::uint64_t>& job, 
 
 }  // namespace
 
+std::uint64_t batched_empty_subtasks(const Settings& settings) {
+    return settings.quick ? 20'000 : 5'000'000;
+}
+
+std::uint64_t unbatched_empty_subtasks(const Settings& settings) {
+    return settings.quick ? 2'000 : 300'000;
+}
+
+double empty_subtask_rate(dtask::Cluster& cluster, std::uint64_t subtasks,
+                          dtask::RunOptions options) {
+    return static_cast<double>(subtasks) /
+           timed_run(cluster, identity_job, subtasks, identity_result(subtasks), options);
+}
+
+std::uint64_t latency_jobs(const Settings& settings) {
+    return settings.quick ? 50 : 2000;
+}
+
+void warm_up_one_subtask_jobs(dtask::Cluster& cluster) {
+    for (int warm_up = 0; warm_up < 20; ++warm_up)
+        timed_run(cluster, identity_job, std::uint64_t{1}, 1);
+}
+
+std::vector<double> one_subtask_latencies_us(dtask::Cluster& cluster, std::uint64_t jobs) {
+    std::vector<double> micros;
+    micros.reserve(jobs);
+    for (std::uint64_t job = 0; job < jobs; ++job)
+        micros.push_back(1e6 * timed_run(cluster, identity_job, std::uint64_t{1}, 1));
+    return micros;
+}
+
+std::uint64_t payload_subtasks(const Settings& settings) {
+    return settings.quick ? 8 : 512;
+}
+
+double payload_rate(dtask::Cluster& cluster, std::uint64_t subtasks) {
+    const double mebibytes = static_cast<double>(subtasks * payload_bytes) / (1 << 20);
+    return mebibytes / timed_run(cluster, payload_job, PayloadPlan{subtasks, payload_bytes},
+                                 subtasks * payload_bytes);
+}
+
+double quantile(std::vector<double> values, double fraction) {
+    if (values.empty())
+        return std::nan("");
+    std::sort(values.begin(), values.end());
+    const auto rank =
+        static_cast<std::size_t>(std::ceil(fraction * static_cast<double>(values.size())));
+    return values[std::clamp<std::size_t>(rank, 1, values.size()) - 1];
+}
+
 std::vector<Figure> empty_subtasks(const Settings& settings) {
-    const std::uint64_t batched = settings.quick ? 20'000 : 5'000'000;
-    const std::uint64_t unbatched = settings.quick ? 2'000 : 300'000;
+    const std::uint64_t batched = batched_empty_subtasks(settings);
+    const std::uint64_t unbatched = unbatched_empty_subtasks(settings);
 
     dtask::Cluster cluster(two_local_workers());
     wait_for_workers(cluster, 2);
@@ -66,12 +118,10 @@ std::vector<Figure> empty_subtasks(const Settings& settings) {
         const double relay_rate =
             count / relayed.pipelined(unbatched, raw_window, 4, raw::Reply::echo);
         const double unbatched_rate =
-            count / timed_run(cluster, identity_job, unbatched, identity_result(unbatched),
-                              dtask::RunOptions{.batch_size = 1});
+            empty_subtask_rate(cluster, unbatched, dtask::RunOptions{.batch_size = 1});
         vs_relay.add(unbatched_rate, relay_rate);
         vs_pair.add(unbatched_rate, pair_rate);
-        automatic.add(static_cast<double>(batched) /
-                      timed_run(cluster, identity_job, batched, identity_result(batched)));
+        automatic.add(empty_subtask_rate(cluster, batched));
     }
 
     const std::string dtask_transport = transport_of(cluster.endpoints().front());
@@ -94,13 +144,12 @@ std::vector<Figure> empty_subtasks(const Settings& settings) {
 }
 
 std::vector<Figure> one_subtask_latency(const Settings& settings) {
-    const std::uint64_t jobs = settings.quick ? 50 : 2000;
+    const std::uint64_t jobs = latency_jobs(settings);
 
     dtask::Cluster cluster(two_local_workers());
     wait_for_workers(cluster, 2);
     EchoOnBothTransports raw_echo(raw::Reply::echo);
-    for (int warm_up = 0; warm_up < 20; ++warm_up)
-        timed_run(cluster, identity_job, std::uint64_t{1}, 1);
+    warm_up_one_subtask_jobs(cluster);
 
     Figure vs_tcp{"one_subtask_latency", "one_subtask_latency.vs_tcp", "us", Better::lower};
     vs_tcp.baseline = "raw_lockstep_tcp";
@@ -111,11 +160,9 @@ std::vector<Figure> one_subtask_latency(const Settings& settings) {
     for (int rep = 0; rep < settings.repeat; ++rep) {
         const double tcp_micros = median(raw_echo.tcp.lockstep(jobs));
         const double ipc_micros = median(raw_echo.ipc.lockstep(jobs));
-        std::vector<double> micros;
-        for (std::uint64_t job = 0; job < jobs; ++job)
-            micros.push_back(1e6 * timed_run(cluster, identity_job, std::uint64_t{1}, 1));
-        vs_tcp.add(median(micros), tcp_micros);
-        vs_ipc.add(median(micros), ipc_micros);
+        const double dtask_micros = median(one_subtask_latencies_us(cluster, jobs));
+        vs_tcp.add(dtask_micros, tcp_micros);
+        vs_ipc.add(dtask_micros, ipc_micros);
     }
 
     for (Figure* figure : {&vs_tcp, &vs_ipc}) {
@@ -130,7 +177,7 @@ std::vector<Figure> one_subtask_latency(const Settings& settings) {
 }
 
 std::vector<Figure> large_payloads(const Settings& settings) {
-    const std::uint64_t subtasks = settings.quick ? 8 : 512;
+    const std::uint64_t subtasks = payload_subtasks(settings);
     const double mebibytes = static_cast<double>(subtasks * payload_bytes) / (1 << 20);
 
     dtask::Cluster cluster(two_local_workers());
@@ -149,9 +196,7 @@ std::vector<Figure> large_payloads(const Settings& settings) {
                                                                    payload_bytes, raw::Reply::size);
         const double ipc_rate = mebibytes / raw_echo.ipc.pipelined(subtasks, raw_payload_window,
                                                                    payload_bytes, raw::Reply::size);
-        const double dtask_rate =
-            mebibytes / timed_run(cluster, payload_job, PayloadPlan{subtasks, payload_bytes},
-                                  subtasks * payload_bytes);
+        const double dtask_rate = payload_rate(cluster, subtasks);
         vs_tcp.add(dtask_rate, tcp_rate);
         vs_ipc.add(dtask_rate, ipc_rate);
     }

@@ -41,6 +41,8 @@ const Scenario scenarios[] = {
     {"broker_scaling", perf::broker_scaling,
      "broker CPU per subtask and subtasks/s, batching off, on 1, 10, 100 workers and 10 jobs"},
     {"startup", perf::startup, "Cluster construction until 2 workers joined, and a first job"},
+    {"curve_cost", perf::curve_cost,
+     "CurveZMQ vs plain TCP, 1 remote worker: empty subtasks, one-subtask latency, 1 MiB"},
 };
 
 void print_help() {
@@ -159,7 +161,8 @@ int main(int argc, char** argv) {
     std::printf("\n");
     perf::print_table(figures);
     std::printf(
-        "\nmedians of %d repetition(s)%s; ratio: median of value/baseline per repetition; "
+        "\nmedians of %d repetition(s)%s; ratio: median of value/baseline per repetition "
+        "(smallest-largest); "
         "%.1f s in all\n",
         settings.repeat, settings.quick ? " at --quick sizes (not figures to quote)" : "", elapsed);
     for (const std::string& error : errors)

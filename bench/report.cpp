@@ -42,13 +42,20 @@ std::optional<double> Figure::baseline_value() const {
     return median(baseline_repetitions);
 }
 
-std::optional<double> Figure::ratio() const {
-    if (baseline_repetitions.empty() || baseline_repetitions.size() != repetitions.size())
-        return std::nullopt;
-    std::vector<double> ratios;
+std::vector<double> Figure::ratios() const {
+    std::vector<double> each;
+    if (baseline_repetitions.size() != repetitions.size())
+        return each;
     for (std::size_t i = 0; i < repetitions.size(); ++i)
-        ratios.push_back(repetitions[i] / baseline_repetitions[i]);
-    return median(ratios);
+        each.push_back(repetitions[i] / baseline_repetitions[i]);
+    return each;
+}
+
+std::optional<double> Figure::ratio() const {
+    const std::vector<double> each = ratios();
+    if (each.empty())
+        return std::nullopt;
+    return median(each);
 }
 
 std::optional<bool> Figure::met() const {
@@ -191,7 +198,8 @@ std::string figure_json(const Figure& figure) {
         out << ",\n     \"baseline\": {\"name\": " << json_string(figure.baseline)
             << ", \"value\": " << json_number(figure.baseline_value().value_or(std::nan("")))
             << ", \"repetitions\": " << json_numbers(figure.baseline_repetitions) << "}"
-            << ", \"ratio\": " << json_number(figure.ratio().value_or(std::nan("")));
+            << ", \"ratio\": " << json_number(figure.ratio().value_or(std::nan("")))
+            << ", \"ratio_repetitions\": " << json_numbers(figure.ratios());
     }
     if (figure.target) {
         const Target& target = *figure.target;
@@ -224,8 +232,14 @@ void print_table(const std::vector<Figure>& figures) {
         if (auto value = figure.baseline_value())
             row[2] = figure.baseline + " " + shown(*value, figure.unit);
         if (auto ratio = figure.ratio()) {
-            char text[16];
-            std::snprintf(text, sizeof text, "%.3f", *ratio);
+            // With the spread of the repetitions' ratios: the range in which the median lies.
+            const std::vector<double> each = figure.ratios();
+            const auto [low, high] = std::minmax_element(each.begin(), each.end());
+            char text[48];
+            if (each.size() > 1)
+                std::snprintf(text, sizeof text, "%.3f (%.3f-%.3f)", *ratio, *low, *high);
+            else
+                std::snprintf(text, sizeof text, "%.3f", *ratio);
             row[3] = text;
         }
         if (auto met = figure.met())

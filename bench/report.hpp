@@ -62,7 +62,10 @@ struct Figure {
     /// The median of the repetitions.
     double value() const { return median(repetitions); }
     std::optional<double> baseline_value() const;
-    /// value / baseline per repetition (the two were measured side by side), the median.
+    /// value / baseline of each repetition (the two were measured side by side); empty
+    /// without a baseline.
+    std::vector<double> ratios() const;
+    /// The median of ratios().
     std::optional<double> ratio() const;
     /// Whether the target is met; nullopt without a target.
     std::optional<bool> met() const;

@@ -62,35 +62,38 @@ double thread_cpu_ns(const std::string& id) {
     return on_cpu_ns;
 }
 
-/// A Cluster that listens on tcp and starts no workers, and `count` worker processes of
-/// this binary connected to it, started here as remote workers would be started by hand.
-struct RemoteFleet {
-    std::unique_ptr<dtask::Cluster> cluster;
-    std::vector<BenchChild> workers;
-    std::string broker_thread;  // the id of the Cluster's broker thread
+}  // namespace
 
-    explicit RemoteFleet(std::size_t count) {
-        const std::vector<std::string> brokers_before = threads_named("dtask-broker");
-        dtask::ClusterOptions options;
-        options.local_workers = 0;
-        options.listen = {"tcp://127.0.0.1:*"};
-        cluster = std::make_unique<dtask::Cluster>(options);
-        const std::string endpoint = cluster->endpoints().back();
-        // A worker whose broker went silent leaves after 10 s: the last resort for a
-        // benchmark killed with SIGKILL, which cannot kill them itself.
-        for (std::size_t i = 0; i < count; ++i)
-            workers.emplace_back(
-                std::vector<std::string>{"--dtask-worker", endpoint, "--dtask-give-up", "10"});
-        wait_for_workers(*cluster, count);
-        // The broker thread names itself before it binds, so it has by now.
-        for (const std::string& id : threads_named("dtask-broker")) {
-            if (std::find(brokers_before.begin(), brokers_before.end(), id) == brokers_before.end())
-                broker_thread = id;
-        }
-        if (broker_thread.empty())
-            throw std::runtime_error("the Cluster's broker thread (dtask-broker) was not found");
+RemoteFleet::RemoteFleet(std::size_t count, bool insecure_tcp) {
+    const std::vector<std::string> brokers_before = threads_named("dtask-broker");
+    dtask::ClusterOptions options;
+    options.local_workers = 0;
+    options.listen = {"tcp://127.0.0.1:*"};
+    options.insecure_tcp = insecure_tcp;
+    cluster = std::make_unique<dtask::Cluster>(options);
+    const std::string endpoint = cluster->endpoints().back();
+    // A worker whose broker went silent leaves after 10 s: the last resort for a benchmark
+    // killed with SIGKILL, which cannot kill them itself. The token goes in the environment,
+    // as users give it; a plain-TCP cluster is joined with --dtask-insecure-tcp instead.
+    std::vector<std::string> args{"--dtask-worker", endpoint, "--dtask-give-up", "10"};
+    std::vector<std::string> environment;
+    if (insecure_tcp)
+        args.push_back("--dtask-insecure-tcp");
+    else
+        environment.push_back("DTASK_TOKEN=" + cluster->join_token());
+    for (std::size_t i = 0; i < count; ++i)
+        workers.emplace_back(args, false, environment);
+    wait_for_workers(*cluster, count);
+    // The broker thread names itself before it binds, so it has by now.
+    for (const std::string& id : threads_named("dtask-broker")) {
+        if (std::find(brokers_before.begin(), brokers_before.end(), id) == brokers_before.end())
+            broker_thread = id;
     }
-};
+    if (broker_thread.empty())
+        throw std::runtime_error("the Cluster's broker thread (dtask-broker) was not found");
+}
+
+namespace {
 
 /// What one unbatched run measured: its rate, and the broker's CPU per subtask.
 struct BrokerRun {

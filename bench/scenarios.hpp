@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 
 #include <dtask/dtask.hpp>
 
+#include "bench_child.hpp"
 #include "report.hpp"
 
 namespace perf {
@@ -37,6 +39,7 @@ std::vector<Figure> large_payloads(const Settings& settings);
 std::vector<Figure> memory(const Settings& settings);
 std::vector<Figure> broker_scaling(const Settings& settings);
 std::vector<Figure> startup(const Settings& settings);
+std::vector<Figure> curve_cost(const Settings& settings);
 
 /// The hidden mode behind `memory`: in a fresh process (so that earlier scenarios do not
 /// count), runs one job of `subtasks` empty subtasks on 2 local workers, and prints the peak
@@ -77,6 +80,44 @@ inline void wait_for_workers(const dtask::Cluster& cluster, std::size_t count) {
         throw std::runtime_error(std::to_string(count) + " workers did not join within 60 s (" +
                                  std::to_string(cluster.workers()) + " did)");
 }
+
+/// A Cluster that listens on loopback tcp and starts no workers, and `count` worker
+/// processes of this binary joined to it as remote workers are joined by hand: with the
+/// Cluster's join token in DTASK_TOKEN, or with --dtask-insecure-tcp if `insecure_tcp`
+/// (then the Cluster runs plain TCP, ClusterOptions::insecure_tcp).
+struct RemoteFleet {
+    std::unique_ptr<dtask::Cluster> cluster;
+    std::vector<BenchChild> workers;
+    std::string broker_thread;  // the id of the Cluster's broker thread
+
+    explicit RemoteFleet(std::size_t count, bool insecure_tcp = false);
+};
+
+// ---- the workloads of empty_subtasks, one_subtask_latency and large_payloads, which
+// curve_cost runs again on clusters of its own; each checks its jobs' results ----
+
+/// Empty subtasks in one job: automatic batching unless `batch_size` says otherwise.
+std::uint64_t batched_empty_subtasks(const Settings& settings);
+std::uint64_t unbatched_empty_subtasks(const Settings& settings);
+/// Subtasks per second of one job of `subtasks` empty subtasks.
+double empty_subtask_rate(dtask::Cluster& cluster, std::uint64_t subtasks,
+                          dtask::RunOptions options = {});
+
+/// One-subtask jobs per repetition.
+std::uint64_t latency_jobs(const Settings& settings);
+/// A few one-subtask jobs whose latencies are not kept: connections and caches warm.
+void warm_up_one_subtask_jobs(dtask::Cluster& cluster);
+/// The latency in µs of each of `jobs` one-subtask jobs run one after another.
+std::vector<double> one_subtask_latencies_us(dtask::Cluster& cluster, std::uint64_t jobs);
+
+/// 1 MiB payloads: bytes per subtask, and subtasks per job.
+inline constexpr std::size_t payload_bytes = 1 << 20;
+std::uint64_t payload_subtasks(const Settings& settings);
+/// MiB/s of one job of `subtasks` subtasks of payload_bytes each.
+double payload_rate(dtask::Cluster& cluster, std::uint64_t subtasks);
+
+/// The `fraction` quantile of `values` (0.5: the median), the nearest rank.
+double quantile(std::vector<double> values, double fraction);
 
 /// "ipc", "tcp", ...: the transport of an endpoint.
 inline std::string transport_of(const std::string& endpoint) {
