@@ -33,6 +33,9 @@ HandshakeWatch::HandshakeWatch(zmq::context_t& context, zmq::socket_t& socket,
                              std::string(zmq_strerror(zmq_errno())));
     events_.set(zmq::sockopt::linger, 0);
     events_.connect(name);
+    // ZMQ_FD tells only of messages that arrive after the socket found its pipe empty: look
+    // once now, or the first events (a refused handshake) would never wake a poll.
+    (void)events_.get(zmq::sockopt::events);
 }
 
 HandshakeWatch::~HandshakeWatch() {
