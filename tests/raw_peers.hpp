@@ -19,6 +19,7 @@
 
 #include <dtask/detail/archive.hpp>
 
+#include "security/handshake_watch.hpp"
 #include "support.hpp"
 #include "wire/batch.hpp"
 #include "wire/protocol.hpp"
@@ -120,9 +121,13 @@ public:
     using Command = dtask::detail::protocol::Command;
     using Inbound = dtask::detail::protocol::Inbound;
 
-    RawPeer(zmq::context_t& context, const std::string& endpoint)
+    /// With `token`, through CurveZMQ with its keys, as a worker or client of dtaskd does.
+    RawPeer(zmq::context_t& context, const std::string& endpoint,
+            const std::optional<dtask::detail::JoinToken>& token = std::nullopt)
         : socket_(context, zmq::socket_type::dealer) {
         socket_.set(zmq::sockopt::linger, 0);
+        if (token)
+            dtask::detail::use_token(socket_, *token);
         socket_.connect(endpoint);
     }
     void send(std::vector<zmq::message_t> frames) { zmq::send_multipart(socket_, frames); }
