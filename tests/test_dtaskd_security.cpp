@@ -7,6 +7,7 @@
 #include <string>
 
 #include <doctest/doctest.h>
+#include <zmq.hpp>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -184,6 +185,57 @@ TEST_CASE("Dtaskd.rotating_the_client_credential_fails_running_clients_jobs" *
     // The worker's credential was not touched: a client with the new token is served.
     dtask::Client new_client(broker.endpoint(), broker.client_options());
     CHECK(run_within(new_client, squares, std::uint64_t{50}) == serial_squares(50));
+}
+
+TEST_CASE("Dtaskd.rotation_without_a_running_dtaskd_is_in_force_at_its_start" *
+          doctest::timeout(120)) {
+    TempDir keys("dtaskd-keys");
+    const auto before = run_dtaskd({"tokens", "--keys", keys.path()});
+    REQUIRE_MESSAGE(before.status == 0, before.output);
+    const auto rotated = run_dtaskd({"rotate", "worker", "--keys", keys.path()});
+    REQUIRE_MESSAGE(rotated.status == 0, rotated.output);
+    const std::string old_token = token_in(before.output, "worker");
+    const std::string new_token = token_in(rotated.output, "worker");
+    CHECK(new_token != old_token);
+    // The client's credential is untouched.
+    CHECK(token_in(run_dtaskd({"tokens", "--keys", keys.path()}).output, "client") ==
+          token_in(before.output, "client"));
+
+    Dtaskd broker({}, "tcp://127.0.0.1:*", keys.path());
+    CHECK(broker.token("worker") == new_token);
+    CHECK(worker_run(broker.endpoint(), {"DTASK_TOKEN=" + old_token}).status == 3);
+    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()}, {},
+                   {"DTASK_TOKEN=" + new_token});
+    dtask::Client client(broker.endpoint(), broker.client_options());
+    CHECK(run_within(client, squares, std::uint64_t{50}) == serial_squares(50));
+}
+
+TEST_CASE("Dtaskd.control_socket_answers_nothing_but_its_requests" * doctest::timeout(60)) {
+    Dtaskd broker;
+    const std::string worker_token = broker.token("worker");
+    zmq::context_t context;
+    zmq::socket_t control(context, zmq::socket_type::req);
+    control.set(zmq::sockopt::linger, 0);
+    control.set(zmq::sockopt::rcvtimeo, 10'000);  // a bound on the wait, not a delay
+    control.connect("ipc://" + broker.keys() + "/control");
+    auto ask = [&](const std::string& request) {
+        control.send(zmq::buffer(request), zmq::send_flags::none);
+        zmq::message_t reply;
+        REQUIRE_MESSAGE(control.recv(reply), "no answer to '" << request << "'");
+        return reply.to_string();
+    };
+    CHECK(ask("rotate everyone").starts_with("error "));
+    CHECK(ask("rotate worker\nrotate client").starts_with("error "));
+    CHECK(broker.token("worker") == worker_token);  // nothing rotated
+    // A request longer than the socket takes is dropped with its connection, unanswered;
+    // dtaskd goes on serving.
+    zmq::socket_t flood(context, zmq::socket_type::req);
+    flood.set(zmq::sockopt::linger, 0);
+    flood.connect("ipc://" + broker.keys() + "/control");
+    flood.send(zmq::buffer(std::string(100'000, 'x')), zmq::send_flags::none);
+    const std::string reply = ask("rotate worker");
+    CHECK(reply.starts_with("ok DTASK-1-W-"));
+    CHECK(reply.substr(3) == broker.token("worker"));
 }
 
 TEST_CASE("Dtaskd.refuses_a_keys_directory_others_can_read" * doctest::timeout(60)) {
