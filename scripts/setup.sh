@@ -6,11 +6,13 @@
 # Set DTASK_SKIP_SETUP=1 to skip it (for example on a non-Debian machine whose dependencies
 # are installed another way). clang is there because scripts/test.sh builds with both compilers;
 # iproute2 (the ip command) because a test cuts a worker off with network namespaces;
-# python3-matplotlib because bench/plot_performance.py draws the plots of scripts/bench.sh.
+# python3-matplotlib because bench/plot_performance.py draws the plots of scripts/bench.sh;
+# libcli11-dev for dtaskd's command line.
 
 dtask_setup() {
     local packages=(build-essential cmake ninja-build pkg-config libzmq3-dev cppzmq-dev
-                    libcereal-dev doctest-dev libbenchmark-dev clang iproute2 python3-matplotlib)
+                    libcereal-dev doctest-dev libbenchmark-dev libcli11-dev clang iproute2
+                    python3-matplotlib)
     if [[ "${DTASK_SKIP_SETUP:-0}" == 1 ]]; then
         echo "setup.sh: skipped (DTASK_SKIP_SETUP=1)"
         return 0

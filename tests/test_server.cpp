@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 
 #include "../examples/sum_squares_job.hpp"
+#include "dtaskd.hpp"
 #include "jobs.hpp"
 #include "raw_peers.hpp"
 #include "support.hpp"
@@ -20,38 +21,6 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-/// A dtaskd on a free loopback port, with its output in a file for the test to read.
-class Dtaskd {
-public:
-    explicit Dtaskd(std::vector<std::string> args = {},
-                    const std::string& listen = "tcp://127.0.0.1:*") {
-        args.insert(args.begin(), {"--listen", listen});
-        process_ = std::make_unique<Process>(DTASK_TEST_DTASKD, args, "|&");
-        const auto line = process_->read_line(30s);
-        REQUIRE_MESSAGE(line.has_value(), "dtaskd did not start");
-        const std::string prefix = "dtaskd: listening on ";
-        REQUIRE(line->starts_with(prefix));
-        endpoint_ = line->substr(prefix.size());
-    }
-
-    const std::string& endpoint() const { return endpoint_; }
-    Process& process() { return *process_; }
-
-private:
-    std::unique_ptr<Process> process_;
-    std::string endpoint_;
-};
-
-/// Everything a process writes to stdout until it exits (bounded).
-std::string all_output(Process& process, std::chrono::seconds timeout = 120s) {
-    std::string text;
-    const auto deadline = Clock::now() + timeout;
-    while (auto line = process.read_line(
-               std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now())))
-        text += *line + "\n";
-    return text;
-}
 
 std::string sum_squares_line(std::uint64_t n) {
     sum_squares_example::u128 total = 0;
@@ -66,16 +35,22 @@ std::string sum_squares_line(std::uint64_t n) {
 TEST_CASE("Server.three_client_processes_and_two_worker_binaries" * doctest::timeout(180)) {
     Dtaskd broker;
     const std::string examples = examples_directory();
-    Process squares_worker(examples + "/sum_squares", {"--dtask-worker", broker.endpoint()});
-    Process words_worker(examples + "/word_count", {"--dtask-worker", broker.endpoint()});
+    Process squares_worker(examples + "/sum_squares", {"--dtask-worker", broker.endpoint()}, {},
+                           broker.worker_environment());
+    Process words_worker(examples + "/word_count", {"--dtask-worker", broker.endpoint()}, {},
+                         broker.worker_environment());
     const std::string corpus = std::string(DTASK_TEST_SOURCE_DIR) + "/src";
 
+    const auto client_environment = broker.client_environment();
     Process first(examples + "/sum_squares",
-                  {"--connect", broker.endpoint(), "--n", "2000000", "--subtasks", "40"}, "|");
+                  {"--connect", broker.endpoint(), "--n", "2000000", "--subtasks", "40"}, "|",
+                  client_environment);
     Process second(examples + "/sum_squares",
-                   {"--connect", broker.endpoint(), "--n", "3000000", "--subtasks", "30"}, "|");
+                   {"--connect", broker.endpoint(), "--n", "3000000", "--subtasks", "30"}, "|",
+                   client_environment);
     Process third(examples + "/word_count",
-                  {corpus, "--connect", broker.endpoint(), "--top", "20", "--chunk", "2048"}, "|");
+                  {corpus, "--connect", broker.endpoint(), "--top", "20", "--chunk", "2048"}, "|",
+                  client_environment);
     Process serial(examples + "/word_count", {corpus, "--serial", "--top", "20"}, "|");
 
     CHECK(all_output(first) == sum_squares_line(2'000'000));
@@ -92,10 +67,11 @@ TEST_CASE("Server.three_client_processes_and_two_worker_binaries" * doctest::tim
 
 TEST_CASE("Server.a_worker_never_receives_a_job_it_does_not_serve" * doctest::timeout(120)) {
     Dtaskd broker;
-    Process tests_worker(self_executable(), {"--dtask-worker", broker.endpoint()});
+    Process tests_worker(self_executable(), {"--dtask-worker", broker.endpoint()}, {},
+                         broker.worker_environment());
     Process squares_worker(examples_directory() + "/sum_squares",
-                           {"--dtask-worker", broker.endpoint()});
-    dtask::Client client(broker.endpoint());
+                           {"--dtask-worker", broker.endpoint()}, {}, broker.worker_environment());
+    dtask::Client client(broker.endpoint(), broker.client_options());
     REQUIRE(client.wait_for_workers(2, 30s));
     // Only the test binary defines tests.worker_pids: only it may run them.
     for (int round = 0; round < 3; ++round) {
@@ -106,10 +82,12 @@ TEST_CASE("Server.a_worker_never_receives_a_job_it_does_not_serve" * doctest::ti
 
 TEST_CASE("Server.small_job_is_not_stuck_behind_a_big_one" * doctest::timeout(180)) {
     Dtaskd broker;
-    Process worker_a(self_executable(), {"--dtask-worker", broker.endpoint()});
-    Process worker_b(self_executable(), {"--dtask-worker", broker.endpoint()});
-    dtask::Client big_client(broker.endpoint());
-    dtask::Client small_client(broker.endpoint());
+    Process worker_a(self_executable(), {"--dtask-worker", broker.endpoint()}, {},
+                     broker.worker_environment());
+    Process worker_b(self_executable(), {"--dtask-worker", broker.endpoint()}, {},
+                     broker.worker_environment());
+    dtask::Client big_client(broker.endpoint(), broker.client_options());
+    dtask::Client small_client(broker.endpoint(), broker.client_options());
     REQUIRE(big_client.wait_for_workers(2, 30s));
 
     // A big job that would keep both workers busy for many seconds (minutes under a
@@ -134,10 +112,13 @@ TEST_CASE("Server.killed_client_work_is_dropped_and_others_go_on" * doctest::tim
     // 2 s of silence is death: soon enough for the test, and far more than a living client
     // of a sanitizer build on a loaded machine ever stays silent.
     Dtaskd broker({"--heartbeat", "250", "--liveness", "8"});
-    Process worker_a(self_executable(), {"--dtask-worker", broker.endpoint()});
-    Process worker_b(self_executable(), {"--dtask-worker", broker.endpoint()});
+    Process worker_a(self_executable(), {"--dtask-worker", broker.endpoint()}, {},
+                     broker.worker_environment());
+    Process worker_b(self_executable(), {"--dtask-worker", broker.endpoint()}, {},
+                     broker.worker_environment());
     {
-        Process doomed(helpers_directory() + "/client_that_dies", {broker.endpoint()}, "|");
+        Process doomed(helpers_directory() + "/client_that_dies", {broker.endpoint()}, "|",
+                       broker.client_environment());
         const auto line = doomed.read_line(60s);
         if (line != std::optional<std::string>("running")) {
             std::string said;  // what dtaskd saw of it, for whoever reads the failure
@@ -163,7 +144,7 @@ TEST_CASE("Server.killed_client_work_is_dropped_and_others_go_on" * doctest::tim
     CHECK_MESSAGE(dropped, "dtaskd never said it dropped the dead client's job; it said:\n"
                                << transcript);
     // The next client's job runs at once: the workers are not kept busy by the dead one.
-    dtask::Client client(broker.endpoint());
+    dtask::Client client(broker.endpoint(), broker.client_options());
     auto handle = client.submit(squares, std::uint64_t{20'000});
     REQUIRE(handle.wait_for(30s));
     CHECK(handle.get() == serial_squares(20'000));
@@ -177,7 +158,7 @@ TEST_CASE("Server.stalled_dtaskd_drops_no_peer_whose_messages_wait_unread" *
     using namespace dtask::detail::protocol;
     Dtaskd broker({"--heartbeat", "200", "--liveness", "10"});
     zmq::context_t context;
-    RawPeer worker(context, broker.endpoint());
+    RawPeer worker(context, broker.endpoint(), broker.token("worker"));
     worker.send(message_of(header(Command::hello), {hello_body(Role::worker, 4)}));
     worker.expect(Command::welcome);
     REQUIRE(worker.until_heartbeats(2, 10s));
@@ -199,8 +180,9 @@ TEST_CASE("Server.stalled_dtaskd_drops_no_peer_whose_messages_wait_unread" *
 
 TEST_CASE("Server.sigterm_fails_running_jobs_with_a_clear_error" * doctest::timeout(120)) {
     Dtaskd broker;
-    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()});
-    dtask::Client client(broker.endpoint());
+    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()}, {},
+                   broker.worker_environment());
+    dtask::Client client(broker.endpoint(), broker.client_options());
     REQUIRE(client.wait_for_workers(1, 30s));
     auto handle = client.submit(busy, Busy{1'000'000, 1000});
     CHECK(run_within(client, squares, std::uint64_t{5}) == serial_squares(5));  // both running
@@ -221,8 +203,9 @@ TEST_CASE("Server.sigterm_fails_running_jobs_with_a_clear_error" * doctest::time
 TEST_CASE("Server.restarted_broker_gives_clients_a_clear_error" * doctest::timeout(120)) {
     auto first = std::make_unique<Dtaskd>();
     const std::string endpoint = first->endpoint();
-    Process worker(self_executable(), {"--dtask-worker", endpoint});
-    dtask::ClientOptions options;
+    Process worker(self_executable(), {"--dtask-worker", endpoint}, {},
+                   first->worker_environment());
+    dtask::ClientOptions options = first->client_options();
     options.heartbeat_interval = 100ms;
     options.heartbeat_liveness = 5;
     dtask::Client client(endpoint, options);
@@ -231,7 +214,7 @@ TEST_CASE("Server.restarted_broker_gives_clients_a_clear_error" * doctest::timeo
     CHECK(run_within(client, squares, std::uint64_t{5}) == serial_squares(5));
     first->process().signal(SIGKILL);
     REQUIRE(first->process().wait_exit(10s).has_value());
-    Dtaskd second({}, endpoint);  // the same port
+    Dtaskd second({}, endpoint, first->keys());  // the same port and keys
     REQUIRE(handle.wait_for(30s));
     CHECK_THROWS_AS(handle.get(), dtask::TransportError);
     // The worker finds the new broker by itself, and new jobs run there.
@@ -241,7 +224,7 @@ TEST_CASE("Server.restarted_broker_gives_clients_a_clear_error" * doctest::timeo
 
 TEST_CASE("Server.priority_gives_a_job_a_larger_share" * doctest::timeout(180)) {
     Dtaskd broker;
-    dtask::Client client(broker.endpoint());
+    dtask::Client client(broker.endpoint(), broker.client_options());
     // Two equal jobs, queued before any worker joins, so that neither gets a head start; the
     // one of priority 4 takes 4 times the subtasks per turn. Batches of a fixed size, so that
     // both jobs keep many queued at the broker from the start.
@@ -251,8 +234,10 @@ TEST_CASE("Server.priority_gives_a_job_a_larger_share" * doctest::timeout(180)) 
     high_priority.priority = 4;
     auto low = client.submit(busy, Busy{4000, 100}, low_priority);
     auto high = client.submit(busy, Busy{4000, 100}, high_priority);
-    Process worker_a(self_executable(), {"--dtask-worker", broker.endpoint()});
-    Process worker_b(self_executable(), {"--dtask-worker", broker.endpoint()});
+    Process worker_a(self_executable(), {"--dtask-worker", broker.endpoint()}, {},
+                     broker.worker_environment());
+    Process worker_b(self_executable(), {"--dtask-worker", broker.endpoint()}, {},
+                     broker.worker_environment());
     CHECK(get_within(high, 150s) == 4000);
     const auto low_done = low.progress().done;
     MESSAGE("when the priority-4 job finished, the priority-1 job had done " << low_done
@@ -292,8 +277,9 @@ const dtask::Job<std::uint64_t> slow_split_and_reduce{
 TEST_CASE("Server.slow_split_and_reduce_do_not_lose_the_client" * doctest::timeout(170) *
           doctest::should_fail()) {
     Dtaskd broker({"--heartbeat", "100", "--liveness", "3"});  // 300 ms of silence is death
-    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()});
-    dtask::Client client(broker.endpoint());
+    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()}, {},
+                   broker.worker_environment());
+    dtask::Client client(broker.endpoint(), broker.client_options());
     REQUIRE(client.wait_for_workers(1, 30s));
     CHECK(run_within(client, slow_split_and_reduce, std::uint64_t{100}) == 100ULL * 99 / 2);
 }

@@ -1,107 +1,141 @@
 // dtaskd: the standalone broker. No user code: clients (dtask::Client) submit jobs, workers
 // (any binary that links the job definitions, started with --dtask-worker) serve them, and
-// dtaskd routes subtasks and results between them.
+// dtaskd routes subtasks and results between them. This file is its command line.
 
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <iostream>
 #include <string>
-#include <string_view>
 #include <vector>
 
-#include <signal.h>
+#include <CLI/CLI.hpp>
 
 #include <dtask/error.hpp>
 #include <dtask/version.hpp>
 
-#include "broker/broker.hpp"
-#include "parse_number.hpp"
+#include "dtaskd/key_store.hpp"
+#include "dtaskd/server.hpp"
+#include "dtaskd/token_commands.hpp"
 
 namespace {
 
-void print_help() {
-    std::cout
-        << "Usage: dtaskd [options]\n"
-           "The dtask broker as a server of its own: many clients submit jobs, many workers\n"
-           "pull their subtasks. It runs no user code.\n\n"
-           "Options:\n"
-           "  --listen ENDPOINT    where clients and workers connect (repeatable);\n"
-           "                       default tcp://127.0.0.1:5555. Use tcp://0.0.0.0:5555 to\n"
-           "                       accept other machines, tcp://127.0.0.1:* for a free port.\n"
-           "  --heartbeat MS       heartbeat interval in milliseconds (default 250)\n"
-           "  --liveness N         missed heartbeats before a peer counts as gone (default 5)\n"
-           "  --help               this text\n\n"
-           "It prints 'dtaskd: listening on ENDPOINT' for each endpoint once it listens.\n"
-           "SIGINT or SIGTERM stop it; the jobs still running then fail on their clients\n"
-           "with an error that names the shutdown.\n";
-}
+#define DTASKD_STRING(x) #x
+#define DTASKD_VERSION_TEXT(major, minor, patch) \
+    DTASKD_STRING(major) "." DTASKD_STRING(minor) "." DTASKD_STRING(patch)
+constexpr const char* version =
+    DTASKD_VERSION_TEXT(DTASK_VERSION_MAJOR, DTASK_VERSION_MINOR, DTASK_VERSION_PATCH);
 
-/// The value of option `flag`, or exit with status 2 saying why not.
-unsigned long number(std::string_view flag, std::string_view text, unsigned long low,
-                     unsigned long high) {
-    const auto value = dtask::detail::parse_number(text, low, high);
-    if (!value) {
-        std::cerr << "dtaskd: " << dtask::detail::not_a_number_message(flag, text, low, high)
-                  << "\n";
-        std::exit(2);
-    }
-    return *value;
+constexpr int usage_status = 2;
+
+const char* const footer =
+    "ENDPOINT: tcp://0.0.0.0:5555 accepts other machines, tcp://127.0.0.1:* takes a free port.\n"
+    "Keys: the broker's secret key and one join token per role, in files only their owner\n"
+    "can read; dtaskd refuses to start if group or others can reach them. --insecure-tcp\n"
+    "runs without them: anyone who reaches an endpoint can join and read the jobs' data.\n\n"
+    "It prints 'dtaskd: listening on ENDPOINT' for each endpoint once it listens, then where\n"
+    "the join tokens are. Give workers the worker token and clients the client token, in\n"
+    "DTASK_TOKEN or in a file named by DTASK_TOKEN_FILE; each side checks the other's key.\n"
+    "SIGINT or SIGTERM stop it; the jobs still running then fail on their clients with an\n"
+    "error that names the shutdown.\n";
+
+/// The keys directory: --keys, else the default; empty (after a message) if there is none.
+std::string keys_directory(const std::string& given) {
+    if (!given.empty())
+        return given;
+    if (auto directory = dtask::dtaskd::default_keys_directory())
+        return *directory;
+    std::cerr << "dtaskd: HOME is not set, so there is no default keys directory: "
+                 "give one with --keys DIR\n";
+    return {};
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    dtask::detail::BrokerOptions options;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        auto value = [&]() -> std::string_view {
-            if (i + 1 >= argc) {
-                std::cerr << "dtaskd: " << arg << " needs a value (see --help)\n";
-                std::exit(2);
-            }
-            return argv[++i];
-        };
-        if (arg == "--help" || arg == "-h") {
-            print_help();
-            return 0;
-        } else if (arg == "--listen") {
-            options.endpoints.emplace_back(value());
-        } else if (arg == "--heartbeat") {
-            options.heartbeat_interval =
-                std::chrono::milliseconds(number(arg, value(), 10, 60'000));
-        } else if (arg == "--liveness") {
-            options.heartbeat_liveness = static_cast<unsigned>(number(arg, value(), 1, 1000));
-        } else {
-            std::cerr << "dtaskd: unknown option '" << arg << "' (see --help)\n";
-            return 2;
-        }
-    }
-    if (options.endpoints.empty())
-        options.endpoints.emplace_back("tcp://127.0.0.1:5555");
+    CLI::App app("The dtask broker as a server of its own: many clients submit jobs, many\n"
+                 "workers pull their subtasks. It runs no user code.",
+                 "dtaskd");
+    app.set_version_flag("--version", std::string("dtaskd ") + version);
+    app.footer(footer);
 
-    // Stop signals are taken by sigwait below, never by a handler in some other thread.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    std::vector<std::string> listen;
+    unsigned heartbeat_ms = 250;
+    unsigned liveness = 5;
+    std::string keys;
+    bool insecure_tcp = false;
+    std::string role_word;
+    app.add_option("--listen", listen,
+                   "where clients and workers connect (repeatable; default "
+                   "tcp://127.0.0.1:5555)")
+        ->type_name("ENDPOINT")
+        ->allow_extra_args(false);
+    app.add_option("--heartbeat", heartbeat_ms, "heartbeat interval in milliseconds")
+        ->type_name("MS")
+        ->check(CLI::Range(10, 60'000))
+        ->capture_default_str();
+    app.add_option("--liveness", liveness, "missed heartbeats before a peer counts as gone")
+        ->type_name("N")
+        ->check(CLI::Range(1, 1000))
+        ->capture_default_str();
+    const char* keys_help = "the keys directory (default $HOME/.config/dtaskd)";
+    app.add_option("--keys", keys, keys_help)->type_name("DIR");
+    app.add_flag("--insecure-tcp", insecure_tcp,
+                 "plain TCP: no encryption, no authentication, no tokens");
+
+    auto* tokens = app.add_subcommand("tokens", "print the worker and the client join token");
+    tokens->add_option("--keys", keys, keys_help)->type_name("DIR");
+    auto* rotate = app.add_subcommand(
+        "rotate", "replace a role's credential, print its new token; the dtaskd running on\n"
+                  "the keys takes it at once and drops the old one's holders");
+    rotate->add_option("role", role_word, "worker or client")
+        ->required()
+        ->check(CLI::IsMember({"worker", "client"}));
+    rotate->add_option("--keys", keys, keys_help)->type_name("DIR");
+    app.require_subcommand(0, 1);
 
     try {
-        zmq::context_t context(1);
-        dtask::detail::Broker broker(context, options);
-        broker.start();
-        for (const auto& endpoint : broker.endpoints())
-            std::cout << "dtaskd: listening on " << endpoint << "\n";
-        std::cout.flush();
-        int received = 0;
-        sigwait(&stop_signals, &received);
-        std::cerr << "dtaskd: " << (received == SIGINT ? "SIGINT" : "SIGTERM")
-                  << ": shutting down; jobs still running fail on their clients\n";
-        broker.stop();
+        app.parse(argc, argv);
+    } catch (const CLI::Success& e) {
+        return app.exit(e);  // --help, --version
+    } catch (const CLI::ParseError& e) {
+        std::cerr << "dtaskd: " << e.what() << " (see --help)\n";
+        return usage_status;
+    }
+    const bool command = tokens->parsed() || rotate->parsed();
+    for (const char* server_option : {"--listen", "--heartbeat", "--liveness", "--insecure-tcp"}) {
+        if (command && app.count(server_option) > 0) {
+            std::cerr << "dtaskd: " << server_option << " is for running dtaskd, not for '"
+                      << (tokens->parsed() ? "tokens" : "rotate") << "' (see --help)\n";
+            return usage_status;
+        }
+    }
+
+    try {
+        if (command || !insecure_tcp) {
+            keys = keys_directory(keys);
+            if (keys.empty())
+                return usage_status;
+        }
+        if (tokens->parsed()) {
+            dtask::dtaskd::print_tokens(keys);
+            return 0;
+        }
+        if (rotate->parsed()) {
+            dtask::dtaskd::rotate_credential(keys, role_word == "worker"
+                                                       ? dtask::detail::TokenRole::worker
+                                                       : dtask::detail::TokenRole::client);
+            return 0;
+        }
+        dtask::dtaskd::ServerOptions options;
+        options.broker.endpoints = listen.empty() ? std::vector<std::string>{"tcp://127.0.0.1:5555"}
+                                                  : listen;
+        options.broker.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
+        options.broker.heartbeat_liveness = liveness;
+        options.keys_directory = keys;
+        options.insecure_tcp = insecure_tcp;
+        return dtask::dtaskd::run_server(std::move(options));
     } catch (const dtask::Error& e) {
-        std::cerr << "dtaskd: " << e.what() << "\n";
+        const std::string what = e.what();
+        std::cerr << (what.starts_with("dtaskd: ") ? "" : "dtaskd: ") << what << "\n";
         return 1;
     }
-    return 0;
 }

@@ -460,8 +460,15 @@ void send(zmq::socket_t& socket, std::string_view to, std::span<zmq::message_t> 
     }
     for (std::size_t i = 0; i < frames.size(); ++i) {
         released_to_receiver(frames[i]);
-        const auto flags = i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
-        retry_interrupted([&] { return socket.send(frames[i], flags); });
+        auto flags = i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
+        // Every dtask socket queues without limit (tune), so a send would block only on a
+        // socket with no connection left: ZeroMQ ends a connection for good when its
+        // handshake is refused (a stale or foreign token). Fail instead of blocking for ever.
+        if (i == 0 && to.empty())
+            flags = flags | zmq::send_flags::dontwait;
+        if (!retry_interrupted([&] { return socket.send(frames[i], flags); }))
+            throw TransportError("dtask: the connection to the broker ended for good (the broker "
+                                 "refused its handshake): nothing more can be sent on it");
     }
 }
 

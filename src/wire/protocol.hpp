@@ -200,6 +200,7 @@ void poll(std::span<zmq::pollitem_t> items, std::chrono::milliseconds timeout);
 bool receive(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, bool wait);
 
 /// Sends frames as one message, prefixed with the routing id `to` unless it is empty (ROUTER).
+/// Throws TransportError, instead of blocking, on a DEALER whose connection ZeroMQ ended.
 void send(zmq::socket_t& socket, std::string_view to, std::span<zmq::message_t> frames);
 /// How many messages send() has sent from the calling thread: a send may take a socket's
 /// pending signal, which SocketPoll must know of.

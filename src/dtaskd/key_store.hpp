@@ -1,0 +1,73 @@
+#pragma once
+// dtaskd's keys directory: the broker's secret key and the two join tokens, one credential
+// per role, in files only their owner can read. Like ssh, it refuses keys that others could
+// read or change; files are replaced whole (write, fsync, rename), so that a reader never
+// sees half of one. Whoever writes holds DIR/lock (KeysLock): a running dtaskd, or a
+// 'dtaskd rotate' while none runs.
+
+#include <optional>
+#include <string>
+
+#include "broker/broker.hpp"
+#include "security/join_token.hpp"
+
+namespace dtask::dtaskd {
+
+/// $HOME/.config/dtaskd, or nullopt if HOME is not set.
+std::optional<std::string> default_keys_directory();
+
+/// Creates `directory` with its missing parents (mode 0700) if it does not exist, and
+/// returns its absolute path. Throws dtask::Error saying what is wrong.
+std::string prepare_keys_directory(const std::string& directory);
+
+/// Throws dtask::Error, naming the path, its mode and the chmod that fixes it, unless
+/// `directory` and everything in it are ours and closed to group and others.
+void check_private(const std::string& directory);
+
+/// An exclusive flock on DIR/lock, held while the object lives.
+class KeysLock {
+public:
+    /// Takes the lock if it is free; holds() says whether it did.
+    explicit KeysLock(const std::string& directory);
+    ~KeysLock();
+    KeysLock(const KeysLock&) = delete;
+    KeysLock& operator=(const KeysLock&) = delete;
+
+    bool holds() const noexcept { return fd_ >= 0; }
+
+private:
+    int fd_ = -1;
+};
+
+/// The keys of one directory: loaded, created where missing, rotated.
+class KeyStore {
+public:
+    explicit KeyStore(std::string directory) : directory_(std::move(directory)) {}
+
+    /// Loads the keys; missing ones are created (the caller holds the lock). Throws
+    /// dtask::Error if a file is damaged or belongs to another broker key. The token of
+    /// `replacing`, about to be rotated, is not read: a damaged one can be replaced.
+    void load_or_create(std::optional<detail::TokenRole> replacing = std::nullopt);
+    /// Loads the keys, creating nothing (another process holds the lock and made them).
+    void load();
+    /// A new credential for `role`, written to its token file; the old one is gone.
+    const detail::JoinToken& rotate(detail::TokenRole role);
+
+    const std::string& directory() const noexcept { return directory_; }
+    const std::string& broker_secret_key() const noexcept { return broker_secret_; }
+    const detail::JoinToken& token(detail::TokenRole role) const;
+    /// The public keys the broker admits: the current credential of each role.
+    detail::Credentials credentials() const;
+    std::string token_path(detail::TokenRole role) const;
+
+private:
+    void read_all(bool create, std::optional<detail::TokenRole> replacing);
+
+    std::string directory_;
+    std::string broker_secret_;
+    std::string broker_public_;
+    detail::JoinToken worker_;
+    detail::JoinToken client_;
+};
+
+}  // namespace dtask::dtaskd

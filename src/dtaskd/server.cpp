@@ -1,0 +1,133 @@
+// The running dtaskd: keys, broker, control socket, and a main thread that polls the control
+// socket and a signalfd, so that a rotation is answered by the thread that owns the keys.
+
+#include "dtaskd/server.hpp"
+
+#include <cerrno>
+#include <iostream>
+#include <memory>
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <dtask/error.hpp>
+
+#include "dtaskd/control.hpp"
+#include "dtaskd/key_store.hpp"
+
+namespace dtask::dtaskd {
+namespace {
+
+/// SIGINT and SIGTERM as a descriptor: blocked in every thread (the broker's and ZeroMQ's
+/// are started after this), read by the main thread's poll.
+class StopSignals {
+public:
+    StopSignals() {
+        sigemptyset(&set_);
+        sigaddset(&set_, SIGINT);
+        sigaddset(&set_, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+        fd_ = signalfd(-1, &set_, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (fd_ < 0)
+            throw Error("dtaskd: cannot create a signalfd for SIGINT and SIGTERM");
+    }
+    ~StopSignals() { close(fd_); }
+    StopSignals(const StopSignals&) = delete;
+    StopSignals& operator=(const StopSignals&) = delete;
+
+    int fd() const noexcept { return fd_; }
+    /// The stop signal that came, or 0.
+    int received() const {
+        signalfd_siginfo info{};
+        return read(fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)
+                   ? static_cast<int>(info.ssi_signo)
+                   : 0;
+    }
+
+private:
+    sigset_t set_{};
+    int fd_ = -1;
+};
+
+}  // namespace
+
+int run_server(ServerOptions options) {
+    StopSignals stop;
+    // Nothing dtaskd creates is for anyone else: the control socket and key files included.
+    umask(077);
+
+    std::unique_ptr<KeysLock> lock;
+    std::unique_ptr<KeyStore> keys;
+    if (options.insecure_tcp) {
+        options.broker.security.curve = false;
+        std::cerr << "dtaskd: WARNING: --insecure-tcp: plain TCP without encryption or "
+                     "authentication; anyone who reaches the endpoints can join as a worker, "
+                     "submit jobs and read their data\n";
+    } else {
+        const std::string directory = prepare_keys_directory(options.keys_directory);
+        check_private(directory);
+        lock = std::make_unique<KeysLock>(directory);
+        if (!lock->holds())
+            throw Error("dtaskd: another dtaskd runs with the keys directory '" + directory +
+                        "' (it holds " + directory + "/lock); give this one --keys of its own");
+        check_private(directory);  // the lock file too
+        keys = std::make_unique<KeyStore>(directory);
+        keys->load_or_create();
+        options.broker.security.curve = true;
+        options.broker.security.secret_key = keys->broker_secret_key();
+        options.broker.security.admitted = keys->credentials();
+    }
+
+    zmq::context_t context(1);
+    detail::Broker broker(context, options.broker);
+    // The control socket has a context of its own: it shares nothing with the broker's
+    // sockets, not even the ZAP handler the broker's context has.
+    zmq::context_t control_context(1);
+    std::unique_ptr<ControlSocket> control;
+    if (keys)
+        control = std::make_unique<ControlSocket>(control_context, keys->directory());
+    broker.start();
+    for (const auto& endpoint : broker.endpoints())
+        std::cout << "dtaskd: listening on " << endpoint << "\n";
+    if (keys)
+        std::cout << "dtaskd: join tokens in " << keys->token_path(detail::TokenRole::worker)
+                  << " and " << keys->token_path(detail::TokenRole::client)
+                  << " ('dtaskd tokens' prints them)\n";
+    std::cout.flush();
+
+    // A rotation: the new token file first, then the broker; the answer after both.
+    auto answer = [&](std::string_view request) -> std::string {
+        const auto role = rotated_role(request);
+        if (!role)
+            throw Error("unknown request");
+        const auto& token = keys->rotate(*role);
+        broker.replace_credentials(keys->credentials());
+        std::cerr << "dtaskd: rotated the " << detail::role_word(*role)
+                  << " credential; holders of the old one are refused from now on\n";
+        return token.text();
+    };
+    zmq::pollitem_t items[] = {{nullptr, stop.fd(), ZMQ_POLLIN, 0},
+                               {control ? control->socket().handle() : nullptr, -1, ZMQ_POLLIN, 0}};
+    int received = 0;
+    while (received == 0) {
+        try {
+            zmq::poll(items, control ? 2 : 1, std::chrono::milliseconds(-1));
+        } catch (const zmq::error_t& e) {
+            if (e.num() == EINTR)  // a SIGSTOP and SIGCONT can cut a poll short
+                continue;
+            throw Error(std::string("dtaskd: poll: ") + e.what());
+        }
+        if (control && (items[1].revents & ZMQ_POLLIN) != 0)
+            control->serve(answer);
+        if ((items[0].revents & ZMQ_POLLIN) != 0)
+            received = stop.received();
+    }
+    std::cerr << "dtaskd: " << (received == SIGINT ? "SIGINT" : "SIGTERM")
+              << ": shutting down; jobs still running fail on their clients\n";
+    broker.stop();
+    return 0;
+}
+
+}  // namespace dtask::dtaskd
