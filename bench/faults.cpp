@@ -284,14 +284,29 @@ void poison_pill(Row& row) {
     row.recovery.push_back(*back);
 }
 
-void broker_restarted(Row&) {
-    // Each Cluster makes CurveZMQ keys of its own: the token the worker joined the first
-    // one with does not admit it to the second, so it cannot rejoin by itself; it needs the
-    // new token. Not measured, rather than measured on plain TCP, which users are told not
-    // to run.
-    throw std::runtime_error(
-        "skipped: a restarted embedded Cluster has new CurveZMQ keys, so the worker's join "
-        "token no longer admits it");
+void broker_restarted(Row& row) {
+    // The cluster keeps its keys in a directory, so that the worker's token admits it to the
+    // restarted one too.
+    test_support::TempDir keys("dtask-faults-keys");
+    std::string endpoint;
+    std::optional<WorkerProcess> remote;
+    {
+        auto options = cluster_options(0, true);
+        options.keys_directory = keys.path();
+        dtask::Cluster first(options);
+        endpoint = first.endpoints().back();
+        remote.emplace(first);
+        first.wait_for_workers(1, 30s);
+    }
+    dtask::ClusterOptions options = cluster_options(0, false);
+    options.listen.push_back(endpoint);
+    options.keys_directory = keys.path();
+    const auto start = Clock::now();
+    dtask::Cluster second(options);
+    auto back = until(start, [&] { return second.workers() == 1; });
+    if (!back)
+        throw std::runtime_error("the remote worker did not rejoin the restarted broker");
+    row.recovery.push_back(*back);
 }
 
 void deadline(Row& row) {

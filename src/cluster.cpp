@@ -14,6 +14,7 @@
 #include "private_socket.hpp"
 #include "process.hpp"
 #include "security/join_token.hpp"
+#include "security/key_store.hpp"
 #include "worker/worker.hpp"
 
 namespace dtask {
@@ -33,17 +34,26 @@ void refuse_inside_worker() {
 
 }  // namespace
 
-/// A Cluster's credentials: a broker key and one token per role, new for each Cluster.
+/// A Cluster's credentials: a broker key and one token per role, new for each Cluster or
+/// kept in its keys directory.
 struct ClusterKeys {
     explicit ClusterKeys(const ClusterOptions& options) {
         if (options.listen.empty() || options.insecure_tcp)
             return;
-        broker = detail::new_curve_keys();
-        worker = detail::new_join_token(detail::TokenRole::worker, broker.public_key);
-        client = detail::new_join_token(detail::TokenRole::client, broker.public_key);
+        if (!options.keys_directory.empty()) {
+            kept = std::make_unique<detail::BrokerKeys>(options.keys_directory);
+            broker.secret_key = kept->store().broker_secret_key();
+            worker = kept->store().token(detail::TokenRole::worker);
+            client = kept->store().token(detail::TokenRole::client);
+        } else {
+            broker = detail::new_curve_keys();
+            worker = detail::new_join_token(detail::TokenRole::worker, broker.public_key);
+            client = detail::new_join_token(detail::TokenRole::client, broker.public_key);
+        }
         worker_token = worker.text();
         client_token = client.text();
     }
+    std::unique_ptr<detail::BrokerKeys> kept;  // holds the directory's lock
     detail::CurveKeys broker;
     detail::JoinToken worker;
     detail::JoinToken client;

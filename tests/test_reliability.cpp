@@ -190,19 +190,24 @@ TEST_CASE("Reliability.straggler_gets_a_backup_copy_and_the_first_result_wins" *
 
 TEST_CASE("Reliability.remote_worker_rejoins_a_cluster_restarted_on_the_same_endpoint" *
           doctest::timeout(170)) {
+    // The restarted cluster keeps its keys in a directory, so the worker's token holds.
+    TempDir keys;
     std::string endpoint;
     std::optional<Process> worker;
     {
         auto options = small_cluster(0);
         options.listen.push_back("tcp://127.0.0.1:*");
+        options.keys_directory = keys.path();
         dtask::Cluster first(options);
         endpoint = first.endpoints().back();
-        worker.emplace(self_executable(), std::vector<std::string>{"--dtask-worker", endpoint});
+        worker.emplace(self_executable(), std::vector<std::string>{"--dtask-worker", endpoint},
+                       std::string(), worker_environment(first));
         REQUIRE(first.wait_for_workers(1, 30s));
         CHECK(run_within(first, squares, std::uint64_t{100}) == serial_squares(100));
     }  // the broker is gone; the worker keeps looking for it
     auto options = small_cluster(0);
     options.listen.push_back(endpoint);
+    options.keys_directory = keys.path();
     dtask::Cluster second(options);
     REQUIRE(second.wait_for_workers(1, 60s));
     const auto pids = run_within(second, worker_pids, std::uint64_t{50});

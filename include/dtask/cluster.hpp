@@ -28,6 +28,11 @@ struct ClusterOptions {
     /// who reaches them joins, reads the jobs' data and can return wrong results. Only for
     /// a network you trust entirely; a warning says so at start.
     bool insecure_tcp = false;
+    /// A directory for the broker's key and the tokens, so that they outlast this Cluster:
+    /// remote workers of a host that restarts keep their token. Created owner-only (0700,
+    /// files 0600) if missing; refused if group or others can reach it, or if another
+    /// broker runs with it. Empty: new keys and tokens for each Cluster, kept in memory.
+    std::string keys_directory;
     /// Batches of subtasks a local worker may hold at once: one running, the rest queued
     /// behind it so that the worker never waits for the broker between two batches. 0:
     /// automatic, sized by the broker from how fast the worker finishes batches (2 for
@@ -53,7 +58,8 @@ public:
     const std::vector<std::string>& endpoints() const;
     /// The credential a worker on another machine joins with: give it to the worker in
     /// DTASK_TOKEN or a file named by DTASK_TOKEN_FILE (not on its command line, where `ps`
-    /// shows it). Empty without listen endpoints or with insecure_tcp. New for each Cluster.
+    /// shows it). Empty without listen endpoints or with insecure_tcp. New for each Cluster
+    /// unless ClusterOptions::keys_directory keeps it.
     const std::string& join_token() const;
     /// The credential a dtask::Client elsewhere submits jobs with (ClientOptions::token).
     const std::string& client_token() const;

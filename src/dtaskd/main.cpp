@@ -12,7 +12,7 @@
 #include <dtask/error.hpp>
 #include <dtask/version.hpp>
 
-#include "dtaskd/key_store.hpp"
+#include "security/key_store.hpp"
 #include "dtaskd/server.hpp"
 #include "dtaskd/token_commands.hpp"
 
@@ -41,7 +41,7 @@ const char* const footer =
 std::string keys_directory(const std::string& given) {
     if (!given.empty())
         return given;
-    if (auto directory = dtask::dtaskd::default_keys_directory())
+    if (auto directory = dtask::detail::default_keys_directory())
         return *directory;
     std::cerr << "dtaskd: HOME is not set, so there is no default keys directory: "
                  "give one with --keys DIR\n";
@@ -134,8 +134,12 @@ int main(int argc, char** argv) {
         options.insecure_tcp = insecure_tcp;
         return dtask::dtaskd::run_server(std::move(options));
     } catch (const dtask::Error& e) {
-        const std::string what = e.what();
-        std::cerr << (what.starts_with("dtaskd: ") ? "" : "dtaskd: ") << what << "\n";
+        std::string_view what = e.what();
+        for (const std::string_view prefix : {"dtaskd: ", "dtask: "}) {
+            if (what.starts_with(prefix))
+                what.remove_prefix(prefix.size());
+        }
+        std::cerr << "dtaskd: " << what << "\n";
         return 1;
     }
 }

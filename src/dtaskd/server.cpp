@@ -15,7 +15,7 @@
 #include <dtask/error.hpp>
 
 #include "dtaskd/control.hpp"
-#include "dtaskd/key_store.hpp"
+#include "security/key_store.hpp"
 
 namespace dtask::dtaskd {
 namespace {
@@ -58,23 +58,16 @@ int run_server(ServerOptions options) {
     // Nothing dtaskd creates is for anyone else: the control socket and key files included.
     umask(077);
 
-    std::unique_ptr<KeysLock> lock;
-    std::unique_ptr<KeyStore> keys;
+    std::unique_ptr<detail::BrokerKeys> broker_keys;
+    detail::KeyStore* keys = nullptr;
     if (options.insecure_tcp) {
         options.broker.security.curve = false;
         std::cerr << "dtaskd: WARNING: --insecure-tcp: plain TCP without encryption or "
                      "authentication; anyone who reaches the endpoints can join as a worker, "
                      "submit jobs and read their data\n";
     } else {
-        const std::string directory = prepare_keys_directory(options.keys_directory);
-        check_private(directory);
-        lock = std::make_unique<KeysLock>(directory);
-        if (!lock->holds())
-            throw Error("dtaskd: another dtaskd runs with the keys directory '" + directory +
-                        "' (it holds " + directory + "/lock); give this one --keys of its own");
-        check_private(directory);  // the lock file too
-        keys = std::make_unique<KeyStore>(directory);
-        keys->load_or_create();
+        broker_keys = std::make_unique<detail::BrokerKeys>(options.keys_directory);
+        keys = &broker_keys->store();
         options.broker.security.curve = true;
         options.broker.security.secret_key = keys->broker_secret_key();
         options.broker.security.admitted = keys->credentials();

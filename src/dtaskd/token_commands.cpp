@@ -6,9 +6,14 @@
 #include <iostream>
 
 #include "dtaskd/control.hpp"
-#include "dtaskd/key_store.hpp"
+#include "security/key_store.hpp"
 
 namespace dtask::dtaskd {
+
+using detail::check_private;
+using detail::KeysLock;
+using detail::KeyStore;
+using detail::prepare_keys_directory;
 
 namespace {
 

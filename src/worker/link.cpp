@@ -60,8 +60,15 @@ int Link::run() {
     try {
         code = serve();
     } catch (const std::exception& e) {
-        log_warning("worker " + name_, std::string("stopped by an unexpected error: ") + e.what());
-        code = worker_failed;
+        // A send fails once ZeroMQ has ended a refused connection: the refusal says why.
+        if (auto why = handshakes_ ? handshakes_->failure() : std::nullopt) {
+            log_warning("worker " + name_, *why);
+            code = worker_refused;
+        } else {
+            log_warning("worker " + name_,
+                        std::string("stopped by an unexpected error: ") + e.what());
+            code = worker_failed;
+        }
     }
     if (broker_ && code != worker_refused && code != worker_gave_up && code != worker_misused) {
         // Leaving on purpose: say so, so the broker requeues our batches at once rather

@@ -1,6 +1,6 @@
-// dtaskd's keys directory: owner-only files, checked like ssh checks its keys, replaced whole.
+// A broker's keys directory: owner-only files, checked like ssh checks its keys, replaced whole.
 
-#include "dtaskd/key_store.hpp"
+#include "security/key_store.hpp"
 
 #include <cctype>
 #include <cerrno>
@@ -16,11 +16,8 @@
 
 #include <dtask/error.hpp>
 
-namespace dtask::dtaskd {
+namespace dtask::detail {
 namespace {
-
-using detail::JoinToken;
-using detail::TokenRole;
 
 constexpr const char* broker_key_file = "broker.key";
 
@@ -31,22 +28,22 @@ std::string mode_text(mode_t mode) {
 }
 
 [[noreturn]] void fail_system(const std::string& what, const std::string& path) {
-    throw Error("dtaskd: cannot " + what + " '" + path + "': " + std::strerror(errno));
+    throw Error("dtask: cannot " + what + " '" + path + "': " + std::strerror(errno));
 }
 
 /// Refuses `path` (stat in `info`) unless we own it and group and others have no access.
 void check_entry(const std::string& path, const struct stat& info, bool directory) {
     if (S_ISLNK(info.st_mode))
-        throw Error("dtaskd: '" + path + "' is a symbolic link; the keys directory holds only "
+        throw Error("dtask: '" + path + "' is a symbolic link; the keys directory holds only "
                     "files of its own (remove it)");
     if (info.st_uid != geteuid())
-        throw Error("dtaskd: '" + path + "' belongs to uid " + std::to_string(info.st_uid) +
+        throw Error("dtask: '" + path + "' belongs to uid " + std::to_string(info.st_uid) +
                     ", not to this user (uid " + std::to_string(geteuid()) +
-                    "): dtaskd uses only keys that its own user owns");
+                    "): only keys of this user are used");
     if ((info.st_mode & 077) != 0)
-        throw Error("dtaskd: UNPROTECTED KEYS: '" + path + "' has mode " +
+        throw Error("dtask: UNPROTECTED KEYS: '" + path + "' has mode " +
                     mode_text(info.st_mode) +
-                    ": group or others can reach it, so dtaskd will not use these keys. "
+                    ": group or others can reach it, so these keys will not be used. "
                     "Fix it with: chmod " + (directory ? "700" : "600") + " '" + path + "'");
 }
 
@@ -138,7 +135,7 @@ std::optional<std::string> default_keys_directory() {
 
 std::string prepare_keys_directory(const std::string& directory) {
     if (directory.empty())
-        throw Error("dtaskd: the keys directory must not be empty");
+        throw Error("dtask: the keys directory must not be empty");
     // mkdir -p, each new directory owner-only from its creation on.
     for (std::size_t slash = directory.find('/', 1); ; slash = directory.find('/', slash + 1)) {
         const std::string part = directory.substr(0, slash);
@@ -156,7 +153,7 @@ std::string prepare_keys_directory(const std::string& directory) {
     if (stat(path.c_str(), &info) != 0)
         fail_system("read", path);
     if (!S_ISDIR(info.st_mode))
-        throw Error("dtaskd: the keys directory '" + path + "' is not a directory");
+        throw Error("dtask: the keys directory '" + path + "' is not a directory");
     return path;
 }
 
@@ -213,19 +210,19 @@ void KeyStore::load() { read_all(false, std::nullopt); }
 void KeyStore::read_all(bool create, std::optional<TokenRole> replacing) {
     const std::string key_path = directory_ + "/" + broker_key_file;
     auto missing = [&](const std::string& path) {
-        return Error("dtaskd: '" + path + "' is missing (a dtaskd holds the keys directory "
+        return Error("dtask: '" + path + "' is missing (another broker holds the keys directory "
                      "but has not written it)");
     };
     if (auto secret = read_line_of(key_path)) {
         try {
-            broker_public_ = detail::public_key_of(*secret);
+            broker_public_ = public_key_of(*secret);
         } catch (const Error&) {
-            throw Error("dtaskd: '" + key_path + "' holds no CurveZMQ secret key (40 characters "
+            throw Error("dtask: '" + key_path + "' holds no CurveZMQ secret key (40 characters "
                         "of Z85); remove it and the token files to make new keys");
         }
         broker_secret_ = *secret;
     } else if (create) {
-        const auto keys = detail::new_curve_keys();
+        const auto keys = new_curve_keys();
         write_private_file(directory_, broker_key_file, keys.secret_key);
         broker_secret_ = keys.secret_key;
         broker_public_ = keys.public_key;
@@ -241,29 +238,29 @@ void KeyStore::read_all(bool create, std::optional<TokenRole> replacing) {
         if (!text) {
             if (!create)
                 throw missing(path);
-            token = detail::new_join_token(role, broker_public_);
+            token = new_join_token(role, broker_public_);
             write_private_file(directory_, token_file(role), token.text());
             continue;
         }
-        const std::string fix = std::string("; 'dtaskd rotate ") + detail::role_word(role) +
+        const std::string fix = std::string("; 'dtaskd rotate ") + role_word(role) +
                                 "' makes a new one";
         try {
-            token = detail::parse_join_token(*text);
+            token = parse_join_token(*text);
         } catch (const Error& e) {
-            throw Error("dtaskd: '" + path + "': " + e.what() + fix);
+            throw Error("dtask: '" + path + "': " + e.what() + fix);
         }
         if (token.role != role)
-            throw Error("dtaskd: '" + path + "' holds a " + detail::role_word(token.role) +
-                        " token, not a " + detail::role_word(role) + " token" + fix);
+            throw Error("dtask: '" + path + "' holds a " + role_word(token.role) +
+                        " token, not a " + role_word(role) + " token" + fix);
         if (token.broker_public_key != broker_public_)
-            throw Error("dtaskd: '" + path + "' is a token of another broker key than '" +
+            throw Error("dtask: '" + path + "' is a token of another broker key than '" +
                         key_path + "'" + fix);
     }
 }
 
 const JoinToken& KeyStore::rotate(TokenRole role) {
     JoinToken& token = role == TokenRole::worker ? worker_ : client_;
-    JoinToken fresh = detail::new_join_token(role, broker_public_);
+    JoinToken fresh = new_join_token(role, broker_public_);
     write_private_file(directory_, token_file(role), fresh.text());
     token = std::move(fresh);
     return token;
@@ -273,7 +270,7 @@ const JoinToken& KeyStore::token(TokenRole role) const {
     return role == TokenRole::worker ? worker_ : client_;
 }
 
-detail::Credentials KeyStore::credentials() const {
+Credentials KeyStore::credentials() const {
     return {worker_.credential.public_key, client_.credential.public_key};
 }
 
@@ -281,4 +278,16 @@ std::string KeyStore::token_path(TokenRole role) const {
     return directory_ + "/" + token_file(role);
 }
 
-}  // namespace dtask::dtaskd
+BrokerKeys::BrokerKeys(const std::string& directory)
+    : store_(prepare_keys_directory(directory)) {
+    check_private(store_.directory());
+    lock_ = std::make_unique<KeysLock>(store_.directory());
+    if (!lock_->holds())
+        throw Error("dtask: another broker (a dtaskd or a Cluster) runs with the keys directory '" +
+                    store_.directory() + "' (it holds " + store_.directory() +
+                    "/lock); give this one a keys directory of its own");
+    check_private(store_.directory());  // the lock file too
+    store_.load_or_create();
+}
+
+}  // namespace dtask::detail

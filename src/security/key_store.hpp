@@ -1,17 +1,19 @@
 #pragma once
-// dtaskd's keys directory: the broker's secret key and the two join tokens, one credential
-// per role, in files only their owner can read. Like ssh, it refuses keys that others could
+// A broker's keys directory (dtaskd's, or a Cluster's with ClusterOptions::keys_directory):
+// the broker's secret key and the two join tokens, one credential per role, in files only
+// their owner can read. Like ssh, it refuses keys that others could
 // read or change; files are replaced whole (write, fsync, rename), so that a reader never
 // sees half of one. Whoever writes holds DIR/lock (KeysLock): a running dtaskd, or a
 // 'dtaskd rotate' while none runs.
 
+#include <memory>
 #include <optional>
 #include <string>
 
-#include "broker/broker.hpp"
+#include "security/gatekeeper.hpp"
 #include "security/join_token.hpp"
 
-namespace dtask::dtaskd {
+namespace dtask::detail {
 
 /// $HOME/.config/dtaskd, or nullopt if HOME is not set.
 std::optional<std::string> default_keys_directory();
@@ -47,27 +49,43 @@ public:
     /// Loads the keys; missing ones are created (the caller holds the lock). Throws
     /// dtask::Error if a file is damaged or belongs to another broker key. The token of
     /// `replacing`, about to be rotated, is not read: a damaged one can be replaced.
-    void load_or_create(std::optional<detail::TokenRole> replacing = std::nullopt);
+    void load_or_create(std::optional<TokenRole> replacing = std::nullopt);
     /// Loads the keys, creating nothing (another process holds the lock and made them).
     void load();
     /// A new credential for `role`, written to its token file; the old one is gone.
-    const detail::JoinToken& rotate(detail::TokenRole role);
+    const JoinToken& rotate(TokenRole role);
 
     const std::string& directory() const noexcept { return directory_; }
     const std::string& broker_secret_key() const noexcept { return broker_secret_; }
-    const detail::JoinToken& token(detail::TokenRole role) const;
+    const JoinToken& token(TokenRole role) const;
     /// The public keys the broker admits: the current credential of each role.
-    detail::Credentials credentials() const;
-    std::string token_path(detail::TokenRole role) const;
+    Credentials credentials() const;
+    std::string token_path(TokenRole role) const;
 
 private:
-    void read_all(bool create, std::optional<detail::TokenRole> replacing);
+    void read_all(bool create, std::optional<TokenRole> replacing);
 
     std::string directory_;
     std::string broker_secret_;
     std::string broker_public_;
-    detail::JoinToken worker_;
-    detail::JoinToken client_;
+    JoinToken worker_;
+    JoinToken client_;
 };
 
-}  // namespace dtask::dtaskd
+/// The keys of a broker that runs: the directory made and checked, its lock held for as
+/// long as this lives (one broker per directory), the keys loaded or created.
+class BrokerKeys {
+public:
+    /// Throws Error saying what is wrong: the directory's permissions, its lock held by
+    /// another broker, a damaged file.
+    explicit BrokerKeys(const std::string& directory);
+
+    KeyStore& store() noexcept { return store_; }
+    const KeyStore& store() const noexcept { return store_; }
+
+private:
+    std::unique_ptr<KeysLock> lock_;
+    KeyStore store_;
+};
+
+}  // namespace dtask::detail
