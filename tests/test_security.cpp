@@ -3,9 +3,11 @@
 
 #include <chrono>
 #include <string>
+#include <optional>
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <zmq.hpp>
 
@@ -198,4 +200,48 @@ TEST_CASE("Security.a_peer_without_a_credential_gets_no_message_through" *
                              {hello_body(Role::worker, 1)}));
     admitted.expect(Command::welcome);
     CHECK(cluster.workers() == 1);
+}
+
+TEST_CASE("Security.the_host_logs_refused_connections_once_per_address" * doctest::timeout(60)) {
+    // Three connections from 127.0.0.1 with a forged credential: each is refused (its own
+    // monitor says so), and the host's log names the address once.
+    Process host(examples_directory() + "/sum_squares",
+                 {"--listen", "tcp://127.0.0.1:*", "--workers", "0", "--wait", "60"}, "|&");
+    std::string command;
+    while (auto line = host.read_line(30s)) {
+        if (contains(*line, "--dtask-worker ")) {
+            command = *line;
+            break;
+        }
+    }
+    REQUIRE_MESSAGE(!command.empty(), "the host printed no worker command");
+    const auto start = command.find("DTASK_TOKEN=") + 12;
+    const std::string token = command.substr(start, command.find(' ', start) - start);
+    const std::string endpoint = command.substr(command.rfind(' ') + 1);
+    const auto real = dtask::detail::parse_join_token(token);
+    zmq::context_t context(1);
+    for (int i = 0; i < 3; ++i) {
+        zmq::socket_t forged(context, zmq::socket_type::dealer);
+        forged.set(zmq::sockopt::linger, 0);
+        dtask::detail::use_token(
+            forged, dtask::detail::new_join_token(TokenRole::worker, real.broker_public_key));
+        dtask::detail::HandshakeWatch watch(context, forged, endpoint);
+        forged.connect(endpoint);
+        std::optional<std::string> why;
+        const auto give_up = std::chrono::steady_clock::now() + 20s;
+        while (!(why = watch.failure()) && std::chrono::steady_clock::now() < give_up)
+            poll_readable(watch.fd(), 1s);
+        REQUIRE(why.has_value());
+        CHECK(contains(*why, "refused the join token (status 400)"));
+    }
+    host.signal(SIGTERM);
+    std::string log;
+    while (auto line = host.read_line(30s))
+        log += *line + "\n";
+    std::size_t refusals = 0;
+    for (std::size_t at = 0; (at = log.find("refused a connection from 127.0.0.1", at)) !=
+                             std::string::npos;
+         ++at)
+        ++refusals;
+    CHECK_MESSAGE(refusals == 1, log);
 }

@@ -125,7 +125,7 @@ std::string token_from_environment(const std::string& file) {
         return {};
     std::ifstream in(path);
     std::string token;
-    // A token is 138 characters: read no more than a line of reasonable length.
+    // A token is 139 characters: read no more than a line of reasonable length.
     if (!in || !std::getline(in, token) || token.empty())
         throw Error("dtask: cannot read a join token from '" + path + "'");
     return token.substr(0, 1024);
