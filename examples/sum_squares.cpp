@@ -112,7 +112,9 @@ int main(int argc, char** argv) {
         } else {
             dtask::Cluster cluster(cluster_options);
             // The first endpoint is the private one of the local workers.
-            for (const auto& endpoint : cluster.endpoints() | std::views::drop(1)) {
+            const auto& endpoints = cluster.endpoints();
+            for (std::size_t i = 1; i < endpoints.size(); ++i) {
+                const std::string& endpoint = endpoints[i];
                 std::cerr << "sum_squares: a worker on another machine joins with\n  ";
                 if (!cluster.join_token().empty())
                     std::cerr << "DTASK_TOKEN=" << cluster.join_token() << " ";

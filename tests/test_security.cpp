@@ -96,31 +96,33 @@ TEST_CASE("Security.workers_without_a_valid_token_are_refused_with_the_reason" *
     dtask::Cluster other(listening());
     const std::string endpoint = cluster.endpoints().back();
     SUBCASE("no token: a usage error, before any connection") {
-        const auto [status, said] = worker_outcome(endpoint, {});
+        const auto [status, said_] = worker_outcome(endpoint, {});
+        const std::string said = said_;
         CHECK(status == 2);
         CHECK_MESSAGE(contains(said, "needs a join token: set DTASK_TOKEN"), said);
     }
     SUBCASE("a damaged token") {
-        const auto [status, said] =
-            worker_outcome(endpoint, {"DTASK_TOKEN=" + cluster.join_token().substr(0, 100)});
+        const auto [status, said_] = worker_outcome(endpoint, {"DTASK_TOKEN=" + cluster.join_token().substr(0, 100)});
+        const std::string said = said_;
         CHECK(status == 2);
         CHECK_MESSAGE(contains(said, "the join token is damaged"), said);
         CHECK_MESSAGE(!contains(said, cluster.join_token().substr(80, 20)), said);  // no secret
     }
     SUBCASE("another cluster's token: the broker's key does not match") {
-        const auto [status, said] = worker_outcome(endpoint, {"DTASK_TOKEN=" + other.join_token()});
+        const auto [status, said_] = worker_outcome(endpoint, {"DTASK_TOKEN=" + other.join_token()});
+        const std::string said = said_;
         CHECK(status == 3);
         CHECK_MESSAGE(contains(said, "belongs to another broker"), said);
     }
     SUBCASE("a credential the cluster never issued") {
-        const auto [status, said] =
-            worker_outcome(endpoint, {"DTASK_TOKEN=" + forged_token(cluster, TokenRole::worker)});
+        const auto [status, said_] = worker_outcome(endpoint, {"DTASK_TOKEN=" + forged_token(cluster, TokenRole::worker)});
+        const std::string said = said_;
         CHECK(status == 3);
         CHECK_MESSAGE(contains(said, "refused the join token (status 400)"), said);
     }
     SUBCASE("the client token, which cannot serve") {
-        const auto [status, said] =
-            worker_outcome(endpoint, {"DTASK_TOKEN=" + cluster.client_token()});
+        const auto [status, said_] = worker_outcome(endpoint, {"DTASK_TOKEN=" + cluster.client_token()});
+        const std::string said = said_;
         CHECK(status == 3);
         CHECK_MESSAGE(contains(said, "its join token is a client's: it cannot serve as a worker"),
                       said);
