@@ -39,7 +39,9 @@ std::optional<detail::WorkerOptions> worker_options(int argc, char** argv) {
     detail::WorkerOptions options;
     bool worker = false;
     std::string token_file;
-    bool insecure = std::getenv("DTASK_INSECURE_TCP") != nullptr;
+    const char* insecure_variable = std::getenv("DTASK_INSECURE_TCP");
+    bool insecure = insecure_variable != nullptr && *insecure_variable != '\0' &&
+                    std::string_view(insecure_variable) != "0";
     if (const char* endpoint = std::getenv("DTASK_WORKER");
         endpoint != nullptr && *endpoint != '\0') {
         options.endpoint = endpoint;

@@ -120,7 +120,7 @@ void BrokerLoop::on_message(std::vector<zmq::message_t>& frames) {
         return;
     }
     try {
-        if (sender != Sender::owner && !admitted(id, sender, message))
+        if (sender != Sender::owner && !admitted(id, sender, frames[1], message))
             return;
         if (message.command == Command::hello) {
             on_hello(std::string(id), message, sender);
@@ -161,7 +161,8 @@ void BrokerLoop::on_protocol_error(const std::string& id, const std::string& wha
 
 /// Whether a peer admitted by the gatekeeper may send `message`: its credential must be
 /// current and of the role the message is for. If not, the peer is refused and forgotten.
-bool BrokerLoop::admitted(const std::string_view& id, Sender sender, const Inbound& message) {
+bool BrokerLoop::admitted(const std::string_view& id, Sender sender, const zmq::message_t& frame,
+                          const Inbound& message) {
     const auto& workers = context_.peers.workers();
     const auto& clients = context_.peers.clients();
     const bool known_worker = workers.find(id) != workers.end();
@@ -184,7 +185,8 @@ bool BrokerLoop::admitted(const std::string_view& id, Sender sender, const Inbou
         return true;
     const std::string peer(id);
     if (message.command == Command::hello || known_worker || known_client) {
-        log_warning("broker", "refused a peer: " + why);
+        if (gatekeeper_->should_log(frame, now()))
+            log_warning("broker", "refused a peer: " + why);
         context_.refuse(peer, why);
     }
     if (known_worker)

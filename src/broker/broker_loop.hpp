@@ -40,7 +40,8 @@ private:
     void on_message(std::vector<zmq::message_t>& frames);
     void on_protocol_error(const std::string& id, const std::string& what);
     void on_hello(const std::string& id, protocol::Inbound& message, Sender sender);
-    bool admitted(const std::string_view& id, Sender sender, const protocol::Inbound& message);
+    bool admitted(const std::string_view& id, Sender sender, const zmq::message_t& frame,
+                  const protocol::Inbound& message);
     void tick();
     void on_children_exits();
     void shut_down();

@@ -108,9 +108,9 @@ void Gatekeeper::answer_one(std::vector<zmq::message_t>& request, Clock::time_po
     zmq::send_multipart(socket_, reply);
 }
 
-std::string Gatekeeper::user_of(const zmq::message_t& frame) {
-    const char* user = zmq_msg_gets(frame.handle(), "User-Id");
-    return user == nullptr ? std::string() : std::string(user);
+bool Gatekeeper::should_log(const zmq::message_t& frame, Clock::time_point now) {
+    const char* address = zmq_msg_gets(frame.handle(), "Peer-Address");
+    return refusals_.should_log(address == nullptr ? std::string() : address, now);
 }
 
 Sender Gatekeeper::sender_of(const zmq::message_t& frame) const noexcept {

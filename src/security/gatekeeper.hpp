@@ -68,8 +68,9 @@ public:
     bool refresh();
     /// The sender of a message, by the first frame after its routing id.
     Sender sender_of(const zmq::message_t& frame) const noexcept;
-    /// The User-Id a message's connection was admitted with ("" for owner connections).
-    static std::string user_of(const zmq::message_t& frame);
+    /// Whether to log the refusal of an admitted peer (a wrong role, a rotated credential)
+    /// whose message holds `frame`: as for handshakes, once per address and minute.
+    bool should_log(const zmq::message_t& frame, Clock::time_point now);
 
 private:
     void answer_one(std::vector<zmq::message_t>& request, Clock::time_point now);
