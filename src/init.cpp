@@ -79,7 +79,8 @@ std::optional<detail::WorkerOptions> worker_options(int argc, char** argv) {
     options.argv.assign(argv, argv + argc);
     if (options.endpoint.empty())
         usage_error("--dtask-worker needs the broker's endpoint, e.g. tcp://host:5555");
-    if (std::getenv(detail::parent_pid_variable) != nullptr)
+    if (const char* parent = std::getenv(detail::parent_pid_variable);
+        parent != nullptr && std::to_string(getppid()) == parent)
         return options;  // a local worker: its Cluster's private socket needs no token
     try {
         const std::string token = detail::token_from_environment(token_file);

@@ -108,6 +108,12 @@ TEST_CASE("Security.workers_without_a_valid_token_are_refused_with_the_reason" *
         CHECK_MESSAGE(contains(said, "the join token is damaged"), said);
         CHECK_MESSAGE(!contains(said, cluster.join_token().substr(80, 20)), said);  // no secret
     }
+    SUBCASE("a token file without end: read 1 KiB of it, no more") {
+        const auto [status, said_] = worker_outcome(endpoint, {"DTASK_TOKEN_FILE=/dev/zero"});
+        const std::string said = said_;
+        CHECK(status == 2);
+        CHECK_MESSAGE(contains(said, "not a dtask join token"), said);
+    }
     SUBCASE("another cluster's token: the broker's key does not match") {
         const auto [status, said_] = worker_outcome(endpoint, {"DTASK_TOKEN=" + other.join_token()});
         const std::string said = said_;

@@ -43,10 +43,13 @@ Broker::Broker(zmq::context_t& context, BrokerOptions options)
     if (!options_.private_endpoint.empty()) {
         // Besides its directory, the private socket admits our own uid alone (libzmq checks
         // each connection's peer credentials).
+        // If this libzmq lacks the filter, the directory alone keeps others out.
         const int self = static_cast<int>(getuid());
-        zmq_setsockopt(socket_.handle(), ZMQ_IPC_FILTER_UID, &self, sizeof self);
+        const bool filtered =
+            zmq_setsockopt(socket_.handle(), ZMQ_IPC_FILTER_UID, &self, sizeof self) == 0;
         bind(options_.private_endpoint, true);
-        zmq_setsockopt(socket_.handle(), ZMQ_IPC_FILTER_UID, nullptr, 0);  // clears the filter
+        if (filtered)
+            zmq_setsockopt(socket_.handle(), ZMQ_IPC_FILTER_UID, nullptr, 0);  // clears it
     }
     if (!options_.inproc_endpoint.empty())
         bind(options_.inproc_endpoint, false);

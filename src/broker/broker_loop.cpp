@@ -85,6 +85,8 @@ void BrokerLoop::flush_outboxes() {
 /// messages, then the timers get their turn), and sends what the burst posted. True if it
 /// found the socket empty.
 bool BrokerLoop::drain(std::vector<zmq::message_t>& frames) {
+    if (gatekeeper_ != nullptr)
+        gatekeeper_->refresh();  // rotated credentials: their holders are refused from now on
     const auto end = drain_burst(
         socket_, frames, 256,
         [&](std::vector<zmq::message_t>& message) {
@@ -112,20 +114,23 @@ void BrokerLoop::on_message(std::vector<zmq::message_t>& frames) {
     // A view: a worker's routing id is too long to be a string without an allocation.
     const std::string_view id = as_text(frames[0]);
     const Sender sender = gatekeeper_ ? gatekeeper_->sender_of(frames[1]) : Sender::owner;
+    if (sender == Sender::revoked)
+        return on_revoked(id, frames[1]);
+    const std::string_view user = gatekeeper_ ? Gatekeeper::user_of(frames[1]) : std::string_view();
     Inbound message;
     try {
         message = parse(frames, 1);
     } catch (const ProtocolError& e) {
-        on_protocol_error(std::string(id), e.what());
+        on_protocol_error(std::string(id), e.what(), frames[1]);
         return;
     }
     try {
-        if (sender != Sender::owner && !admitted(id, sender, frames[1], message))
+        if (sender != Sender::owner && !admitted(id, sender, user, frames[1], message))
             return;
         if (message.command == Command::hello) {
-            on_hello(std::string(id), message, sender);
+            on_hello(std::string(id), message, sender, user);
         } else if (message.command == Command::pulse || message.command == Command::hung) {
-            worker_events_.on_pulse(std::string(id), message);
+            worker_events_.on_pulse(std::string(id), message, user);
         } else if (auto w = context_.peers.workers().find(id);
                    w != context_.peers.workers().end()) {
             w->second.last_heard = now();
@@ -141,17 +146,21 @@ void BrokerLoop::on_message(std::vector<zmq::message_t>& frames) {
             context_.post(id, frames_out);
         }
     } catch (const ProtocolError& e) {
-        on_protocol_error(std::string(id), e.what());
+        on_protocol_error(std::string(id), e.what(), frames[1]);
     }
 }
 
-void BrokerLoop::on_protocol_error(const std::string& id, const std::string& what) {
+void BrokerLoop::on_protocol_error(const std::string& id, const std::string& what,
+                                   const zmq::message_t& frame) {
     std::string who = "an unknown peer";
     if (auto w = context_.peers.workers().find(id); w != context_.peers.workers().end())
         who = "worker " + w->second.hello.name;
     if (auto c = context_.peers.clients().find(id); c != context_.peers.clients().end())
         who = "client " + c->second.name;
-    log_warning("broker", "dropping " + who + " after a malformed message: " + what);
+    // A peer over the network may send many: logged once per address and minute.
+    if (gatekeeper_ == nullptr || gatekeeper_->sender_of(frame) == Sender::owner ||
+        gatekeeper_->should_log(frame, now()))
+        log_warning("broker", "dropping " + who + " after a malformed message: " + what);
     context_.refuse(id, "malformed message: " + what);
     if (context_.peers.workers().contains(id))
         worker_events_.lost(id, "it sent a malformed message (" + what + ")");
@@ -161,12 +170,19 @@ void BrokerLoop::on_protocol_error(const std::string& id, const std::string& wha
 
 /// Whether a peer admitted by the gatekeeper may send `message`: its credential must be
 /// current and of the role the message is for. If not, the peer is refused and forgotten.
-bool BrokerLoop::admitted(const std::string_view& id, Sender sender, const zmq::message_t& frame,
-                          const Inbound& message) {
+bool BrokerLoop::admitted(const std::string_view& id, Sender sender, std::string_view user,
+                          const zmq::message_t& frame, const Inbound& message) {
     const auto& workers = context_.peers.workers();
     const auto& clients = context_.peers.clients();
-    const bool known_worker = workers.find(id) != workers.end();
-    const bool known_client = !known_worker && clients.find(id) != clients.end();
+    const auto worker = workers.find(id);
+    const auto client = clients.find(id);
+    const bool known_worker = worker != workers.end();
+    const bool known_client = !known_worker && client != clients.end();
+    // A routing id whose record another connection made: its peer is gone, and this is not
+    // it (ids are 128 random bits). Nothing it says counts, nor costs that record anything.
+    if ((known_worker && worker->second.admitted_as != user) ||
+        (known_client && client->second.admitted_as != user))
+        return false;
     Role role = Role::client;
     if (message.command == Command::hello)
         role = decode_body<Hello>(message.body[0], "hello").role;
@@ -175,9 +191,7 @@ bool BrokerLoop::admitted(const std::string_view& id, Sender sender, const zmq::
     else if (!known_client)
         return true;  // told to say hello again, which is checked
     std::string why;
-    if (sender == Sender::revoked)
-        why = "its join token was rotated: ask the broker's owner for the current one";
-    else if (role == Role::worker && sender != Sender::worker)
+    if (role == Role::worker && sender != Sender::worker)
         why = "its join token is a client's: it cannot serve as a worker";
     else if (role == Role::client && sender != Sender::client)
         why = "its join token is a worker's: it cannot submit jobs";
@@ -196,7 +210,26 @@ bool BrokerLoop::admitted(const std::string_view& id, Sender sender, const zmq::
     return false;
 }
 
-void BrokerLoop::on_hello(const std::string& id, Inbound& message, Sender sender) {
+/// A message from a connection admitted with a credential rotated since: its peer is refused
+/// and forgotten, once; whatever else comes on that connection is dropped unanswered.
+void BrokerLoop::on_revoked(std::string_view id, const zmq::message_t& frame) {
+    const std::string peer(id);
+    const bool known_worker = context_.peers.workers().contains(peer);
+    const bool known_client = !known_worker && context_.peers.clients().contains(peer);
+    if (!known_worker && !known_client)
+        return;
+    const std::string why = "its join token was rotated: ask the broker's owner for the current one";
+    if (gatekeeper_->should_log(frame, now()))
+        log_warning("broker", "refused a peer: " + why);
+    context_.refuse(peer, why);
+    if (known_worker)
+        worker_events_.lost(peer, why);
+    else
+        client_events_.lost(peer, why);
+}
+
+void BrokerLoop::on_hello(const std::string& id, Inbound& message, Sender sender,
+                          std::string_view user) {
     Hello hello = decode_body<Hello>(message.body[0], "hello");
     if (sender != Sender::owner) {
         // Only the owner's own processes are local workers or in the broker's process.
@@ -216,18 +249,20 @@ void BrokerLoop::on_hello(const std::string& id, Inbound& message, Sender sender
     if (context_.peers.clients().contains(id))
         client_events_.lost(id, "it said hello again");
 
-    if (hello.role == Role::worker)
+    if (hello.role == Role::worker) {
         worker_events_.hello(id, std::move(hello));
-    else if (hello.role == Role::client)
+        if (auto w = context_.peers.workers().find(id); w != context_.peers.workers().end())
+            w->second.admitted_as = user;
+    } else if (hello.role == Role::client) {
         client_events_.hello(id, hello);
-    else
+        if (auto c = context_.peers.clients().find(id); c != context_.peers.clients().end())
+            c->second.admitted_as = user;
+    } else
         context_.refuse(id, "unknown role " + std::to_string(static_cast<int>(hello.role)));
 }
 
 void BrokerLoop::tick() {
     const auto now = Clock::now();
-    if (gatekeeper_ != nullptr)
-        gatekeeper_->refresh();  // rotated credentials: their old holders are refused
     const Liveness& rule = liveness_;
     const auto silence = rule.silence();
     const bool unread_now = poller_.unread(socket_);

@@ -28,6 +28,7 @@ struct WorkerPeer {
 
     std::string id;  // ROUTER routing id
     protocol::Hello hello;
+    std::string admitted_as;  // the User-Id its hello came with: "" for the owner's own
     Clock::time_point last_heard;
     Serving serving;          // the jobs it serves and knows
     Credits credits;          // the batches it holds and may hold
@@ -46,6 +47,7 @@ struct ClientPeer {
 
     std::string id;
     std::string name;
+    std::string admitted_as;  // the User-Id its hello came with: "" for the owner's own
     std::uint32_t index = 0;
     bool same_process = false;  // the Cluster's own client: never dropped for silence
     Clock::time_point last_heard;

@@ -164,9 +164,13 @@ void WorkerEvents::on_failure(WorkerPeer& worker, Inbound& message) {
 /// A worker's pulse socket speaks for it while its main thread runs map: the body names the
 /// worker by its routing id. A pulse shows it alive, or leaving (SIGTERM); hung reports a
 /// subtask past its timeout, after which the worker restarts itself.
-void WorkerEvents::on_pulse(const std::string& sender, Inbound& message) {
+void WorkerEvents::on_pulse(const std::string& sender, Inbound& message, std::string_view user) {
     const std::string worker_id(as_text(message.body[0]));
     auto found = c_.peers.workers().find(worker_id);
+    // A pulse speaks for a worker admitted as the pulse's own connection was: no remote
+    // peer speaks for a local worker, nor a peer of one credential for another's worker.
+    if (found != c_.peers.workers().end() && found->second.admitted_as != user)
+        return;
     if (message.command == Command::pulse) {
         if (found == c_.peers.workers().end())
             return;  // a worker dropped already: its own socket hears of it

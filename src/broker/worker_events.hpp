@@ -21,7 +21,7 @@ public:
 
     void hello(const std::string& id, protocol::Hello hello);
     void on_message(WorkerPeer& worker, protocol::Inbound& message);
-    void on_pulse(const std::string& sender, protocol::Inbound& message);
+    void on_pulse(const std::string& sender, protocol::Inbound& message, std::string_view user);
     /// Drops a worker. `crashed`: it died or went silent, so what it held is suspect and
     /// goes to quarantine; otherwise (it left, or reconnected) it goes back to the queues.
     void lost(std::string id, const std::string& how, bool crashed = true);

@@ -20,6 +20,8 @@ Connection::Connection(zmq::context_t& context, const ClientCoreOptions& options
       socket_(context, zmq::socket_type::dealer),
       liveness_(options.heartbeat_interval, options.heartbeat_liveness) {
     tune(socket_);
+    // 128 random bits: no other peer can guess it and take over this client's record.
+    socket_.set(zmq::sockopt::routing_id, random_routing_id('c'));
     if (options_.token) {
         use_token(socket_, *options_.token);
         handshakes_.emplace(context, socket_, options_.endpoint);
@@ -59,7 +61,8 @@ void Connection::receive_burst(LazyClock& clock, Clock::time_point slice_end) {
 }
 
 void Connection::heartbeat_if_due(Clock::time_point now) {
-    if (now < next_heartbeat_)
+    // A refused client sends nothing more: after a refused handshake there is no connection.
+    if (now < next_heartbeat_ || !refusal_.empty())
         return;
     tell_finished();
     std::array beat{header(Command::heartbeat)};

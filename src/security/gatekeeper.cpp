@@ -61,7 +61,6 @@ bool Gatekeeper::refresh() {
 }
 
 void Gatekeeper::answer(Clock::time_point now) {
-    refresh();  // a handshake after a rotation returned meets the new credentials
     std::vector<zmq::message_t> request;
     for (;;) {
         request.clear();
@@ -71,16 +70,20 @@ void Gatekeeper::answer(Clock::time_point now) {
         });
         if (!received)
             return;
+        refresh();  // a handshake after a rotation returned meets the new credentials
         answer_one(request, now);
     }
 }
 
 void Gatekeeper::answer_one(std::vector<zmq::message_t>& request, Clock::time_point now) {
     // ZAP 1.0: version, request id, domain, address, identity, mechanism, credentials...
-    if (request.size() < 6)
-        return;  // from libzmq itself: cannot happen, and there is no one to answer
-    const std::string address = request[3].to_string();
-    std::string key = request[5].to_string() == "CURVE" && request.size() >= 7
+    // A request of another shape (libzmq sends none) is refused, but answered: a REP
+    // socket must answer each request before it can read the next.
+    const bool well_formed = request.size() >= 6 && request[0].to_string_view() == "1.0";
+    while (request.size() < 2)
+        request.emplace_back();
+    const std::string address = well_formed ? request[3].to_string() : std::string("?");
+    std::string key = well_formed && request[5].to_string_view() == "CURVE" && request.size() >= 7
                           ? z85_of(request[6])
                           : std::string();
     std::string user;
@@ -111,6 +114,11 @@ void Gatekeeper::answer_one(std::vector<zmq::message_t>& request, Clock::time_po
 bool Gatekeeper::should_log(const zmq::message_t& frame, Clock::time_point now) {
     const char* address = zmq_msg_gets(frame.handle(), "Peer-Address");
     return refusals_.should_log(address == nullptr ? std::string() : address, now);
+}
+
+std::string_view Gatekeeper::user_of(const zmq::message_t& frame) noexcept {
+    const char* user = zmq_msg_gets(frame.handle(), "User-Id");
+    return user == nullptr ? std::string_view() : std::string_view(user);
 }
 
 Sender Gatekeeper::sender_of(const zmq::message_t& frame) const noexcept {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include <zmq.hpp>
 
@@ -68,6 +69,8 @@ public:
     bool refresh();
     /// The sender of a message, by the first frame after its routing id.
     Sender sender_of(const zmq::message_t& frame) const noexcept;
+    /// The User-Id a message's connection was admitted with: "" for the owner's own.
+    static std::string_view user_of(const zmq::message_t& frame) noexcept;
     /// Whether to log the refusal of an admitted peer (a wrong role, a rotated credential)
     /// whose message holds `frame`: as for handshakes, once per address and minute.
     bool should_log(const zmq::message_t& frame, Clock::time_point now);

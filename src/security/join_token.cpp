@@ -124,11 +124,14 @@ std::string token_from_environment(const std::string& file) {
     if (path.empty())
         return {};
     std::ifstream in(path);
-    std::string token;
-    // A token is 139 characters: read no more than a line of reasonable length.
-    if (!in || !std::getline(in, token) || token.empty())
+    // A token is 139 characters: read no more than 1 KiB, whatever the file holds.
+    std::string token(1024, '\0');
+    in.read(token.data(), static_cast<std::streamsize>(token.size()));
+    token.resize(static_cast<std::size_t>(in ? token.size() : in.gcount()));
+    token = token.substr(0, token.find('\n'));
+    if (token.empty())
         throw Error("dtask: cannot read a join token from '" + path + "'");
-    return token.substr(0, 1024);
+    return token;
 }
 
 }  // namespace dtask::detail

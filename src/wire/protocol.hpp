@@ -170,6 +170,10 @@ zmq::message_t payload_frame(std::string&& bytes, std::size_t offset = 0);
 /// linger so that closing never blocks for long.
 void tune(zmq::socket_t& socket);
 std::string_view as_text(const zmq::message_t& frame) noexcept;
+
+/// A DEALER's routing id: `prefix` and 128 random bits in hex. The broker keys its records by
+/// routing id, so no peer may guess another's (ZeroMQ's own ids are a counter).
+std::string random_routing_id(char prefix);
 std::span<const std::byte> as_bytes(const zmq::message_t& frame) noexcept;
 
 template <class T>

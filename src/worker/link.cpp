@@ -21,13 +21,7 @@ namespace {
 /// A routing id of its own for each connection, which the pulses name: a reconnecting
 /// worker must not collide with its old session, which the broker may still hold.
 std::string new_routing_id() {
-    static std::mt19937_64 random{std::random_device{}()};
-    static unsigned connection = 0;
-    std::string id(1, 'w');
-    for (const auto part : {static_cast<std::uint64_t>(getpid()), std::uint64_t{++connection},
-                            static_cast<std::uint64_t>(random() % 1000000007)})
-        id += std::to_string(part) + ".";
-    return id;
+    return random_routing_id('w');
 }
 
 /// Marks the main thread busy (in user code, deaf to its socket) for a scope.
