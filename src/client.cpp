@@ -9,22 +9,19 @@
 namespace dtask {
 namespace {
 
-/// The token's keys, or none for a broker without CurveZMQ; throws Error if a TCP endpoint
-/// comes without a token, or the token is malformed.
+/// The token's keys, or none for a broker without CurveZMQ: ClientOptions' token, else the
+/// environment's (DTASK_TOKEN, DTASK_TOKEN_FILE).
 std::optional<detail::JoinToken> client_token(const std::string& endpoint,
                                               const ClientOptions& options) {
     if (options.insecure_tcp)
-        return std::nullopt;
-    const std::string text =
-        options.token.empty() ? detail::token_from_environment() : options.token;
-    if (!text.empty())
-        return detail::parse_join_token(text);
-    if (endpoint.starts_with("tcp://"))
-        throw Error("dtask::Client: the broker at " + endpoint +
-                    " needs a client token: ClientOptions::token, or DTASK_TOKEN / "
-                    "DTASK_TOKEN_FILE in the environment ('dtaskd tokens' prints it; "
-                    "insecure_tcp for a broker without encryption)");
-    return std::nullopt;
+        return std::nullopt;  // the environment is not read
+    return detail::token_for(
+        endpoint, options.token.empty() ? detail::token_from_environment() : options.token,
+        false,
+        "dtask::Client: the broker at " + endpoint +
+            " needs a client token: ClientOptions::token, or DTASK_TOKEN / DTASK_TOKEN_FILE in "
+            "the environment ('dtaskd tokens' prints it; insecure_tcp for a broker without "
+            "encryption)");
 }
 
 }  // namespace

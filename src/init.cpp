@@ -83,20 +83,18 @@ std::optional<detail::WorkerOptions> worker_options(int argc, char** argv) {
         parent != nullptr && std::to_string(getppid()) == parent)
         return options;  // a local worker: its Cluster's private socket needs no token
     try {
-        const std::string token = detail::token_from_environment(token_file);
-        if (!token.empty() && !insecure)
-            options.token = detail::parse_join_token(token);
+        options.token = detail::token_for(
+            options.endpoint, detail::token_from_environment(token_file), insecure,
+            "dtask: the broker at " + options.endpoint +
+                " needs a join token: set DTASK_TOKEN to it, or DTASK_TOKEN_FILE to a file "
+                "holding it (the broker's owner has it: Cluster::join_token(), or "
+                "'dtaskd tokens'); --dtask-insecure-tcp for a broker without encryption");
     } catch (const std::exception& e) {
         std::string_view what = e.what();
         if (what.starts_with("dtask: "))
             what.remove_prefix(7);
         usage_error(std::string(what));
     }
-    if (!options.token && !insecure && options.endpoint.starts_with("tcp://"))
-        usage_error("the broker at " + options.endpoint +
-                    " needs a join token: set DTASK_TOKEN to it, or DTASK_TOKEN_FILE to a file "
-                    "holding it (the broker's owner has it: Cluster::join_token(), or "
-                    "'dtaskd tokens'); --dtask-insecure-tcp for a broker without encryption");
     return options;
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
 
 #include <dtask/error.hpp>
 
@@ -113,22 +114,25 @@ void BrokerLoop::on_message(std::vector<zmq::message_t>& frames) {
         return;
     // A view: a worker's routing id is too long to be a string without an allocation.
     const std::string_view id = as_text(frames[0]);
-    const Sender sender = gatekeeper_ ? gatekeeper_->sender_of(frames[1]) : Sender::owner;
-    if (sender == Sender::revoked)
-        return on_revoked(id, frames[1]);
     const std::string_view user = gatekeeper_ ? Gatekeeper::user_of(frames[1]) : std::string_view();
+    const Sender sender = gatekeeper_ ? gatekeeper_->sender_of(user) : Sender::owner;
+    if (sender == Sender::revoked)
+        return on_revoked(std::string(id), frames[1]);
     Inbound message;
     try {
         message = parse(frames, 1);
     } catch (const ProtocolError& e) {
-        on_protocol_error(std::string(id), e.what(), frames[1]);
+        on_protocol_error(std::string(id), e.what(), sender, frames[1]);
         return;
     }
     try {
-        if (sender != Sender::owner && !admitted(id, sender, user, frames[1], message))
+        std::optional<Hello> hello;  // decoded once, by admitted() or here
+        if (sender != Sender::owner && !admitted(id, sender, user, frames[1], message, hello))
             return;
         if (message.command == Command::hello) {
-            on_hello(std::string(id), message, sender, user);
+            if (!hello)
+                hello = decode_body<Hello>(message.body[0], "hello");
+            on_hello(std::string(id), std::move(*hello), sender, user);
         } else if (message.command == Command::pulse || message.command == Command::hung) {
             worker_events_.on_pulse(std::string(id), message, user);
         } else if (auto w = context_.peers.workers().find(id);
@@ -146,11 +150,11 @@ void BrokerLoop::on_message(std::vector<zmq::message_t>& frames) {
             context_.post(id, frames_out);
         }
     } catch (const ProtocolError& e) {
-        on_protocol_error(std::string(id), e.what(), frames[1]);
+        on_protocol_error(std::string(id), e.what(), sender, frames[1]);
     }
 }
 
-void BrokerLoop::on_protocol_error(const std::string& id, const std::string& what,
+void BrokerLoop::on_protocol_error(const std::string& id, const std::string& what, Sender sender,
                                    const zmq::message_t& frame) {
     std::string who = "an unknown peer";
     if (auto w = context_.peers.workers().find(id); w != context_.peers.workers().end())
@@ -158,8 +162,7 @@ void BrokerLoop::on_protocol_error(const std::string& id, const std::string& wha
     if (auto c = context_.peers.clients().find(id); c != context_.peers.clients().end())
         who = "client " + c->second.name;
     // A peer over the network may send many: logged once per address and minute.
-    if (gatekeeper_ == nullptr || gatekeeper_->sender_of(frame) == Sender::owner ||
-        gatekeeper_->should_log(frame, now()))
+    if (sender == Sender::owner || gatekeeper_->should_log(frame, now()))
         log_warning("broker", "dropping " + who + " after a malformed message: " + what);
     context_.refuse(id, "malformed message: " + what);
     if (context_.peers.workers().contains(id))
@@ -168,10 +171,12 @@ void BrokerLoop::on_protocol_error(const std::string& id, const std::string& wha
         client_events_.lost(id, "it sent a malformed message");
 }
 
-/// Whether a peer admitted by the gatekeeper may send `message`: its credential must be
-/// current and of the role the message is for. If not, the peer is refused and forgotten.
-bool BrokerLoop::admitted(const std::string_view& id, Sender sender, std::string_view user,
-                          const zmq::message_t& frame, const Inbound& message) {
+/// Whether a peer admitted by the gatekeeper may send `message` (a hello is decoded into
+/// `hello`): its credential must be the one its record was made with, and of the role the
+/// message is for. If not, the peer is refused and forgotten.
+bool BrokerLoop::admitted(std::string_view id, Sender sender, std::string_view user,
+                          const zmq::message_t& frame, const Inbound& message,
+                          std::optional<Hello>& hello) {
     const auto& workers = context_.peers.workers();
     const auto& clients = context_.peers.clients();
     const auto worker = workers.find(id);
@@ -185,52 +190,43 @@ bool BrokerLoop::admitted(const std::string_view& id, Sender sender, std::string
         return false;
     Role role = Role::client;
     if (message.command == Command::hello)
-        role = decode_body<Hello>(message.body[0], "hello").role;
+        role = hello.emplace(decode_body<Hello>(message.body[0], "hello")).role;
     else if (known_worker || message.command == Command::pulse || message.command == Command::hung)
         role = Role::worker;
     else if (!known_client)
         return true;  // told to say hello again, which is checked
-    std::string why;
     if (role == Role::worker && sender != Sender::worker)
-        why = "its join token is a client's: it cannot serve as a worker";
+        refuse_peer(std::string(id), "its join token is a client's: it cannot serve as a worker", frame);
     else if (role == Role::client && sender != Sender::client)
-        why = "its join token is a worker's: it cannot submit jobs";
+        refuse_peer(std::string(id), "its join token is a worker's: it cannot submit jobs", frame);
     else
         return true;
-    const std::string peer(id);
-    if (message.command == Command::hello || known_worker || known_client) {
-        if (gatekeeper_->should_log(frame, now()))
-            log_warning("broker", "refused a peer: " + why);
-        context_.refuse(peer, why);
-    }
-    if (known_worker)
-        worker_events_.lost(peer, why);
-    if (known_client)
-        client_events_.lost(peer, why);
     return false;
 }
 
 /// A message from a connection admitted with a credential rotated since: its peer is refused
 /// and forgotten, once; whatever else comes on that connection is dropped unanswered.
-void BrokerLoop::on_revoked(std::string_view id, const zmq::message_t& frame) {
-    const std::string peer(id);
-    const bool known_worker = context_.peers.workers().contains(peer);
-    const bool known_client = !known_worker && context_.peers.clients().contains(peer);
-    if (!known_worker && !known_client)
-        return;
-    const std::string why = "its join token was rotated: ask the broker's owner for the current one";
-    if (gatekeeper_->should_log(frame, now()))
-        log_warning("broker", "refused a peer: " + why);
-    context_.refuse(peer, why);
-    if (known_worker)
-        worker_events_.lost(peer, why);
-    else
-        client_events_.lost(peer, why);
+void BrokerLoop::on_revoked(const std::string& id, const zmq::message_t& frame) {
+    if (context_.peers.workers().contains(id) || context_.peers.clients().contains(id))
+        refuse_peer(id, "its join token was rotated: ask the broker's owner for the current one",
+                    frame);
 }
 
-void BrokerLoop::on_hello(const std::string& id, Inbound& message, Sender sender,
+/// Refuses a peer admitted over the network, saying `why`, and forgets it if it has a
+/// record; the log hears of it once per address and minute.
+void BrokerLoop::refuse_peer(const std::string& id, const std::string& why,
+                             const zmq::message_t& frame) {
+    if (gatekeeper_->should_log(frame, now()))
+        log_warning("broker", "refused a peer: " + why);
+    context_.refuse(id, why);
+    if (context_.peers.workers().contains(id))
+        worker_events_.lost(id, why);
+    else if (context_.peers.clients().contains(id))
+        client_events_.lost(id, why);
+}
+
+void BrokerLoop::on_hello(const std::string& id, Hello hello, Sender sender,
                           std::string_view user) {
-    Hello hello = decode_body<Hello>(message.body[0], "hello");
     if (sender != Sender::owner) {
         // Only the owner's own processes are local workers or in the broker's process.
         hello.local = false;

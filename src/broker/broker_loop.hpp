@@ -6,6 +6,7 @@
 // the policies and act on their decisions; only dispatch hands batches to workers.
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,13 +39,15 @@ private:
     bool drain(std::vector<zmq::message_t>& frames);
     Clock::time_point now() const noexcept { return context_.now(); }
     void on_message(std::vector<zmq::message_t>& frames);
-    void on_protocol_error(const std::string& id, const std::string& what,
+    void on_protocol_error(const std::string& id, const std::string& what, Sender sender,
                            const zmq::message_t& frame);
-    void on_revoked(std::string_view id, const zmq::message_t& frame);
-    void on_hello(const std::string& id, protocol::Inbound& message, Sender sender,
+    bool admitted(std::string_view id, Sender sender, std::string_view user,
+                  const zmq::message_t& frame, const protocol::Inbound& message,
+                  std::optional<protocol::Hello>& hello);
+    void on_revoked(const std::string& id, const zmq::message_t& frame);
+    void refuse_peer(const std::string& id, const std::string& why, const zmq::message_t& frame);
+    void on_hello(const std::string& id, protocol::Hello hello, Sender sender,
                   std::string_view user);
-    bool admitted(const std::string_view& id, Sender sender, std::string_view user,
-                  const zmq::message_t& frame, const protocol::Inbound& message);
     void tick();
     void on_children_exits();
     void shut_down();

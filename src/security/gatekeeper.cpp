@@ -121,9 +121,8 @@ std::string_view Gatekeeper::user_of(const zmq::message_t& frame) noexcept {
     return user == nullptr ? std::string_view() : std::string_view(user);
 }
 
-Sender Gatekeeper::sender_of(const zmq::message_t& frame) const noexcept {
-    const char* user = zmq_msg_gets(frame.handle(), "User-Id");
-    if (user == nullptr || *user == '\0')
+Sender Gatekeeper::sender_of(std::string_view user) const noexcept {
+    if (user.empty())
         return Sender::owner;
     if (user == worker_user_)
         return Sender::worker;

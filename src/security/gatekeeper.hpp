@@ -67,10 +67,11 @@ public:
     void answer(Clock::time_point now);
     /// Takes rotated credentials in; true if they changed since the last call.
     bool refresh();
-    /// The sender of a message, by the first frame after its routing id.
-    Sender sender_of(const zmq::message_t& frame) const noexcept;
-    /// The User-Id a message's connection was admitted with: "" for the owner's own.
+    /// The User-Id a message's connection was admitted with, from any of its frames: "" for
+    /// the owner's own.
     static std::string_view user_of(const zmq::message_t& frame) noexcept;
+    /// The sender of a message whose connection was admitted as `user` (user_of).
+    Sender sender_of(std::string_view user) const noexcept;
     /// Whether to log the refusal of an admitted peer (a wrong role, a rotated credential)
     /// whose message holds `frame`: as for handshakes, once per address and minute.
     bool should_log(const zmq::message_t& frame, Clock::time_point now);

@@ -113,6 +113,17 @@ JoinToken parse_join_token(std::string_view text) {
     return token;
 }
 
+std::optional<JoinToken> token_for(const std::string& endpoint, const std::string& token,
+                                   bool insecure, const std::string& missing) {
+    if (insecure)
+        return std::nullopt;
+    if (!token.empty())
+        return parse_join_token(token);
+    if (endpoint.starts_with("tcp://"))
+        throw Error(missing);
+    return std::nullopt;
+}
+
 std::string token_from_environment(const std::string& file) {
     std::string path = file;
     if (path.empty()) {

@@ -5,6 +5,7 @@
 //   DTASK-1-W-<broker public key, 64 hex>-<credential secret key, 64 hex>   (W worker, C client)
 // Hex, not Z85: a token goes into shells, environment files and YAML without quoting.
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -36,6 +37,13 @@ struct JoinToken {
 JoinToken new_join_token(TokenRole role, const std::string& broker_public_key);
 /// Parses a token; throws Error saying what is wrong with it, never quoting the secret.
 JoinToken parse_join_token(std::string_view text);
+
+/// The keys a worker or client connects to `endpoint` with, given the `token` text it was
+/// handed: none if `insecure` (the broker runs with plain TCP), the token's if there is one,
+/// none for an endpoint other than TCP without one (an owner's ipc socket). Throws Error:
+/// `missing` for a TCP endpoint without a token, or why the token is malformed.
+std::optional<JoinToken> token_for(const std::string& endpoint, const std::string& token,
+                                   bool insecure, const std::string& missing);
 
 /// The token a worker or client process was given, from DTASK_TOKEN or the file named by
 /// DTASK_TOKEN_FILE (then `file`, if not empty, overrides the variable). Empty if none.
