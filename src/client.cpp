@@ -16,8 +16,7 @@ std::optional<detail::JoinToken> client_token(const std::string& endpoint,
     if (options.insecure_tcp)
         return std::nullopt;  // the environment is not read
     return detail::token_for(
-        endpoint, options.token.empty() ? detail::token_from_environment() : options.token,
-        false,
+        endpoint, options.token.empty() ? detail::token_from_environment() : options.token, false,
         "dtask::Client: the broker at " + endpoint +
             " needs a client token: ClientOptions::token, or DTASK_TOKEN / DTASK_TOKEN_FILE in "
             "the environment ('dtaskd tokens' prints it; insecure_tcp for a broker without "

@@ -196,7 +196,8 @@ bool BrokerLoop::admitted(std::string_view id, Sender sender, std::string_view u
     else if (!known_client)
         return true;  // told to say hello again, which is checked
     if (role == Role::worker && sender != Sender::worker)
-        refuse_peer(std::string(id), "its join token is a client's: it cannot serve as a worker", frame);
+        refuse_peer(std::string(id), "its join token is a client's: it cannot serve as a worker",
+                    frame);
     else if (role == Role::client && sender != Sender::client)
         refuse_peer(std::string(id), "its join token is a worker's: it cannot submit jobs", frame);
     else

@@ -16,8 +16,8 @@
 #include "broker/broker_context.hpp"
 #include "broker/client_events.hpp"
 #include "broker/worker_events.hpp"
-#include "wire/protocol.hpp"
 #include "wire/liveness.hpp"
+#include "wire/protocol.hpp"
 #include "wire/socket_poll.hpp"
 
 namespace dtask::detail {

@@ -3,9 +3,9 @@
 
 #include "dtaskd/server.hpp"
 
-#include <cerrno>
 #include <iostream>
 #include <memory>
+#include <span>
 
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -16,6 +16,7 @@
 
 #include "dtaskd/control.hpp"
 #include "security/key_store.hpp"
+#include "wire/protocol.hpp"
 
 namespace dtask::dtaskd {
 namespace {
@@ -106,10 +107,10 @@ int run_server(ServerOptions options) {
     int received = 0;
     while (received == 0) {
         try {
-            zmq::poll(items, control ? 2 : 1, std::chrono::milliseconds(-1));
+            // A SIGSTOP and SIGCONT can cut a poll short: then nothing is ready.
+            detail::protocol::poll(std::span(items, control ? 2 : 1),
+                                   std::chrono::milliseconds(-1));
         } catch (const zmq::error_t& e) {
-            if (e.num() == EINTR)  // a SIGSTOP and SIGCONT can cut a poll short
-                continue;
             throw Error(std::string("dtaskd: poll: ") + e.what());
         }
         if (control && (items[1].revents & ZMQ_POLLIN) != 0)

@@ -62,14 +62,7 @@ bool Gatekeeper::refresh() {
 
 void Gatekeeper::answer(Clock::time_point now) {
     std::vector<zmq::message_t> request;
-    for (;;) {
-        request.clear();
-        const auto received = protocol::retry_interrupted([&] {
-            return zmq::recv_multipart(socket_, std::back_inserter(request),
-                                       zmq::recv_flags::dontwait);
-        });
-        if (!received)
-            return;
+    while (protocol::receive(socket_, request, false)) {
         refresh();  // a handshake after a rotation returned meets the new credentials
         answer_one(request, now);
     }
