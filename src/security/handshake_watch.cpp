@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <vector>
 
 #include <dtask/error.hpp>
 
@@ -24,8 +25,7 @@ std::string monitor_endpoint() {
 
 }  // namespace
 
-HandshakeWatch::HandshakeWatch(zmq::context_t& context, zmq::socket_t& socket,
-                               std::string endpoint)
+HandshakeWatch::HandshakeWatch(zmq::context_t& context, zmq::socket_t& socket, std::string endpoint)
     : watched_(socket), events_(context, zmq::socket_type::pair), endpoint_(std::move(endpoint)) {
     const std::string name = monitor_endpoint();
     if (zmq_socket_monitor(socket.handle(), name.c_str(), handshake_events) != 0)
@@ -47,14 +47,10 @@ int HandshakeWatch::fd() const {
 }
 
 std::optional<std::string> HandshakeWatch::failure() {
-    for (;;) {
-        // An event is two frames: 6 bytes (event, value), then the endpoint.
-        zmq::message_t head;
-        if (!protocol::retry_interrupted([&] { return events_.recv(head, zmq::recv_flags::dontwait); }))
-            return std::nullopt;
-        zmq::message_t address;
-        if (head.more())
-            (void)events_.recv(address);
+    // An event is two frames: 6 bytes (event, value), then the endpoint.
+    std::vector<zmq::message_t> frames;
+    while (protocol::receive(events_, frames, false)) {
+        const zmq::message_t& head = frames.front();
         if (head.size() < 6)
             continue;
         std::uint16_t event = 0;
@@ -64,6 +60,7 @@ std::optional<std::string> HandshakeWatch::failure() {
         if (auto verdict = verdict_.on_event(event, value, endpoint_))
             return verdict;
     }
+    return std::nullopt;
 }
 
 }  // namespace dtask::detail
