@@ -4,6 +4,7 @@
 #include <dtask/detail/job_model.hpp>
 
 #include "client/client_core.hpp"
+#include "process.hpp"
 #include "security/join_token.hpp"
 
 namespace dtask {
@@ -41,6 +42,7 @@ struct Client::Impl {
 };
 
 Client::Client(std::string endpoint, ClientOptions options) {
+    detail::exit_if_local_worker("a Client");
     detail::check_registry();
     if (options.heartbeat_interval.count() <= 0 || options.heartbeat_liveness == 0)
         throw Error("dtask::Client: heartbeat_interval and heartbeat_liveness must be positive");

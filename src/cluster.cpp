@@ -18,21 +18,6 @@
 #include "worker/worker.hpp"
 
 namespace dtask {
-namespace {
-
-/// A local worker whose main() forgot dtask::init() would reach this constructor and start
-/// workers of its own, without end. Stop that at the first step.
-void refuse_inside_worker() {
-    const char* parent = std::getenv(detail::parent_pid_variable);
-    if (parent != nullptr && std::to_string(getppid()) == parent) {
-        throw Error(
-            "dtask: this process was started as a dtask worker, but main() created a Cluster "
-            "instead of serving: "
-            "call dtask::init(argc, argv) first thing in main()");
-    }
-}
-
-}  // namespace
 
 /// A Cluster's credentials: a broker key and one token per role, new for each Cluster or
 /// kept in its keys directory.
@@ -109,7 +94,11 @@ struct Cluster::Impl {
 };
 
 Cluster::Cluster(ClusterOptions options) {
-    refuse_inside_worker();
+    detail::exit_if_local_worker("a Cluster");
+    if (detail::is_local_worker())
+        throw Error(
+            "dtask: a Cluster cannot be created in a local worker's map: it would start "
+            "workers of its own");
     detail::check_registry();
     if (options.heartbeat_interval.count() <= 0)
         throw Error("dtask: ClusterOptions::heartbeat_interval must be positive");

@@ -1,3 +1,8 @@
+// dtask::init: a process started as a worker serves and never returns from it; any other
+// process checks and closes the job registry. A local worker that reaches a Cluster or a
+// Client instead (main() forgot init) ends at once with a status its host recognises.
+
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -19,6 +24,9 @@
 
 namespace dtask {
 namespace {
+
+/// Whether dtask::init ran in this process: in a worker, map runs after it.
+std::atomic<bool> init_called{false};
 
 [[noreturn]] void usage_error(const std::string& message) {
     std::fprintf(stderr, "dtask worker: %s\n%s", message.c_str(), worker_usage());
@@ -79,8 +87,7 @@ std::optional<detail::WorkerOptions> worker_options(int argc, char** argv) {
     options.argv.assign(argv, argv + argc);
     if (options.endpoint.empty())
         usage_error("--dtask-worker needs the broker's endpoint, e.g. tcp://host:5555");
-    if (const char* parent = std::getenv(detail::parent_pid_variable);
-        parent != nullptr && std::to_string(getppid()) == parent)
+    if (detail::is_local_worker())
         return options;  // a local worker: its Cluster's private socket needs no token
     try {
         options.token = detail::token_for(
@@ -100,6 +107,26 @@ std::optional<detail::WorkerOptions> worker_options(int argc, char** argv) {
 
 }  // namespace
 
+namespace detail {
+
+bool is_local_worker() {
+    const char* parent = std::getenv(parent_pid_variable);
+    return parent != nullptr && std::to_string(getppid()) == parent;
+}
+
+void exit_if_local_worker(const char* what) {
+    if (!is_local_worker() || init_called.load())
+        return;
+    std::fprintf(stderr,
+                 "dtask: this process was started as a local worker, but its main() went on to "
+                 "create %s instead of serving: call dtask::init(argc, argv) first thing in "
+                 "main()\n",
+                 what);
+    end_worker_process(worker_without_init);
+}
+
+}  // namespace detail
+
 const char* worker_usage() noexcept {
     return "Worker mode (this program serves a dtask broker instead of running normally):\n"
            "  --dtask-worker ENDPOINT   serve the broker at ENDPOINT, e.g. tcp://10.0.0.5:5555\n"
@@ -116,7 +143,9 @@ const char* worker_usage() noexcept {
 }
 
 void init(int argc, char** argv) {
+    init_called = true;
     detail::check_registry();
+    detail::close_registry();
     auto options = worker_options(argc, argv);
     if (!options)
         return;

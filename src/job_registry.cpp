@@ -1,3 +1,6 @@
+// The job registry: every job of the binary by name, filled during static initialisation
+// and closed by dtask::init(), so that host and workers know the same jobs.
+
 #include <algorithm>
 #include <map>
 #include <mutex>
@@ -11,6 +14,8 @@ namespace {
 struct Registry {
     std::mutex mutex;
     std::multimap<std::string, const JobModel*, std::less<>> jobs;
+    bool closed = false;        // dtask::init() ran
+    unsigned late_allowed = 0;  // LateJobsAllowed alive
 };
 
 // Function-local, so that jobs defined in other translation units' static initialisers
@@ -25,7 +30,33 @@ Registry& registry() {
 void register_job(const JobModel* job) {
     auto& r = registry();
     std::lock_guard lock(r.mutex);
+    if (r.closed && r.late_allowed == 0) {
+        throw JobDefinitionError(
+            "dtask: job '" + job->name() +
+            "' was constructed after dtask::init() (inside main() or a function, or as a "
+            "function's static): define jobs at namespace scope, e.g. `const dtask::Job<T> " +
+            "name{...};` beside main() or `inline const dtask::Job<T> name{...};` in a header, "
+            "so that worker processes, which never run main(), know them too");
+    }
     r.jobs.emplace(job->name(), job);
+}
+
+void close_registry() noexcept {
+    auto& r = registry();
+    std::lock_guard lock(r.mutex);
+    r.closed = true;
+}
+
+LateJobsAllowed::LateJobsAllowed() noexcept {
+    auto& r = registry();
+    std::lock_guard lock(r.mutex);
+    ++r.late_allowed;
+}
+
+LateJobsAllowed::~LateJobsAllowed() {
+    auto& r = registry();
+    std::lock_guard lock(r.mutex);
+    --r.late_allowed;
 }
 
 void unregister_job(const JobModel* job) noexcept {

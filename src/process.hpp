@@ -32,4 +32,16 @@ void stop_children(std::vector<ChildProcess>& children, std::chrono::millisecond
 /// Environment variable a local worker finds its parent's pid in.
 inline constexpr const char* parent_pid_variable = "DTASK_PARENT_PID";
 
+/// Whether this process is a local worker: started by a Cluster that is still its parent.
+bool is_local_worker();
+
+/// Exit status of a local worker whose main() went on to create a Cluster or a Client:
+/// dtask::init(argc, argv) was not called. None of the worker's own (worker/worker.hpp).
+inline constexpr int worker_without_init = 6;
+
+/// In a local worker that has not run dtask::init (which serves and never returns, so main()
+/// forgot it): says so on stderr and exits with worker_without_init, before the host's code
+/// starts workers of its own. Returns in any other process, and in a worker's map.
+void exit_if_local_worker(const char* what);
+
 }  // namespace dtask::detail

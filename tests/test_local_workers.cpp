@@ -1,13 +1,12 @@
-// Local workers (src/broker/local_workers.hpp), tested directly: when a dead local worker is
-// replaced, as the broker's LocalWorkers asks RespawnSchedule, without processes.
+// Local workers (src/broker/respawn_backoff.hpp), tested directly: when a dead local worker is
+// replaced, as the broker's LocalWorkers asks RespawnBackoff, with fake time points.
 
-#include <algorithm>
 #include <chrono>
 #include <vector>
 
 #include <doctest/doctest.h>
 
-#include "broker/local_workers.hpp"
+#include "broker/respawn_backoff.hpp"
 
 using namespace dtask::detail;
 using namespace std::chrono_literals;
@@ -15,71 +14,117 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-/// The delays before each replacement, for `deaths` deaths 1 s apart; -1 ms for none.
-std::vector<std::chrono::milliseconds> delays(RespawnSchedule& schedule, Clock::time_point& at,
-                                              unsigned deaths) {
+/// The delays before each replacement, for `deaths` deaths 1 s apart of workers that lived
+/// `lived` and had joined or not.
+std::vector<std::chrono::milliseconds> delays(RespawnBackoff& backoff, Clock::time_point& at,
+                                              unsigned deaths, bool joined = true,
+                                              Clock::duration lived = 1s) {
     std::vector<std::chrono::milliseconds> out;
     for (unsigned i = 0; i < deaths; ++i) {
         at += 1s;
-        const auto decision = schedule.on_death(at);
-        out.push_back(decision.respawn
-                          ? std::chrono::duration_cast<std::chrono::milliseconds>(decision.delay)
-                          : -1ms);
+        out.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(
+            backoff.on_death(at, lived, joined).delay));
     }
     return out;
 }
 
 }  // namespace
 
-TEST_CASE("LocalWorkers.respawn_at_once_three_times_then_from_100_ms_doubling_up_to_2_s" *
+TEST_CASE("LocalWorkers.respawn_at_once_three_times_then_from_100_ms_doubling_up_to_30_s" *
           doctest::timeout(30)) {
-    RespawnSchedule schedule;
+    RespawnBackoff backoff;
     Clock::time_point at = Clock::time_point{} + 1h;
-    const auto got = delays(schedule, at, 10);
-    const std::vector<std::chrono::milliseconds> expected{0ms,   0ms,   0ms,    100ms,  200ms,
-                                                          400ms, 800ms, 1600ms, 2000ms, 2000ms};
+    const auto got = delays(backoff, at, 14);
+    const std::vector<std::chrono::milliseconds> expected{0ms,     0ms,     0ms,     100ms,  200ms,
+                                                          400ms,   800ms,   1600ms,  3200ms, 6400ms,
+                                                          12800ms, 25600ms, 30000ms, 30000ms};
     CHECK(got == expected);
-    CHECK(schedule.deaths_in_a_row() == 10);
+    CHECK(backoff.deaths_in_a_row() == 14);
 }
 
-TEST_CASE("LocalWorkers.restarts_stop_after_20_deaths_in_a_row" * doctest::timeout(30)) {
-    RespawnSchedule schedule;
+TEST_CASE("LocalWorkers.restarts_never_stop_however_many_deaths" * doctest::timeout(30)) {
+    // The bound is on the rate: a thousand deaths in a row, each still replaced, 30 s apart.
+    RespawnBackoff backoff;
     Clock::time_point at = Clock::time_point{} + 1h;
-    const auto got = delays(schedule, at, max_restarts_in_a_row);
-    CHECK(got.back() == 2000ms);
-    CHECK(std::count(got.begin(), got.end(), -1ms) == 0);
-    at += 1s;
-    const auto last = schedule.on_death(at);  // the 21st
-    CHECK_FALSE(last.respawn);
-    CHECK(last.stopped);
-    at += 1s;
-    const auto after = schedule.on_death(at);
-    CHECK_FALSE(after.respawn);
-    CHECK_FALSE(after.stopped);  // said once
-    CHECK(schedule.deaths_in_a_row() == 22);
+    const auto got = delays(backoff, at, 1000);
+    CHECK(got.back() == 30s);
+    CHECK(backoff.deaths_in_a_row() == 1000);
+    CHECK_FALSE(backoff.fork_loop());  // they had joined: killed from outside
 }
 
-TEST_CASE("LocalWorkers.a_death_30_s_after_the_last_or_after_30_s_of_service_starts_a_new_row" *
+TEST_CASE("LocalWorkers.the_pause_is_announced_once_per_row" * doctest::timeout(30)) {
+    RespawnBackoff backoff;
+    Clock::time_point at = Clock::time_point{} + 1h;
+    std::vector<bool> announced;
+    for (int i = 0; i < 8; ++i) {
+        at += 1s;
+        announced.push_back(backoff.on_death(at, 1s, true).pause_begins);
+    }
+    CHECK(announced == std::vector<bool>{false, false, false, true, false, false, false, false});
+    CHECK(backoff.paused());
+    // A worker that lived 10 s ends the row: at once again, and a new pause is announced.
+    at += 1s;
+    CHECK(backoff.on_death(at, 10s, true).delay == Clock::duration::zero());
+    CHECK_FALSE(backoff.paused());
+    CHECK(backoff.row_began() == at);
+    delays(backoff, at, 2);
+    at += 1s;
+    CHECK(backoff.on_death(at, 1s, true).pause_begins);
+}
+
+TEST_CASE("LocalWorkers.a_worker_that_lived_long_enough_ends_the_row" * doctest::timeout(30)) {
+    RespawnBackoff backoff;
+    Clock::time_point at = Clock::time_point{} + 1h;
+    delays(backoff, at, 6);
+    CHECK(backoff.deaths_in_a_row() == 6);
+    at += 1s;
+    CHECK(backoff.on_death(at, 9s, true).delay == 800ms);  // 9 s is not enough: the 7th
+    at += 1s;
+    CHECK(backoff.on_death(at, 10s, true).delay == Clock::duration::zero());
+    CHECK(backoff.deaths_in_a_row() == 1);
+}
+
+TEST_CASE("LocalWorkers.deaths_before_joining_in_a_row_are_a_fork_loop" * doctest::timeout(30)) {
+    RespawnBackoff backoff;
+    Clock::time_point at = Clock::time_point{} + 1h;
+    std::vector<bool> begins;
+    for (int i = 0; i < 7; ++i) {
+        at += 10ms;
+        begins.push_back(backoff.on_death(at, 5ms, false).fork_loop_begins);
+    }
+    // The 5th death before joining makes it a fork loop, said once; restarts go on, slowly.
+    CHECK(begins == std::vector<bool>{false, false, false, false, true, false, false});
+    CHECK(backoff.fork_loop());
+    CHECK(backoff.early_deaths_in_a_row() == 7);
+    CHECK(delays(backoff, at, 20, false, 5ms).back() == 30s);
+    // A worker that joins ends the fork loop; the rate bound stays until one lives long.
+    backoff.on_join();
+    CHECK_FALSE(backoff.fork_loop());
+    at += 1s;
+    const auto after_join = backoff.on_death(at, 2s, true);
+    CHECK(after_join.delay == 30s);
+    CHECK_FALSE(after_join.fork_loop_begins);
+    // Deaths of joined workers between early ones break the row of early deaths.
+    RespawnBackoff mixed;
+    for (int i = 0; i < 20; ++i) {
+        at += 1s;
+        mixed.on_death(at, 1s, i % 4 == 3);
+    }
+    CHECK_FALSE(mixed.fork_loop());
+}
+
+TEST_CASE("LocalWorkers.limits_are_settable_and_the_delay_never_exceeds_its_cap" *
           doctest::timeout(30)) {
-    RespawnSchedule schedule;
+    RespawnLimits limits;
+    limits.at_once = 1;
+    limits.first_delay = 50ms;
+    limits.max_delay = 120ms;
+    limits.fork_loop_after = 2;
+    RespawnBackoff backoff(limits);
     Clock::time_point at = Clock::time_point{} + 1h;
-    delays(schedule, at, 25);  // stopped
-    at += 31s;
-    const auto again = schedule.on_death(at);
-    CHECK(again.respawn);
-    CHECK(again.delay == Clock::duration::zero());
-    CHECK(schedule.deaths_in_a_row() == 1);
-    delays(schedule, at, 5);
-    CHECK(schedule.deaths_in_a_row() == 6);
-    // A worker that joined 31 s ago dies: not a crash loop.
-    schedule.on_death_of_joined(at - 30s, at + 1s);
-    CHECK(schedule.deaths_in_a_row() == 0);
-    at += 1s;
-    CHECK(schedule.on_death(at).delay == Clock::duration::zero());
-    // One that joined 10 s ago: the row goes on.
-    delays(schedule, at, 4);
-    schedule.on_death_of_joined(at - 10s, at + 1s);
-    CHECK(schedule.deaths_in_a_row() == 5);
-    at += 1s;
-    CHECK(schedule.on_death(at).delay == 400ms);  // the 6th in a row
+    CHECK(delays(backoff, at, 5) ==
+          std::vector<std::chrono::milliseconds>{0ms, 50ms, 100ms, 120ms, 120ms});
+    RespawnBackoff early(limits);
+    early.on_death(at, 1ms, false);
+    CHECK(early.on_death(at, 1ms, false).fork_loop_begins);
 }

@@ -3,11 +3,13 @@
 
 #include <sstream>
 
+#include <dirent.h>
 #include <doctest/doctest.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include "../examples/sum_squares_job.hpp"
+#include "broker/local_workers.hpp"
 #include "jobs.hpp"
 #include "wire/protocol.hpp"
 #include "security/join_token.hpp"
@@ -163,4 +165,56 @@ TEST_CASE("Workers.die_with_a_host_killed_outright" * doctest::timeout(60)) {
     REQUIRE(host.wait_exit(10s).has_value());
     for (pid_t pid : pids)
         CHECK_MESSAGE(wait_gone(pid, 10s), "worker " << pid << " outlived its host");
+}
+
+TEST_CASE("Workers.a_local_worker_killed_25_times_after_joining_is_replaced_and_serves" *
+          doctest::timeout(150)) {
+    // Killed from outside each time after it joined and worked: 25 deaths in a row, past the
+    // 20 after which the cluster used to stop restarting. Replacements slow down, never stop.
+    // The backoff's cap is lowered (its testing knob) so that the test waits 200 ms at most
+    // per death instead of 30 s.
+    const ScopedEnvAppend cap(dtask::detail::respawn_max_delay_variable, "200");
+    dtask::Cluster cluster(small_cluster(1));
+    dtask::RunOptions run;
+    run.worker_wait = 20s;  // far above 200 ms: a job waits for the replacement
+    for (int kill = 0; kill < 25; ++kill) {
+        auto handle = cluster.submit(worker_pids, std::uint64_t{4}, run);
+        const auto pids = get_within(handle, 60s);  // served: the worker joined and worked
+        REQUIRE_MESSAGE(pids.size() == 1, "after " << kill << " kills");
+        const auto pid = static_cast<pid_t>(*pids.begin());
+        REQUIRE(::kill(pid, SIGKILL) == 0);
+        REQUIRE(wait_gone(pid, 10s));
+    }
+    CHECK(run_within(cluster, squares, std::uint64_t{100}, run) == 100ULL * 101 * 201 / 6);
+}
+
+TEST_CASE("Workers.a_host_whose_main_forgot_init_fails_its_job_at_once_saying_so" *
+          doctest::timeout(60)) {
+    // Its local workers run its main() and reach its Cluster: each must exit there, before
+    // starting workers of its own, and the host's job must fail at once (not after its 60 s
+    // worker_wait) with the fix in its message.
+    TempDir marks;
+    Process host(helpers_directory() + "/beginner_mistakes", {}, "|",
+                 {"DTASK_TEST_NO_INIT=" + marks.path()});
+    const auto line = host.read_line(20s);
+    REQUIRE_MESSAGE(line.has_value(), "the host's job did not end within 20 s");
+    MESSAGE(*line);
+    REQUIRE(line->starts_with("failed after "));
+    const unsigned long took = std::stoul(line->substr(13));
+    CHECK_MESSAGE(took < 2000, "failed after " << took << " ms");
+    CHECK(contains(*line,
+                   "ran the host's main() instead of serving: call dtask::init(argc, "
+                   "argv) first thing in main()"));
+    const auto status = host.wait_exit(20s);
+    REQUIRE(status.has_value());
+    CHECK((WIFEXITED(*status) && WEXITSTATUS(*status) == 0));
+    // main() ran in the host and in its two local workers, once each: none was replaced, and
+    // none started workers of its own.
+    std::size_t runs = 0;
+    if (DIR* dir = opendir(marks.path().c_str())) {
+        while (dirent* entry = readdir(dir))
+            runs += std::string(entry->d_name).starts_with("main-") ? 1 : 0;
+        closedir(dir);
+    }
+    CHECK(runs <= 3);
 }

@@ -20,7 +20,7 @@ struct ClientOptions {
     /// The client join token of a broker that listens on TCP ('dtaskd tokens', or
     /// Cluster::client_token()). Empty: taken from DTASK_TOKEN, or from the file that
     /// DTASK_TOKEN_FILE names.
-    std::string token;
+    std::string token{};
     /// Connect with plain TCP, without a token, to a broker that runs that way (its owner
     /// asked for insecure_tcp): no encryption, no authentication of either side.
     bool insecure_tcp = false;

@@ -23,7 +23,7 @@ struct ClusterOptions {
     /// cluster listens only on a private local socket that other machines cannot reach.
     /// Every listen endpoint is encrypted and authenticated with CurveZMQ: a worker joins
     /// with the join token (join_token()), a client with client_token().
-    std::vector<std::string> listen;
+    std::vector<std::string> listen{};
     /// Plain TCP on the listen endpoints instead: no encryption, no authentication, anyone
     /// who reaches them joins, reads the jobs' data and can return wrong results. Only for
     /// a network you trust entirely; a warning says so at start.
@@ -32,7 +32,7 @@ struct ClusterOptions {
     /// remote workers of a host that restarts keep their token. Created owner-only (0700,
     /// files 0600) if missing; refused if group or others can reach it, or if another
     /// broker runs with it. Empty: new keys and tokens for each Cluster, kept in memory.
-    std::string keys_directory;
+    std::string keys_directory{};
     /// Batches of subtasks a local worker may hold at once: one running, the rest queued
     /// behind it so that the worker never waits for the broker between two batches. 0:
     /// automatic, sized by the broker from how fast the worker finishes batches (2 for

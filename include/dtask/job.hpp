@@ -23,7 +23,9 @@ namespace dtask {
 ///   as T{}; in subtask order unless JobOptions::order says otherwise.
 ///
 /// Define jobs at namespace scope (e.g. `inline const dtask::Job<T> name{...};`): a worker
-/// process only knows the jobs constructed before dtask::init() runs.
+/// process only knows the jobs constructed before dtask::init() runs. A Job constructed after
+/// init (in main(), in a function, or as a function's static, which is constructed at its
+/// first call) throws JobDefinitionError at once.
 template <class T>
 class Job {
 public:

@@ -118,17 +118,28 @@ void ClientEvents::check_worker_waits(Clock::time_point now) {
         return std::any_of(workers.begin(), workers.end(),
                            [&](auto& worker) { return serves(worker.second.serving, job); });
     });
-    for (std::uint64_t job_id : expired) {
+    // Local workers that die before they join fail the waiting jobs at once, saying why.
+    std::vector<std::uint64_t> failing = expired;
+    if (c_.local.fail_waiting_jobs()) {
+        for (const auto& [job_id, job] : c_.jobs.all())
+            if (job.worker.waiting &&
+                std::find(expired.begin(), expired.end(), job_id) == expired.end())
+                failing.push_back(job_id);
+    }
+    const std::string why_none = c_.local.why_none(now);
+    for (std::uint64_t job_id : failing) {
         BrokerJob& job = c_.jobs.all().at(job_id);
         Failure failure;
         failure.kind = FailureKind::no_worker;
-        failure.message = "job '" + job.name + "': no connected worker serves it (" +
-                          job.signature + ") after waiting " + format_ms(job.worker.wait) +
-                          "; the broker listens on " + c_.listening();
+        failure.message =
+            "job '" + job.name + "': no connected worker serves it (" + job.signature + ")" +
+            (now >= job.worker.deadline ? " after waiting " + format_ms(job.worker.wait)
+                                        : std::string(", and the local workers cannot start")) +
+            "; the broker listens on " + c_.listening();
         if (!c_.local.early_exits().empty())
             failure.message += "; " + c_.local.early_exits();
-        if (!c_.local.restarts_stopped().empty())
-            failure.message += "; " + c_.local.restarts_stopped();
+        if (!why_none.empty() && why_none != c_.local.early_exits())
+            failure.message += "; " + why_none;
         c_.fail_job(job, 0, failure);
     }
 }

@@ -1,8 +1,8 @@
 #pragma once
 // Local workers: the worker processes a Cluster's broker starts itself, watched through their
-// pidfds and replaced when they die: at once the first few times in a row, then after a
-// backoff that doubles, and not at all after max_restarts_in_a_row deaths in a row (a worker
-// that cannot live must not turn the host into a fork loop). RespawnSchedule decides when.
+// pidfds and replaced when they die, for as long as the host lives: RespawnBackoff decides
+// when, so that deaths in a row slow the replacements down instead of stopping them. A local
+// worker that ran the host's main() (no dtask::init) ends the replacements: each would too.
 
 #include <array>
 #include <chrono>
@@ -17,42 +17,14 @@
 #include <sys/epoll.h>
 
 #include "broker/batches.hpp"
+#include "broker/respawn_backoff.hpp"
 #include "process.hpp"
 
 namespace dtask::detail {
 
-/// Local worker deaths in a row after which the cluster stops replacing them.
-constexpr unsigned max_restarts_in_a_row = 20;
-
-/// A death this long after the one before starts a new row; a worker that served this long
-/// died of something else than a crash loop.
-constexpr auto new_row_after = std::chrono::seconds(30);
-
-/// When to replace a local worker that died: the first 3 deaths in a row at once, then after
-/// 100 ms, doubling with each death up to 2 s; after max_restarts_in_a_row, never.
-class RespawnSchedule {
-public:
-    using Clock = std::chrono::steady_clock;
-
-    struct Decision {
-        bool respawn = false;     // start a replacement...
-        Clock::duration delay{};  // ...this long after the death
-        bool stopped = false;     // this death is the one that stops the replacements
-    };
-
-    /// A local worker died at `now`.
-    Decision on_death(Clock::time_point now);
-    /// A local worker that joined at `joined` dies at `now` (before on_death).
-    void on_death_of_joined(Clock::time_point joined, Clock::time_point now) {
-        if (now - joined > new_row_after)
-            deaths_in_a_row_ = 0;
-    }
-    unsigned deaths_in_a_row() const noexcept { return deaths_in_a_row_; }
-
-private:
-    Clock::time_point last_death_;
-    unsigned deaths_in_a_row_ = 0;
-};
+/// Environment variable that caps the respawn backoff, in milliseconds: a testing knob, so
+/// that a test of many deaths does not wait minutes.
+inline constexpr const char* respawn_max_delay_variable = "DTASK_TEST_RESPAWN_MAX_DELAY_MS";
 
 class LocalWorkers {
 public:
@@ -80,6 +52,8 @@ public:
         pid_t pid = -1;
         std::string how;  // "exited with status 3", ...
         bool had_joined = false;
+        Clock::duration lived{};    // from its start to its death
+        bool without_init = false;  // it ran the host's main(): dtask::init was not called
     };
     /// Reaps the local workers that exited, calls `on_exit(exit)` for each and schedules its
     /// replacement.
@@ -92,7 +66,7 @@ public:
             if (!exit)
                 continue;
             on_exit(*exit);
-            schedule_respawn();
+            schedule_respawn(*exit);
         }
     }
     /// A local worker ended before it joined: says why, for the failures of jobs waiting.
@@ -102,6 +76,12 @@ public:
     Clock::time_point wake_at(Clock::time_point otherwise) const {
         return respawns_.empty() ? otherwise : std::min(otherwise, respawns_.front());
     }
+    /// Why no local worker may serve soon ("local workers keep dying at start: ..."), for the
+    /// jobs that wait for a worker; empty while replacements are not held back.
+    std::string why_none(Clock::time_point now) const;
+    /// Whether jobs waiting for a worker should fail at once instead of after their wait:
+    /// local workers die before they join (a fork loop), or run main() without dtask::init.
+    bool fail_waiting_jobs() const noexcept { return without_init_ || backoff_.fork_loop(); }
     /// Starts the replacements due at `now`.
     void respawn_due(Clock::time_point now);
 
@@ -109,11 +89,10 @@ public:
     void stop(std::chrono::milliseconds grace);
 
     const std::string& early_exits() const noexcept { return early_exits_; }
-    const std::string& restarts_stopped() const noexcept { return restarts_stopped_; }
 
 private:
     std::optional<Exit> reap(int pidfd);
-    void schedule_respawn();
+    void schedule_respawn(const Exit& exit);
 
     const std::vector<std::string>& endpoints_;
     unsigned credits_;
@@ -121,11 +100,12 @@ private:
     std::vector<pid_t>& published_;
     std::vector<ChildProcess> children_;
     int exits_fd_ = -1;
+    std::unordered_map<std::int64_t, Clock::time_point> started_at_;
     std::unordered_map<std::int64_t, Clock::time_point> joined_pids_;  // joined at
     std::deque<Clock::time_point> respawns_;  // when to start a replacement, in order
-    RespawnSchedule schedule_;
-    std::string early_exits_;       // why the last local worker that never joined ended
-    std::string restarts_stopped_;  // why no local worker is started any more
+    RespawnBackoff backoff_;
+    std::string early_exits_;    // why the last local worker that never joined ended
+    bool without_init_ = false;  // a local worker ran main(): start no more
 };
 
 }  // namespace dtask::detail

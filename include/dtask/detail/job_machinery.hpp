@@ -2,19 +2,28 @@
 /// \file The machinery behind dtask::Job<T>: the compile-time checks of a definition, the
 /// typed job model that serializes subtasks and runs map, and the state of one run of a job.
 
+#include <array>
 #include <concepts>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <iterator>
+#include <list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <ranges>
+#include <set>
 #include <span>
 #include <string>
 #include <tuple>
 #include <type_traits>
 #include <typeinfo>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
+#include <variant>
+#include <vector>
 
 #include <cereal/details/traits.hpp>
 
@@ -38,10 +47,65 @@ struct NoShared {
 
 namespace dtask::detail {
 
+/// Whether cereal has a rule for T itself; for a standard container, true whatever its
+/// elements (its rule is a template that fails deep inside cereal when instantiated).
 template <class T>
-inline constexpr bool is_serializable_v =
+inline constexpr bool has_cereal_rule_v =
     cereal::traits::is_output_serializable<T, StringOutputArchive>::value&&
         cereal::traits::is_input_serializable<T, BoundedInputArchive>::value;
+
+/// Whether T is an instance of the standard template `Template` (of type parameters only).
+template <class T, template <class...> class Template>
+inline constexpr bool is_instance_of_v = false;
+template <template <class...> class Template, class... Args>
+inline constexpr bool is_instance_of_v<Template<Args...>, Template> = true;
+
+template <class T>
+constexpr bool serializable_through();
+
+/// Whether every type argument of `Template<Args...>` is serializable, elements included.
+template <template <class...> class Template, class... Args>
+constexpr bool arguments_serializable(Template<Args...>*) {
+    return (serializable_through<Args>() && ...);
+}
+
+template <class T>
+inline constexpr bool is_std_array_v = false;
+template <class T, std::size_t N>
+inline constexpr bool is_std_array_v<std::array<T, N>> = true;
+
+/// Whether T is serializable, and so are the elements of the standard containers, pairs,
+/// tuples, optionals, variants and smart pointers it is made of: so that one static_assert
+/// names the problem instead of cereal's errors from deep inside a container's rule.
+template <class T>
+constexpr bool serializable_through() {
+    using U = std::remove_cv_t<T>;
+    if constexpr (is_instance_of_v<U, std::pair> || is_instance_of_v<U, std::tuple> ||
+                  is_instance_of_v<U, std::variant>) {
+        // Their parts decide (a map's elements are pairs with a const key).
+        return arguments_serializable(static_cast<U*>(nullptr));
+    } else if constexpr (!has_cereal_rule_v<U>) {
+        return false;
+    } else if constexpr (is_instance_of_v<U, std::vector> || is_instance_of_v<U, std::deque> ||
+                         is_instance_of_v<U, std::list> || is_instance_of_v<U, std::set> ||
+                         is_instance_of_v<U, std::multiset> ||
+                         is_instance_of_v<U, std::unordered_set> ||
+                         is_instance_of_v<U, std::unordered_multiset> ||
+                         is_instance_of_v<U, std::map> || is_instance_of_v<U, std::multimap> ||
+                         is_instance_of_v<U, std::unordered_map> ||
+                         is_instance_of_v<U, std::unordered_multimap> ||
+                         is_instance_of_v<U, std::optional> || is_std_array_v<U>) {
+        return serializable_through<typename U::value_type>();
+    } else if constexpr (is_instance_of_v<U, std::unique_ptr> ||
+                         is_instance_of_v<U, std::shared_ptr>) {
+        return serializable_through<typename U::element_type>();
+    } else {
+        return true;
+    }
+}
+
+template <class T>
+inline constexpr bool is_serializable_v = serializable_through<T>();
 
 /// A job's model with its result type known: it can start runs that produce a T.
 template <class T>
@@ -294,10 +358,6 @@ constexpr bool check_job_definition() {
                   "default-constructed value, so they must be default-constructible");
     constexpr bool input_moves = std::is_move_constructible_v<Input>;
     static_assert(input_moves, "dtask::Job: the input type must be movable");
-    static_assert(is_serializable_v<Input>,
-                  "dtask::Job: the input type (split's first parameter) must be serializable "
-                  "with cereal: give it a `template <class Archive> void serialize(Archive& a)` "
-                  "member");
     static_assert(is_serializable_v<Subtask>,
                   "dtask::Job: the subtask type (map's first parameter) must be serializable "
                   "with cereal: give it a `template <class Archive> void serialize(Archive& a)` "
@@ -310,13 +370,12 @@ constexpr bool check_job_definition() {
                   "dtask::Job: the job-wide data type (map's second parameter) must be "
                   "serializable with cereal: give it a `template <class Archive> void "
                   "serialize(Archive& a)` member");
-    static_assert(is_serializable_v<T>,
-                  "dtask::Job<T>: the result type T must be serializable with cereal: give it a "
-                  "`template <class Archive> void serialize(Archive& a)` member");
+    // The input and the result never leave the host (split and reduce run there): they need
+    // no serialization.
     return map_captures_nothing && map_takes_one_or_two && map_returns && split_takes_two &&
            split_takes_hint && split_gives_subtasks && reduce_folds && result_starts_empty &&
-           values_decode && input_moves && is_serializable_v<Input> && is_serializable_v<Subtask> &&
-           is_serializable_v<Partial> && is_serializable_v<Shared> && is_serializable_v<T>;
+           values_decode && input_moves && is_serializable_v<Subtask> &&
+           is_serializable_v<Partial> && is_serializable_v<Shared>;
 }
 
 }  // namespace dtask::detail

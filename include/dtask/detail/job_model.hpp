@@ -36,8 +36,19 @@ private:
     std::string signature_;
 };
 
-/// Every job defined in this binary, by name. Jobs register themselves when constructed.
+/// Every job defined in this binary, by name. Jobs register themselves when constructed;
+/// throws JobDefinitionError once dtask::init() has run (close_registry): a job constructed
+/// later, in main() or a function, is unknown to worker processes, which never run main().
 void register_job(const JobModel* job);
+/// Called by dtask::init(): jobs constructed from now on are refused.
+void close_registry() noexcept;
+/// For tests of the registry itself: while one lives, jobs may be constructed after init.
+struct LateJobsAllowed {
+    LateJobsAllowed() noexcept;
+    ~LateJobsAllowed();
+    LateJobsAllowed(const LateJobsAllowed&) = delete;
+    LateJobsAllowed& operator=(const LateJobsAllowed&) = delete;
+};
 void unregister_job(const JobModel* job) noexcept;
 const JobModel* find_job(std::string_view name);
 /// (name, signature) of every registered job.
