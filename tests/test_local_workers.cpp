@@ -14,17 +14,36 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-/// The delays before each replacement, for `deaths` deaths 1 s apart of workers that lived
-/// `lived` and had joined or not.
+using Decision = RespawnBackoff::Decision;
+
+/// The decisions for `count` deaths `apart` from each other, of workers that lived `lived`
+/// and had joined or not.
+std::vector<Decision> deaths(RespawnBackoff& backoff, Clock::time_point& at, unsigned count,
+                             bool joined = true, Clock::duration lived = 1s,
+                             Clock::duration apart = 1s) {
+    std::vector<Decision> out;
+    for (unsigned i = 0; i < count; ++i) {
+        at += apart;
+        out.push_back(backoff.on_death(at, lived, joined));
+    }
+    return out;
+}
+
+/// The delays before each replacement, for `count` deaths 1 s apart.
 std::vector<std::chrono::milliseconds> delays(RespawnBackoff& backoff, Clock::time_point& at,
-                                              unsigned deaths, bool joined = true,
+                                              unsigned count, bool joined = true,
                                               Clock::duration lived = 1s) {
     std::vector<std::chrono::milliseconds> out;
-    for (unsigned i = 0; i < deaths; ++i) {
-        at += 1s;
-        out.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(
-            backoff.on_death(at, lived, joined).delay));
-    }
+    for (const Decision& decision : deaths(backoff, at, count, joined, lived))
+        out.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(decision.delay));
+    return out;
+}
+
+/// One flag of each decision.
+std::vector<bool> flags(const std::vector<Decision>& decisions, bool Decision::*flag) {
+    std::vector<bool> out;
+    for (const Decision& decision : decisions)
+        out.push_back(decision.*flag);
     return out;
 }
 
@@ -55,11 +74,7 @@ TEST_CASE("LocalWorkers.restarts_never_stop_however_many_deaths" * doctest::time
 TEST_CASE("LocalWorkers.the_pause_is_announced_once_per_row" * doctest::timeout(30)) {
     RespawnBackoff backoff;
     Clock::time_point at = Clock::time_point{} + 1h;
-    std::vector<bool> announced;
-    for (int i = 0; i < 8; ++i) {
-        at += 1s;
-        announced.push_back(backoff.on_death(at, 1s, true).pause_begins);
-    }
+    const auto announced = flags(deaths(backoff, at, 8), &Decision::pause_begins);
     CHECK(announced == std::vector<bool>{false, false, false, true, false, false, false, false});
     CHECK(backoff.paused());
     // A worker that lived 10 s ends the row: at once again, and a new pause is announced.
@@ -87,11 +102,8 @@ TEST_CASE("LocalWorkers.a_worker_that_lived_long_enough_ends_the_row" * doctest:
 TEST_CASE("LocalWorkers.deaths_before_joining_in_a_row_are_a_fork_loop" * doctest::timeout(30)) {
     RespawnBackoff backoff;
     Clock::time_point at = Clock::time_point{} + 1h;
-    std::vector<bool> begins;
-    for (int i = 0; i < 7; ++i) {
-        at += 10ms;
-        begins.push_back(backoff.on_death(at, 5ms, false).fork_loop_begins);
-    }
+    const auto begins =
+        flags(deaths(backoff, at, 7, false, 5ms, 10ms), &Decision::fork_loop_begins);
     // The 5th death before joining makes it a fork loop, said once; restarts go on, slowly.
     CHECK(begins == std::vector<bool>{false, false, false, false, true, false, false});
     CHECK(backoff.fork_loop());
