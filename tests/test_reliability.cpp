@@ -318,6 +318,11 @@ TEST_CASE("Reliability.local_workers_that_die_at_start_fail_jobs_at_once_and_are
     CHECK(waited < 10s);
     CHECK_MESSAGE(contains(what, "local workers keep dying at start: "), what);
     CHECK_MESSAGE(contains(what, " before they joined; "), what);
+    // Said once: by a notice to the waiting job, or by the failure, not both.
+    std::size_t said = 0;
+    for (auto at = what.find("at start"); at != std::string::npos; at = what.find("at start", at + 1))
+        ++said;
+    CHECK_MESSAGE(said == 1, what);
     CHECK_MESSAGE(contains(what,
                            "exited with status 7 before it joined (does main() call "
                            "dtask::init(argc, argv) first?)"),

@@ -306,6 +306,8 @@ void BrokerLoop::on_children_exits() {
             context_.local.exited_early(exit);
         }
     });
+    if (const std::string why = context_.local.take_announcement(); !why.empty())
+        client_events_.tell_waiting_jobs(why);
 }
 
 void BrokerLoop::shut_down() {

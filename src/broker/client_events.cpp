@@ -138,9 +138,20 @@ void ClientEvents::check_worker_waits(Clock::time_point now) {
             "; the broker listens on " + c_.listening();
         if (!c_.local.early_exits().empty())
             failure.message += "; " + c_.local.early_exits();
-        if (!why_none.empty() && why_none != c_.local.early_exits())
-            failure.message += "; " + why_none;
+        if (!why_none.empty() && why_none != c_.local.early_exits() && !job.worker.told_why)
+            failure.message += "; " + why_none;  // else the client adds the notice
         c_.fail_job(job, 0, failure);
+    }
+}
+
+void ClientEvents::tell_waiting_jobs(const std::string& why) {
+    for (auto& entry : c_.jobs.all()) {
+        BrokerJob& job = entry.second;
+        if (!job.worker.waiting)
+            continue;
+        std::array frames{header(Command::notice, {job.client_job}), text_frame(why)};
+        c_.post(job.client, frames);
+        job.worker.told_why = true;
     }
 }
 

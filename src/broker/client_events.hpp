@@ -21,8 +21,11 @@ public:
     void hello(const std::string& id, const protocol::Hello& hello);
     void on_message(ClientPeer& client, protocol::Inbound& message);
     void lost(std::string id, const std::string& how);
-    /// Fails the jobs that no connected worker has served for their worker_wait.
+    /// Fails the jobs that no connected worker has served for their worker_wait, or at once
+    /// while local workers cannot start.
     void check_worker_waits(Clock::time_point now);
+    /// Tells the jobs waiting for a worker why none comes (a notice), once per reason.
+    void tell_waiting_jobs(const std::string& why);
 
 private:
     std::uint64_t job_id_of(const ClientPeer& client, std::uint64_t client_job) const;

@@ -45,6 +45,7 @@ struct WorkerWait {
     std::chrono::milliseconds wait{0};
     bool waiting = true;
     Clock::time_point deadline;
+    bool told_why = false;  // a notice said why no local worker serves
 };
 
 struct BrokerJob {

@@ -135,8 +135,10 @@ void LocalWorkers::schedule_respawn(const Exit& exit) {
     const RespawnBackoff::Decision decision = backoff_.on_death(now, exit.lived, exit.had_joined);
     const auto at = now + decision.delay;
     respawns_.insert(std::upper_bound(respawns_.begin(), respawns_.end(), at), at);
-    if (decision.pause_begins || decision.fork_loop_begins)
-        log_warning("broker", why_none(now));
+    if (decision.pause_begins || decision.fork_loop_begins) {
+        announcement_ = why_none(now);
+        log_warning("broker", announcement_);
+    }
 }
 
 std::string LocalWorkers::why_none(Clock::time_point now) const {

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <sys/epoll.h>
@@ -89,6 +90,9 @@ public:
     void stop(std::chrono::milliseconds grace);
 
     const std::string& early_exits() const noexcept { return early_exits_; }
+    /// Why replacements started to wait, once per row (and once more when it turns into a
+    /// fork loop), for the jobs waiting for a worker; empty if nothing new.
+    std::string take_announcement() { return std::exchange(announcement_, {}); }
 
 private:
     std::optional<Exit> reap(int pidfd);
@@ -106,6 +110,7 @@ private:
     RespawnBackoff backoff_;
     std::string early_exits_;    // why the last local worker that never joined ended
     bool without_init_ = false;  // a local worker ran main(): start no more
+    std::string announcement_;   // for take_announcement
 };
 
 }  // namespace dtask::detail
