@@ -218,7 +218,10 @@ void ClientLoop::pump(std::uint64_t id, ActiveJob& job) {
         const std::size_t room = job.window.room(workers);
         const std::size_t want = std::min(room, job.sizer.next(remaining, workers));
         if (!inline_) {
-            split_elsewhere(id, job, want, room);
+            // Results not yet handed to the strand fold first: the subtasks split off and not
+            // folded stay within the window also as user code sees them.
+            if (job.to_fold.empty())
+                split_elsewhere(id, job, want, room);
             return;
         }
         // Kept from batch to batch: a small batch is copied into its message, and the
@@ -368,13 +371,13 @@ void ClientLoop::on_result(Inbound& message) {
         return;
     }
     if (!inline_) {
-        // Folded on the job's strand, with what else comes in this burst.
-        if (!job.to_fold.empty() && !job.folding && !job.fold_listed) {
+        // Folded on the job's strand with what else comes in this burst, and before the
+        // split that the room it frees allows.
+        if (!job.fold_listed) {
             job.fold_listed = true;
             fold_list_.push_back(id);
         }
         hold(job);
-        pump(id, job);
         return;
     }
     std::uint64_t folded = 0;
@@ -400,15 +403,19 @@ void ClientLoop::hold(ActiveJob& job) {
     job.window.set_held(job.order.parked_bytes() + job.to_fold_bytes + job.folding_bytes);
 }
 
-/// Hands the results of this burst to their jobs' strands, one fold request per job.
+/// Hands the results of this burst to their jobs' strands, one fold request per job, then
+/// splits what the window allows, on the same strand after the folds.
 void ClientLoop::post_folds() {
     for (std::uint64_t id : fold_list_) {
         auto it = jobs_.find(id);
         if (it == jobs_.end())
             continue;
-        it->second.fold_listed = false;
-        if (!it->second.folding)
-            fold_elsewhere(id, it->second);
+        ActiveJob& job = it->second;
+        job.fold_listed = false;
+        if (!job.folding)
+            fold_elsewhere(id, job);
+        hold(job);
+        pump(id, job);
     }
     fold_list_.clear();
 }

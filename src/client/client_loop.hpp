@@ -87,7 +87,7 @@ private:
     std::unordered_set<std::uint64_t>
         unpumped_;  // jobs that ran out of time slice, not split window
     std::unordered_map<std::uint64_t, ActiveJob> jobs_;
-    std::vector<std::uint64_t> fold_list_;  // jobs with results to fold after this burst
+    std::vector<std::uint64_t> fold_list_;  // jobs with results in this burst
     std::uint64_t next_job_id_ = 1;
     bool stopped_ = false;
     // drive(): split and reduce run here, in time slices. run(): on the jobs' strands, and
