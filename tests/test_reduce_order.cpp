@@ -1,6 +1,7 @@
 // Reduce order (src/client/reduce_order.hpp), tested directly on the FoldOrder the client
 // loop runs: results fold in index order whatever order their runs come back in, each index
-// folds once, and a parked run cut short is replaced by a longer copy.
+// folds once, a parked run cut short is replaced by a longer copy, and the bytes parked and
+// handed out are counted for the partials' bound.
 
 #include <cstdint>
 #include <memory>
@@ -26,7 +27,8 @@ struct ResultRun {
         std::vector<std::string> partials;
         for (std::uint64_t index = first; index < first + count; ++index)
             partials.push_back(tag + std::to_string(index));
-        frames.push_back(test_support::batch_frame(Command::result, 1, {first, count, 0}, partials));
+        frames.push_back(
+            test_support::batch_frame(Command::result, 1, {first, count, 0}, partials));
         message = parse(frames, 0);
     }
 
@@ -43,13 +45,31 @@ struct Folds {
     std::vector<std::string> seen;
 };
 
+/// Folds what the order handed out, as a strand does.
+void fold_all(std::vector<FoldRun>& out, Folds& folds) {
+    for (const FoldRun& run : out)
+        FoldOrder::fold(run, folds);
+    out.clear();
+}
+
 /// What the client loop does with a result in subtask order: returns the fresh count.
 std::uint64_t take_in_order(FoldOrder& order, ResultRun& run, Folds& folds) {
     const std::uint64_t first = run.message.fields[1];
     const std::uint64_t count = run.message.fields[2];
     const std::uint64_t fresh = order.arrive(first, count);
+    std::vector<FoldRun> out;
     if (fresh != 0)
-        order.fold_in_order(first, count, run.message.batch, *run.message.frame, folds);
+        order.take_in_order(first, count, *run.message.frame, out);
+    fold_all(out, folds);
+    return fresh;
+}
+
+/// The same in arrival order.
+std::uint64_t take_arrived(FoldOrder& order, ResultRun& run, Folds& folds) {
+    std::vector<FoldRun> out;
+    const std::uint64_t fresh =
+        order.take_arrived(run.message.fields[1], run.message.fields[2], *run.message.frame, out);
+    fold_all(out, folds);
     return fresh;
 }
 
@@ -88,9 +108,9 @@ TEST_CASE("ReduceOrder.duplicates_fold_once" * doctest::timeout(30)) {
         FoldOrder order(dtask::ReduceOrder::arrival_order);
         Folds folds;
         ResultRun late(3, 2, "a"), again(3, 2, "b"), early(0, 4, "c");
-        CHECK(order.fold_arrived(3, 2, late.message.batch, folds) == 2);
-        CHECK(order.fold_arrived(3, 2, again.message.batch, folds) == 0);
-        CHECK(order.fold_arrived(0, 4, early.message.batch, folds) == 3);
+        CHECK(take_arrived(order, late, folds) == 2);
+        CHECK(take_arrived(order, again, folds) == 0);
+        CHECK(take_arrived(order, early, folds) == 3);
         CHECK(folds.seen == std::vector<std::string>{"3:a3", "4:a4", "0:c0", "1:c1", "2:c2"});
         CHECK(order.parked() == 0);
     }
@@ -119,4 +139,47 @@ TEST_CASE("ReduceOrder.cut_short_parked_run_is_replaced_by_a_longer_copy" * doct
     CHECK(folds.seen.back() == "7:e7");
     CHECK(folds.seen.size() == 8);
     CHECK(order.next_to_fold() == 8);
+}
+
+TEST_CASE("ReduceOrder.parked_bytes_are_counted_until_handed_out" * doctest::timeout(30)) {
+    FoldOrder order(dtask::ReduceOrder::subtask_order);
+    ResultRun early(0, 1, "a"), late(1, 2, "b"), later(3, 1, "c"), longer_late(1, 2, "bb");
+    const std::size_t late_bytes = late.message.frame->size();
+    const std::size_t later_bytes = later.message.frame->size();
+    std::vector<FoldRun> out;
+    REQUIRE(order.arrive(1, 2) == 2);
+    order.take_in_order(1, 2, *late.message.frame, out);
+    REQUIRE(order.arrive(3, 1) == 1);
+    order.take_in_order(3, 1, *later.message.frame, out);
+    CHECK(out.empty());
+    CHECK(order.parked_bytes() == late_bytes + later_bytes);
+
+    REQUIRE(order.arrive(0, 1) == 1);
+    order.take_in_order(0, 1, *early.message.frame, out);
+    CHECK(order.parked_bytes() == 0);
+    // Each frame is handed out once, with its own bytes, in index order.
+    REQUIRE(out.size() == 3);
+    CHECK(out[0].from == 0);
+    CHECK(out[1].from == 1);
+    CHECK(out[1].to == 3);
+    CHECK(out[1].bytes == late_bytes);
+    CHECK(out[2].bytes == later_bytes);
+    Folds folds;
+    fold_all(out, folds);
+    CHECK(folds.seen == std::vector<std::string>{"0:a0", "1:b1", "2:b2", "3:c3"});
+}
+
+TEST_CASE("ReduceOrder.arrival_gaps_share_one_frame_counted_once" * doctest::timeout(30)) {
+    FoldOrder order(dtask::ReduceOrder::arrival_order);
+    ResultRun middle(2, 1, "a"), whole(0, 5, "b");
+    Folds folds;
+    CHECK(take_arrived(order, middle, folds) == 1);
+    const std::size_t whole_bytes = whole.message.frame->size();
+    std::vector<FoldRun> out;
+    // 2 came back already: [0, 2) and [3, 5) are new, two runs of the same frame.
+    CHECK(order.take_arrived(0, 5, *whole.message.frame, out) == 4);
+    REQUIRE(out.size() == 2);
+    CHECK(out[0].bytes + out[1].bytes == whole_bytes);
+    fold_all(out, folds);
+    CHECK(folds.seen == std::vector<std::string>{"2:a2", "0:b0", "1:b1", "3:b3", "4:b4"});
 }

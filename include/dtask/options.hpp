@@ -42,6 +42,11 @@ struct RunOptions {
     /// The same bound in bytes of subtask payloads in flight (at least one subtask is always
     /// sent). 0: the default (32 MiB).
     std::size_t window_bytes = 0;
+    /// The bound in bytes of partial results in the host: those waiting to be folded (behind
+    /// a slow subtask in subtask order, or behind a slow reduce) and those the subtasks out
+    /// will bring back, foretold from the largest so far. No more subtasks are split off while
+    /// it is reached (at least one is always out). 0: the default (256 MiB).
+    std::size_t reduce_bytes = 0;
     /// Subtasks per message (docs/performance.md). 0: automatic, sized from the measured
     /// cost of map and of a message, so that a batch runs for a few milliseconds (2 to 20)
     /// and the tail of the job is cut into small batches. 1 turns batching off; n > 1 sends n at a

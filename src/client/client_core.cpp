@@ -4,13 +4,17 @@
 
 #include "client/client_loop.hpp"
 #include "client/mailbox.hpp"
+#include "client/user_code.hpp"
 #include "log.hpp"
 #include "thread_name.hpp"
 
 namespace dtask::detail {
 
 ClientCore::ClientCore(zmq::context_t& context, ClientCoreOptions options)
-    : options_(std::move(options)), context_(context), mailbox_(std::make_shared<Mailbox>()) {
+    : options_(std::move(options)),
+      context_(context),
+      mailbox_(std::make_shared<Mailbox>()),
+      user_code_(std::make_unique<UserCode>(mailbox_)) {
     // Connect here, so that a bad endpoint is an error of the constructor; from then on
     // only the I/O thread uses the socket.
     try {
@@ -34,6 +38,8 @@ ClientCore::ClientCore(zmq::context_t& context, ClientCoreOptions options)
 ClientCore::~ClientCore() {
     stop("the cluster or client was destroyed while it ran");
     loop_.reset();
+    // After the I/O thread: a split or reduce still under way is waited for here.
+    user_code_.reset();
 }
 
 bool ClientCore::wait_for_workers(std::size_t count, std::chrono::milliseconds timeout) const {

@@ -1,7 +1,8 @@
 #pragma once
 // The client, shared by Cluster and Client: a thin facade over an I/O thread that runs a
 // client loop (client_loop.hpp), the mailbox that user threads hand it jobs through
-// (mailbox.hpp), and the spare loops that Cluster::run drives on the caller's thread.
+// (mailbox.hpp), the strands its jobs' split and reduce run on (user_code.hpp), and the spare
+// loops that Cluster::run drives on the caller's thread.
 
 #include <atomic>
 #include <chrono>
@@ -25,6 +26,7 @@ namespace dtask::detail {
 
 class ClientLoop;
 struct Mailbox;
+class UserCode;
 
 struct ClientCoreOptions {
     std::string endpoint;
@@ -72,6 +74,7 @@ private:
     ClientCoreOptions options_;
     zmq::context_t& context_;
     std::shared_ptr<Mailbox> mailbox_;
+    std::unique_ptr<UserCode> user_code_;  // the I/O thread's jobs' split and reduce
     std::unique_ptr<ClientLoop> loop_;
     std::vector<std::unique_ptr<ClientLoop>>
         spare_loops_;  // run_here's, idle; under mailbox_->mutex

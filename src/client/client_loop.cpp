@@ -7,6 +7,7 @@
 #include <dtask/error.hpp>
 
 #include "client/mailbox.hpp"
+#include "client/user_code.hpp"
 #include "log.hpp"
 #include "wire/batch.hpp"
 #include "wire/deadline.hpp"
@@ -22,6 +23,10 @@ namespace {
 /// heartbeats and other jobs are not starved by one busy job.
 constexpr auto time_slice = std::chrono::milliseconds(20);
 
+/// Batches one split request to a strand may make at most: batches of one (batching off, or
+/// a job's first) cost one hand-off per many.
+constexpr std::size_t max_batches_per_request = 64;
+
 std::uint64_t milliseconds_of(std::chrono::milliseconds duration) {
     return static_cast<std::uint64_t>(std::max<std::int64_t>(0, duration.count()));
 }
@@ -32,6 +37,7 @@ ClientLoop::ClientLoop(ClientCore& core)
     : core_(core), connection_(core.context_, core.options_, *this) {}
 
 void ClientLoop::run() {
+    inline_ = false;
     connection_.reset_heartbeat(Clock::now());
     while (!stopped_)
         turn();
@@ -72,7 +78,9 @@ void ClientLoop::turn(bool driving) {
     const Mailbox& mailbox = *core_.mailbox_;
     // Jobs whose split window is still open but whose time slice ran out
     // continue at once; otherwise sleep until the next heartbeat is due.
-    const auto wake_at = std::min(connection_.next_heartbeat(), next_deadline_);
+    auto wake_at = std::min(connection_.next_heartbeat(), next_deadline_);
+    if (!inline_)
+        wake_at = std::min(wake_at, core_.user_code_->stuck_at());
     const auto wait = unpumped_.empty()
                           ? std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now()) +
                                 std::chrono::milliseconds(1)
@@ -81,6 +89,8 @@ void ClientLoop::turn(bool driving) {
     const bool requests = connection_.wait(driving ? mailbox.stop_fd : mailbox.wake_fd, wait);
     clock_.fresh();
     connection_.woke(planned, now());
+    if (!inline_)
+        core_.user_code_->unstick(now());
     slice_end_ = now() + time_slice;
     if (requests) {
         if (driving)
@@ -89,6 +99,7 @@ void ClientLoop::turn(bool driving) {
             take_requests();
     }
     connection_.receive_burst(clock_, slice_end_);
+    post_folds();
     pump_unpumped();
     connection_.heartbeat_if_due(clock_.last());
     fail_overdue();
@@ -143,6 +154,8 @@ void ClientLoop::take_requests() {
             start(std::move(run));
         }
     }
+    for (UserCodeDone& done : requests.done)
+        on_done(done);
     for (auto& weak : requests.cancelled) {
         auto run = weak.lock();
         if (!run)
@@ -171,6 +184,8 @@ void ClientLoop::start(std::shared_ptr<RunState> run) {
         return;  // cancelled before it got here
     const std::uint64_t id = next_job_id_++;
     ActiveJob& job = jobs_.try_emplace(id, run).first->second;
+    if (!inline_)
+        job.strand = std::make_shared<Strand>();
     const RunOptions& options = run->run_options();
     if (options.deadline.count() > 0) {
         job.deadline = deadline_after(Clock::now(), options.deadline);
@@ -187,12 +202,12 @@ void ClientLoop::start(std::shared_ptr<RunState> run) {
     pump(id, job);
 }
 
-/// Splits off and sends batches of subtasks while the split window is open and the time
-/// slice lasts.
+/// Splits off and sends batches of subtasks while the split window is open: here, while the
+/// time slice lasts (drive()), or on the job's strand, one request at a time.
 void ClientLoop::pump(std::uint64_t id, ActiveJob& job) {
     const std::size_t workers = std::max<std::size_t>(core_.workers(), 1);
-    while (!job.exhausted && job.window.open()) {
-        if (now() >= slice_end_) {
+    while (!job.exhausted && !job.splitting && job.window.open(workers)) {
+        if (inline_ && now() >= slice_end_) {
             unpumped_.insert(id);
             return;
         }
@@ -200,51 +215,73 @@ void ClientLoop::pump(std::uint64_t id, ActiveJob& job) {
         const auto remaining = progress.total_known
                                    ? std::optional(progress.total - job.window.emitted())
                                    : std::nullopt;
-        const std::size_t want = std::min(job.window.room(), job.sizer.next(remaining, workers));
+        const std::size_t room = job.window.room(workers);
+        const std::size_t want = std::min(room, job.sizer.next(remaining, workers));
+        if (!inline_) {
+            // Results not yet handed to the strand fold first: the subtasks split off and not
+            // folded stay within the window also as user code sees them.
+            if (job.to_fold.empty())
+                split_elsewhere(id, job, want, room);
+            return;
+        }
         // Kept from batch to batch: a small batch is copied into its message, and the
         // buffer's memory serves the next one.
-        std::string& bytes = batch_buffer_;
-        bytes.assign(task_header_room, '\0');  // send_batch writes the header
-        BatchWriter writer(bytes);
         std::uint64_t count = 0;
+        bool exhausted = false;
         try {
-            while (count < want && bytes.size() < BatchSizer::max_batch_bytes) {
-                // A slow split must not hold up the loop: a batch closes early when
-                // the time slice is over.
-                if (count % 16 == 15 && clock_.fresh() >= slice_end_)
-                    break;
-                writer.begin();
-                if (!job.run->next_subtask(writer.out())) {
-                    writer.abandon();
-                    job.exhausted = true;
-                    break;
-                }
-                writer.end();
-                ++count;
-            }
+            count = split_batch(*job.run, want, batch_buffer_, exhausted, slice_end_);
         } catch (...) {
             fail(id, std::current_exception());
             return;
         }
-        // A batch of one with batching off is cheap to make: the clock need not be read
-        // for each. A job's first batches are of one too, and each may take long.
-        if (count > 1 || !job.sizer.measured())
-            clock_.fresh();
-        else
-            clock_.next();
-        if (count > 0) {
-            const std::uint64_t first = job.window.on_sent(count, bytes.size(), now());
-            job.run->count_emitted(count);
-            connection_.send_batch(id, first, count, bytes);
-        }
-        if (job.exhausted) {
-            job.run->declare_total(job.window.emitted());
-            // The job's tail begins: from now on the broker may send backup copies.
-            connection_.send_about(Command::split_done, id);
-        }
+        send_split(id, job, count, batch_buffer_);
+        if (exhausted)
+            end_split(id, job);
     }
-    if (job.exhausted && job.window.all_folded())
+    if (job.exhausted && !job.splitting && !job.folding && job.window.all_folded())
         finish(id, job);
+}
+
+/// Asks the job's strand for up to `room` subtasks in batches of `want`, as many batches as
+/// the split window lets out, so that a hand-off carries many batches of one.
+void ClientLoop::split_elsewhere(std::uint64_t id, ActiveJob& job, std::size_t want,
+                                 std::size_t room) {
+    const std::size_t batches =
+        std::min(max_batches_per_request,
+                 SplitWindow::max_batches_out -
+                     std::min(SplitWindow::max_batches_out, job.window.batches_out()));
+    UserCodeWork work;
+    work.run = job.run;
+    work.job = id;
+    work.split.per_batch = want;
+    work.split.subtasks = std::min<std::uint64_t>(room, std::max<std::size_t>(batches, 1) * want);
+    work.split.bytes = job.window.bytes_room();
+    job.splitting = true;
+    core_.user_code_->post(job.strand, std::move(work), now());
+}
+
+/// A batch of `count` subtasks was split off into `bytes`: sends it; after the last one,
+/// tells the broker the job's tail has begun.
+void ClientLoop::send_split(std::uint64_t id, ActiveJob& job, std::uint64_t count,
+                            std::string& bytes) {
+    // A batch of one with batching off is cheap to make: the clock need not be read
+    // for each. A job's first batches are of one too, and each may take long.
+    if (count > 1 || !job.sizer.measured())
+        clock_.fresh();
+    else
+        clock_.next();
+    if (count > 0) {
+        const std::uint64_t first = job.window.on_sent(count, bytes.size(), now());
+        job.run->count_emitted(count);
+        connection_.send_batch(id, first, count, bytes);
+    }
+}
+
+/// Split has no more: the total is known, and from now on the broker may send backup copies.
+void ClientLoop::end_split(std::uint64_t id, ActiveJob& job) {
+    job.exhausted = true;
+    job.run->declare_total(job.window.emitted());
+    connection_.send_about(Command::split_done, id);
 }
 
 void ClientLoop::pump_unpumped() {
@@ -305,26 +342,26 @@ void ClientLoop::on_result(Inbound& message) {
     ActiveJob& job = it->second;
     const std::uint64_t first = message.fields[1];
     const std::uint64_t count = message.fields[2];
-    const auto fold = [&job](std::span<const std::byte> partial, std::uint64_t index) {
-        job.run->fold(partial, index);
-        job.window.on_folded();
-        job.run->count_done();
-    };
     try {
         check_range(job, first, count);
+        const std::size_t taken = job.to_fold.size();
+        const std::size_t bytes = message.frame->size();
         const bool in_order = job.order.in_subtask_order();
-        const std::uint64_t fresh = in_order
-                                        ? job.order.arrive(first, count)
-                                        : job.order.fold_arrived(first, count, message.batch, fold);
+        const std::uint64_t fresh =
+            in_order ? job.order.arrive(first, count)
+                     : job.order.take_arrived(first, count, *message.frame, job.to_fold);
         if (fresh == 0)
             return;  // duplicates only: another copy came back first
+        job.window.on_partials(count, bytes);
         // Bounded so that a worker's absurd report is not read as a negative time.
         const auto map_ns =
             std::min<std::uint64_t>(message.fields[3], std::numeric_limits<std::int64_t>::max());
         settle(job, first, count, fresh,
                std::chrono::nanoseconds(static_cast<std::int64_t>(map_ns)));
         if (in_order)
-            job.order.fold_in_order(first, count, message.batch, *message.frame, fold);
+            job.order.take_in_order(first, count, *message.frame, job.to_fold);
+        for (std::size_t i = taken; i < job.to_fold.size(); ++i)
+            job.to_fold_bytes += job.to_fold[i].bytes;
     } catch (...) {
         fail(id, std::current_exception());
         return;
@@ -332,6 +369,95 @@ void ClientLoop::on_result(Inbound& message) {
     if (job.run->finished()) {  // cancelled from another thread meanwhile
         drop(id, Command::cancel);
         return;
+    }
+    if (!inline_) {
+        // Folded on the job's strand with what else comes in this burst, and before the
+        // split that the room it frees allows.
+        if (!job.fold_listed) {
+            job.fold_listed = true;
+            fold_list_.push_back(id);
+        }
+        hold(job);
+        return;
+    }
+    std::uint64_t folded = 0;
+    try {
+        folded = fold_runs(*job.run, job.to_fold);
+    } catch (...) {
+        fail(id, std::current_exception());
+        return;
+    }
+    job.to_fold.clear();  // its memory serves the next result
+    job.to_fold_bytes = 0;
+    job.window.on_folded(folded);
+    if (job.run->finished()) {  // cancelled from another thread meanwhile
+        drop(id, Command::cancel);
+        return;
+    }
+    hold(job);
+    pump(id, job);
+}
+
+/// The split window hears how many bytes of partials wait to be folded.
+void ClientLoop::hold(ActiveJob& job) {
+    job.window.set_held(job.order.parked_bytes() + job.to_fold_bytes + job.folding_bytes);
+}
+
+/// Hands the results of this burst to their jobs' strands, one fold request per job, then
+/// splits what the window allows, on the same strand after the folds.
+void ClientLoop::post_folds() {
+    for (std::uint64_t id : fold_list_) {
+        auto it = jobs_.find(id);
+        if (it == jobs_.end())
+            continue;
+        ActiveJob& job = it->second;
+        job.fold_listed = false;
+        if (!job.folding)
+            fold_elsewhere(id, job);
+        hold(job);
+        pump(id, job);
+    }
+    fold_list_.clear();
+}
+
+void ClientLoop::fold_elsewhere(std::uint64_t id, ActiveJob& job) {
+    if (job.to_fold.empty())
+        return;
+    UserCodeWork work;
+    work.run = job.run;
+    work.job = id;
+    work.runs = std::move(job.to_fold);
+    job.to_fold.clear();  // moved from: empty, and stays valid
+    job.folding = true;
+    job.folding_bytes = job.to_fold_bytes;
+    job.to_fold_bytes = 0;
+    core_.user_code_->post(job.strand, std::move(work), now());
+}
+
+/// A job's strand did a piece of its split or reduce: the split window hears of it, batches
+/// go out, and the job goes on, ends or fails.
+void ClientLoop::on_done(UserCodeDone& done) {
+    auto it = jobs_.find(done.job);
+    if (it == jobs_.end())
+        return;  // failed or cancelled meanwhile: what it did is of no use
+    const std::uint64_t id = done.job;
+    ActiveJob& job = it->second;
+    if (done.error) {
+        fail(id, done.error);
+        return;
+    }
+    if (done.split) {
+        job.splitting = false;
+        for (SplitBatch& batch : done.batches)
+            send_split(id, job, batch.count, batch.bytes);
+        if (done.exhausted)
+            end_split(id, job);
+    } else {
+        job.folding = false;
+        job.folding_bytes = 0;
+        job.window.on_folded(done.folded);
+        fold_elsewhere(id, job);
+        hold(job);
     }
     pump(id, job);
 }

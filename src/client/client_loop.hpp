@@ -2,7 +2,8 @@
 // The client loop: one connection to the broker and the active jobs on it. It takes the
 // mailbox's requests, splits each job's subtasks as its split window allows, folds results
 // as its reduce order allows, and fails jobs past their deadline. The policies decide; the
-// loop acts, and the connection sends. The I/O thread runs one; Cluster::run drives others.
+// loop acts, and the connection sends. The I/O thread runs one, and hands split and reduce
+// to the jobs' strands (user_code.hpp); Cluster::run drives others, which run them inline.
 
 #include <chrono>
 #include <cstdint>
@@ -58,7 +59,14 @@ private:
     void take_requests();
     void start(std::shared_ptr<RunState> run);
     void pump(std::uint64_t id, ActiveJob& job);
+    void split_elsewhere(std::uint64_t id, ActiveJob& job, std::size_t want, std::size_t room);
+    void send_split(std::uint64_t id, ActiveJob& job, std::uint64_t count, std::string& bytes);
+    void end_split(std::uint64_t id, ActiveJob& job);
     void pump_unpumped();
+    void hold(ActiveJob& job);
+    void post_folds();
+    void fold_elsewhere(std::uint64_t id, ActiveJob& job);
+    void on_done(UserCodeDone& done);
     void finish(std::uint64_t id, ActiveJob& job);
     void fail(std::uint64_t id, std::exception_ptr error);
     /// Forgets a job here and, with `how`, at the broker.
@@ -79,8 +87,12 @@ private:
     std::unordered_set<std::uint64_t>
         unpumped_;  // jobs that ran out of time slice, not split window
     std::unordered_map<std::uint64_t, ActiveJob> jobs_;
+    std::vector<std::uint64_t> fold_list_;  // jobs with results in this burst
     std::uint64_t next_job_id_ = 1;
     bool stopped_ = false;
+    // drive(): split and reduce run here, in time slices. run(): on the jobs' strands, and
+    // this thread runs no user code.
+    bool inline_ = true;
 };
 
 }  // namespace dtask::detail

@@ -31,6 +31,7 @@ Mailbox::Requests Mailbox::take() {
     std::lock_guard lock(mutex);
     requests.incoming.swap(incoming);
     requests.cancelled.swap(cancelled);
+    requests.done.swap(done);
     if (stopping) {
         requests.stopping = true;
         requests.stop_reason = stop_reason;
@@ -55,6 +56,18 @@ void Mailbox::post_cancel(std::weak_ptr<RunState> run) {
         cancelled.push_back(std::move(run));
     }
     wake();
+}
+
+void Mailbox::post_done(UserCodeDone piece) {
+    bool first = false;
+    {
+        std::lock_guard lock(mutex);
+        first = done.empty();
+        done.push_back(std::move(piece));
+    }
+    // take() reads the eventfd before it takes the list: one wake serves all until then.
+    if (first)
+        wake();
 }
 
 std::string Mailbox::reason_to_stop() {

@@ -1,7 +1,8 @@
 #pragma once
 // The mailbox: user threads hand the I/O thread new runs, cancels and the order to stop here,
-// under a mutex, and wake it with an eventfd; the I/O thread takes all of them at once. It is
-// shared with the jobs' cancel hooks, which may be called after the client is gone.
+// and the strands what their split and reduce did, under a mutex, and wake it with an eventfd;
+// the I/O thread takes all of them at once. It is shared with the jobs' cancel hooks and the
+// strands' threads, which may be called after the client is gone.
 
 #include <condition_variable>
 #include <cstddef>
@@ -11,6 +12,8 @@
 #include <vector>
 
 #include <dtask/detail/run_state.hpp>
+
+#include "client/user_code.hpp"
 
 namespace dtask::detail {
 
@@ -28,6 +31,7 @@ struct Mailbox {
     struct Requests {
         std::vector<std::shared_ptr<RunState>> incoming;
         std::vector<std::weak_ptr<RunState>> cancelled;
+        std::vector<UserCodeDone> done;
         bool stopping = false;
         std::string stop_reason;
     };
@@ -37,6 +41,8 @@ struct Mailbox {
     bool post(std::shared_ptr<RunState>& run);
     /// Asks the I/O thread to forget `run` (a cancel hook).
     void post_cancel(std::weak_ptr<RunState> run);
+    /// Tells the I/O thread what a piece of user code did (a strand's thread).
+    void post_done(UserCodeDone done);
     /// Why the client stops (once it does).
     std::string reason_to_stop();
 
@@ -47,6 +53,7 @@ struct Mailbox {
     std::condition_variable drives_ended;
     std::vector<std::shared_ptr<RunState>> incoming;
     std::vector<std::weak_ptr<RunState>> cancelled;
+    std::vector<UserCodeDone> done;
     bool stopping = false;
     std::string stop_reason;
 };

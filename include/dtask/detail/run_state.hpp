@@ -1,6 +1,7 @@
 #pragma once
-/// \file The state of one submitted job, shared by its JobHandle (any thread) and the
-/// client's I/O thread, which splits, sends, and folds partial results.
+/// \file The state of one submitted job, shared by its JobHandle (any thread), the client's
+/// I/O thread, which sends subtasks and takes results, and the job's strand, which splits and
+/// folds partial results (or, for Cluster::run, the calling thread, which does both).
 
 #include <atomic>
 #include <chrono>
@@ -39,7 +40,7 @@ public:
     const RunOptions& run_options() const noexcept { return run_options_; }
     const JobOptions& job_options() const noexcept { return job_options_; }
 
-    // ---- called on the client's I/O thread only ----
+    // ---- one thread at a time: the job's strand, or the thread that drives the job ----
     /// Serializes the next piece of split into `out`; false once split has no more.
     virtual bool next_subtask(std::string& out) = 0;
     /// Folds the partial result of one subtask into the accumulator.
