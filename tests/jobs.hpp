@@ -53,7 +53,8 @@ inline constexpr const char* marker = "dtask-plaintext-marker";
 inline const dtask::Job<std::string> marked{
     "tests.marked",
     [](const std::uint64_t& n, dtask::SplitHint) {
-        return dtask::pieces(n, [](std::uint64_t i) { return std::string(marker) + "-" + std::to_string(i); });
+        return dtask::pieces(
+            n, [](std::uint64_t i) { return std::string(marker) + "-" + std::to_string(i); });
     },
     [](const std::string& piece) { return piece + ";"; },
     [](std::string all, std::string part) { return all + part; }};
@@ -351,6 +352,70 @@ inline const dtask::Job<Tally> troubled{
         tally.troubled_by_first_attempt = tally.troubled_by_first_attempt || part.first_attempt;
         return tally;
     }};
+
+/// `count` subtasks of `chunk_bytes` bytes each, as word_count's chunks of a big file are,
+/// whose partial results bring `partial_bytes` bytes back: big messages for the slow-link
+/// tests. The result adds up every byte, so a chunk lost or folded twice shows.
+struct Chunks {
+    std::uint64_t count = 0;
+    std::uint64_t chunk_bytes = 0;
+    std::uint64_t partial_bytes = 0;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(count, chunk_bytes, partial_bytes);
+    }
+};
+struct Chunk {
+    std::uint64_t partial_bytes = 0;
+    std::string bytes;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(partial_bytes, bytes);
+    }
+};
+struct ChunkPart {
+    std::uint64_t sum = 0;
+    std::string bytes;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(sum, bytes);
+    }
+};
+struct ChunkTotal {
+    std::uint64_t sum = 0;
+    std::uint64_t count = 0;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(sum, count);
+    }
+};
+inline const dtask::Job<ChunkTotal> chunks{
+    "tests.chunks",
+    [](const Chunks& spec, dtask::SplitHint) {
+        return dtask::pieces(spec.count, [spec](std::uint64_t i) {
+            return Chunk{spec.partial_bytes, std::string(spec.chunk_bytes, char('a' + i % 26))};
+        });
+    },
+    [](const Chunk& chunk) {
+        ChunkPart part{0, std::string(chunk.partial_bytes, 'p')};
+        for (const char c : chunk.bytes)
+            part.sum += static_cast<unsigned char>(c);
+        return part;
+    },
+    [](ChunkTotal total, ChunkPart part) {
+        total.sum += part.sum;
+        for (const char c : part.bytes)
+            total.sum += static_cast<unsigned char>(c);
+        ++total.count;
+        return total;
+    }};
+/// What a chunks job of `spec` adds up to.
+inline std::uint64_t chunks_sum(const Chunks& spec) {
+    std::uint64_t sum = spec.count * spec.partial_bytes * 'p';
+    for (std::uint64_t i = 0; i < spec.count; ++i)
+        sum += spec.chunk_bytes * static_cast<std::uint64_t>('a' + i % 26);
+    return sum;
+}
 
 /// 0 + 1 + ... + (n - 1): the sum a troubled job of n subtasks adds up to.
 inline std::uint64_t sum_below(std::uint64_t n) {

@@ -1,6 +1,7 @@
 #pragma once
 // A second network namespace linked to this one by a veth pair: a "remote machine" on this
-// one, whose link the fault tests and the fault measurements (bench/faults.cpp) can cut.
+// one, whose link the fault tests and the fault measurements (bench/faults.cpp) can cut or
+// slow down.
 
 #include <cstdio>
 #include <cstdlib>
@@ -22,7 +23,8 @@ public:
         name_ = "dtask-test-" + id;
         host_link_ = "dtv" + id + "h";
         host_address_ = subnet + "1";
-        const std::string remote_link = "dtv" + id + "r";
+        remote_link_ = "dtv" + id + "r";
+        const std::string& remote_link = remote_link_;
         for (const std::string& command :
              {"ip netns add " + name_,
               "ip link add " + host_link_ + " type veth peer name " + remote_link,
@@ -40,7 +42,7 @@ public:
         }
     }
     ~RemoteNetwork() {
-        run("ip netns del " + name_);  // takes the veth pair with it
+        run("ip netns del " + name_);  // takes the veth pair with it, and its qdiscs
         run("ip link del " + host_link_);
     }
 
@@ -59,6 +61,13 @@ public:
     /// Takes the link down: packets in either direction are dropped. False if that failed.
     bool cut() const { return run("ip link set " + host_link_ + " down"); }
     bool heal() const { return run("ip link set " + host_link_ + " up"); }
+    /// Shapes the link to `rate` (tc's notation, e.g. "4mbit") in both directions, with a
+    /// token bucket filter on each end. False if that failed (no tc, or not allowed).
+    bool shape(const std::string& rate) const {
+        const std::string tbf = " root tbf rate " + rate + " burst 32kbit latency 400ms";
+        return run("tc qdisc add dev " + host_link_ + tbf) &&
+               run("ip netns exec " + name_ + " tc qdisc add dev " + remote_link_ + tbf);
+    }
 
 private:
     /// Deletes the namespaces (and links) of test processes that died without their
@@ -91,7 +100,7 @@ private:
         return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
     }
 
-    std::string name_, host_link_, host_address_, why_not_;
+    std::string name_, host_link_, remote_link_, host_address_, why_not_;
 };
 
 }  // namespace test_support
