@@ -355,7 +355,8 @@ inline const dtask::Job<Tally> troubled{
 
 /// `count` subtasks of `chunk_bytes` bytes each, as word_count's chunks of a big file are,
 /// whose partial results bring `partial_bytes` bytes back: big messages for the slow-link
-/// tests. The result adds up every byte, so a chunk lost or folded twice shows.
+/// tests. A chunk that arrives cut short fails the job; the sum of the partials' bytes shows
+/// a chunk lost or folded twice.
 struct Chunks {
     std::uint64_t count = 0;
     std::uint64_t chunk_bytes = 0;
@@ -365,55 +366,30 @@ struct Chunks {
         archive(count, chunk_bytes, partial_bytes);
     }
 };
-struct Chunk {
-    std::uint64_t partial_bytes = 0;
-    std::string bytes;
-    template <class Archive>
-    void serialize(Archive& archive) {
-        archive(partial_bytes, bytes);
-    }
-};
-struct ChunkPart {
-    std::uint64_t sum = 0;
-    std::string bytes;
-    template <class Archive>
-    void serialize(Archive& archive) {
-        archive(sum, bytes);
-    }
-};
-struct ChunkTotal {
-    std::uint64_t sum = 0;
-    std::uint64_t count = 0;
-    template <class Archive>
-    void serialize(Archive& archive) {
-        archive(sum, count);
-    }
-};
-inline const dtask::Job<ChunkTotal> chunks{
+inline const dtask::Job<Tally> chunks{
     "tests.chunks",
     [](const Chunks& spec, dtask::SplitHint) {
         return dtask::pieces(spec.count, [spec](std::uint64_t i) {
-            return Chunk{spec.partial_bytes, std::string(spec.chunk_bytes, char('a' + i % 26))};
+            return std::string(spec.chunk_bytes, char('a' + i % 26));
         });
     },
-    [](const Chunk& chunk) {
-        ChunkPart part{0, std::string(chunk.partial_bytes, 'p')};
-        for (const char c : chunk.bytes)
-            part.sum += static_cast<unsigned char>(c);
-        return part;
+    [](const std::string& chunk, const Chunks& spec) {
+        if (chunk.empty() || chunk.size() != spec.chunk_bytes ||
+            chunk.find_first_not_of(chunk.front()) != std::string::npos)
+            throw std::runtime_error("a chunk arrived damaged");
+        return std::string(spec.partial_bytes, chunk.front());
     },
-    [](ChunkTotal total, ChunkPart part) {
-        total.sum += part.sum;
-        for (const char c : part.bytes)
-            total.sum += static_cast<unsigned char>(c);
-        ++total.count;
-        return total;
+    [](Tally tally, std::string part) {
+        for (const char c : part)
+            tally.sum += static_cast<unsigned char>(c);
+        ++tally.count;
+        return tally;
     }};
 /// What a chunks job of `spec` adds up to.
 inline std::uint64_t chunks_sum(const Chunks& spec) {
-    std::uint64_t sum = spec.count * spec.partial_bytes * 'p';
+    std::uint64_t sum = 0;
     for (std::uint64_t i = 0; i < spec.count; ++i)
-        sum += spec.chunk_bytes * static_cast<std::uint64_t>('a' + i % 26);
+        sum += spec.partial_bytes * static_cast<std::uint64_t>('a' + i % 26);
     return sum;
 }
 

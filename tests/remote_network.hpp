@@ -10,6 +10,8 @@
 
 #include <unistd.h>
 
+#include "process.hpp"
+
 namespace test_support {
 
 /// Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) and the ip command; otherwise `why_not()` says
@@ -46,7 +48,16 @@ public:
         run("ip link del " + host_link_);
     }
 
-    /// The ip command's path, for starting a process inside the namespace.
+    /// Starts `program` with `args` inside the namespace (see Process; `ip netns exec` execs
+    /// it, so the pid is the program's).
+    Process start(const std::string& program, std::vector<std::string> args,
+                  const std::string& output_file = {},
+                  const std::vector<std::string>& environment = {}) const {
+        args.insert(args.begin(), {"netns", "exec", name_, program});
+        return Process(ip_program(), args, output_file, environment);
+    }
+
+    /// The ip command's path.
     static std::string ip_program() {
         for (const char* path : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) {
             if (access(path, X_OK) == 0)

@@ -81,16 +81,15 @@ TEST_CASE("SlowLinks.worker_receiving_and_sending_big_messages_over_a_slow_link_
         return;
     }
     dtask::Cluster cluster(listening_on(shaped.network, 0));
-    Process remote(RemoteNetwork::ip_program(),
-                   {"netns", "exec", shaped.network.name(), self_executable(), "--dtask-worker",
-                    cluster.endpoints().back()},
-                   {}, worker_environment(cluster));
+    Process remote =
+        shaped.network.start(self_executable(), {"--dtask-worker", cluster.endpoints().back()}, {},
+                             worker_environment(cluster));
     REQUIRE(cluster.wait_for_workers(1, 30s));
     // 3 MiB of subtasks to the worker and 3 MiB of partials back: about 7 s at 4 Mbit/s.
     // Dropped as silent, the worker would be blamed on its subtask: "killed the worker".
     const Chunks spec{3, mib, mib};
-    auto handle = cluster.submit(chunks, spec);
-    const ChunkTotal total = get_within(handle, 60s);
+    auto handle = cluster.submit(chunks, spec, spec);
+    const Tally total = get_within(handle, 60s);
     CHECK(total.count == spec.count);
     CHECK(total.sum == chunks_sum(spec));
 }
@@ -103,10 +102,9 @@ TEST_CASE("SlowLinks.frozen_remote_worker_is_still_dropped_within_the_silence_li
         return;
     }
     dtask::Cluster cluster(listening_on(network, 1));
-    Process remote(RemoteNetwork::ip_program(),
-                   {"netns", "exec", network.name(), self_executable(), "--dtask-worker",
-                    cluster.endpoints().back(), "--dtask-give-up", "600"},
-                   {}, worker_environment(cluster));
+    Process remote = network.start(
+        self_executable(), {"--dtask-worker", cluster.endpoints().back(), "--dtask-give-up", "600"},
+        {}, worker_environment(cluster));
     REQUIRE(cluster.wait_for_workers(2, 30s));
     TempDir attempts;
     constexpr std::uint64_t n = 8'000;

@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
         dtask::Client client(argv[1]);  // the token from DTASK_TOKEN
         const test_jobs::Chunks spec{std::stoull(argv[2]), std::stoull(argv[3]),
                                      std::stoull(argv[4])};
-        const test_jobs::ChunkTotal total = client.run(test_jobs::chunks, spec);
+        const test_jobs::Tally total = client.run(test_jobs::chunks, spec, spec);
         std::cout << "result " << total.sum << " " << total.count << std::endl;
         return 0;
     } catch (const std::exception& e) {
