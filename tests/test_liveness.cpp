@@ -48,7 +48,7 @@ ConnectionSample tcp_connection(std::uint16_t port, std::uint64_t bytes) {
     sample.valid = true;
     return sample;
 }
-const auto nothing_unread = [] { return false; };
+const auto none_unread = [] { return false; };
 }  // namespace
 
 TEST_CASE("Liveness.silent_only_after_interval_times_liveness" * doctest::timeout(30)) {
@@ -145,20 +145,20 @@ TEST_CASE("Liveness.a_silent_peer_whose_connection_received_bytes_lately_is_movi
     ConnectionProgress progress(7, scripted_probe);
     using Verdict = Liveness::Verdict;
     // Quiet for less than half the silence: no look yet.
-    CHECK(liveness.judge(t0, t0 + 200ms, nothing_unread, t0 + 200ms, progress) == Verdict::heard);
+    CHECK(liveness.judge(t0, t0 + 200ms, none_unread, t0 + 200ms, progress) == Verdict::heard);
     scripted.bytes_received = 5000;  // bytes from before the look do not count
-    CHECK(liveness.judge(t0, t0 + 300ms, nothing_unread, t0 + 300ms, progress) == Verdict::heard);
-    CHECK(liveness.judge(t0, t0 + 600ms, nothing_unread, t0 + 600ms, progress) == Verdict::silent);
+    CHECK(liveness.judge(t0, t0 + 300ms, none_unread, t0 + 300ms, progress) == Verdict::heard);
+    CHECK(liveness.judge(t0, t0 + 600ms, none_unread, t0 + 600ms, progress) == Verdict::silent);
     scripted.bytes_received = 5001;  // one byte since the look
-    CHECK(liveness.judge(t0, t0 + 600ms, nothing_unread, t0 + 600ms, progress) == Verdict::moving);
+    CHECK(liveness.judge(t0, t0 + 600ms, none_unread, t0 + 600ms, progress) == Verdict::moving);
 
     // Counted heard at 600 ms (the caller's part): a new quiet spell, a new look.
     const auto heard = t0 + 600ms;
-    CHECK(liveness.judge(heard, heard + 1100ms, nothing_unread, heard + 1100ms, progress) ==
+    CHECK(liveness.judge(heard, heard + 1100ms, none_unread, heard + 1100ms, progress) ==
           Verdict::silent);  // the look of the last spell does not count in this one
-    CHECK(liveness.judge(heard, heard + 300ms, nothing_unread, heard + 300ms, progress) ==
+    CHECK(liveness.judge(heard, heard + 300ms, none_unread, heard + 300ms, progress) ==
           Verdict::heard);
-    CHECK(liveness.judge(heard, heard + 600ms, nothing_unread, heard + 600ms, progress) ==
+    CHECK(liveness.judge(heard, heard + 600ms, none_unread, heard + 600ms, progress) ==
           Verdict::silent);  // a frozen peer: nothing more came
 }
 
@@ -167,10 +167,10 @@ TEST_CASE("Liveness.a_descriptor_reused_by_another_connection_shows_no_progress"
     const Liveness liveness(100ms, 5);
     scripted = tcp_connection(40000, 1000);
     ConnectionProgress progress(7, scripted_probe);
-    CHECK(liveness.judge(t0, t0 + 300ms, nothing_unread, t0 + 300ms, progress) ==
+    CHECK(liveness.judge(t0, t0 + 300ms, none_unread, t0 + 300ms, progress) ==
           Liveness::Verdict::heard);
     scripted = tcp_connection(40001, 2000);  // descriptor 7 closed and reused: another port
-    CHECK(liveness.judge(t0, t0 + 600ms, nothing_unread, t0 + 600ms, progress) ==
+    CHECK(liveness.judge(t0, t0 + 600ms, none_unread, t0 + 600ms, progress) ==
           Liveness::Verdict::silent);
     CHECK(same_connection(tcp_connection(40001, 0), tcp_connection(40001, 9)));
     CHECK_FALSE(same_connection(tcp_connection(40001, 0), tcp_connection(40000, 0)));
@@ -183,10 +183,10 @@ TEST_CASE("Liveness.without_a_tcp_connection_silence_is_all_that_counts" * docte
     ConnectionProgress progress(7, scripted_probe);
     ConnectionProgress nothing;  // no descriptor known (before the welcome)
     for (ConnectionProgress* watched : {&progress, &nothing}) {
-        CHECK(liveness.judge(t0, t0 + 300ms, nothing_unread, t0 + 300ms, *watched) ==
+        CHECK(liveness.judge(t0, t0 + 300ms, none_unread, t0 + 300ms, *watched) ==
               Liveness::Verdict::heard);
         scripted.bytes_received += 1000;
-        CHECK(liveness.judge(t0, t0 + 600ms, nothing_unread, t0 + 600ms, *watched) ==
+        CHECK(liveness.judge(t0, t0 + 600ms, none_unread, t0 + 600ms, *watched) ==
               Liveness::Verdict::silent);
     }
 }
