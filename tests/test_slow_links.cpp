@@ -101,30 +101,21 @@ TEST_CASE("SlowLinks.frozen_remote_worker_is_still_dropped_within_the_silence_li
         skip_test(network.why_not());
         return;
     }
-    dtask::Cluster cluster(listening_on(network, 1));
-    Process remote = network.start(
-        self_executable(), {"--dtask-worker", cluster.endpoints().back(), "--dtask-give-up", "600"},
-        {}, worker_environment(cluster));
-    REQUIRE(cluster.wait_for_workers(2, 30s));
-    TempDir attempts;
-    constexpr std::uint64_t n = 8'000;
-    auto handle = cluster.submit(troubled, n, Trouble{attempts.path(), n});  // no trouble
-    REQUIRE(wait_until([&] { return handle.progress().done >= 200; }, 60s));
+    dtask::Cluster cluster(listening_on(network, 0));
+    Process remote =
+        network.start(self_executable(), {"--dtask-worker", cluster.endpoints().back()}, {},
+                      worker_environment(cluster));
+    REQUIRE(cluster.wait_for_workers(1, 30s));
     remote.signal(SIGSTOP);
     const auto frozen_at = std::chrono::steady_clock::now();
     // interval × (liveness + 1) = 1.5 s with the defaults (docs/reliability.md), and room
     // for a loaded machine; never, if what its kernel acknowledges counted as its life.
-    const bool dropped = wait_until([&] { return cluster.workers() == 1; }, 20s);
-    const auto took = std::chrono::steady_clock::now() - frozen_at;
+    const bool dropped = wait_until([&] { return cluster.workers() == 0; }, 20s);
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - frozen_at);
     remote.signal(SIGCONT);
     REQUIRE_MESSAGE(dropped, "the frozen worker was not dropped in 20 s");
-    MESSAGE("the frozen worker was dropped after "
-            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
-    CHECK_MESSAGE(took < 5s,
-                  "the frozen worker was dropped after "
-                      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
-                      << " ms");
-    const Tally tally = get_within(handle, 120s);
-    CHECK(tally.count == n);
-    CHECK(tally.sum == sum_below(n));
+    MESSAGE("the frozen worker was dropped after " << took.count() << " ms");
+    CHECK(took < 5s);
+    CHECK(cluster.wait_for_workers(1, 30s));  // back after SIGCONT
 }
