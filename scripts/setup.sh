@@ -5,7 +5,8 @@
 # dtask_setup). It asks dpkg first, so a machine that has everything makes no apt call at all.
 # Set DTASK_SKIP_SETUP=1 to skip it (for example on a non-Debian machine whose dependencies
 # are installed another way). clang is there because scripts/test.sh builds with both compilers;
-# iproute2 (the ip command) because a test cuts a worker off with network namespaces;
+# iproute2 (the ip and tc commands) because tests cut a worker off with network namespaces
+# and slow its link down with tc;
 # python3-matplotlib because bench/plot_performance.py draws the plots of scripts/bench.sh;
 # libcli11-dev for dtaskd's command line.
 

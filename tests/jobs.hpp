@@ -357,6 +357,46 @@ inline const dtask::Job<Tally> troubled{
         return tally;
     }};
 
+/// `count` subtasks of `chunk_bytes` bytes each, as word_count's chunks of a big file are,
+/// whose partial results bring `partial_bytes` bytes back: big messages for the slow-link
+/// tests. A chunk that arrives cut short fails the job; the sum of the partials' bytes shows
+/// a chunk lost or folded twice.
+struct Chunks {
+    std::uint64_t count = 0;
+    std::uint64_t chunk_bytes = 0;
+    std::uint64_t partial_bytes = 0;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(count, chunk_bytes, partial_bytes);
+    }
+};
+inline const dtask::Job<Tally> chunks{
+    "tests.chunks",
+    [](const Chunks& spec, dtask::SplitHint) {
+        return dtask::pieces(spec.count, [spec](std::uint64_t i) {
+            return std::string(spec.chunk_bytes, char('a' + i % 26));
+        });
+    },
+    [](const std::string& chunk, const Chunks& spec) {
+        if (chunk.empty() || chunk.size() != spec.chunk_bytes ||
+            chunk.find_first_not_of(chunk.front()) != std::string::npos)
+            throw std::runtime_error("a chunk arrived damaged");
+        return std::string(spec.partial_bytes, chunk.front());
+    },
+    [](Tally tally, std::string part) {
+        for (const char c : part)
+            tally.sum += static_cast<unsigned char>(c);
+        ++tally.count;
+        return tally;
+    }};
+/// What a chunks job of `spec` adds up to.
+inline std::uint64_t chunks_sum(const Chunks& spec) {
+    std::uint64_t sum = 0;
+    for (std::uint64_t i = 0; i < spec.count; ++i)
+        sum += spec.partial_bytes * static_cast<std::uint64_t>('a' + i % 26);
+    return sum;
+}
+
 /// 0 + 1 + ... + (n - 1): the sum a troubled job of n subtasks adds up to.
 inline std::uint64_t sum_below(std::uint64_t n) {
     return n * (n - 1) / 2;

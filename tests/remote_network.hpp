@@ -1,6 +1,7 @@
 #pragma once
 // A second network namespace linked to this one by a veth pair: a "remote machine" on this
-// one, whose link the fault tests and the fault measurements (bench/faults.cpp) can cut.
+// one, whose link the fault tests and the fault measurements (bench/faults.cpp) can cut or
+// slow down.
 
 #include <cstdio>
 #include <cstdlib>
@@ -8,6 +9,8 @@
 #include <vector>
 
 #include <unistd.h>
+
+#include "process.hpp"
 
 namespace test_support {
 
@@ -22,7 +25,8 @@ public:
         name_ = "dtask-test-" + id;
         host_link_ = "dtv" + id + "h";
         host_address_ = subnet + "1";
-        const std::string remote_link = "dtv" + id + "r";
+        remote_link_ = "dtv" + id + "r";
+        const std::string& remote_link = remote_link_;
         for (const std::string& command :
              {"ip netns add " + name_,
               "ip link add " + host_link_ + " type veth peer name " + remote_link,
@@ -40,11 +44,20 @@ public:
         }
     }
     ~RemoteNetwork() {
-        run("ip netns del " + name_);  // takes the veth pair with it
+        run("ip netns del " + name_);  // takes the veth pair with it, and its qdiscs
         run("ip link del " + host_link_);
     }
 
-    /// The ip command's path, for starting a process inside the namespace.
+    /// Starts `program` with `args` inside the namespace (see Process; `ip netns exec` execs
+    /// it, so the pid is the program's).
+    Process start(const std::string& program, std::vector<std::string> args,
+                  const std::string& output_file = {},
+                  const std::vector<std::string>& environment = {}) const {
+        args.insert(args.begin(), {"netns", "exec", name_, program});
+        return Process(ip_program(), args, output_file, environment);
+    }
+
+    /// The ip command's path.
     static std::string ip_program() {
         for (const char* path : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) {
             if (access(path, X_OK) == 0)
@@ -59,6 +72,13 @@ public:
     /// Takes the link down: packets in either direction are dropped. False if that failed.
     bool cut() const { return run("ip link set " + host_link_ + " down"); }
     bool heal() const { return run("ip link set " + host_link_ + " up"); }
+    /// Shapes the link to `rate` (tc's notation, e.g. "4mbit") in both directions, with a
+    /// token bucket filter on each end. False if that failed (no tc, or not allowed).
+    bool shape(const std::string& rate) const {
+        const std::string tbf = " root tbf rate " + rate + " burst 32kbit latency 400ms";
+        return run("tc qdisc add dev " + host_link_ + tbf) &&
+               run("ip netns exec " + name_ + " tc qdisc add dev " + remote_link_ + tbf);
+    }
 
 private:
     /// Deletes the namespaces (and links) of test processes that died without their
@@ -91,7 +111,7 @@ private:
         return std::system((command + " >/dev/null 2>&1").c_str()) == 0;
     }
 
-    std::string name_, host_link_, host_address_, why_not_;
+    std::string name_, host_link_, remote_link_, host_address_, why_not_;
 };
 
 }  // namespace test_support

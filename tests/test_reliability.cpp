@@ -224,10 +224,9 @@ TEST_CASE("Reliability.partitioned_worker_is_replaced_and_rejoins_when_the_link_
     auto options = small_cluster(1);
     options.listen.push_back("tcp://" + network.host_address() + ":*");
     dtask::Cluster cluster(options);
-    Process remote(test_support::RemoteNetwork::ip_program(),
-                   {"netns", "exec", network.name(), self_executable(), "--dtask-worker",
-                    cluster.endpoints().back(), "--dtask-give-up", "600"},
-                   {}, worker_environment(cluster));
+    Process remote = network.start(
+        self_executable(), {"--dtask-worker", cluster.endpoints().back(), "--dtask-give-up", "600"},
+        {}, worker_environment(cluster));
     REQUIRE(cluster.wait_for_workers(2, 30s));
     TempDir attempts;
     constexpr std::uint64_t n = 8'000;

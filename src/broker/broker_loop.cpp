@@ -132,7 +132,7 @@ void BrokerLoop::on_message(std::vector<zmq::message_t>& frames) {
         if (message.command == Command::hello) {
             if (!hello)
                 hello = decode_body<Hello>(message.body[0], "hello");
-            on_hello(std::string(id), std::move(*hello), sender, user);
+            on_hello(std::string(id), std::move(*hello), sender, user, connection_fd(frames[1]));
         } else if (message.command == Command::pulse || message.command == Command::hung) {
             worker_events_.on_pulse(std::string(id), message, user);
         } else if (auto w = context_.peers.workers().find(id);
@@ -226,8 +226,8 @@ void BrokerLoop::refuse_peer(const std::string& id, const std::string& why,
         client_events_.lost(id, why);
 }
 
-void BrokerLoop::on_hello(const std::string& id, Hello hello, Sender sender,
-                          std::string_view user) {
+void BrokerLoop::on_hello(const std::string& id, Hello hello, Sender sender, std::string_view user,
+                          int fd) {
     if (sender != Sender::owner) {
         // Only the owner's own processes are local workers or in the broker's process.
         hello.local = false;
@@ -248,12 +248,16 @@ void BrokerLoop::on_hello(const std::string& id, Hello hello, Sender sender,
 
     if (hello.role == Role::worker) {
         worker_events_.hello(id, std::move(hello));
-        if (auto w = context_.peers.workers().find(id); w != context_.peers.workers().end())
+        if (auto w = context_.peers.workers().find(id); w != context_.peers.workers().end()) {
             w->second.admitted_as = user;
+            w->second.progress = ConnectionProgress(fd);
+        }
     } else if (hello.role == Role::client) {
         client_events_.hello(id, hello);
-        if (auto c = context_.peers.clients().find(id); c != context_.peers.clients().end())
+        if (auto c = context_.peers.clients().find(id); c != context_.peers.clients().end()) {
             c->second.admitted_as = user;
+            c->second.progress = ConnectionProgress(fd);
+        }
     } else
         context_.refuse(id, "unknown role " + std::to_string(static_cast<int>(hello.role)));
 }

@@ -46,8 +46,9 @@ private:
                   std::optional<protocol::Hello>& hello);
     void on_revoked(const std::string& id, const zmq::message_t& frame);
     void refuse_peer(const std::string& id, const std::string& why, const zmq::message_t& frame);
+    /// `fd`: the descriptor of the hello's connection (connection_fd), watched for progress.
     void on_hello(const std::string& id, protocol::Hello hello, Sender sender,
-                  std::string_view user);
+                  std::string_view user, int fd);
     void tick();
     void on_children_exits();
     void shut_down();

@@ -18,6 +18,7 @@
 #include "broker/credits.hpp"
 #include "broker/jobs.hpp"
 #include "broker/recovery.hpp"
+#include "wire/connection_progress.hpp"
 #include "wire/liveness.hpp"
 #include "wire/protocol.hpp"
 
@@ -30,9 +31,10 @@ struct WorkerPeer {
     protocol::Hello hello;
     std::string admitted_as;  // the User-Id its hello came with: "" for the owner's own
     Clock::time_point last_heard;
-    Serving serving;          // the jobs it serves and knows
-    Credits credits;          // the batches it holds and may hold
-    WorkerRecovery recovery;  // isolated or reserved for a quarantined batch
+    Serving serving;              // the jobs it serves and knows
+    Credits credits;              // the batches it holds and may hold
+    WorkerRecovery recovery;      // isolated or reserved for a quarantined batch
+    ConnectionProgress progress;  // its connection, from its hello: moving bytes is life
 
     /// Forgets a batch it held: finished, revoked, or failed.
     void release(std::deque<HeldBatch>::iterator batch) {
@@ -52,6 +54,7 @@ struct ClientPeer {
     bool same_process = false;  // the Cluster's own client: never dropped for silence
     Clock::time_point last_heard;
     std::unordered_set<std::uint64_t> jobs;
+    ConnectionProgress progress;  // its connection, from its hello: moving bytes is life
 };
 
 /// Hashes a std::string key and a std::string_view alike, so that maps keyed by routing id
@@ -87,21 +90,29 @@ public:
     ClientPeer& add_client(const std::string& id, const protocol::Hello& hello,
                            std::int64_t own_pid, Clock::time_point now);
 
-    /// The routing ids of the peers silent at `now` (a client in this process is never).
+    /// The routing ids of the peers silent at `now` (a client in this process is never). A
+    /// peer whose connection is moving bytes is not: it counts as heard at `now`.
     struct Silent {
         std::vector<std::string> workers;
         std::vector<std::string> clients;
     };
     template <class Unread>
     Silent silent(const Liveness& rule, Clock::time_point now, Unread&& unread,
-                  Clock::time_point last_drained) const {
+                  Clock::time_point last_drained) {
         Silent found;
-        for (const auto& [id, worker] : workers_) {
-            if (rule.silent(worker.last_heard, now, unread, last_drained))
+        const auto silent = [&](auto& peer) {
+            const auto verdict =
+                rule.judge(peer.last_heard, now, unread, last_drained, peer.progress);
+            if (verdict == Liveness::Verdict::moving)
+                peer.last_heard = now;
+            return verdict == Liveness::Verdict::silent;
+        };
+        for (auto& [id, worker] : workers_) {
+            if (silent(worker))
                 found.workers.push_back(id);
         }
-        for (const auto& [id, client] : clients_) {
-            if (!client.same_process && rule.silent(client.last_heard, now, unread, last_drained))
+        for (auto& [id, client] : clients_) {
+            if (!client.same_process && silent(client))
                 found.clients.push_back(id);
         }
         return found;

@@ -139,6 +139,7 @@ void Connection::on_message(std::vector<zmq::message_t>& frames) {
             welcomed_ = true;
             awaiting_welcome_ = false;
             liveness_.adopt(message);
+            progress_ = ConnectionProgress(connection_fd(frames[0]));
             return;
         case Command::heartbeat:
             return;
@@ -174,9 +175,13 @@ void Connection::on_broker_lost(const std::string& why) {
 }
 
 void Connection::check_broker(Clock::time_point now) {
-    if (options_.same_process || !refusal_.empty() ||
-        !liveness_.silent(
-            last_heard_, now, [&] { return poller_.unread(socket_); }, last_drained_))
+    if (options_.same_process || !refusal_.empty())
+        return;
+    const auto verdict = liveness_.judge(
+        last_heard_, now, [&] { return poller_.unread(socket_); }, last_drained_, progress_);
+    if (verdict == Liveness::Verdict::moving)
+        last_heard_ = now;  // a big message from the broker is arriving
+    if (verdict != Liveness::Verdict::silent)
         return;
     const auto silent = std::to_string(
         std::chrono::duration_cast<std::chrono::milliseconds>(now - last_heard_).count());

@@ -13,6 +13,7 @@
 
 #include "client/client_core.hpp"
 #include "security/handshake_watch.hpp"
+#include "wire/connection_progress.hpp"
 #include "wire/lazy_clock.hpp"
 #include "wire/liveness.hpp"
 #include "wire/protocol.hpp"
@@ -84,9 +85,10 @@ private:
     Liveness liveness_;                              // the broker's heartbeat settings
     Clock::time_point last_drained_ = Clock::now();  // a receive last found the socket empty
     Clock::time_point last_heard_;
+    ConnectionProgress progress_;  // the connection the welcome came on: moving bytes is life
     Clock::time_point next_heartbeat_;
     std::optional<HandshakeWatch> handshakes_;  // with a join token
-    SocketPoll<2> poller_{{-1, -1}};  // the socket, the mailbox's wake or stop, the handshakes
+    SocketPoll<2> poller_{{-1, -1}};       // the socket, the mailbox's wake or stop, the handshakes
     bool welcomed_ = false;                // ever
     bool awaiting_welcome_ = false;        // to the last hello
     std::string refusal_;                  // set once the broker refused us

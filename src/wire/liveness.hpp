@@ -3,12 +3,15 @@
 // came from it for interval × liveness, counted up to the last moment the reader knows it
 // has read everything: now if nothing waits unread, else when a receive last found the
 // socket empty; and only from the end of the reader's own last stall. A reader that stalled
-// (descheduled, stopped, busy) blames no peer for it.
+// (descheduled, stopped, busy) blames no peer for it. A peer silent by this rule whose
+// connection received bytes in the last half of that silence is moving, not silent: its
+// heartbeats wait behind a big message on a slow link (judge(), wire/connection_progress).
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 
+#include "wire/connection_progress.hpp"
 #include "wire/protocol.hpp"
 
 namespace dtask::detail {
@@ -38,6 +41,25 @@ public:
         return read_all_until - since > silence();
     }
 
+    /// What a look at a peer finds: heard from lately; not, but its connection is receiving
+    /// bytes (the caller counts it heard now); or silent.
+    enum class Verdict { heard, moving, silent };
+
+    /// silent(), with progress counted as life. Once a peer has been quiet for half the
+    /// silence, `progress` looks at its connection (a system call or three, only then); when
+    /// the peer is silent, bytes received since that look make it moving.
+    template <class Unread>
+    Verdict judge(Clock::time_point last_heard, Clock::time_point now, Unread&& unread,
+                  Clock::time_point last_drained, ConnectionProgress& progress) const {
+        const auto since = std::max(last_heard, attentive_since_);
+        if (!silent(last_heard, now, unread, last_drained)) {
+            if (now - since > silence() / 2)
+                progress.look(since, now);
+            return Verdict::heard;
+        }
+        return progress.moved(since) ? Verdict::moving : Verdict::silent;
+    }
+
     /// Notes a wake-up at `now` of a loop that planned to wake at `planned`. Later by more
     /// than an interval, the reader itself stalled: what peers sent meanwhile may still be on
     /// its way in (ZeroMQ's I/O thread stalled too), so silence counts again from now.
@@ -50,9 +72,11 @@ public:
     /// bounded, so that the silence a broker sets cannot overflow a duration.
     void adopt(const protocol::Inbound& welcome) noexcept {
         if (welcome.fields[0] > 0)
-            interval_ = std::chrono::milliseconds(std::min<std::uint64_t>(welcome.fields[0], max_interval_ms));
+            interval_ = std::chrono::milliseconds(
+                std::min<std::uint64_t>(welcome.fields[0], max_interval_ms));
         if (welcome.fields[1] > 0)
-            liveness_ = static_cast<unsigned>(std::min<std::uint64_t>(welcome.fields[1], max_liveness));
+            liveness_ =
+                static_cast<unsigned>(std::min<std::uint64_t>(welcome.fields[1], max_liveness));
     }
 
     /// Bounds of what a welcome may set: an hour between heartbeats, 1,000 of them missed.

@@ -80,6 +80,7 @@ int Link::run() {
 void Link::connect() {
     if (broker_)
         runner_.forget_all();  // a new session: what the old one opened is void
+    progress_ = {};            // until the new session's welcome
     handshakes_.reset();
     broker_ = zmq::socket_t(context_, zmq::socket_type::dealer);
     tune(broker_);
@@ -162,8 +163,14 @@ int Link::serve() {
             send_to_broker(beat);
         }
         next_heartbeat = shared_.last_sent_at() + liveness_.interval();
-        if (!liveness_.silent(
-                last_heard_, now_, [&] { return poller_.unread(broker_); }, last_drained_))
+        const auto verdict = liveness_.judge(
+            last_heard_, now_, [&] { return poller_.unread(broker_); }, last_drained_, progress_);
+        if (verdict == Liveness::Verdict::moving) {
+            last_heard_ = now_;  // a big message from the broker is arriving
+            silent_since = now_;
+            backoff = liveness_.interval();
+        }
+        if (verdict != Liveness::Verdict::silent)
             continue;
         if (now_ - silent_since > options_.give_up) {
             log_warning("worker " + name_,
@@ -194,6 +201,7 @@ std::optional<int> Link::on_message(std::vector<zmq::message_t>& frames) {
     switch (message.command) {
         case Command::welcome:
             liveness_.adopt(message);
+            progress_ = ConnectionProgress(connection_fd(frames[0]));
             shared_.interval_ms.store(static_cast<long>(liveness_.interval().count()));
             return std::nullopt;
         case Command::job: {

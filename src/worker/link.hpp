@@ -13,6 +13,7 @@
 #include <zmq.hpp>
 
 #include "security/handshake_watch.hpp"
+#include "wire/connection_progress.hpp"
 #include "wire/liveness.hpp"
 #include "wire/socket_poll.hpp"
 #include "worker/batch_runner.hpp"
@@ -47,6 +48,7 @@ private:
     Liveness liveness_{std::chrono::milliseconds(250), 5};  // the broker's heartbeat settings
     Clock::time_point last_drained_ = Clock::now();         // a receive last found the socket empty
     Clock::time_point last_heard_;
+    ConnectionProgress progress_;  // the connection the welcome came on: moving bytes is life
     // The time: read after each poll, then carried from batch to batch, whose runs read it
     // when they end.
     Clock::time_point now_;
