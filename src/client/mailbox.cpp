@@ -31,6 +31,7 @@ Mailbox::Requests Mailbox::take() {
     std::lock_guard lock(mutex);
     requests.incoming.swap(incoming);
     requests.cancelled.swap(cancelled);
+    requests.unshared.swap(unshared);
     if (stopping) {
         requests.stopping = true;
         requests.stop_reason = stop_reason;
@@ -53,6 +54,16 @@ void Mailbox::post_cancel(std::weak_ptr<RunState> run) {
     {
         std::lock_guard lock(mutex);
         cancelled.push_back(std::move(run));
+    }
+    wake();
+}
+
+void Mailbox::post_unshare(std::uint64_t id) {
+    {
+        std::lock_guard lock(mutex);
+        if (stopping)
+            return;  // the broker forgets the client's shared objects when it leaves
+        unshared.push_back({id, incoming.empty()});
     }
     wake();
 }
