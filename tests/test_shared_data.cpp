@@ -121,8 +121,7 @@ std::string tcp_endpoint(const dtask::Cluster& cluster) {
 
 }  // namespace
 
-TEST_CASE("SharedData.jobs_reuse_one_object_each_worker_receives_it_once" *
-          doctest::timeout(120)) {
+TEST_CASE("SharedData.jobs_reuse_one_object_each_worker_receives_it_once" * doctest::timeout(120)) {
     dtask::Cluster cluster(small_cluster(2));
     REQUIRE(cluster.wait_for_workers(2, 30s));
     const auto data = numbers(1000, 7);
@@ -167,7 +166,8 @@ TEST_CASE("SharedData.results_are_exact_and_data_is_type_checked" * doctest::tim
     }
     // Data of another type than the job's map takes is refused at submit, as by value.
     const auto text = cluster.share(std::string("not numbers"));
-    CHECK_THROWS_AS(cluster.submit(weighted_sum, std::uint64_t{3}, text), dtask::JobDefinitionError);
+    CHECK_THROWS_AS(cluster.submit(weighted_sum, std::uint64_t{3}, text),
+                    dtask::JobDefinitionError);
     // A handle from another cluster is refused too.
     dtask::Cluster other(small_cluster(0));
     const auto foreign = other.share(a);
@@ -175,8 +175,7 @@ TEST_CASE("SharedData.results_are_exact_and_data_is_type_checked" * doctest::tim
                          doctest::Contains("placed by another Cluster or Client"), dtask::Error);
 }
 
-TEST_CASE("SharedData.a_worker_that_joins_later_receives_it_and_uses_it" *
-          doctest::timeout(120)) {
+TEST_CASE("SharedData.a_worker_that_joins_later_receives_it_and_uses_it" * doctest::timeout(120)) {
     auto options = small_cluster(1);
     options.listen.push_back("tcp://127.0.0.1:*");
     dtask::Cluster cluster(options);
@@ -206,8 +205,7 @@ TEST_CASE("SharedData.a_worker_that_joins_later_receives_it_and_uses_it" *
     CHECK(seen.at(before.workers.begin()->first).received == 1);
 }
 
-TEST_CASE("SharedData.release_frees_it_at_the_broker_and_on_the_workers" *
-          doctest::timeout(120)) {
+TEST_CASE("SharedData.release_frees_it_at_the_broker_and_on_the_workers" * doctest::timeout(120)) {
     dtask::Cluster cluster(small_cluster(2));
     REQUIRE(cluster.wait_for_workers(2, 30s));
     const auto a = numbers(100, 1);

@@ -84,14 +84,16 @@ public:
     /// For Cluster and Client: the object, checked to be usable by `owner`.
     std::shared_ptr<const detail::SharedObject> object_for(const void* owner) const {
         if (!holder_)
-            throw Error("dtask: a job was given an empty dtask::Shared handle; get one from "
-                        "share()");
+            throw Error(
+                "dtask: a job was given an empty dtask::Shared handle; get one from "
+                "share()");
         if (holder_->object->released())
             throw Error("dtask: a job was given shared data that was released (shared object " +
                         std::to_string(holder_->object->id()) + "): share it again");
         if (holder_->object->owner() != owner)
-            throw Error("dtask: a job was given shared data placed by another Cluster or "
-                        "Client: share it with the one that runs the job");
+            throw Error(
+                "dtask: a job was given shared data placed by another Cluster or "
+                "Client: share it with the one that runs the job");
         return holder_->object;
     }
 

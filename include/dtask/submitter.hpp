@@ -127,8 +127,8 @@ private:
     auto make_shared_run(const Job<T>& job, Input& input, const Shared<D>& shared,
                          RunOptions options) {
         auto object = shared.object_for(this);
-        auto run =
-            job.model().start(typeid(Input), &input, typeid(D), nullptr, hint_for(options), options);
+        auto run = job.model().start(typeid(Input), &input, typeid(D), nullptr, hint_for(options),
+                                     options);
         run->use_shared_object(std::move(object));
         return run;
     }

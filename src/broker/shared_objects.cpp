@@ -21,7 +21,7 @@ void SharedObjects::add(const std::string& client, std::uint64_t client_id, zmq:
                            std::to_string(shares.bytes + bytes.size()) +
                            " bytes, over the bound of " + std::to_string(bound_) +
                            " bytes (ClusterOptions::shared_bytes_per_client, dtaskd "
-                           "--shared-bytes-per-client): release shared data it no longer needs");
+                           "--shared-mib-per-client): release shared data it no longer needs");
         return;
     }
     const std::uint64_t id = ++last_id_;

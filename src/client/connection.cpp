@@ -84,9 +84,9 @@ void Connection::send_submit(std::uint64_t id, const RunState& run, const JobSet
         }
         sent.shared_object = object->id();
     }
-    std::array frames{
-        header(Command::submit, {id}), text_frame(run.job_name()), text_frame(run.signature()),
-        zmq::message_t(run.shared().data(), run.shared().size()), encode_body(sent)};
+    std::array frames{header(Command::submit, {id}), text_frame(run.job_name()),
+                      text_frame(run.signature()),
+                      zmq::message_t(run.shared().data(), run.shared().size()), encode_body(sent)};
     send(socket_, {}, frames);
 }
 
