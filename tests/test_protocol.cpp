@@ -12,11 +12,11 @@
 
 #include <dtask/detail/archive.hpp>
 
+#include "wire/batch.hpp"
 #include "jobs.hpp"
 #include "raw_peers.hpp"
-#include "support.hpp"
-#include "wire/batch.hpp"
 #include "wire/protocol.hpp"
+#include "support.hpp"
 
 using namespace dtask::detail;
 using namespace dtask::detail::protocol;
