@@ -110,15 +110,6 @@ Tally run_tally(dtask::Submitter& submitter, std::uint64_t n, const dtask::Share
     return get_within(handle);
 }
 
-std::string tcp_endpoint(const dtask::Cluster& cluster) {
-    for (const auto& endpoint : cluster.endpoints()) {
-        if (endpoint.starts_with("tcp://"))
-            return endpoint;
-    }
-    FAIL("the cluster listens on no TCP endpoint");
-    return {};
-}
-
 }  // namespace
 
 TEST_CASE("SharedData.jobs_reuse_one_object_each_worker_receives_it_once" * doctest::timeout(120)) {
@@ -176,9 +167,7 @@ TEST_CASE("SharedData.results_are_exact_and_data_is_type_checked" * doctest::tim
 }
 
 TEST_CASE("SharedData.a_worker_that_joins_later_receives_it_and_uses_it" * doctest::timeout(120)) {
-    auto options = small_cluster(1);
-    options.listen.push_back("tcp://127.0.0.1:*");
-    dtask::Cluster cluster(options);
+    dtask::Cluster cluster(listening_cluster(1));
     REQUIRE(cluster.wait_for_workers(1, 30s));
     const auto data = numbers(500, 3);
     const auto shared = cluster.share(data);
@@ -238,9 +227,7 @@ TEST_CASE("SharedData.release_frees_it_at_the_broker_and_on_the_workers" * docte
 }
 
 TEST_CASE("SharedData.a_client_that_leaves_frees_its_objects" * doctest::timeout(120)) {
-    auto options = small_cluster(2);
-    options.listen.push_back("tcp://127.0.0.1:*");
-    dtask::Cluster cluster(options);
+    dtask::Cluster cluster(listening_cluster(2));
     REQUIRE(cluster.wait_for_workers(2, 30s));
     const auto data = numbers(100, 1);
     {
