@@ -43,6 +43,8 @@ const Scenario scenarios[] = {
     {"startup", perf::startup, "Cluster construction until 2 workers joined, and a first job"},
     {"curve_cost", perf::curve_cost,
      "CurveZMQ vs plain TCP, 1 remote worker: empty subtasks, one-subtask latency, 1 MiB"},
+    {"shared_data", perf::shared_data,
+     "k-means iterations with the points shared once, next to resending them every job"},
 };
 
 void print_help() {

@@ -75,4 +75,8 @@ std::size_t Client::planned_workers() const {
     return std::max<std::size_t>(impl_->core.workers(), 1);
 }
 
+std::shared_ptr<detail::SharedObject> Client::make_shared_object(std::string bytes) {
+    return impl_->core.share(static_cast<const Submitter*>(this), std::move(bytes));
+}
+
 }  // namespace dtask

@@ -77,6 +77,7 @@ struct Cluster::Impl {
             options.worker_credits == 0 ? detail::default_worker_credits : options.worker_credits;
         settings.heartbeat_interval = options.heartbeat_interval;
         settings.heartbeat_liveness = std::max(1u, options.heartbeat_liveness);
+        settings.shared_bytes_per_client = options.shared_bytes_per_client;
         return settings;
     }
 
@@ -145,6 +146,10 @@ void Cluster::run_to_end(std::shared_ptr<detail::RunState> run) {
 
 std::size_t Cluster::planned_workers() const {
     return std::max<std::size_t>({impl_->broker.workers(), impl_->local_workers, 1});
+}
+
+std::shared_ptr<detail::SharedObject> Cluster::make_shared_object(std::string bytes) {
+    return impl_->client.share(static_cast<const Submitter*>(this), std::move(bytes));
 }
 
 }  // namespace dtask

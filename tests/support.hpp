@@ -123,6 +123,24 @@ inline std::set<std::int64_t> rendezvous_pids(dtask::Submitter& cluster) {
 /// Options of a small local cluster for tests: two workers.
 dtask::ClusterOptions small_cluster(int local_workers = 2);
 
+/// Options of a small local cluster that also listens on 127.0.0.1 with a free port, for
+/// workers started by hand and clients.
+inline dtask::ClusterOptions listening_cluster(int local_workers = 0) {
+    auto options = small_cluster(local_workers);
+    options.listen.push_back("tcp://127.0.0.1:*");
+    return options;
+}
+
+/// The TCP endpoint of a cluster that listens on 127.0.0.1 with a free port.
+inline std::string tcp_endpoint(const dtask::Cluster& cluster) {
+    for (const auto& endpoint : cluster.endpoints()) {
+        if (endpoint.starts_with("tcp://"))
+            return endpoint;
+    }
+    FAIL("the cluster listens on no TCP endpoint");
+    return {};
+}
+
 /// The environment a worker joins `cluster` over TCP with: its join token, as users give it.
 inline std::vector<std::string> worker_environment(const dtask::Cluster& cluster) {
     return {"DTASK_TOKEN=" + cluster.join_token()};

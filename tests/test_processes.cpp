@@ -19,26 +19,6 @@ using namespace test_support;
 using namespace test_jobs;
 using namespace std::chrono_literals;
 
-namespace {
-
-/// The TCP endpoint of a cluster that listens on 127.0.0.1 with a free port.
-std::string tcp_endpoint(const dtask::Cluster& cluster) {
-    for (const auto& endpoint : cluster.endpoints()) {
-        if (endpoint.starts_with("tcp://"))
-            return endpoint;
-    }
-    FAIL("the cluster listens on no TCP endpoint");
-    return {};
-}
-
-dtask::ClusterOptions listening_cluster() {
-    auto options = small_cluster(0);
-    options.listen.push_back("tcp://127.0.0.1:*");
-    return options;
-}
-
-}  // namespace
-
 TEST_CASE("Workers.started_by_hand_join_over_tcp_and_take_work" * doctest::timeout(120)) {
     dtask::Cluster cluster(listening_cluster());
     const std::string endpoint = tcp_endpoint(cluster);

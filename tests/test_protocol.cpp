@@ -487,7 +487,8 @@ TEST_CASE(
     // A worker and a client of protocol version 4 are refused with both versions named.
     const std::string versions =
         "malformed message: the peer speaks dtask protocol version 4, this build speaks "
-        "version 5: build both from the same dtask release";
+        "version " +
+        std::to_string(version) + ": build both from the same dtask release";
     for (const Role role : {Role::worker, Role::client}) {
         RawPeer old(context, endpoint, token_for(cluster, role));
         CHECK(old.refusal_of(message_of(header_of_version(4, Command::hello),
@@ -547,8 +548,8 @@ TEST_CASE("Protocol.refused_worker_exits_with_status_3_and_says_why" * doctest::
 
 TEST_CASE("Protocol.worker_logs_and_ignores_a_broker_of_another_protocol_version" *
           doctest::timeout(60)) {
-    // A broker of version 4 refuses a worker of version 5; the worker cannot read its answer,
-    // and says so.
+    // A broker of version 4 refuses a worker of this version; the worker cannot read its
+    // answer, and says so.
     FakeBroker broker;
     TempDir logs;
     const std::string log = logs.path() + "/worker.log";
@@ -557,10 +558,12 @@ TEST_CASE("Protocol.worker_logs_and_ignores_a_broker_of_another_protocol_version
     broker.expect(Command::hello);
     broker.send(broker.peer(),
                 message_of(header_of_version(4, Command::refuse),
-                           {"malformed message: the peer speaks dtask protocol version 5"}));
+                           {"malformed message: the peer speaks dtask protocol version " +
+                            std::to_string(version)}));
     const std::string said =
         "ignoring a malformed message from the broker: the peer speaks dtask protocol version 4, "
-        "this build speaks version 5: build both from the same dtask release";
+        "this build speaks version " +
+        std::to_string(version) + ": build both from the same dtask release";
     CHECK_MESSAGE(wait_until([&] { return contains(read_file(log), said); }, 30s), read_file(log));
     worker.signal(SIGTERM);
     const auto status = worker.wait_exit(30s);
@@ -578,8 +581,8 @@ TEST_CASE("Protocol.worker_answers_subtasks_of_another_job_definition_with_a_def
     broker.expect(Command::hello);
     const std::string peer = broker.peer();
     broker.send(peer, message_of(header(Command::welcome, {250, 1000})));
-    broker.send(
-        peer, message_of(header(Command::job, {7, 0}), {"tests.squares", "another signature", ""}));
+    broker.send(peer, message_of(header(Command::job, {7, 0, 0}),
+                                 {"tests.squares", "another signature", ""}));
     std::vector<zmq::message_t> task;
     task.push_back(batch_frame(Command::task, 7, {0, 1}, {encoded(std::uint64_t{5})}));
     broker.send(peer, std::move(task));

@@ -46,6 +46,7 @@ public:
 private:
     void enqueue(std::shared_ptr<detail::RunState> run) override;
     std::size_t planned_workers() const override;
+    std::shared_ptr<detail::SharedObject> make_shared_object(std::string bytes) override;
 
     struct Impl;
     std::unique_ptr<Impl> impl_;

@@ -43,6 +43,9 @@ struct ClusterOptions {
     /// Missed heartbeats after which a peer counts as gone. With the defaults a dead or
     /// frozen worker is noticed within 1.5 s (silent for 1.25 s, seen at the next beat).
     unsigned heartbeat_liveness = 5;
+    /// Bytes of shared data (share()) the broker keeps for one client at most: a job that
+    /// would take it past this fails, naming this option. 0: no bound.
+    std::size_t shared_bytes_per_client = std::size_t{4} << 30;
 };
 
 class Cluster final : public Submitter {
@@ -74,6 +77,7 @@ private:
     void enqueue(std::shared_ptr<detail::RunState> run) override;
     void run_to_end(std::shared_ptr<detail::RunState> run) override;
     std::size_t planned_workers() const override;
+    std::shared_ptr<detail::SharedObject> make_shared_object(std::string bytes) override;
 
     struct Impl;
     std::unique_ptr<Impl> impl_;

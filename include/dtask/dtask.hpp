@@ -17,5 +17,6 @@
 #include <dtask/options.hpp>
 #include <dtask/pieces.hpp>
 #include <dtask/serialization.hpp>
+#include <dtask/shared.hpp>
 #include <dtask/submitter.hpp>
 #include <dtask/version.hpp>

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
@@ -10,6 +11,7 @@
 #include <dtask/job.hpp>
 #include <dtask/job_handle.hpp>
 #include <dtask/options.hpp>
+#include <dtask/shared.hpp>
 
 namespace dtask {
 
@@ -26,9 +28,9 @@ public:
 
     /// Starts `job` on `input`, with job-wide data that every worker receives once and map
     /// receives beside each subtask.
-    template <class T, class Input, class Shared>
-    requires(!std::is_same_v<std::remove_cvref_t<Shared>, RunOptions>) JobHandle<T> submit(
-        const Job<T>& job, Input input, const Shared& shared, RunOptions options = {}) {
+    template <class T, class Input, class Data>
+    requires(!std::is_same_v<std::remove_cvref_t<Data>, RunOptions>) JobHandle<T> submit(
+        const Job<T>& job, Input input, const Data& shared, RunOptions options = {}) {
         auto run = make_run(job, input, shared, options);
         enqueue(run);
         return JobHandle<T>(std::move(run));
@@ -43,11 +45,43 @@ public:
         return JobHandle<T>(std::move(state)).get();
     }
 
-    template <class T, class Input, class Shared>
-    requires(!std::is_same_v<std::remove_cvref_t<Shared>, RunOptions>) T
-        run(const Job<T>& job, Input input, const Shared& shared, RunOptions options = {}) {
+    template <class T, class Input, class Data>
+    requires(!std::is_same_v<std::remove_cvref_t<Data>, RunOptions>) T
+        run(const Job<T>& job, Input input, const Data& shared, RunOptions options = {}) {
         auto state = make_run(job, input, shared, options);
         run_to_end(state);
+        return JobHandle<T>(std::move(state)).get();
+    }
+
+    /// Places `value` on the workers for any number of later jobs (dtask::Shared). It goes to
+    /// the broker with the first job that uses it, and to each worker once, before the first
+    /// such job the worker runs.
+    template <class D>
+    Shared<D> share(const D& value) {
+        static_assert(detail::is_serializable_v<D>,
+                      "dtask::share: the shared data type must be serializable with cereal: give "
+                      "it a `template <class Archive> void serialize(Archive& a)` member");
+        std::string bytes;
+        detail::save_to(bytes, value);
+        return Shared<D>(make_shared_object(std::move(bytes)));
+    }
+
+    /// Starts `job` on `input` with shared data placed by share(): the job's map receives it
+    /// beside each subtask, as job-wide data, and no worker that holds it is sent it again.
+    template <class T, class Input, class D>
+    JobHandle<T> submit(const Job<T>& job, Input input, const Shared<D>& shared,
+                        RunOptions options = {}) {
+        auto run = make_shared_run(job, input, shared, options);
+        enqueue(run);
+        return JobHandle<T>(std::move(run));
+    }
+
+    template <class T, class Input, class D>
+    T run(const Job<T>& job, Input input, const Shared<D>& shared, RunOptions options = {}) {
+        auto state = make_shared_run(job, input, shared, options);
+        // On the client's own connection, which the broker knows the shared objects of.
+        enqueue(state);
+        state->wait();
         return JobHandle<T>(std::move(state)).get();
     }
 
@@ -70,14 +104,33 @@ protected:
     }
     /// How many workers split should plan for.
     virtual std::size_t planned_workers() const = 0;
+    /// A shared object of serialized `bytes`, released through this submitter's client.
+    virtual std::shared_ptr<detail::SharedObject> make_shared_object(std::string bytes) = 0;
 
 private:
-    template <class T, class Input, class Shared>
-    auto make_run(const Job<T>& job, Input& input, const Shared& shared, RunOptions options) {
+    SplitHint hint_for(const RunOptions& options) const {
         SplitHint hint;
         hint.workers = planned_workers();
         hint.subtasks = options.subtasks != 0 ? options.subtasks : 4 * hint.workers;
-        return job.model().start(typeid(Input), &input, typeid(Shared), &shared, hint, options);
+        return hint;
+    }
+
+    template <class T, class Input, class Data>
+    auto make_run(const Job<T>& job, Input& input, const Data& shared, RunOptions options) {
+        return job.model().start(typeid(Input), &input, typeid(Data), &shared, hint_for(options),
+                                 options);
+    }
+
+    /// A run whose job-wide data is a shared object: checked as data of type D would be, and
+    /// not serialized again.
+    template <class T, class Input, class D>
+    auto make_shared_run(const Job<T>& job, Input& input, const Shared<D>& shared,
+                         RunOptions options) {
+        auto object = shared.object_for(this);
+        auto run = job.model().start(typeid(Input), &input, typeid(D), nullptr, hint_for(options),
+                                     options);
+        run->use_shared_object(std::move(object));
+        return run;
     }
 };
 

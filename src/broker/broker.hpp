@@ -42,6 +42,8 @@ struct BrokerOptions {
     unsigned local_worker_credits = 64;
     std::chrono::milliseconds heartbeat_interval{250};
     unsigned heartbeat_liveness = 5;
+    /// Bytes of shared objects kept for one client at most (SharedObjects); 0: no bound.
+    std::size_t shared_bytes_per_client = std::size_t{4} << 30;
 };
 
 class BrokerLoop;

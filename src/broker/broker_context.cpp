@@ -80,9 +80,21 @@ void BrokerContext::forget_job(std::uint64_t job_id) {
         worker->second.serving.ended.push_back(job_id);
     }
     recovery.forget(it->second.recovery);
+    if (SharedRecord* object = it->second.shared_object; object && shared.done_with(*object))
+        drop_shared(object->id);
     if (auto client = peers.clients().find(it->second.client); client != peers.clients().end())
         client->second.jobs.erase(job_id);
     jobs.erase(it);  // a stale id left in the rotation is skipped there
+}
+
+void BrokerContext::drop_shared(std::uint64_t id) {
+    for (auto& [worker_id, worker] : peers.workers()) {
+        if (worker.serving.shared_held.erase(id) != 0) {
+            std::array frames{header(Command::unshare, {id})};
+            post(worker_id, frames);
+        }
+    }
+    shared.erase(id);
 }
 
 std::string BrokerContext::listening() const {

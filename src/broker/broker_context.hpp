@@ -18,6 +18,7 @@
 #include "broker/local_workers.hpp"
 #include "broker/peers.hpp"
 #include "broker/recovery.hpp"
+#include "broker/shared_objects.hpp"
 #include "wire/lazy_clock.hpp"
 #include "wire/outbox.hpp"
 #include "wire/protocol.hpp"
@@ -55,6 +56,8 @@ struct BrokerContext {
     /// Reports the failure to the job's client and forgets the job.
     void fail_job(BrokerJob& job, std::uint64_t index, const protocol::Failure& failure);
     void forget_job(std::uint64_t job_id);
+    /// Forgets shared object `id` and tells the workers that hold it to drop it.
+    void drop_shared(std::uint64_t id);
     /// The broker's endpoints, for messages a person reads.
     std::string listening() const;
 
@@ -64,6 +67,7 @@ struct BrokerContext {
     Jobs jobs;
     FairShare fair_share;
     Recovery recovery;
+    SharedObjects shared{options.shared_bytes_per_client};
     WithRoom<WorkerPeer> room;  // workers with room for more batches
     LocalWorkers local;
     Outbox results;  // results the burst forwards to clients

@@ -35,6 +35,12 @@ void ClientEvents::on_message(ClientPeer& client, Inbound& message) {
         case Command::end:
         case Command::cancel:
             return c_.forget_job(job_id_of(client, message.fields[0]));
+        case Command::share:
+            return c_.shared.add(client.id, message.fields[0], std::move(message.body[0]));
+        case Command::unshare:
+            if (auto id = c_.shared.release(client.id, message.fields[0]))
+                c_.drop_shared(*id);
+            return;
         case Command::split_done:
             if (BrokerJob* job = c_.jobs.find(job_id_of(client, message.fields[0])))
                 job->backups.split_done = true;
@@ -59,10 +65,25 @@ void ClientEvents::on_submit(ClientPeer& client, Inbound& message) {
         throw ProtocolError("job id " + std::to_string(message.fields[0]) + " submitted twice");
     // Decoded before the job exists: a malformed frame must leave nothing behind.
     auto settings = decode_body<JobSettings>(message.body[3], "the job's settings");
+    SharedRecord* shared_object = nullptr;
+    if (settings.shared_object != 0) {
+        std::string why;
+        shared_object = c_.shared.use(client.id, settings.shared_object, why);
+        if (shared_object == nullptr) {
+            Failure failure;
+            failure.kind = FailureKind::shared_data;
+            failure.message = "job '" + std::string(as_text(message.body[0])) +
+                              "' was refused by the broker: " + why;
+            std::array out{header(Command::failure, {message.fields[0], 0}), encode_body(failure)};
+            c_.post(client.id, out);
+            return;
+        }
+    }
     BrokerJob& job =
         c_.jobs.submit(id, client.id, message.fields[0], std::move(settings),
                        std::string(as_text(message.body[0])), std::string(as_text(message.body[1])),
                        std::move(message.body[2]), Clock::now());
+    job.shared_object = shared_object;
     client.jobs.insert(id);
     for (auto& [worker_id, worker] : c_.peers.workers()) {
         c_.check_definition(worker, job);
@@ -94,8 +115,13 @@ void ClientEvents::lost(std::string id, const std::string& how) {  // by value: 
     auto jobs = std::move(it->second.jobs);
     const std::string name = it->second.name;
     c_.peers.clients().erase(it);
+    // After its jobs: an object a job of its used is dropped as that job is forgotten.
+    const auto drop_shared = [&] {
+        for (const std::uint64_t shared_id : c_.shared.drop_client(id))
+            c_.drop_shared(shared_id);
+    };
     if (jobs.empty())
-        return;
+        return drop_shared();
     std::size_t queued = 0;
     for (std::uint64_t job_id : jobs) {
         if (auto job = c_.jobs.all().find(job_id); job != c_.jobs.all().end())
@@ -105,6 +131,7 @@ void ClientEvents::lost(std::string id, const std::string& how) {  // by value: 
             }
         c_.forget_job(job_id);
     }
+    drop_shared();
     // Results still on their way from workers are dropped as they arrive.
     log_warning("broker", "client " + name + " is gone (" + how + "): dropped its " +
                               std::to_string(jobs.size()) + " job(s) and " +

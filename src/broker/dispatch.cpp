@@ -111,10 +111,21 @@ void Dispatch::send(WorkerPeer& worker, BrokerJob& job, QueuedBatch batch) {
     // Nearly every batch is of the job the worker's last batch was of: no set lookup.
     if (serving.last_opened_serial != job.serial && serving.opened.insert(job.id).second) {
         tell_ended(worker);  // drops their data before it takes this job's
+        std::uint64_t shared_id = 0;
+        if (job.shared_object != nullptr) {
+            shared_id = job.shared_object->id;
+            // Once per worker: it keeps the object until the broker says unshare.
+            if (serving.shared_held.insert(shared_id).second) {
+                std::array share{header(Command::share, {shared_id}), zmq::message_t()};
+                share[1].copy(job.shared_object->bytes);  // shares the bytes, no copy
+                post(worker.id, share);
+            }
+        }
         zmq::message_t shared;
         shared.copy(job.shared);
-        std::array definition{header(Command::job, {job.id, job.settings.subtask_timeout_ms}),
-                              text_frame(job.name), text_frame(job.signature), std::move(shared)};
+        std::array definition{
+            header(Command::job, {job.id, job.settings.subtask_timeout_ms, shared_id}),
+            text_frame(job.name), text_frame(job.signature), std::move(shared)};
         post(worker.id, definition);
         job.opened_by.insert(worker.id);
     }

@@ -18,6 +18,7 @@
 #include "broker/credits.hpp"
 #include "broker/fair_share.hpp"
 #include "broker/recovery.hpp"
+#include "broker/shared_objects.hpp"
 #include "wire/deadline.hpp"
 #include "wire/protocol.hpp"
 
@@ -36,6 +37,7 @@ struct Serving {
     // about the same job as the one before, and the full answer compares long signatures.
     std::uint64_t asked_serial = 0;
     bool serves_asked = false;
+    std::unordered_set<std::uint64_t> shared_held;  // shared objects it was sent, by broker id
 };
 
 /// A job's wait for a worker that serves it.
@@ -56,6 +58,7 @@ struct BrokerJob {
     std::string name;
     std::string signature;
     zmq::message_t shared;
+    SharedRecord* shared_object = nullptr;  // its job-wide data instead of `shared`, if set
     std::deque<QueuedBatch> queue;
     protocol::JobSettings settings;
     Turns turns;                                // fair share

@@ -53,6 +53,13 @@ void ClientCore::enqueue(std::shared_ptr<RunState> run) {
             Error("job '" + run->job_name() + "' was submitted after shutdown")));
 }
 
+std::shared_ptr<SharedObject> ClientCore::share(const void* owner, std::string bytes) {
+    const std::uint64_t id = shared_ids_.fetch_add(1, std::memory_order_relaxed) + 1;
+    return std::make_shared<SharedObject>(
+        owner, id, std::move(bytes),
+        [mailbox = mailbox_](std::uint64_t released) { mailbox->post_unshare(released); });
+}
+
 void ClientCore::run_here(std::shared_ptr<RunState> run) {
     std::unique_ptr<ClientLoop> loop;
     {

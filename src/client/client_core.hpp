@@ -19,6 +19,7 @@
 #include <zmq.hpp>
 
 #include <dtask/detail/run_state.hpp>
+#include <dtask/shared.hpp>
 
 #include "security/join_token.hpp"
 
@@ -58,6 +59,8 @@ public:
     /// thread and the I/O thread. For a broker in this process only, which neither sends
     /// heartbeats to such a connection nor expects any while it is idle.
     void run_here(std::shared_ptr<RunState> run);
+    /// A shared object of `owner` (the Cluster or Client), released through the mailbox.
+    std::shared_ptr<SharedObject> share(const void* owner, std::string bytes);
     /// Workers connected to the broker, as it last said (or as it says now, in this process).
     std::size_t workers() const {
         return options_.worker_count ? options_.worker_count() : workers_.load();
@@ -80,6 +83,7 @@ private:
         spare_loops_;  // run_here's, idle; under mailbox_->mutex
     std::thread thread_;
     std::atomic<std::size_t> workers_{0};
+    std::atomic<std::uint64_t> shared_ids_{0};  // the last shared object id given
     mutable std::mutex workers_mutex_;
     mutable std::condition_variable workers_changed_;
 };

@@ -146,6 +146,7 @@ void ClientLoop::take_requests() {
     Mailbox::Requests requests = core_.mailbox_->take();
     if (requests.stopping)
         stopped_ = true;
+    send_unshares(requests.unshared, true);  // shared objects released before these runs
     for (auto& run : requests.incoming) {
         if (stopped_) {
             run->fail(std::make_exception_ptr(
@@ -154,6 +155,7 @@ void ClientLoop::take_requests() {
             start(std::move(run));
         }
     }
+    send_unshares(requests.unshared, false);  // after the submits above, which may use them
     for (UserCodeDone& done : requests.done)
         on_done(done);
     for (auto& weak : requests.cancelled) {
@@ -169,6 +171,13 @@ void ClientLoop::take_requests() {
     }
     if (stopped_)
         stop_jobs(requests.stop_reason);
+}
+
+void ClientLoop::send_unshares(const std::vector<Mailbox::Unshare>& unshared, bool before_incoming) {
+    for (const auto& unshare : unshared) {
+        if (unshare.before_incoming == before_incoming)
+            connection_.send_unshare(unshare.id);
+    }
 }
 
 void ClientLoop::start(std::shared_ptr<RunState> run) {

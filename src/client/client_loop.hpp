@@ -19,6 +19,7 @@
 #include "client/active_job.hpp"
 #include "client/client_core.hpp"
 #include "client/connection.hpp"
+#include "client/mailbox.hpp"
 #include "wire/lazy_clock.hpp"
 #include "wire/protocol.hpp"
 
@@ -57,6 +58,8 @@ private:
     void stop_driving();
     void stop_jobs(const std::string& reason);
     void take_requests();
+    /// Sends the unshares taken from the mailbox that go before (or after) its new runs.
+    void send_unshares(const std::vector<Mailbox::Unshare>& unshared, bool before_incoming);
     void start(std::shared_ptr<RunState> run);
     void pump(std::uint64_t id, ActiveJob& job);
     void split_elsewhere(std::uint64_t id, ActiveJob& job, std::size_t want, std::size_t room);

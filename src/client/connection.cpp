@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <dtask/error.hpp>
+#include <dtask/shared.hpp>
 
 #include "client/client_loop.hpp"
 #include "log.hpp"
@@ -72,10 +73,27 @@ void Connection::heartbeat_if_due(Clock::time_point now) {
 }
 
 void Connection::send_submit(std::uint64_t id, const RunState& run, const JobSettings& settings) {
-    std::array frames{
-        header(Command::submit, {id}), text_frame(run.job_name()), text_frame(run.signature()),
-        zmq::message_t(run.shared().data(), run.shared().size()), encode_body(settings)};
     tell_finished();
+    JobSettings sent = settings;
+    if (const SharedObject* object = run.shared_object()) {
+        // Sent once per session, before the first job that uses it: the broker keeps it.
+        if (shares_sent_.insert(object->id()).second) {
+            std::array share{header(Command::share, {object->id()}),
+                             zmq::message_t(object->bytes().data(), object->bytes().size())};
+            send(socket_, {}, share);
+        }
+        sent.shared_object = object->id();
+    }
+    std::array frames{header(Command::submit, {id}), text_frame(run.job_name()),
+                      text_frame(run.signature()),
+                      zmq::message_t(run.shared().data(), run.shared().size()), encode_body(sent)};
+    send(socket_, {}, frames);
+}
+
+void Connection::send_unshare(std::uint64_t id) {
+    if (shares_sent_.erase(id) == 0)
+        return;  // no job used it since the last hello: the broker never had it
+    std::array frames{header(Command::unshare, {id})};
     send(socket_, {}, frames);
 }
 
@@ -114,6 +132,7 @@ void Connection::say_goodbye_if_possible() noexcept {
 
 void Connection::say_hello() {
     awaiting_welcome_ = true;
+    shares_sent_.clear();  // a new session: the broker forgot the old one's shared objects
     Hello hello;
     hello.role = Role::client;
     hello.name = process_name();

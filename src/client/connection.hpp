@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include <zmq.hpp>
@@ -61,6 +62,8 @@ public:
     /// A task message: `bytes` holds task_header_room bytes, then the batch of `count`
     /// subtasks from `first`.
     void send_batch(std::uint64_t id, std::uint64_t first, std::uint64_t count, std::string& bytes);
+    /// Shared object `id` was released: the broker frees it, if this session sent it.
+    void send_unshare(std::uint64_t id);
     /// A message of `command` about job `id` alone (split_done, cancel, end).
     void send_about(protocol::Command command, std::uint64_t id);
     /// Job `id` finished: the broker hears its end with the next submit or heartbeat.
@@ -93,6 +96,7 @@ private:
     bool awaiting_welcome_ = false;        // to the last hello
     std::string refusal_;                  // set once the broker refused us
     std::vector<std::uint64_t> finished_;  // jobs done whose end the broker has yet to hear
+    std::unordered_set<std::uint64_t> shares_sent_;  // shared objects this session sent
 };
 
 }  // namespace dtask::detail

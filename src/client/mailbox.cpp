@@ -32,6 +32,7 @@ Mailbox::Requests Mailbox::take() {
     requests.incoming.swap(incoming);
     requests.cancelled.swap(cancelled);
     requests.done.swap(done);
+    requests.unshared.swap(unshared);
     if (stopping) {
         requests.stopping = true;
         requests.stop_reason = stop_reason;
@@ -68,6 +69,16 @@ void Mailbox::post_done(UserCodeDone piece) {
     // take() reads the eventfd before it takes the list: one wake serves all until then.
     if (first)
         wake();
+}
+
+void Mailbox::post_unshare(std::uint64_t id) {
+    {
+        std::lock_guard lock(mutex);
+        if (stopping)
+            return;  // the broker forgets the client's shared objects when it leaves
+        unshared.push_back({id, incoming.empty()});
+    }
+    wake();
 }
 
 std::string Mailbox::reason_to_stop() {

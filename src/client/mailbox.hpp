@@ -6,6 +6,7 @@
 
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -27,11 +28,18 @@ struct Mailbox {
     /// Makes an eventfd readable.
     static void signal(int event_fd) noexcept;
 
+    /// A shared object released; before the runs taken with it if none was waiting when it
+    /// was posted (a run posted before it may use it: it goes after those).
+    struct Unshare {
+        std::uint64_t id = 0;
+        bool before_incoming = false;
+    };
     /// What user threads asked for since the last take().
     struct Requests {
         std::vector<std::shared_ptr<RunState>> incoming;
         std::vector<std::weak_ptr<RunState>> cancelled;
         std::vector<UserCodeDone> done;
+        std::vector<Unshare> unshared;
         bool stopping = false;
         std::string stop_reason;
     };
@@ -43,6 +51,8 @@ struct Mailbox {
     void post_cancel(std::weak_ptr<RunState> run);
     /// Tells the I/O thread what a piece of user code did (a strand's thread).
     void post_done(UserCodeDone done);
+    /// Asks the I/O thread to free shared object `id` at the broker (its handle was released).
+    void post_unshare(std::uint64_t id);
     /// Why the client stops (once it does).
     std::string reason_to_stop();
 
@@ -54,6 +64,7 @@ struct Mailbox {
     std::vector<std::shared_ptr<RunState>> incoming;
     std::vector<std::weak_ptr<RunState>> cancelled;
     std::vector<UserCodeDone> done;
+    std::vector<Unshare> unshared;
     bool stopping = false;
     std::string stop_reason;
 };

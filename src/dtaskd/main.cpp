@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> listen;
     unsigned heartbeat_ms = 250;
     unsigned liveness = 5;
+    std::size_t shared_mib = 4096;
     std::string keys;
     bool insecure_tcp = false;
     std::string role_word;
@@ -75,6 +76,11 @@ int main(int argc, char** argv) {
     app.add_option("--liveness", liveness, "missed heartbeats before a peer counts as gone")
         ->type_name("N")
         ->check(CLI::Range(1, 1000))
+        ->capture_default_str();
+    app.add_option("--shared-mib-per-client", shared_mib,
+                   "MiB of shared data (share()) kept for one client at most; 0: no bound")
+        ->type_name("MIB")
+        ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 30))
         ->capture_default_str();
     const char* keys_help = "the keys directory (default $HOME/.config/dtaskd)";
     app.add_option("--keys", keys, keys_help)->type_name("DIR");
@@ -101,7 +107,8 @@ int main(int argc, char** argv) {
         return usage_status;
     }
     const bool command = tokens->parsed() || rotate->parsed();
-    for (const char* server_option : {"--listen", "--heartbeat", "--liveness", "--insecure-tcp"}) {
+    for (const char* server_option : {"--listen", "--heartbeat", "--liveness", "--insecure-tcp",
+                                      "--shared-mib-per-client"}) {
         if (command && app.count(server_option) > 0) {
             std::cerr << "dtaskd: " << server_option << " is for running dtaskd, not for '"
                       << (tokens->parsed() ? "tokens" : "rotate") << "' (see --help)\n";
@@ -130,6 +137,7 @@ int main(int argc, char** argv) {
                                                   : listen;
         options.broker.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
         options.broker.heartbeat_liveness = liveness;
+        options.broker.shared_bytes_per_client = shared_mib << 20;
         options.keys_directory = keys;
         options.insecure_tcp = insecure_tcp;
         return dtask::dtaskd::run_server(std::move(options));

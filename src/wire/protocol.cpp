@@ -100,7 +100,7 @@ bool shape_of(Command command, Shape& shape) {
             shape = {1, 0};
             return true;
         case Command::job:
-            shape = {2, 3};
+            shape = {3, 3};  // job, subtask timeout, shared object (0: the data frame)
             return true;
         case Command::revoke:
             shape = {2, 0};
@@ -116,6 +116,12 @@ bool shape_of(Command command, Shape& shape) {
             return true;
         case Command::hung:
             shape = {2, 2};  // job, subtask index; the worker's routing id, a Failure
+            return true;
+        case Command::share:
+            shape = {1, 1};  // the shared object's id; its bytes
+            return true;
+        case Command::unshare:
+            shape = {1, 0};
             return true;
     }
     return false;
@@ -244,6 +250,10 @@ std::string_view command_name(Command command) noexcept {
             return "pulse";
         case Command::hung:
             return "hung";
+        case Command::share:
+            return "share";
+        case Command::unshare:
+            return "unshare";
     }
     return "unknown";
 }

@@ -23,7 +23,7 @@
 
 namespace dtask::detail::protocol {
 
-inline constexpr std::uint8_t version = 5;
+inline constexpr std::uint8_t version = 6;
 inline constexpr std::array<std::uint8_t, 2> magic{'d', 't'};
 
 enum class Command : std::uint8_t {
@@ -46,6 +46,8 @@ enum class Command : std::uint8_t {
     notice = 0x17,      // broker -> peer: something the user should know about a job
     pulse = 0x1a,       // worker's pulse socket -> broker: alive (or leaving) while map runs
     hung = 0x1b,        // worker's pulse socket -> broker: a subtask ran past its timeout
+    share = 0x1c,       // client -> broker -> worker: a shared object's id and bytes
+    unshare = 0x1d,     // client -> broker -> worker: a shared object is released
 };
 
 std::string_view command_name(Command command) noexcept;
@@ -80,6 +82,7 @@ enum class FailureKind : std::uint8_t {
     shutdown = 6,     // the broker is shutting down: BrokerShutdownError
     timeout = 7,      // a subtask ran past its timeout on every attempt: TimeoutError, subtask_timeout
     transient = 8,    // map threw a TransientError: retried if the job allows, else TaskError
+    shared_data = 9,  // the job's shared object is unknown or over the bound: Error
 };
 
 /// Body of a submit's last frame: how the broker runs the job (from RunOptions).
@@ -90,11 +93,12 @@ struct JobSettings {
     std::uint64_t subtask_timeout_ms = 0;  // 0: none
     bool backup_tasks = true;
     bool retry_transient = false;
+    std::uint64_t shared_object = 0;  // the job-wide data is this shared object; 0: the data frame
 
     template <class Archive>
     void serialize(Archive& archive) {
         archive(worker_wait_ms, priority, max_attempts, subtask_timeout_ms, backup_tasks,
-                retry_transient);
+                retry_transient, shared_object);
     }
 };
 

@@ -46,7 +46,10 @@ void BatchRunner::open_job(Inbound& message) {
                        "' (worker: " + job.model->signature() + "; client: " + signature + ")";
     } else {
         try {
-            job.shared = job.model->load_shared(as_bytes(message.body[2]));
+            // A shared object (field 2) stands for the data frame, decoded once per job type.
+            job.shared = message.fields[2] != 0
+                             ? shared_objects_.decoded(message.fields[2], *job.model)
+                             : job.model->load_shared(as_bytes(message.body[2]));
         } catch (...) {
             Failure failure;
             describe_current_exception(failure);

@@ -15,6 +15,7 @@
 
 #include "wire/batch.hpp"
 #include "wire/protocol.hpp"
+#include "worker/shared_table.hpp"
 #include "worker/worker_pulse.hpp"
 
 namespace dtask::detail {
@@ -33,8 +34,14 @@ public:
     /// which serves as the next batch's start (the clock is read once per batch).
     Clock::time_point run_batch(protocol::Inbound& message, Clock::time_point now);
     void end_job(std::uint64_t job) { jobs_.erase(job); }
-    /// A new session with the broker: the old one's jobs will not be ended.
-    void forget_all() { jobs_.clear(); }
+    /// The shared objects the broker placed here (share, unshare).
+    SharedTable& shared_objects() noexcept { return shared_objects_; }
+    /// A new session with the broker: the old one's jobs will not be ended, nor its shared
+    /// objects released.
+    void forget_all() {
+        jobs_.clear();
+        shared_objects_.clear();
+    }
 
 private:
     struct OpenJob {
@@ -79,6 +86,7 @@ private:
     std::string worker_name_;
     PulseShared& shared_;
     std::unordered_map<std::uint64_t, OpenJob> jobs_;
+    SharedTable shared_objects_;
 };
 
 }  // namespace dtask::detail

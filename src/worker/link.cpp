@@ -216,6 +216,17 @@ std::optional<int> Link::on_message(std::vector<zmq::message_t>& frames) {
             now_ = runner_.run_batch(message, now_);
             return std::nullopt;
         }
+        case Command::share:
+            try {
+                runner_.shared_objects().add(message.fields[0], std::move(message.body[0]));
+            } catch (const ProtocolError& e) {
+                log_warning("worker " + name_, e.what());
+            }
+            return std::nullopt;
+        case Command::unshare:
+            runner_.shared_objects().remove(message.fields[0]);  // may free large data
+            now_ = Clock::now();
+            return std::nullopt;
         case Command::end:
             runner_.end_job(message.fields[0]);  // may free large job-wide data
             now_ = Clock::now();

@@ -270,8 +270,9 @@ public:
                                                      : "a " + demangle(shared_type.name())));
             }
         }
-        std::string shared_bytes;
-        save_to(shared_bytes, *static_cast<const Shared*>(shared));
+        std::string shared_bytes;  // none for a shared object (null): placed by share()
+        if (shared != nullptr)
+            save_to(shared_bytes, *static_cast<const Shared*>(shared));
         return std::make_shared<RunStateFor<T, Input, Subtask, Partial, Shared, Split, Reduce>>(
             *this, std::move(*static_cast<Input*>(input)), std::move(shared_bytes), hint, options,
             options_, split_, reduce_);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -26,6 +27,8 @@ struct Progress;  // defined in dtask/job_handle.hpp, included at the end
 
 namespace dtask::detail {
 
+class SharedObject;  // dtask/shared.hpp
+
 class RunState {
 public:
     RunState(std::string job_name, std::string signature, std::string shared,
@@ -37,6 +40,12 @@ public:
     const std::string& job_name() const noexcept { return job_name_; }
     const std::string& signature() const noexcept { return signature_; }
     const std::string& shared() const noexcept { return shared_; }
+    /// The shared object used as job-wide data instead of shared(), or null.
+    const SharedObject* shared_object() const noexcept { return shared_object_.get(); }
+    /// Before the run is handed to the client: its job-wide data is `object`.
+    void use_shared_object(std::shared_ptr<const SharedObject> object) noexcept {
+        shared_object_ = std::move(object);
+    }
     const RunOptions& run_options() const noexcept { return run_options_; }
     const JobOptions& job_options() const noexcept { return job_options_; }
 
@@ -79,6 +88,7 @@ private:
     std::string job_name_;
     std::string signature_;
     std::string shared_;
+    std::shared_ptr<const SharedObject> shared_object_;
     RunOptions run_options_;
     JobOptions job_options_;
 

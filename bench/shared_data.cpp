@@ -1,0 +1,78 @@
+// shared_data: an iterative job (k-means) whose points stay on the workers (share), next to
+// the same iterations sending the points as job-wide data with every job.
+
+#include <cstdint>
+#include <vector>
+
+#include "../examples/kmeans_job.hpp"
+#include "scenarios.hpp"
+
+namespace perf {
+namespace {
+
+/// Milliseconds per iteration of `iterations` k-means steps from the first points as
+/// centres; the final centres in `centres`.
+template <class Data>
+double ms_per_iteration(dtask::Cluster& cluster, const kmeans::Points& points, const Data& data,
+                        std::uint64_t clusters, std::uint64_t iterations,
+                        std::vector<kmeans::Point>& centres) {
+    centres.assign(points.begin(), points.begin() + static_cast<std::ptrdiff_t>(clusters));
+    const auto start = Clock::now();
+    for (std::uint64_t i = 0; i < iterations; ++i) {
+        const kmeans::Step step{centres, points.size(), 8};
+        centres = kmeans::next_centres(centres, cluster.run(kmeans::kmeans_step, step, data));
+    }
+    return 1e3 * seconds_since(start) / static_cast<double>(iterations);
+}
+
+bool same_centres(const std::vector<kmeans::Point>& a, const std::vector<kmeans::Point>& b) {
+    for (std::size_t c = 0; c < a.size(); ++c) {
+        if (a[c].x != b[c].x || a[c].y != b[c].y)
+            return false;
+    }
+    return a.size() == b.size();
+}
+
+}  // namespace
+
+std::vector<Figure> shared_data(const Settings& settings) {
+    const std::uint64_t point_count = settings.quick ? 20'000 : 500'000;
+    const std::uint64_t clusters = 8;
+    const std::uint64_t iterations = settings.quick ? 3 : 10;
+    const kmeans::Points points = kmeans::make_points(point_count, clusters);
+
+    dtask::Cluster cluster(two_local_workers());
+    wait_for_workers(cluster, 2);
+    const auto shared = cluster.share(points);
+
+    Figure figure{"shared_data", "shared_data.kmeans_iteration", "ms", Better::lower};
+    figure.baseline = "kmeans_iteration_resending_the_points";
+    figure.target = Target::ratio_at_most(0.5);
+    figure.detail("points", static_cast<double>(point_count));
+    figure.detail("point_bytes", static_cast<double>(shared.size()));
+    figure.detail("iterations", static_cast<double>(iterations));
+    std::vector<double> serial_ms;
+    for (int rep = 0; rep < settings.repeat; ++rep) {
+        std::vector<kmeans::Point> resent;
+        std::vector<kmeans::Point> kept;
+        const double resend_ms =
+            ms_per_iteration(cluster, points, points, clusters, iterations, resent);
+        const double shared_ms =
+            ms_per_iteration(cluster, points, shared, clusters, iterations, kept);
+        if (!same_centres(resent, kept))
+            throw WrongResult(
+                "k-means on shared points ended at other centres than on resent ones");
+        figure.add(shared_ms, resend_ms);
+        std::vector<kmeans::Point> centres(points.begin(),
+                                           points.begin() + static_cast<std::ptrdiff_t>(clusters));
+        const auto start = Clock::now();
+        for (std::uint64_t i = 0; i < iterations; ++i)
+            centres =
+                kmeans::next_centres(centres, kmeans::assign(points, 0, points.size(), centres));
+        serial_ms.push_back(1e3 * seconds_since(start) / static_cast<double>(iterations));
+    }
+    figure.detail("serial_ms_per_iteration", median(serial_ms));
+    return {figure};
+}
+
+}  // namespace perf
