@@ -39,7 +39,9 @@ struct Copies {
 struct JobBackups {
     using Clock = std::chrono::steady_clock;
 
-    bool split_done = false;     // the client has sent every subtask: the tail has begun
+    // The client sends no more subtasks for now (split_done): its split is over, or its window
+    // is held by partials waiting for a slow subtask. The tail has begun; a task ends it.
+    bool split_done = false;
     Clock::duration run_time{};  // of the batches finished, for the backup threshold
     std::uint64_t runs = 0;      // subtasks in those batches
     // Batches running on two workers: first index -> the workers holding it.

@@ -246,6 +246,16 @@ void BrokerLoop::on_hello(const std::string& id, Hello hello, Sender sender, std
     if (context_.peers.clients().contains(id))
         client_events_.lost(id, "it said hello again");
 
+    // A descriptor is one connection's: one closed after its peer's hello was queued may
+    // carry this peer's now, whose bytes must not keep that other peer alive.
+    if (fd >= 0) {
+        for (auto& [other, worker] : context_.peers.workers())
+            if (worker.progress.fd() == fd)
+                worker.progress.forget();
+        for (auto& [other, client] : context_.peers.clients())
+            if (client.progress.fd() == fd)
+                client.progress.forget();
+    }
     if (hello.role == Role::worker) {
         worker_events_.hello(id, std::move(hello));
         if (auto w = context_.peers.workers().find(id); w != context_.peers.workers().end()) {

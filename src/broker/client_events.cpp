@@ -105,6 +105,7 @@ void ClientEvents::on_task(ClientPeer& client, Inbound& message) {
     // process's alone to change.
     set_job_id(*message.frame, job.id);
     job.queue.push_back(QueuedBatch{message.fields[1], count, std::move(*message.frame)});
+    job.backups.split_done = false;  // more came after a window held by partials
     c_.dispatch.place(job);
 }
 

@@ -12,16 +12,23 @@ void SharedObjects::add(const std::string& client, std::uint64_t client_id, zmq:
     ClientShares& shares = clients_[client];
     if (shares.ids.contains(client_id))
         throw ProtocolError("shared object " + std::to_string(client_id) + " shared twice");
-    if (bound_ != 0 && bytes.size() > bound_ - std::min(bound_, shares.bytes)) {
+    std::string refusal;
+    if (shares.ids.size() >= max_objects_per_client) {
+        refusal = "the client holds " + std::to_string(max_objects_per_client) +
+                  " shared objects at the broker, the most it may: release shared data it no "
+                  "longer needs";
+    } else if (bound_ != 0 && bytes.size() > bound_ - std::min(bound_, shares.bytes)) {
+        refusal = "its shared data (" + std::to_string(bytes.size()) +
+                  " bytes) would take the client's shared objects at the broker to " +
+                  std::to_string(shares.bytes + bytes.size()) + " bytes, over the bound of " +
+                  std::to_string(bound_) +
+                  " bytes (ClusterOptions::shared_bytes_per_client, dtaskd "
+                  "--shared-mib-per-client): release shared data it no longer needs";
+    }
+    if (!refusal.empty()) {
         if (shares.refused.size() == refusals_kept)
             shares.refused.pop_front();
-        shares.refused.emplace_back(
-            client_id, "its shared data (" + std::to_string(bytes.size()) +
-                           " bytes) would take the client's shared objects at the broker to " +
-                           std::to_string(shares.bytes + bytes.size()) +
-                           " bytes, over the bound of " + std::to_string(bound_) +
-                           " bytes (ClusterOptions::shared_bytes_per_client, dtaskd "
-                           "--shared-mib-per-client): release shared data it no longer needs");
+        shares.refused.emplace_back(client_id, std::move(refusal));
         return;
     }
     const std::uint64_t id = ++last_id_;

@@ -29,6 +29,8 @@ class SharedObjects {
 public:
     /// Records a client keeps refused at most: only the submit right after a share asks.
     static constexpr std::size_t refusals_kept = 8;
+    /// Objects a client may hold at once: as many as a worker's table takes.
+    static constexpr std::size_t max_objects_per_client = std::size_t{1} << 16;
 
     /// `bound`: bytes kept for one client at most; 0 for no bound.
     explicit SharedObjects(std::size_t bound) : bound_(bound) {}

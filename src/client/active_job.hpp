@@ -28,18 +28,19 @@ struct ActiveJob {
           order(run->job_options().order) {}
 
     std::shared_ptr<RunState> run;
-    BatchSizer sizer;                                       // subtasks in the next batch
-    SplitWindow window;                                     // how many more may be split off
-    FoldOrder order;                                        // which results fold now
-    bool exhausted = false;                                 // split has no more
-    std::shared_ptr<Strand> strand;                         // where its split and reduce run
-    bool splitting = false;                                 // a split request is out
-    bool folding = false;                                   // a fold request is out
-    bool fold_listed = false;                               // in the loop's fold list
-    std::vector<FoldRun> to_fold;                           // waiting for the fold out
-    std::size_t to_fold_bytes = 0;                          // their frames' sizes
-    std::size_t folding_bytes = 0;                          // the fold out's
-    std::vector<std::string> notices;                       // from the broker, for the error
+    BatchSizer sizer;                  // subtasks in the next batch
+    SplitWindow window;                // how many more may be split off
+    FoldOrder order;                   // which results fold now
+    bool exhausted = false;            // split has no more
+    std::shared_ptr<Strand> strand;    // where its split and reduce run
+    bool splitting = false;            // a split request is out
+    bool folding = false;              // a fold request is out
+    bool tail_told = false;            // split_done sent while the window is held by partials
+    bool fold_listed = false;          // in the loop's fold list
+    std::vector<FoldRun> to_fold;      // waiting for the fold out
+    std::size_t to_fold_bytes = 0;     // their frames' sizes
+    std::size_t folding_bytes = 0;     // the fold out's
+    std::vector<std::string> notices;  // from the broker, for the error
     Clock::time_point deadline = Clock::time_point::max();  // RunOptions::deadline
 };
 

@@ -36,6 +36,13 @@ ClientCore::ClientCore(zmq::context_t& context, ClientCoreOptions options)
 }
 
 ClientCore::~ClientCore() {
+    {
+        std::lock_guard lock(shared_mutex_);
+        for (const auto& made : shared_made_) {
+            if (auto object = made.lock())
+                object->release();
+        }
+    }
     stop("the cluster or client was destroyed while it ran");
     loop_.reset();
     // After the I/O thread: a split or reduce still under way is waited for here.
@@ -54,10 +61,18 @@ void ClientCore::enqueue(std::shared_ptr<RunState> run) {
 }
 
 std::shared_ptr<SharedObject> ClientCore::share(const void* owner, std::string bytes) {
-    const std::uint64_t id = shared_ids_.fetch_add(1, std::memory_order_relaxed) + 1;
-    return std::make_shared<SharedObject>(
+    // Unique in the process, not only in this client: no two objects are ever taken for one.
+    static std::atomic<std::uint64_t> last_id{0};
+    const std::uint64_t id = last_id.fetch_add(1, std::memory_order_relaxed) + 1;
+    auto object = std::make_shared<SharedObject>(
         owner, id, std::move(bytes),
         [mailbox = mailbox_](std::uint64_t released) { mailbox->post_unshare(released); });
+    std::lock_guard lock(shared_mutex_);
+    // Forgets those gone when the list doubles: its length stays within twice the live ones.
+    if (shared_made_.size() >= 64 && shared_made_.size() == shared_made_.capacity())
+        std::erase_if(shared_made_, [](const auto& made) { return made.expired(); });
+    shared_made_.push_back(object);
+    return object;
 }
 
 void ClientCore::run_here(std::shared_ptr<RunState> run) {

@@ -83,7 +83,10 @@ private:
         spare_loops_;  // run_here's, idle; under mailbox_->mutex
     std::thread thread_;
     std::atomic<std::size_t> workers_{0};
-    std::atomic<std::uint64_t> shared_ids_{0};  // the last shared object id given
+    // The objects share() made, released when this client goes: a handle kept past it is
+    // refused at submit, also by a later client at the same address.
+    std::mutex shared_mutex_;
+    std::vector<std::weak_ptr<SharedObject>> shared_made_;
     mutable std::mutex workers_mutex_;
     mutable std::condition_variable workers_changed_;
 };

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include <dtask/error.hpp>
+#include <dtask/shared.hpp>
 
 #include "client/mailbox.hpp"
 #include "client/user_code.hpp"
@@ -173,7 +174,8 @@ void ClientLoop::take_requests() {
         stop_jobs(requests.stop_reason);
 }
 
-void ClientLoop::send_unshares(const std::vector<Mailbox::Unshare>& unshared, bool before_incoming) {
+void ClientLoop::send_unshares(const std::vector<Mailbox::Unshare>& unshared,
+                               bool before_incoming) {
     for (const auto& unshare : unshared) {
         if (unshare.before_incoming == before_incoming)
             connection_.send_unshare(unshare.id);
@@ -247,6 +249,13 @@ void ClientLoop::pump(std::uint64_t id, ActiveJob& job) {
         if (exhausted)
             end_split(id, job);
     }
+    if (!job.exhausted && !job.splitting && !job.tail_told &&
+        job.window.held_by_partials(workers)) {
+        // Nothing more goes out until a slow subtask's result comes back: the broker may
+        // make a backup copy of it, as at the job's tail (a later task ends this).
+        job.tail_told = true;
+        connection_.send_about(Command::split_done, id);
+    }
     if (job.exhausted && !job.splitting && !job.folding && job.window.all_folded())
         finish(id, job);
 }
@@ -282,6 +291,7 @@ void ClientLoop::send_split(std::uint64_t id, ActiveJob& job, std::uint64_t coun
     if (count > 0) {
         const std::uint64_t first = job.window.on_sent(count, bytes.size(), now());
         job.run->count_emitted(count);
+        job.tail_told = false;
         connection_.send_batch(id, first, count, bytes);
     }
 }
@@ -497,6 +507,10 @@ void ClientLoop::on_failure(Inbound& message) {
     if (it == jobs_.end())
         return;
     const ActiveJob& job = it->second;
+    if (const SharedObject* object = job.run->shared_object();
+        object != nullptr &&
+        decode_body<Failure>(message.body[0], "a failure").kind == FailureKind::shared_data)
+        connection_.forget_share(object->id());  // refused: not held by the broker
     // No copy of the error is left on this thread.
     job.run->fail(
         failure_error(message.body[0], job.run->job_name(), message.fields[1], job.notices));

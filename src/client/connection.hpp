@@ -64,6 +64,8 @@ public:
     void send_batch(std::uint64_t id, std::uint64_t first, std::uint64_t count, std::string& bytes);
     /// Shared object `id` was released: the broker frees it, if this session sent it.
     void send_unshare(std::uint64_t id);
+    /// The broker refused shared object `id`: the next job that uses it sends it again.
+    void forget_share(std::uint64_t id) { shares_sent_.erase(id); }
     /// A message of `command` about job `id` alone (split_done, cancel, end).
     void send_about(protocol::Command command, std::uint64_t id);
     /// Job `id` finished: the broker hears its end with the next submit or heartbeat.

@@ -126,6 +126,12 @@ public:
         return sent_at;
     }
 
+    /// Whether the partials held and foretold keep the next subtask back (not the start-up
+    /// limit before any result came back).
+    bool held_by_partials(std::size_t workers) const noexcept {
+        return partial_size_ > 0 && !partials_allow(workers);
+    }
+
 private:
     static std::size_t unmeasured_limit(std::size_t workers) noexcept {
         return unmeasured_per_worker * std::max<std::size_t>(workers, 2);

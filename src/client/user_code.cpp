@@ -143,7 +143,16 @@ void UserCode::unstick(Clock::time_point now) {
 void UserCode::start_thread() {
     ++pool_->threads;
     ++pool_->waiting;  // it takes a ready strand first
-    std::thread([pool = pool_] { serve(pool); }).detach();
+    try {
+        std::thread([pool = pool_] { serve(pool); }).detach();
+    } catch (...) {
+        // No thread to be had (a limit on threads): the counts stay true, so that the
+        // destructor does not wait for it. With a thread left, the strand waits its turn.
+        --pool_->threads;
+        --pool_->waiting;
+        if (pool_->threads == 0)
+            throw;
+    }
 }
 
 std::size_t UserCode::threads() const {

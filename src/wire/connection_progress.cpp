@@ -54,9 +54,10 @@ int connection_fd(const zmq::message_t& message) noexcept {
     if (fd == nullptr)
         return -1;
     int value = 0;
+    const char* digits = fd;
     for (; *fd >= '0' && *fd <= '9' && value < 100'000'000; ++fd)
         value = value * 10 + (*fd - '0');
-    return *fd == '\0' ? value : -1;
+    return *fd == '\0' && fd != digits ? value : -1;
 }
 
 ConnectionProgress::ConnectionProgress(int fd, Probe probe) noexcept

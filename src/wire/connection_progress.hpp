@@ -54,6 +54,11 @@ public:
     /// connection's now.
     bool moved(Clock::time_point quiet_since) const noexcept;
 
+    /// The descriptor watched, or -1.
+    int fd() const noexcept { return watched_.valid ? watched_.fd : -1; }
+    /// Stops watching: the descriptor now carries another peer's connection.
+    void forget() noexcept { *this = ConnectionProgress(); }
+
 private:
     Probe probe_ = nullptr;
     ConnectionSample watched_;  // the connection as it was when watched
