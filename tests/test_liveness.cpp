@@ -144,22 +144,32 @@ TEST_CASE("Liveness.a_silent_peer_whose_connection_received_bytes_lately_is_movi
     scripted = tcp_connection(40000, 1000);
     ConnectionProgress progress(7, scripted_probe);
     using Verdict = Liveness::Verdict;
-    // Quiet for less than half the silence: no look yet.
-    CHECK(liveness.judge(t0, t0 + 200ms, none_unread, t0 + 200ms, progress) == Verdict::heard);
-    scripted.bytes_received = 5000;  // bytes from before the look do not count
-    CHECK(liveness.judge(t0, t0 + 300ms, none_unread, t0 + 300ms, progress) == Verdict::heard);
-    CHECK(liveness.judge(t0, t0 + 600ms, none_unread, t0 + 600ms, progress) == Verdict::silent);
-    scripted.bytes_received = 5001;  // one byte since the look
-    CHECK(liveness.judge(t0, t0 + 600ms, none_unread, t0 + 600ms, progress) == Verdict::moving);
+    // Quiet for less than an interval: no look.
+    scripted.bytes_received = 2000;
+    CHECK(liveness.judge(t0, t0 + 50ms, none_unread, t0 + 50ms, progress) == Verdict::heard);
+    // The first look of the spell finds nothing to compare with: bytes before it do not count.
+    CHECK(liveness.judge(t0, t0 + 150ms, none_unread, t0 + 150ms, progress) == Verdict::heard);
+    CHECK(liveness.judge(t0, t0 + 250ms, none_unread, t0 + 250ms, progress) == Verdict::heard);
+    scripted.bytes_received = 2001;  // one byte since the last look
+    CHECK(liveness.judge(t0, t0 + 350ms, none_unread, t0 + 350ms, progress) == Verdict::moving);
 
-    // Counted heard at 600 ms (the caller's part): a new quiet spell, a new look.
-    const auto heard = t0 + 600ms;
-    CHECK(liveness.judge(heard, heard + 1100ms, none_unread, heard + 1100ms, progress) ==
-          Verdict::silent);  // the look of the last spell does not count in this one
-    CHECK(liveness.judge(heard, heard + 300ms, none_unread, heard + 300ms, progress) ==
-          Verdict::heard);
-    CHECK(liveness.judge(heard, heard + 600ms, none_unread, heard + 600ms, progress) ==
-          Verdict::silent);  // a frozen peer: nothing more came
+    // Counted heard at 350 ms (the caller's part): that look begins the new spell's account.
+    auto heard = t0 + 350ms;
+    scripted.data_segs_in = 1;  // a segment out of order after a loss: the link is carrying data
+    CHECK(liveness.judge(heard, heard + 150ms, none_unread, heard + 150ms, progress) ==
+          Verdict::moving);
+    heard += 150ms;
+    // Then nothing more: a whole silence without a byte, and the peer is silent.
+    for (auto at = 150ms; at <= 500ms; at += 100ms)
+        CHECK(liveness.judge(heard, heard + at, none_unread, heard + at, progress) ==
+              Verdict::heard);
+    CHECK(liveness.judge(heard, heard + 550ms, none_unread, heard + 550ms, progress) ==
+          Verdict::silent);
+    // A look from an earlier spell does not count in a later one.
+    scripted.bytes_received = 9000;
+    const auto later = heard + 2s;
+    CHECK(liveness.judge(later, later + 600ms, none_unread, later + 600ms, progress) ==
+          Verdict::silent);
 }
 
 TEST_CASE("Liveness.a_descriptor_reused_by_another_connection_shows_no_progress" *
@@ -170,6 +180,9 @@ TEST_CASE("Liveness.a_descriptor_reused_by_another_connection_shows_no_progress"
     CHECK(liveness.judge(t0, t0 + 300ms, none_unread, t0 + 300ms, progress) ==
           Liveness::Verdict::heard);
     scripted = tcp_connection(40001, 2000);  // descriptor 7 closed and reused: another port
+    CHECK(liveness.judge(t0, t0 + 400ms, none_unread, t0 + 400ms, progress) ==
+          Liveness::Verdict::heard);
+    scripted.bytes_received = 3000;
     CHECK(liveness.judge(t0, t0 + 600ms, none_unread, t0 + 600ms, progress) ==
           Liveness::Verdict::silent);
     CHECK(same_connection(tcp_connection(40001, 0), tcp_connection(40001, 9)));
@@ -184,6 +197,9 @@ TEST_CASE("Liveness.without_a_tcp_connection_silence_is_all_that_counts" * docte
     ConnectionProgress nothing;  // no descriptor known (before the welcome)
     for (ConnectionProgress* watched : {&progress, &nothing}) {
         CHECK(liveness.judge(t0, t0 + 300ms, none_unread, t0 + 300ms, *watched) ==
+              Liveness::Verdict::heard);
+        scripted.bytes_received += 1000;
+        CHECK(liveness.judge(t0, t0 + 400ms, none_unread, t0 + 400ms, *watched) ==
               Liveness::Verdict::heard);
         scripted.bytes_received += 1000;
         CHECK(liveness.judge(t0, t0 + 600ms, none_unread, t0 + 600ms, *watched) ==

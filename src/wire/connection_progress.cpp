@@ -41,6 +41,8 @@ ConnectionSample sample_connection(int fd) noexcept {
         size < offsetof(tcp_info, tcpi_bytes_received) + sizeof info.tcpi_bytes_received)
         return sample;  // not TCP, or a kernel older than 4.1
     sample.bytes_received = info.tcpi_bytes_received;
+    if (size >= offsetof(tcp_info, tcpi_data_segs_in) + sizeof info.tcpi_data_segs_in)
+        sample.data_segs_in = info.tcpi_data_segs_in;  // Linux 4.6
     sample.valid = true;
     return sample;
 }
@@ -63,20 +65,23 @@ int connection_fd(const zmq::message_t& message) noexcept {
 ConnectionProgress::ConnectionProgress(int fd, Probe probe) noexcept
     : probe_(probe), watched_(probe(fd)) {}
 
-void ConnectionProgress::look(Clock::time_point quiet_since, Clock::time_point now) noexcept {
-    if (!watched_.valid || (looked_ && looked_at_ > quiet_since))
-        return;
-    const ConnectionSample sample = probe_(watched_.fd);
-    looked_ = same_connection(watched_, sample);
-    looked_bytes_ = sample.bytes_received;
-    looked_at_ = now;
-}
-
-bool ConnectionProgress::moved(Clock::time_point quiet_since) const noexcept {
-    if (!looked_ || looked_at_ <= quiet_since)
+bool ConnectionProgress::advanced(Clock::time_point quiet_since, Clock::time_point now) noexcept {
+    if (!watched_.valid)
         return false;
     const ConnectionSample sample = probe_(watched_.fd);
-    return same_connection(watched_, sample) && sample.bytes_received > looked_bytes_;
+    if (!same_connection(watched_, sample)) {
+        looked_ = false;
+        return false;
+    }
+    // Data that arrived out of order after a loss counts too: the link is carrying it.
+    const bool moved =
+        looked_ && looked_at_ >= quiet_since &&
+        (sample.bytes_received > looked_bytes_ || sample.data_segs_in != looked_segs_);
+    looked_ = true;
+    looked_bytes_ = sample.bytes_received;
+    looked_segs_ = sample.data_segs_in;
+    looked_at_ = now;
+    return moved;
 }
 
 }  // namespace dtask::detail

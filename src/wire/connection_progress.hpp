@@ -19,7 +19,8 @@ struct ConnectionSample {
     int fd = -1;
     std::array<unsigned char, 28> local{};  // a sockaddr_in or sockaddr_in6
     std::array<unsigned char, 28> peer{};
-    std::uint64_t bytes_received = 0;
+    std::uint64_t bytes_received = 0;  // in order
+    std::uint32_t data_segs_in = 0;    // segments with data, also out of order
     bool valid = false;
 };
 
@@ -35,8 +36,8 @@ bool same_connection(const ConnectionSample& a, const ConnectionSample& b) noexc
 /// ZMQ_SRCFD had it), or -1 where there is none (inproc).
 int connection_fd(const zmq::message_t& message) noexcept;
 
-/// One peer's connection, watched for progress: looked at once per quiet spell (a span in
-/// which nothing was heard from the peer), and again when the peer is overdue.
+/// One peer's connection, watched for progress: looked at on each judgement while the peer is
+/// quiet (nothing heard from it for an interval), never per message.
 class ConnectionProgress {
 public:
     using Clock = std::chrono::steady_clock;
@@ -47,12 +48,10 @@ public:
     /// Watches the connection on `fd` as it is now; `probe` looks at it (tests give theirs).
     explicit ConnectionProgress(int fd, Probe probe = sample_connection) noexcept;
 
-    /// Notes the bytes received so far, once in the quiet spell that began at `quiet_since`.
-    void look(Clock::time_point quiet_since, Clock::time_point now) noexcept;
-    /// Whether the connection received bytes since the look of the quiet spell that began
-    /// at `quiet_since`: false without such a look, or if the descriptor is another
-    /// connection's now.
-    bool moved(Clock::time_point quiet_since) const noexcept;
+    /// Looks at the connection at `now`: whether it received data since the last look, if
+    /// that look was taken in the quiet spell that began at `quiet_since`. False without
+    /// such a look, or if the descriptor is another connection's now.
+    bool advanced(Clock::time_point quiet_since, Clock::time_point now) noexcept;
 
     /// The descriptor watched, or -1.
     int fd() const noexcept { return watched_.valid ? watched_.fd : -1; }
@@ -63,6 +62,7 @@ private:
     Probe probe_ = nullptr;
     ConnectionSample watched_;  // the connection as it was when watched
     std::uint64_t looked_bytes_ = 0;
+    std::uint32_t looked_segs_ = 0;
     Clock::time_point looked_at_{};
     bool looked_ = false;  // ever
 };

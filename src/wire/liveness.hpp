@@ -3,9 +3,9 @@
 // came from it for interval × liveness, counted up to the last moment the reader knows it
 // has read everything: now if nothing waits unread, else when a receive last found the
 // socket empty; and only from the end of the reader's own last stall. A reader that stalled
-// (descheduled, stopped, busy) blames no peer for it. A peer silent by this rule whose
-// connection received bytes in the last half of that silence is moving, not silent: its
-// heartbeats wait behind a big message on a slow link (judge(), wire/connection_progress).
+// (descheduled, stopped, busy) blames no peer for it. A quiet peer whose connection keeps
+// receiving data is moving, not silent: its heartbeats wait behind a big message on a slow
+// link (judge(), wire/connection_progress).
 
 #include <algorithm>
 #include <chrono>
@@ -45,19 +45,18 @@ public:
     /// bytes (the caller counts it heard now); or silent.
     enum class Verdict { heard, moving, silent };
 
-    /// silent(), with progress counted as life. Once a peer has been quiet for half the
-    /// silence, `progress` looks at its connection (a system call or three, only then); when
-    /// the peer is silent, bytes received since that look make it moving.
+    /// silent(), with progress counted as life. While a peer has been quiet for an interval
+    /// (half the silence, if less), each judgement looks at its connection: data received
+    /// since the last look of this quiet spell makes it `moving`, heard now. So a peer whose
+    /// big message is arriving is silent only after a whole silence without a byte.
     template <class Unread>
     Verdict judge(Clock::time_point last_heard, Clock::time_point now, Unread&& unread,
                   Clock::time_point last_drained, ConnectionProgress& progress) const {
         const auto since = std::max(last_heard, attentive_since_);
-        if (!silent(last_heard, now, unread, last_drained)) {
-            if (now - since > silence() / 2)
-                progress.look(since, now);
-            return Verdict::heard;
-        }
-        return progress.moved(since) ? Verdict::moving : Verdict::silent;
+        if (now - since > std::min<Clock::duration>(interval_, silence() / 2) &&
+            progress.advanced(since, now))
+            return Verdict::moving;
+        return silent(last_heard, now, unread, last_drained) ? Verdict::silent : Verdict::heard;
     }
 
     /// Notes a wake-up at `now` of a loop that planned to wake at `planned`. Later by more
