@@ -271,3 +271,43 @@ TEST_CASE("UserCode.a_window_held_by_partials_lets_the_slow_subtask_get_a_backup
     CHECK(get_within(handle, 40s) == 40 * (std::uint64_t{1} << 20));
     CHECK(test_jobs::attempts_made(markers.path(), 0) == 2);
 }
+
+/// A run whose split makes `total` one-byte subtasks.
+class CountedRun : public dtask::detail::RunState {
+public:
+    explicit CountedRun(std::uint64_t total)
+        : RunState("tests.counted", "", "", {}, {}), left_(total) {}
+    bool next_subtask(std::string& out) override {
+        if (left_ == 0)
+            return false;
+        --left_;
+        out.push_back('x');
+        return true;
+    }
+    void fold(std::span<const std::byte>, std::uint64_t) override {}
+    void finish() override {}
+
+private:
+    std::uint64_t left_;
+};
+
+TEST_CASE("UserCode.a_split_request_cuts_each_batch_for_the_tail" * doctest::timeout(30)) {
+    // As the I/O thread did batch by batch: at most a quarter of what is left per worker.
+    using namespace dtask::detail;
+    UserCodeWork work;
+    work.run = std::make_shared<CountedRun>(400);
+    work.split.per_batch = 50;
+    work.split.subtasks = 200;
+    work.split.bytes = std::size_t{1} << 20;
+    work.split.remaining = 400;
+    work.split.workers = 2;
+    const UserCodeDone done = perform(work);
+    REQUIRE_FALSE(done.error);
+    std::vector<std::uint64_t> counts;
+    for (const auto& batch : done.batches)
+        counts.push_back(batch.count);
+    REQUIRE(counts.size() >= 3);
+    CHECK(counts[0] == 50);  // 400 / 8
+    CHECK(counts[1] == 43);  // 350 / 8
+    CHECK(counts[2] == 38);  // 307 / 8
+}

@@ -232,7 +232,7 @@ void ClientLoop::pump(std::uint64_t id, ActiveJob& job) {
             // Results not yet handed to the strand fold first: the subtasks split off and not
             // folded stay within the window also as user code sees them.
             if (job.to_fold.empty())
-                split_elsewhere(id, job, want, room);
+                split_elsewhere(id, job, want, room, remaining, workers);
             return;
         }
         // Kept from batch to batch: a small batch is copied into its message, and the
@@ -261,9 +261,11 @@ void ClientLoop::pump(std::uint64_t id, ActiveJob& job) {
 }
 
 /// Asks the job's strand for up to `room` subtasks in batches of `want`, as many batches as
-/// the split window lets out, so that a hand-off carries many batches of one.
+/// the split window lets out, so that a hand-off carries many batches of one; each cut
+/// smaller at the job's tail, as the `remaining` subtasks and the `workers` say.
 void ClientLoop::split_elsewhere(std::uint64_t id, ActiveJob& job, std::size_t want,
-                                 std::size_t room) {
+                                 std::size_t room, std::optional<std::uint64_t> remaining,
+                                 std::size_t workers) {
     const std::size_t batches =
         std::min(max_batches_per_request,
                  SplitWindow::max_batches_out -
@@ -274,6 +276,8 @@ void ClientLoop::split_elsewhere(std::uint64_t id, ActiveJob& job, std::size_t w
     work.split.per_batch = want;
     work.split.subtasks = std::min<std::uint64_t>(room, std::max<std::size_t>(batches, 1) * want);
     work.split.bytes = job.window.bytes_room();
+    work.split.remaining = remaining;
+    work.split.workers = workers;
     job.splitting = true;
     core_.user_code_->post(job.strand, std::move(work), now());
 }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -62,7 +63,8 @@ private:
     void send_unshares(const std::vector<Mailbox::Unshare>& unshared, bool before_incoming);
     void start(std::shared_ptr<RunState> run);
     void pump(std::uint64_t id, ActiveJob& job);
-    void split_elsewhere(std::uint64_t id, ActiveJob& job, std::size_t want, std::size_t room);
+    void split_elsewhere(std::uint64_t id, ActiveJob& job, std::size_t want, std::size_t room,
+                         std::optional<std::uint64_t> remaining, std::size_t workers);
     void send_split(std::uint64_t id, ActiveJob& job, std::uint64_t count, std::string& bytes);
     void end_split(std::uint64_t id, ActiveJob& job);
     void pump_unpumped();

@@ -63,9 +63,14 @@ UserCodeDone perform(UserCodeWork& work) {
         // One batch at least; more while the request allows and the slice lasts.
         do {
             SplitBatch batch;
-            batch.count =
-                split_batch(*work.run, std::min(request.per_batch, request.subtasks - made),
-                            batch.bytes, done.exhausted, until);
+            const auto left =
+                request.remaining
+                    ? std::optional(*request.remaining - std::min(*request.remaining, made))
+                    : std::nullopt;
+            const std::size_t size = BatchSizer::tail_cut(
+                static_cast<std::size_t>(std::min(request.per_batch, request.subtasks - made)),
+                left, request.workers);
+            batch.count = split_batch(*work.run, size, batch.bytes, done.exhausted, until);
             if (batch.count == 0)
                 break;
             made += batch.count;

@@ -14,6 +14,7 @@
 #include <deque>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,6 +39,10 @@ struct SplitRequest {
     std::uint64_t subtasks = 0;
     std::uint64_t per_batch = 0;
     std::size_t bytes = 0;
+    // The subtasks left when asked, if the total is known, and the workers: each batch is
+    // cut for the job's tail as the batch sizer would (BatchSizer::tail_cut).
+    std::optional<std::uint64_t> remaining;
+    std::size_t workers = 1;
 };
 
 /// One piece of a job's user code: fold `runs`, or else split as `split` says.

@@ -37,9 +37,14 @@ public:
                                                            1.0, static_cast<double>(max_batch)));
             }
         }
+        return tail_cut(size, remaining, workers);
+    }
+
+    /// The tail: at most a quarter of what is left per worker, so that the last batches
+    /// spread over all of them; at least 1.
+    static std::size_t tail_cut(std::size_t size, std::optional<std::uint64_t> remaining,
+                                std::size_t workers) noexcept {
         if (remaining) {
-            // The tail: a quarter of what is left per worker, so that the last batches
-            // spread over all of them.
             const std::uint64_t share = *remaining / (4 * std::max<std::size_t>(workers, 1));
             size = static_cast<std::size_t>(
                 std::min<std::uint64_t>(size, std::max<std::uint64_t>(share, 1)));
