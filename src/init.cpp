@@ -150,11 +150,11 @@ void init(int argc, char** argv) {
     if (!options)
         return;
 
-    if (const char* parent = std::getenv(detail::parent_pid_variable)) {
+    if (std::getenv(detail::parent_pid_variable) != nullptr) {
         // Started by a Cluster on this machine: die with it, even if it is killed outright.
         // The check after prctl closes the race with a parent that died before it.
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (std::to_string(getppid()) != parent)
+        if (!detail::is_local_worker())
             std::_Exit(detail::worker_done);
         options->local = true;
     }
