@@ -215,18 +215,29 @@ private:
     T accumulator_{};
 };
 
-template <class T, class Split, class Map, class Reduce>
-class JobModelImpl final : public JobModelFor<T> {
+/// The types a job's functions name. Apart from JobModelImpl so that the compile-time checks
+/// can name them without instantiating the model, whose members would then be compiled too.
+template <class Split, class Map>
+struct JobTypes {
     using map_traits = callable_traits<Map>;
-    using split_traits = callable_traits<Split>;
-
-public:
     using Input = arg_t<Split, 0>;
     using Subtask = arg_t<Map, 0>;
     using Partial = std::remove_cvref_t<typename map_traits::result>;
     using Shared =
         std::conditional_t<map_traits::arity == 2, arg_t<Map, map_traits::arity - 1>, NoShared>;
     using MapPointer = typename map_traits::function_pointer;
+};
+
+template <class T, class Split, class Map, class Reduce>
+class JobModelImpl final : public JobModelFor<T> {
+    using split_traits = callable_traits<Split>;
+
+public:
+    using Input = typename JobTypes<Split, Map>::Input;
+    using Subtask = typename JobTypes<Split, Map>::Subtask;
+    using Partial = typename JobTypes<Split, Map>::Partial;
+    using Shared = typename JobTypes<Split, Map>::Shared;
+    using MapPointer = typename JobTypes<Split, Map>::MapPointer;
 
     JobModelImpl(std::string name, Split split, MapPointer map, Reduce reduce, JobOptions options)
         : JobModelFor<T>(std::move(name), make_signature(options)),
@@ -316,7 +327,7 @@ constexpr bool check_job_definition() {
         callable_traits<Split>::known,
         "dtask::Job: split must be a function or a lambda with one, non-template call operator "
         "(spell out its parameter types instead of `auto`)");
-    using Model = JobModelImpl<T, Split, Map, Reduce>;
+    using Model = JobTypes<Split, Map>;
     using Subtask = typename Model::Subtask;
     using Partial = typename Model::Partial;
     using Shared = typename Model::Shared;
