@@ -42,7 +42,7 @@ struct Tail {
     }
     /// What dispatch does for an idle worker c: the holder of the batch copied, or null.
     WorkerPeer* choose(Clock::time_point now) {
-        if (!may_take_backup(c, jobs))
+        if (!may_take_backup(c, peers, jobs))
             return nullptr;
         const Backup backup = choose_backup(c, peers, jobs, now);
         if (backup.holder != nullptr)

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <set>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -26,6 +28,8 @@ struct Rotation {
         BrokerJob& job = jobs[id];
         job.id = id;
         job.turns.priority = priority;
+        job.name = "tests.job";
+        job.signature = "signature";
         for (std::size_t i = 0; i < batches; ++i)
             job.queue.push_back(QueuedBatch{i * size, size, zmq::message_t()});
         fair_share.join(id, job.turns);
@@ -130,6 +134,9 @@ TEST_CASE("FairShare.a_job_the_worker_does_not_serve_keeps_its_place" * doctest:
     rotation.add(1, 1, 4, 8);
     rotation.add(2, 1, 4, 8);
     auto find = [&](std::uint64_t id) -> BrokerJob* { return &rotation.jobs.at(id); };
+    // Another worker offers both.
+    rotation.fair_share.worker_joined(
+        std::map<std::string, std::string>{{"tests.job", "signature"}}, find);
     auto turn = rotation.fair_share.next(find, [](const BrokerJob& job) { return job.id == 2; });
     REQUIRE(turn.job != nullptr);
     CHECK(turn.job->id == 2);
@@ -138,4 +145,88 @@ TEST_CASE("FairShare.a_job_the_worker_does_not_serve_keeps_its_place" * doctest:
     auto none = rotation.fair_share.next(find, [](const BrokerJob&) { return false; });
     CHECK(none.job == nullptr);
     CHECK(rotation.jobs.at(1).turns.in_rotation);
+}
+
+TEST_CASE("FairShare.jobs_no_worker_offers_are_parked_and_cost_a_feed_nothing" *
+          doctest::timeout(30)) {
+    // The steps (jobs looked at) of 100 turns for a worker beside `unserved` jobs that no
+    // connected worker offers: the same for 10 of them as for 20,000.
+    const std::map<std::string, std::string> offered{{"tests.job", "signature"}};
+    const auto steps_beside = [&](std::uint64_t unserved) {
+        Rotation rotation;
+        std::size_t steps = 0;
+        auto find = [&](std::uint64_t id) -> BrokerJob* {
+            ++steps;
+            auto it = rotation.jobs.find(id);
+            return it == rotation.jobs.end() ? nullptr : &it->second;
+        };
+        auto serves = [](const BrokerJob& job) { return job.name == "tests.job"; };
+        rotation.fair_share.worker_joined(offered, find);
+        for (std::uint64_t id = 1; id <= unserved; ++id)
+            rotation.add(id, 1, 1, 8).name = "tests.nobody";
+        rotation.add(unserved + 1, 1, 1000, 8);
+        REQUIRE(rotation.fair_share.next(find, serves).job != nullptr);  // finds them
+        steps = 0;
+        for (int turn = 0; turn < 100; ++turn) {
+            auto next = rotation.fair_share.next(find, serves);
+            REQUIRE(next.job != nullptr);
+            CHECK(next.job->id == unserved + 1);
+        }
+        return steps;
+    };
+    const std::size_t few = steps_beside(10);
+    const std::size_t many = steps_beside(20'000);
+    CHECK(few == many);
+    CHECK(few <= 200);
+}
+
+TEST_CASE("FairShare.parked_jobs_come_back_when_a_worker_that_offers_them_joins" *
+          doctest::timeout(30)) {
+    Rotation rotation;
+    auto find = [&](std::uint64_t id) -> BrokerJob* {
+        auto it = rotation.jobs.find(id);
+        return it == rotation.jobs.end() ? nullptr : &it->second;
+    };
+    rotation.fair_share.worker_joined(
+        std::map<std::string, std::string>{{"tests.job", "signature"}}, find);
+    constexpr std::uint64_t unserved = 10;
+    for (std::uint64_t id = 1; id <= unserved; ++id)
+        rotation.add(id, 1, 1, 8).name = "tests.nobody";
+    rotation.add(unserved + 1, 1, 1000, 8);
+    auto serves = [](const BrokerJob& job) { return job.name == "tests.job"; };
+    REQUIRE(rotation.fair_share.next(find, serves).job != nullptr);
+    CHECK(rotation.fair_share.parked() == unserved);
+    CHECK_FALSE(rotation.jobs.at(1).turns.in_rotation);
+    rotation.fair_share.worker_joined(
+        std::map<std::string, std::string>{{"tests.nobody", "signature"}}, find);
+    CHECK(rotation.fair_share.parked() == 0);
+    CHECK(rotation.jobs.at(1).turns.in_rotation);
+    std::set<std::uint64_t> ran;
+    for (int turn = 0; turn < 100 && ran.size() < unserved; ++turn) {
+        auto next = rotation.fair_share.next(find, [](const BrokerJob&) { return true; });
+        REQUIRE(next.job != nullptr);
+        if (next.job->id <= unserved)
+            ran.insert(next.job->id);
+    }
+    CHECK(ran.size() == unserved);
+}
+
+TEST_CASE("FairShare.a_parked_job_erased_is_forgotten" * doctest::timeout(30)) {
+    Rotation rotation;
+    auto find = [&](std::uint64_t id) -> BrokerJob* {
+        auto it = rotation.jobs.find(id);
+        return it == rotation.jobs.end() ? nullptr : &it->second;
+    };
+    BrokerJob& nobody = rotation.add(1, 1, 1, 8);
+    CHECK(rotation.fair_share.next(find, [](const BrokerJob&) { return false; }).job == nullptr);
+    REQUIRE(rotation.fair_share.parked() == 1);
+    CHECK_FALSE(nobody.turns.in_rotation);
+    rotation.fair_share.join(1, nobody.turns);  // more subtasks came: it stays parked
+    CHECK_FALSE(nobody.turns.in_rotation);
+    rotation.fair_share.forget(1, nobody.name, nobody.signature, nobody.turns);
+    rotation.jobs.erase(1);
+    CHECK(rotation.fair_share.parked() == 0);
+    rotation.fair_share.worker_joined(
+        std::map<std::string, std::string>{{"tests.job", "signature"}}, find);
+    CHECK(rotation.fair_share.in_rotation() == 0);
 }

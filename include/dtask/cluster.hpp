@@ -46,6 +46,11 @@ struct ClusterOptions {
     /// Bytes of shared data (share()) the broker keeps for one client at most: a job that
     /// would take it past this fails, naming this option. 0: no bound.
     std::size_t shared_bytes_per_client = std::size_t{4} << 30;
+    /// The subtask timeout of a job that sets no RunOptions::subtask_timeout, for every
+    /// client of this broker (remote ones too): a map past it restarts its worker, as with
+    /// subtask_timeout. 0 (the default): none, since the host's own jobs are trusted and a
+    /// long map is legitimate; set it when untrusted clients submit (dtaskd's default is 1 h).
+    std::chrono::milliseconds max_subtask_time{0};
 };
 
 class Cluster final : public Submitter {

@@ -21,11 +21,20 @@ bool holds_spoiled(const BrokerJob& job, const HeldBatch& batch) {
     });
 }
 
-bool may_take_backup(const WorkerPeer& idle, Jobs& jobs) {
-    const auto& all = jobs.all();
-    return !idle.recovery.isolated && !idle.recovery.reserved &&
-           std::any_of(all.begin(), all.end(),
-                       [](const auto& entry) { return may_back_up(entry.second); });
+bool may_take_backup(const WorkerPeer& idle, Peers& peers, Jobs& jobs) {
+    if (idle.recovery.isolated || idle.recovery.reserved)
+        return false;
+    auto& all = jobs.all();
+    if (all.size() <= peers.workers().size())
+        return std::any_of(all.begin(), all.end(),
+                           [](const auto& entry) { return may_back_up(entry.second); });
+    // A copy is of a batch another worker runs (choose_backup): its oldest.
+    return std::any_of(peers.workers().begin(), peers.workers().end(), [&](const auto& entry) {
+        if (entry.second.credits.held.empty())
+            return false;
+        const BrokerJob* job = jobs.find(entry.second.credits.held.front().job);
+        return job != nullptr && may_back_up(*job);
+    });
 }
 
 Backup choose_backup(WorkerPeer& idle, Peers& peers, Jobs& jobs, Clock::time_point now) {

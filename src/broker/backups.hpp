@@ -63,8 +63,10 @@ bool may_back_up(const BrokerJob& job);
 bool holds_spoiled(const BrokerJob& job, const HeldBatch& batch);
 
 /// Whether `idle` may take a backup copy at all: it runs no quarantined batch and is not
-/// reserved for one, and some job is at its tail. Cheap: dispatch asks it after every result.
-bool may_take_backup(const WorkerPeer& idle, Jobs& jobs);
+/// reserved for one, and some job is at its tail. Cheap: dispatch asks it after every result;
+/// it looks at the jobs or at the workers' running batches, whichever are fewer, so that
+/// many jobs waiting (for a worker that serves them) cost nothing here.
+bool may_take_backup(const WorkerPeer& idle, Peers& peers, Jobs& jobs);
 
 /// A running batch chosen for a backup copy: its holder and its job.
 struct Backup {

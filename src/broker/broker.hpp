@@ -44,6 +44,8 @@ struct BrokerOptions {
     unsigned heartbeat_liveness = 5;
     /// Bytes of shared objects kept for one client at most (SharedObjects); 0: no bound.
     std::size_t shared_bytes_per_client = std::size_t{4} << 30;
+    /// The subtask timeout of a job whose client set none; 0: none (Jobs::submit).
+    std::chrono::milliseconds max_subtask_time{0};
 };
 
 class BrokerLoop;
@@ -70,7 +72,9 @@ public:
     std::vector<pid_t> local_worker_pids() const;
     /// Admits `credentials` from now on: a handshake after this returns meets them, and a
     /// peer admitted with a credential replaced here is refused at its next message.
-    void replace_credentials(Credentials credentials) { credentials_->replace(std::move(credentials)); }
+    void replace_credentials(Credentials credentials) {
+        credentials_->replace(std::move(credentials));
+    }
 
 private:
     void bind(const std::string& endpoint, bool listed);

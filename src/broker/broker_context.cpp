@@ -78,13 +78,38 @@ void BrokerContext::forget_job(std::uint64_t job_id) {
             continue;
         worker->second.serving.opened.erase(job_id);
         worker->second.serving.ended.push_back(job_id);
+        hold_stuck(worker->second, job_id);
     }
     recovery.forget(it->second.recovery);
+    fair_share.forget(job_id, it->second.name, it->second.signature, it->second.turns);
     if (SharedRecord* object = it->second.shared_object; object && shared.done_with(*object))
         drop_shared(object->id);
     if (auto client = peers.clients().find(it->second.client); client != peers.clients().end())
         client->second.jobs.erase(job_id);
     jobs.erase(it);  // a stale id left in the rotation is skipped there
+}
+
+/// A worker holding a batch of a job that ended may be inside a map that never returns: it
+/// gets no work and serves no job (worker_wait) until it gives the batch back (results, or a
+/// failure saying it skipped the rest) or restarts. Its pulse thread hears of the end now if
+/// the worker has pulsed, else at its next pulse (WorkerEvents::on_pulse), and restarts the
+/// worker if that map has not returned within ended_job_grace.
+void BrokerContext::hold_stuck(WorkerPeer& worker, std::uint64_t job_id) {
+    bool holds = false;
+    for (HeldBatch& batch : worker.credits.held) {
+        if (batch.job == job_id) {
+            batch.job_ended = true;
+            holds = true;
+        }
+    }
+    if (!holds)
+        return;
+    worker.credits.stuck = true;
+    room.remove(worker);
+    if (!worker.pulse_id.empty()) {
+        std::array frames{header(Command::end, {job_id})};
+        post(worker.pulse_id, frames);
+    }
 }
 
 void BrokerContext::drop_shared(std::uint64_t id) {

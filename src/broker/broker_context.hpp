@@ -56,6 +56,8 @@ struct BrokerContext {
     /// Reports the failure to the job's client and forgets the job.
     void fail_job(BrokerJob& job, std::uint64_t index, const protocol::Failure& failure);
     void forget_job(std::uint64_t job_id);
+    /// Marks the worker stuck if it holds a batch of `job_id`, which ended.
+    void hold_stuck(WorkerPeer& worker, std::uint64_t job_id);
     /// Forgets shared object `id` and tells the workers that hold it to drop it.
     void drop_shared(std::uint64_t id);
     /// The broker's endpoints, for messages a person reads.
@@ -64,7 +66,7 @@ struct BrokerContext {
     Broker& broker;
     const BrokerOptions& options;
     Peers peers;
-    Jobs jobs;
+    Jobs jobs{options.max_subtask_time};
     FairShare fair_share;
     Recovery recovery;
     SharedObjects shared{options.shared_bytes_per_client};

@@ -87,7 +87,7 @@ void ClientEvents::on_submit(ClientPeer& client, Inbound& message) {
     client.jobs.insert(id);
     for (auto& [worker_id, worker] : c_.peers.workers()) {
         c_.check_definition(worker, job);
-        if (serves(worker.serving, job))
+        if (worker.available_for(job))
             job.worker.waiting = false;
     }
 }
@@ -144,7 +144,7 @@ void ClientEvents::check_worker_waits(Clock::time_point now) {
     auto& workers = c_.peers.workers();
     const auto expired = c_.jobs.waits_expired(now, [&](const BrokerJob& job) {
         return std::any_of(workers.begin(), workers.end(),
-                           [&](auto& worker) { return serves(worker.second.serving, job); });
+                           [&](auto& worker) { return worker.second.available_for(job); });
     });
     // Local workers that die before they join fail the waiting jobs at once, saying why.
     std::vector<std::uint64_t> failing = expired;

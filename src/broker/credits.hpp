@@ -62,12 +62,17 @@ struct Credits {
     Clock::time_point last_result_at;  // when it last finished a batch
     double finish_interval_ns = 0;     // between batches finished back to back, smoothed
     std::int64_t held_work_ns = 0;     // map time its batches are expected to take, in all
-    bool listed_with_room = false;               // in the list of workers with room (WithRoom)
-    std::size_t room_slot = 0;       // where in that list
+    bool listed_with_room = false;     // in the list of workers with room (WithRoom)
+    std::size_t room_slot = 0;         // where in that list
+    // It holds a batch of a job that ended: its map may never return, so it gets nothing
+    // and serves no job until that batch is given back or the worker restarts.
+    bool stuck = false;
 
     /// Whether it may take another batch: it holds fewer than 2, or fewer than its limit and
     /// less than credit_time of expected work.
     bool has_room() const noexcept {
+        if (stuck)
+            return false;
         return held.size() < std::min(2u, limit) ||
                (held.size() < limit &&
                 held_work_ns < std::chrono::nanoseconds(credit_time).count());
@@ -131,7 +136,7 @@ class WithRoom {
 public:
     /// Notes that the worker has room.
     void add(Peer& worker) {
-        if (worker.credits.listed_with_room)
+        if (worker.credits.listed_with_room || worker.credits.stuck)
             return;
         worker.credits.listed_with_room = true;
         worker.credits.room_slot = workers_.size();

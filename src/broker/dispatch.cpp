@@ -93,7 +93,7 @@ bool Dispatch::send_quarantined(WorkerPeer& worker) {
 bool Dispatch::send_backup(WorkerPeer& idle) {
     // Looked for after every result a worker with a free credit sends: the clock is read and
     // the workers' batches scanned only when some job has reached its tail.
-    if (!may_take_backup(idle, jobs_))
+    if (!may_take_backup(idle, peers_, jobs_))
         return false;
     const Backup backup = choose_backup(idle, peers_, jobs_, Clock::now());
     if (backup.holder == nullptr)

@@ -21,6 +21,11 @@ BrokerJob& Jobs::submit(std::uint64_t id, const std::string& client, std::uint64
     job.worker.wait = std::chrono::milliseconds(std::min<std::uint64_t>(
         job.settings.worker_wait_ms, std::chrono::milliseconds::max().count()));
     job.turns.priority = std::clamp(job.settings.priority, 1u, 1000u);
+    // A map that never returns must not hold a worker for ever, whatever the client asked.
+    if (job.settings.subtask_timeout_ms == 0 && max_subtask_time_.count() > 0) {
+        job.settings.subtask_timeout_ms = static_cast<std::uint64_t>(max_subtask_time_.count());
+        job.broker_timeout = true;
+    }
     job.name = std::move(name);
     job.signature = std::move(signature);
     job.shared = std::move(shared);

@@ -67,6 +67,7 @@ struct BrokerJob {
     WorkCost cost;                              // map time per subtask so far, for the credits
     std::unordered_set<std::string> opened_by;  // workers holding its definition
     WorkerWait worker;
+    bool broker_timeout = false;  // its subtask timeout is the broker's max_subtask_time
 };
 
 /// Whether a worker serves the job: it offers a job of that name and signature.
@@ -84,6 +85,10 @@ public:
     using Clock = std::chrono::steady_clock;
 
     using Map = std::unordered_map<std::uint64_t, BrokerJob>;
+
+    /// `max_subtask_time`: the subtask timeout of jobs that set none; 0: none.
+    explicit Jobs(std::chrono::milliseconds max_subtask_time = {})
+        : max_subtask_time_(max_subtask_time) {}
 
     /// A new job, as its client submitted it, with its settings bounded. The caller has
     /// checked that `id` is new.
@@ -131,6 +136,7 @@ public:
 
 private:
     Map jobs_;
+    std::chrono::milliseconds max_subtask_time_;
     BrokerJob* last_ = nullptr;  // found last by find: jobs_'s elements never move
     std::uint64_t serials_ = 0;  // the last BrokerJob::serial given
 };

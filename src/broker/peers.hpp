@@ -35,13 +35,19 @@ struct WorkerPeer {
     Credits credits;              // the batches it holds and may hold
     WorkerRecovery recovery;      // isolated or reserved for a quarantined batch
     ConnectionProgress progress;  // its connection, from its hello: moving bytes is life
+    std::string pulse_id;         // routing id of its pulse socket, once it sent a pulse
 
     /// Forgets a batch it held: finished, revoked, or failed.
     void release(std::deque<HeldBatch>::iterator batch) {
         credits.release(batch);
         if (credits.held.empty())
             recovery.isolated = false;
+        if (credits.stuck)
+            credits.stuck = std::any_of(credits.held.begin(), credits.held.end(),
+                                        [](const HeldBatch& held) { return held.job_ended; });
     }
+    /// Whether it serves `job` now: it offers it and is not stuck in an ended job's map.
+    bool available_for(const BrokerJob& job) { return !credits.stuck && serves(serving, job); }
 };
 
 struct ClientPeer {

@@ -73,7 +73,11 @@ Failure Recovery::timed_out(BrokerJob& job, std::uint64_t index, const std::stri
     failure.message =
         "job '" + job.name + "': subtask " + std::to_string(index) +
         " ran longer than its timeout of " + std::to_string(job.settings.subtask_timeout_ms) +
-        " ms on " + std::to_string(job.recovery.spoiled[index]) +
+        " ms" +
+        (job.broker_timeout ? std::string(" (the broker's maximum subtask time, for a job that "
+                                          "sets no RunOptions::subtask_timeout)")
+                            : std::string()) +
+        " on " + std::to_string(job.recovery.spoiled[index]) +
         " attempt(s), the limit (RunOptions::max_attempts); the last on worker " + worker;
     return failure;
 }

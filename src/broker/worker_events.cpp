@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
 
 #include <dtask/error.hpp>
 
@@ -27,6 +28,8 @@ void WorkerEvents::hello(const std::string& id, Hello hello) {
     if (hello.local)
         c_.local.joined(hello.pid, Clock::now());
     WorkerPeer& worker = c_.peers.add_worker(id, std::move(hello), Clock::now());
+    c_.fair_share.worker_joined(worker.serving.serves,
+                                [&](std::uint64_t job_id) { return c_.jobs.find(job_id); });
     c_.welcome(id);
     for (auto& [job_id, job] : c_.jobs.all())
         c_.check_definition(worker, job);
@@ -175,6 +178,7 @@ void WorkerEvents::on_pulse(const std::string& sender, Inbound& message, std::st
         if (found == c_.peers.workers().end())
             return;  // a worker dropped already: its own socket hears of it
         found->second.last_heard = c_.now();
+        tell_pulse_of_ended(found->second, sender);
         if (message.fields[0] == 1)
             lost(worker_id, "it was stopped by a signal", false);
         return;
@@ -189,13 +193,35 @@ void WorkerEvents::on_pulse(const std::string& sender, Inbound& message, std::st
     c_.room.remove(worker);  // nothing more for it while it goes
     const std::uint64_t job_id = message.fields[0];
     const std::uint64_t index = message.fields[1];
+    bool ended = false;
     if (auto held = worker.credits.find(job_id, index); held != worker.credits.held.end()) {
         HeldBatch batch = std::move(*held);
         worker.release(held);
+        ended = batch.job_ended;
         if (auto job = c_.jobs.all().find(job_id); job != c_.jobs.all().end())
             on_timed_out(job->second, batch, index, report, worker.id);
     }
-    lost(worker_id, "it restarts after a subtask timed out", false);
+    lost(worker_id,
+         ended ? "it restarts: a subtask of a job that ended did not return in time"
+               : "it restarts after a subtask timed out",
+         false);
+}
+
+/// A stuck worker's pulse thread (Credits::stuck) is told which ended jobs it still runs, in
+/// answer to each pulse: it hears of them even if it had not pulsed when they ended.
+void WorkerEvents::tell_pulse_of_ended(WorkerPeer& worker, const std::string& pulse_id) {
+    if (worker.pulse_id != pulse_id)
+        worker.pulse_id = pulse_id;
+    if (!worker.credits.stuck)
+        return;
+    std::optional<std::uint64_t> told;  // batches of a job are usually side by side
+    for (const HeldBatch& batch : worker.credits.held) {
+        if (!batch.job_ended || told == batch.job)
+            continue;
+        std::array frames{header(Command::end, {batch.job})};
+        c_.post(pulse_id, frames);
+        told = batch.job;
+    }
 }
 
 /// Subtask `index` of `batch` hung its worker: it fails the job after its last attempt,
@@ -224,6 +250,7 @@ void WorkerEvents::lost(std::string id, const std::string& how,
     c_.room.remove(it->second);
     WorkerPeer worker = std::move(it->second);
     c_.peers.workers().erase(it);
+    c_.fair_share.worker_left(worker.serving.serves);
     c_.recovery.unreserve(worker.recovery);
     for (std::uint64_t job_id : worker.serving.opened) {
         if (auto job = c_.jobs.all().find(job_id); job != c_.jobs.all().end())

@@ -33,6 +33,7 @@ private:
     void on_failure(WorkerPeer& worker, protocol::Inbound& message);
     void on_timed_out(BrokerJob& job, HeldBatch& batch, std::uint64_t index,
                       const protocol::Failure& report, const std::string& worker_id);
+    void tell_pulse_of_ended(WorkerPeer& worker, const std::string& pulse_id);
 
     BrokerContext& c_;
 };

@@ -12,9 +12,9 @@
 #include <dtask/error.hpp>
 #include <dtask/version.hpp>
 
-#include "security/key_store.hpp"
 #include "dtaskd/server.hpp"
 #include "dtaskd/token_commands.hpp"
+#include "security/key_store.hpp"
 
 namespace {
 
@@ -51,9 +51,10 @@ std::string keys_directory(const std::string& given) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app("The dtask broker as a server of its own: many clients submit jobs, many\n"
-                 "workers pull their subtasks. It runs no user code.",
-                 "dtaskd");
+    CLI::App app(
+        "The dtask broker as a server of its own: many clients submit jobs, many\n"
+        "workers pull their subtasks. It runs no user code.",
+        "dtaskd");
     app.set_version_flag("--version", std::string("dtaskd ") + version);
     app.footer(footer);
 
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
     unsigned heartbeat_ms = 250;
     unsigned liveness = 5;
     std::size_t shared_mib = 4096;
+    unsigned max_subtask_seconds = 3600;
     std::string keys;
     bool insecure_tcp = false;
     std::string role_word;
@@ -82,6 +84,13 @@ int main(int argc, char** argv) {
         ->type_name("MIB")
         ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 30))
         ->capture_default_str();
+    app.add_option("--max-subtask-seconds", max_subtask_seconds,
+                   "the subtask timeout of a job that sets none (RunOptions::subtask_timeout):\n"
+                   "a map running longer restarts its worker and counts as a failed attempt;\n"
+                   "0: none")
+        ->type_name("S")
+        ->check(CLI::Range(0u, 366u * 24 * 3600))
+        ->capture_default_str();
     const char* keys_help = "the keys directory (default $HOME/.config/dtaskd)";
     app.add_option("--keys", keys, keys_help)->type_name("DIR");
     app.add_flag("--insecure-tcp", insecure_tcp,
@@ -90,8 +99,9 @@ int main(int argc, char** argv) {
     auto* tokens = app.add_subcommand("tokens", "print the worker and the client join token");
     tokens->add_option("--keys", keys, keys_help)->type_name("DIR");
     auto* rotate = app.add_subcommand(
-        "rotate", "replace a role's credential, print its new token; the dtaskd running on\n"
-                  "the keys takes it at once and drops the old one's holders");
+        "rotate",
+        "replace a role's credential, print its new token; the dtaskd running on\n"
+        "the keys takes it at once and drops the old one's holders");
     rotate->add_option("role", role_word, "worker or client")
         ->required()
         ->check(CLI::IsMember({"worker", "client"}));
@@ -108,7 +118,7 @@ int main(int argc, char** argv) {
     }
     const bool command = tokens->parsed() || rotate->parsed();
     for (const char* server_option : {"--listen", "--heartbeat", "--liveness", "--insecure-tcp",
-                                      "--shared-mib-per-client"}) {
+                                      "--shared-mib-per-client", "--max-subtask-seconds"}) {
         if (command && app.count(server_option) > 0) {
             std::cerr << "dtaskd: " << server_option << " is for running dtaskd, not for '"
                       << (tokens->parsed() ? "tokens" : "rotate") << "' (see --help)\n";
@@ -133,11 +143,12 @@ int main(int argc, char** argv) {
             return 0;
         }
         dtask::dtaskd::ServerOptions options;
-        options.broker.endpoints = listen.empty() ? std::vector<std::string>{"tcp://127.0.0.1:5555"}
-                                                  : listen;
+        options.broker.endpoints =
+            listen.empty() ? std::vector<std::string>{"tcp://127.0.0.1:5555"} : listen;
         options.broker.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
         options.broker.heartbeat_liveness = liveness;
         options.broker.shared_bytes_per_client = shared_mib << 20;
+        options.broker.max_subtask_time = std::chrono::seconds(max_subtask_seconds);
         options.keys_directory = keys;
         options.insecure_tcp = insecure_tcp;
         return dtask::dtaskd::run_server(std::move(options));

@@ -31,9 +31,27 @@ void describe_current_exception(Failure& failure) {
     }
 }
 
+/// Tells the pulse thread which batch the main thread runs, for a scope.
+class InBatch {
+public:
+    InBatch(PulseShared& shared, std::uint64_t job, std::uint64_t first) : shared_(shared) {
+        shared_.batch_job.store(job, std::memory_order_relaxed);
+        shared_.batch_first.store(first, std::memory_order_relaxed);
+        shared_.in_batch.store(true, std::memory_order_release);
+    }
+    ~InBatch() { shared_.in_batch.store(false, std::memory_order_release); }
+    InBatch(const InBatch&) = delete;
+    InBatch& operator=(const InBatch&) = delete;
+
+private:
+    PulseShared& shared_;
+};
+
 }  // namespace
 
 void BatchRunner::open_job(Inbound& message) {
+    if (shared_.ended(message.fields[0]))
+        shared_.has_ended.store(false, std::memory_order_release);  // the id is used again
     OpenJob& job = jobs_[message.fields[0]];
     job.timeout = std::chrono::milliseconds(message.fields[1]);
     const std::string name(as_text(message.body[0]));
@@ -87,10 +105,22 @@ BatchRunner::Clock::time_point BatchRunner::run_batch(Inbound& message, Clock::t
     }
     const OpenJob& job = it->second;
     const bool watched = job.timeout.count() > 0;
+    const InBatch in_batch(shared_, job_id, first);
     BatchReader reader(message.batch);
     Run run(job_id, first, now, run_buffer_);
     for (std::uint64_t i = 0; i < count; ++i) {
         const std::uint64_t index = first + i;
+        if (shared_.ended(job_id)) {
+            // The broker dropped the job: the failure gives the rest of the batch back.
+            Failure skipped;
+            skipped.kind = FailureKind::exception;
+            skipped.worker = worker_name_;
+            skipped.message = "worker " + worker_name_ + " skipped subtasks " +
+                              std::to_string(index) + " and after: the job ended";
+            send_run(run);
+            send_failure(job_id, index, skipped);
+            return sent_at_;
+        }
         std::span<const std::byte> subtask;
         try {
             if (!reader.next(subtask, "task batch"))

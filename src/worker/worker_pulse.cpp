@@ -12,8 +12,8 @@
 
 #include "log.hpp"
 #include "security/handshake_watch.hpp"
-#include "wire/protocol.hpp"
 #include "thread_name.hpp"
+#include "wire/protocol.hpp"
 #include "worker/worker.hpp"
 
 namespace dtask::detail {
@@ -22,8 +22,8 @@ using namespace protocol;
 using Clock = PulseShared::Clock;
 
 Pulse::Pulse(zmq::context_t& context, std::string endpoint, const std::optional<JoinToken>& token,
-             std::string worker_name, int signal_fd,
-             PulseShared& shared, std::vector<std::string> argv)
+             std::string worker_name, int signal_fd, PulseShared& shared,
+             std::vector<std::string> argv)
     : socket_(context, zmq::socket_type::dealer),
       worker_name_(std::move(worker_name)),
       signal_fd_(signal_fd),
@@ -63,6 +63,9 @@ void Pulse::run() {
         if (running)
             wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(
                                       std::max(running->deadline - now, Clock::duration{0})));
+        if (abandoned_)
+            wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(
+                                      std::max(abandoned_->deadline - now, Clock::duration{0})));
         // The signals are the main thread's while it is free to read them.
         const bool busy = shared_.busy.load();
         std::array<zmq::pollitem_t, 3> items{{{nullptr, wake_fd_, ZMQ_POLLIN, 0},
@@ -72,6 +75,11 @@ void Pulse::run() {
         if (items[0].revents & ZMQ_POLLIN)
             return;
         while (receive(socket_, ignored, false)) {
+            try {
+                if (const Inbound told = parse(ignored, 0); told.command == Command::end)
+                    on_job_ended(told.fields[0], Clock::now());
+            } catch (const ProtocolError&) {
+            }
         }
         if (signal_fd_ >= 0 && (items[2].revents & ZMQ_POLLIN)) {
             signalfd_siginfo info{};
@@ -81,6 +89,18 @@ void Pulse::run() {
         now = Clock::now();
         if (const auto hung = shared_.watch.running(); hung && now >= hung->deadline)
             report_hung(*hung);
+        if (abandoned_ && !shared_.running(abandoned_->job))
+            abandoned_.reset();  // its map returned, and the rest of the batch was skipped
+        if (abandoned_ && now >= abandoned_->deadline) {
+            Failure failure;
+            failure.kind = FailureKind::timeout;
+            failure.worker = worker_name_;
+            failure.message = "a subtask of job " + std::to_string(abandoned_->job) +
+                              " still ran " + std::to_string(ended_job_grace.count()) +
+                              " s after the job ended, on worker " + worker_name_;
+            restart_after(abandoned_->job, shared_.batch_first.load(), failure,
+                          "its results are of no use");
+        }
         if (shared_.busy.load() && now - shared_.last_sent_at() >= interval) {
             send_pulse(0);
             shared_.note_sent();
@@ -93,6 +113,13 @@ void Pulse::send_pulse(std::uint64_t kind) {
     send(socket_, {}, frames);
 }
 
+void Pulse::on_job_ended(std::uint64_t job, Clock::time_point now) {
+    shared_.ended_job.store(job, std::memory_order_relaxed);
+    shared_.has_ended.store(true, std::memory_order_release);
+    if (shared_.running(job) && !(abandoned_ && abandoned_->job == job))
+        abandoned_ = Abandoned{job, now + ended_job_grace};
+}
+
 void Pulse::report_hung(const SubtaskWatch::Running& hung) {
     Failure failure;
     failure.kind = FailureKind::timeout;
@@ -100,11 +127,16 @@ void Pulse::report_hung(const SubtaskWatch::Running& hung) {
     failure.message = "subtask " + std::to_string(hung.index) + " ran longer than its " +
                       "timeout of " + std::to_string(hung.timeout.count()) + " ms on worker " +
                       worker_name_;
+    restart_after(hung.job, hung.index, failure, "");
+}
+
+void Pulse::restart_after(std::uint64_t job, std::uint64_t index, const Failure& failure,
+                          const std::string& why) {
     log_warning("worker " + worker_name_,
-                failure.message + "; restarting this worker process (a thread stuck in map " +
-                    "cannot be stopped)");
-    std::array frames{header(Command::hung, {hung.job, hung.index}),
-                      text_frame(shared_.current_routing_id()), encode_body(failure)};
+                failure.message + (why.empty() ? "" : " (" + why + ")") +
+                    "; restarting this worker process (a thread stuck in map cannot be stopped)");
+    std::array frames{header(Command::hung, {job, index}), text_frame(shared_.current_routing_id()),
+                      encode_body(failure)};
     send(socket_, {}, frames);
     // The broker answers bye once it has taken the report; without that, a restart could
     // drop the report with the socket.
