@@ -46,6 +46,12 @@ struct ClusterOptions {
     /// Bytes of shared data (share()) the broker keeps for one client at most: a job that
     /// would take it past this fails, naming this option. 0: no bound.
     std::size_t shared_bytes_per_client = std::size_t{4} << 30;
+    /// The largest message frame the broker takes on its listen endpoints: a larger one is
+    /// refused by ZeroMQ before it is read, and its peer disconnected. Jobs whose job-wide
+    /// data, shared data or one batch of subtasks would be larger fail with an error naming
+    /// this option (docs/reliability.md). Local workers and this process's own client are
+    /// not bounded. 0: no bound.
+    std::size_t max_message_bytes = std::size_t{256} << 20;
 };
 
 class Cluster final : public Submitter {

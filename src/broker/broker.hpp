@@ -17,6 +17,7 @@
 
 #include "process.hpp"
 #include "security/gatekeeper.hpp"
+#include "security/handshake_watch.hpp"
 
 namespace dtask::detail {
 
@@ -28,6 +29,13 @@ struct BrokerSecurity {
     std::string secret_key;  // the broker's CurveZMQ secret key (Z85)
     Credentials admitted;
 };
+
+/// How long a connection to a listen endpoint may take to finish its handshake (ZeroMQ's
+/// greeting, and CurveZMQ's with the gatekeeper's answer) before it is cut.
+inline constexpr std::chrono::milliseconds handshake_limit{5000};
+
+/// The largest hello taken from a peer not yet introduced: a larger one is refused unread.
+inline constexpr std::size_t max_hello_bytes = std::size_t{1} << 20;
 
 struct BrokerOptions {
     /// The owner's own socket, first among the endpoints and bound without CurveZMQ: only
@@ -44,6 +52,9 @@ struct BrokerOptions {
     unsigned heartbeat_liveness = 5;
     /// Bytes of shared objects kept for one client at most (SharedObjects); 0: no bound.
     std::size_t shared_bytes_per_client = std::size_t{4} << 30;
+    /// The largest frame taken on the listen endpoints (ZMQ_MAXMSGSIZE), announced to peers
+    /// in their welcome; 0: no bound. The private and in-process endpoints have none.
+    std::size_t max_message_bytes = std::size_t{256} << 20;
 };
 
 class BrokerLoop;
@@ -70,17 +81,22 @@ public:
     std::vector<pid_t> local_worker_pids() const;
     /// Admits `credentials` from now on: a handshake after this returns meets them, and a
     /// peer admitted with a credential replaced here is refused at its next message.
-    void replace_credentials(Credentials credentials) { credentials_->replace(std::move(credentials)); }
+    void replace_credentials(Credentials credentials) {
+        credentials_->replace(std::move(credentials));
+    }
 
 private:
     void bind(const std::string& endpoint, bool listed);
+    void bound_for_the_network();
 
     void run() noexcept;
 
     BrokerOptions options_;
+    zmq::context_t& context_;
     zmq::socket_t socket_;
     std::shared_ptr<CredentialStore> credentials_;
     std::unique_ptr<Gatekeeper> gatekeeper_;  // with CurveZMQ only
+    std::unique_ptr<SocketMonitor> accepts_;  // failed accepts, with listen endpoints only
     std::vector<std::string> endpoints_;
     int stop_fd_ = -1;
     std::thread thread_;

@@ -27,7 +27,7 @@ void WorkerEvents::hello(const std::string& id, Hello hello) {
     if (hello.local)
         c_.local.joined(hello.pid, Clock::now());
     WorkerPeer& worker = c_.peers.add_worker(id, std::move(hello), Clock::now());
-    c_.welcome(id);
+    c_.welcome(id, !worker.hello.local);
     for (auto& [job_id, job] : c_.jobs.all())
         c_.check_definition(worker, job);
     c_.room.add(worker);

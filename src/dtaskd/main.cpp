@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
     unsigned heartbeat_ms = 250;
     unsigned liveness = 5;
     std::size_t shared_mib = 4096;
+    std::size_t max_message_mib = 256;
     std::string keys;
     bool insecure_tcp = false;
     std::string role_word;
@@ -79,6 +80,13 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--shared-mib-per-client", shared_mib,
                    "MiB of shared data (share()) kept for one client at most; 0: no bound")
+        ->type_name("MIB")
+        ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 30))
+        ->capture_default_str();
+    app.add_option("--max-message-mib", max_message_mib,
+                   "MiB of the largest message frame a peer may send: a larger one is refused "
+                   "unread and its\nconnection closed; clients and workers are told, and fail "
+                   "the job instead of sending it; 0: no bound")
         ->type_name("MIB")
         ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 30))
         ->capture_default_str();
@@ -108,7 +116,7 @@ int main(int argc, char** argv) {
     }
     const bool command = tokens->parsed() || rotate->parsed();
     for (const char* server_option : {"--listen", "--heartbeat", "--liveness", "--insecure-tcp",
-                                      "--shared-mib-per-client"}) {
+                                      "--shared-mib-per-client", "--max-message-mib"}) {
         if (command && app.count(server_option) > 0) {
             std::cerr << "dtaskd: " << server_option << " is for running dtaskd, not for '"
                       << (tokens->parsed() ? "tokens" : "rotate") << "' (see --help)\n";
@@ -138,6 +146,7 @@ int main(int argc, char** argv) {
         options.broker.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
         options.broker.heartbeat_liveness = liveness;
         options.broker.shared_bytes_per_client = shared_mib << 20;
+        options.broker.max_message_bytes = max_message_mib << 20;
         options.keys_directory = keys;
         options.insecure_tcp = insecure_tcp;
         return dtask::dtaskd::run_server(std::move(options));
