@@ -208,8 +208,10 @@ TEST_CASE("Limits.a_flood_of_malformed_messages_from_a_peer_that_never_reads_cos
     flood.set(zmq::sockopt::linger, 0);
     flood.connect(broker.endpoint());
     const std::size_t count = 1'000'000;
+    std::size_t sent = 0;
     for (std::size_t i = 0; i < count; ++i)
-        REQUIRE(flood.send(zmq::buffer(std::string_view("garbage")), zmq::send_flags::none));
+        sent += flood.send(zmq::buffer(std::string_view("garbage")), zmq::send_flags::none) ? 1 : 0;
+    REQUIRE(sent == count);
     using dtask::detail::protocol::Command;
     using dtask::detail::protocol::header;
     using dtask::detail::protocol::Role;

@@ -79,7 +79,8 @@ Broker::Broker(zmq::context_t& context, BrokerOptions options)
 
 /// Bounds for what peers over the network may cost, set before the listen endpoints are
 /// bound (each takes the socket's options then): a frame larger than the maximum is refused
-/// by ZeroMQ from its size alone, before it is read, and its connection closed; a connection
+/// by ZeroMQ from its size alone, before it is read, and its connection closed; a peer's
+/// unread messages are bounded; a connection
 /// that has not finished its handshake within a few seconds is cut, so that idle ones do not
 /// keep descriptors; failed accepts are watched, to be logged.
 void Broker::bound_for_the_network() {
@@ -91,6 +92,10 @@ void Broker::bound_for_the_network() {
                         std::min<std::size_t>(options_.max_message_bytes,
                                               std::numeric_limits<std::int64_t>::max() - envelope) +
                         envelope));
+    // Messages of one peer received and not yet handled: past this, ZeroMQ stops reading
+    // that peer's connection (it waits, nothing is dropped), so that a peer sending faster
+    // than the broker handles its messages queues them on its own side, not in the broker.
+    socket_.set(zmq::sockopt::rcvhwm, static_cast<int>(max_unread_per_peer));
     socket_.set(zmq::sockopt::handshake_ivl, static_cast<int>(handshake_limit.count()));
     accepts_ = std::make_unique<SocketMonitor>(context_, socket_, ZMQ_EVENT_ACCEPT_FAILED);
 }

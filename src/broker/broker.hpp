@@ -34,6 +34,10 @@ struct BrokerSecurity {
 /// greeting, and CurveZMQ's with the gatekeeper's answer) before it is cut.
 inline constexpr std::chrono::milliseconds handshake_limit{5000};
 
+/// Messages of one peer over the network that wait unread at most (ZMQ_RCVHWM on the listen
+/// endpoints): a peer that sends faster than the broker handles them is held back.
+inline constexpr std::size_t max_unread_per_peer = 10'000;
+
 /// The largest hello taken from a peer not yet introduced: a larger one is refused unread.
 inline constexpr std::size_t max_hello_bytes = std::size_t{1} << 20;
 
