@@ -84,9 +84,8 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 30))
         ->capture_default_str();
     app.add_option("--max-message-mib", max_message_mib,
-                   "MiB of the largest message frame a peer may send: a larger one is refused "
-                   "unread and its\nconnection closed; clients and workers are told, and fail "
-                   "the job instead of sending it; 0: no bound")
+                   "MiB of the largest message frame a peer may send (a larger one is refused "
+                   "unread); 0: no bound")
         ->type_name("MIB")
         ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 30))
         ->capture_default_str();
