@@ -6,6 +6,7 @@
 #include "client/client_core.hpp"
 #include "process.hpp"
 #include "security/join_token.hpp"
+#include "thread_start.hpp"
 
 namespace dtask {
 namespace {
@@ -48,6 +49,7 @@ Client::Client(std::string endpoint, ClientOptions options) {
         throw Error("dtask::Client: heartbeat_interval and heartbeat_liveness must be positive");
     if (endpoint.empty())
         throw Error("dtask::Client: the broker's endpoint is empty (e.g. tcp://host:5555)");
+    detail::check_threads_start("a Client");
     impl_ = std::make_unique<Impl>(std::move(endpoint), options);
 }
 

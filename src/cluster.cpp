@@ -15,6 +15,7 @@
 #include "process.hpp"
 #include "security/join_token.hpp"
 #include "security/key_store.hpp"
+#include "thread_start.hpp"
 #include "worker/worker.hpp"
 
 namespace dtask {
@@ -80,6 +81,7 @@ struct Cluster::Impl {
         settings.shared_bytes_per_client = options.shared_bytes_per_client;
         settings.max_subtask_time =
             std::max(options.max_subtask_time, std::chrono::milliseconds(0));
+        settings.max_message_bytes = options.max_message_bytes;
         return settings;
     }
 
@@ -105,6 +107,7 @@ Cluster::Cluster(ClusterOptions options) {
     detail::check_registry();
     if (options.heartbeat_interval.count() <= 0)
         throw Error("dtask: ClusterOptions::heartbeat_interval must be positive");
+    detail::check_threads_start("a Cluster");
     impl_ = std::make_unique<Impl>(options);
 }
 

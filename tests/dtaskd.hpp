@@ -62,10 +62,11 @@ class Dtaskd {
 public:
     /// Starts dtaskd with `args`, listening on `listen`, with keys in `keys` (empty: a fresh
     /// temporary directory), and waits until it listens. With --insecure-tcp among `args`,
-    /// without keys.
+    /// without keys. A `wrapper` command (prlimit ...) runs dtaskd if given.
     explicit Dtaskd(std::vector<std::string> args = {},
                     const std::string& listen = "tcp://127.0.0.1:*", std::string keys = {},
-                    const std::vector<std::string>& environment = {}) {
+                    const std::vector<std::string>& environment = {},
+                    std::vector<std::string> wrapper = {}) {
         secure_ = std::find(args.begin(), args.end(), "--insecure-tcp") == args.end();
         if (secure_ && keys.empty()) {
             own_keys_.emplace("dtaskd-keys");
@@ -75,7 +76,13 @@ public:
         args.insert(args.begin(), {"--listen", listen});
         if (secure_)
             args.insert(args.end(), {"--keys", keys_});
-        process_ = std::make_unique<Process>(DTASK_TEST_DTASKD, args, "|&", environment);
+        std::string program = DTASK_TEST_DTASKD;
+        if (!wrapper.empty()) {
+            args.insert(args.begin(), program);
+            args.insert(args.begin(), wrapper.begin() + 1, wrapper.end());
+            program = wrapper.front();
+        }
+        process_ = std::make_unique<Process>(program, args, "|&", environment);
         const std::string prefix = "dtaskd: listening on ";
         while (endpoint_.empty()) {
             const auto line = process_->read_line(std::chrono::seconds(30));

@@ -453,7 +453,7 @@ TEST_CASE("Protocol.client_folds_a_subtask_once_when_its_result_comes_twice" *
     auto handle = client.submit(test_jobs::concat_unordered, n);
     broker.expect(Command::hello);
     const std::string peer = broker.peer();
-    broker.send(peer, message_of(header(Command::welcome, {250, 1000})));
+    broker.send(peer, message_of(header(Command::welcome, {250, 1000, 0})));
     broker.send(peer, message_of(header(Command::status, {1})));
     const std::uint64_t job = broker.expect(Command::submit).fields[0];
     std::vector<std::uint64_t> subtasks;
@@ -580,7 +580,7 @@ TEST_CASE("Protocol.worker_answers_subtasks_of_another_job_definition_with_a_def
                    broker.worker_environment());
     broker.expect(Command::hello);
     const std::string peer = broker.peer();
-    broker.send(peer, message_of(header(Command::welcome, {250, 1000})));
+    broker.send(peer, message_of(header(Command::welcome, {250, 1000, 0})));
     broker.send(peer, message_of(header(Command::job, {7, 0, 0}),
                                  {"tests.squares", "another signature", ""}));
     std::vector<zmq::message_t> task;

@@ -2,12 +2,14 @@
 // its own job (the client's other jobs go on, its deadline still holds), and the partials
 // waiting to be folded stay under RunOptions::reduce_bytes.
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -200,6 +202,38 @@ TEST_CASE("UserCode.a_strand_held_in_reduce_holds_up_no_other" * doctest::timeou
     gate = true;
     CHECK(heard_done(*mailbox, 1));
     REQUIRE(wait_until([&] { return held->folds == 2; }, 30s));
+}
+
+TEST_CASE("UserCode.slow_strands_get_no_more_threads_than_the_bound" * doctest::timeout(60)) {
+    using namespace dtask::detail;
+    auto mailbox = std::make_shared<Mailbox>();
+    std::atomic<bool> gate{false};
+    std::vector<std::shared_ptr<GatedRun>> runs;
+    std::vector<std::shared_ptr<Strand>> strands;
+    UserCode user_code(mailbox, 2);
+    const auto t0 = UserCode::Clock::now();
+    for (std::uint64_t id = 1; id <= 4; ++id) {
+        runs.push_back(std::make_shared<GatedRun>("held", &gate));
+        strands.push_back(std::make_shared<Strand>());
+        user_code.post(strands.back(), fold_of(runs.back(), id), t0);
+    }
+    REQUIRE(wait_until([&] { return runs[0]->entered.load(); }, 30s));
+    // Every strand has waited long enough for a thread of its own; two threads at most.
+    user_code.unstick(t0 + UserCode::patience);
+    CHECK(user_code.threads() == 2);
+    CHECK(user_code.stuck_at() == UserCode::Clock::time_point::max());
+    user_code.unstick(t0 + 10 * UserCode::patience);
+    CHECK(user_code.threads() == 2);
+    CHECK(UserCode::default_max_threads() >= 16);
+    // Once they return, the strands that waited run in turn.
+    gate = true;
+    CHECK(wait_until(
+        [&] {
+            return std::all_of(runs.begin(), runs.end(),
+                               [](const auto& run) { return run->folds == 1; });
+        },
+        30s));
+    CHECK(user_code.threads() <= 2);
 }
 
 TEST_CASE("UserCode.small_job_is_not_held_up_by_another_jobs_slow_folds" * doctest::timeout(120)) {

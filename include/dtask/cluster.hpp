@@ -51,6 +51,12 @@ struct ClusterOptions {
     /// subtask_timeout. 0 (the default): none, since the host's own jobs are trusted and a
     /// long map is legitimate; set it when untrusted clients submit (dtaskd's default is 1 h).
     std::chrono::milliseconds max_subtask_time{0};
+    /// The largest message frame the broker takes on its listen endpoints: a larger one is
+    /// refused by ZeroMQ before it is read, and its peer disconnected. Jobs whose job-wide
+    /// data, shared data or one batch of subtasks would be larger fail with an error naming
+    /// this option (docs/reliability.md). Local workers and this process's own client are
+    /// not bounded. 0: no bound.
+    std::size_t max_message_bytes = std::size_t{256} << 20;
 };
 
 class Cluster final : public Submitter {

@@ -3,6 +3,9 @@
 
 #include "broker/broker.hpp"
 
+#include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <utility>
 
@@ -36,6 +39,7 @@ zmq::socket_t make_router(zmq::context_t& context) {
 
 Broker::Broker(zmq::context_t& context, BrokerOptions options)
     : options_(std::move(options)),
+      context_(context),
       socket_(make_router(context)),
       credentials_(std::make_shared<CredentialStore>(options_.security.admitted)) {
     // ZeroMQ copies a socket's options into each endpoint as it binds: the private and
@@ -58,6 +62,8 @@ Broker::Broker(zmq::context_t& context, BrokerOptions options)
         socket_.set(zmq::sockopt::curve_server, 1);
         socket_.set(zmq::sockopt::curve_secretkey, options_.security.secret_key);
     }
+    if (!options_.endpoints.empty())
+        bound_for_the_network();
     for (const auto& endpoint : options_.endpoints) {
         bind(endpoint, true);
         if (!options_.security.curve)
@@ -69,6 +75,29 @@ Broker::Broker(zmq::context_t& context, BrokerOptions options)
     stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (stop_fd_ < 0)
         throw Error("dtask: cannot create the broker's stop event (eventfd)");
+}
+
+/// Bounds for what peers over the network may cost, set before the listen endpoints are
+/// bound (each takes the socket's options then): a frame larger than the maximum is refused
+/// by ZeroMQ from its size alone, before it is read, and its connection closed; a peer's
+/// unread messages are bounded; a connection
+/// that has not finished its handshake within a few seconds is cut, so that idle ones do not
+/// keep descriptors; failed accepts are watched, to be logged.
+void Broker::bound_for_the_network() {
+    // ZeroMQ bounds the frame on the wire: with CurveZMQ, the message and its envelope.
+    constexpr std::size_t envelope = 4096;
+    if (options_.max_message_bytes > 0)
+        socket_.set(zmq::sockopt::maxmsgsize,
+                    static_cast<std::int64_t>(
+                        std::min<std::size_t>(options_.max_message_bytes,
+                                              std::numeric_limits<std::int64_t>::max() - envelope) +
+                        envelope));
+    // Messages of one peer received and not yet handled: past this, ZeroMQ stops reading
+    // that peer's connection (it waits, nothing is dropped), so that a peer sending faster
+    // than the broker handles its messages queues them on its own side, not in the broker.
+    socket_.set(zmq::sockopt::rcvhwm, static_cast<int>(max_unread_per_peer));
+    socket_.set(zmq::sockopt::handshake_ivl, static_cast<int>(handshake_limit.count()));
+    accepts_ = std::make_unique<SocketMonitor>(context_, socket_, ZMQ_EVENT_ACCEPT_FAILED);
 }
 
 void Broker::bind(const std::string& endpoint, bool listed) {

@@ -17,6 +17,7 @@
 
 #include "process.hpp"
 #include "security/gatekeeper.hpp"
+#include "security/handshake_watch.hpp"
 
 namespace dtask::detail {
 
@@ -28,6 +29,17 @@ struct BrokerSecurity {
     std::string secret_key;  // the broker's CurveZMQ secret key (Z85)
     Credentials admitted;
 };
+
+/// How long a connection to a listen endpoint may take to finish its handshake (ZeroMQ's
+/// greeting, and CurveZMQ's with the gatekeeper's answer) before it is cut.
+inline constexpr std::chrono::milliseconds handshake_limit{5000};
+
+/// Messages of one peer over the network that wait unread at most (ZMQ_RCVHWM on the listen
+/// endpoints): a peer that sends faster than the broker handles them is held back.
+inline constexpr std::size_t max_unread_per_peer = 10'000;
+
+/// The largest hello taken from a peer not yet introduced: a larger one is refused unread.
+inline constexpr std::size_t max_hello_bytes = std::size_t{1} << 20;
 
 struct BrokerOptions {
     /// The owner's own socket, first among the endpoints and bound without CurveZMQ: only
@@ -46,6 +58,9 @@ struct BrokerOptions {
     std::size_t shared_bytes_per_client = std::size_t{4} << 30;
     /// The subtask timeout of a job whose client set none; 0: none (Jobs::submit).
     std::chrono::milliseconds max_subtask_time{0};
+    /// The largest frame taken on the listen endpoints (ZMQ_MAXMSGSIZE), announced to peers
+    /// in their welcome; 0: no bound. The private and in-process endpoints have none.
+    std::size_t max_message_bytes = std::size_t{256} << 20;
 };
 
 class BrokerLoop;
@@ -78,13 +93,16 @@ public:
 
 private:
     void bind(const std::string& endpoint, bool listed);
+    void bound_for_the_network();
 
     void run() noexcept;
 
     BrokerOptions options_;
+    zmq::context_t& context_;
     zmq::socket_t socket_;
     std::shared_ptr<CredentialStore> credentials_;
     std::unique_ptr<Gatekeeper> gatekeeper_;  // with CurveZMQ only
+    std::unique_ptr<SocketMonitor> accepts_;  // failed accepts, with listen endpoints only
     std::vector<std::string> endpoints_;
     int stop_fd_ = -1;
     std::thread thread_;

@@ -19,10 +19,15 @@ void BrokerContext::refuse(const std::string& id, const std::string& reason) {
     post(id, frames);
 }
 
-void BrokerContext::welcome(const std::string& id) {
+void BrokerContext::welcome(const std::string& id, bool bounded) {
+    // The largest frame the peer may send: the listen endpoints' bound, which a local worker
+    // or a client in this process does not meet (0: none).
+    const std::uint64_t max_message = bounded && !options.endpoints.empty()
+                                          ? static_cast<std::uint64_t>(options.max_message_bytes)
+                                          : 0;
     std::array frames{
         header(Command::welcome, {static_cast<std::uint64_t>(options.heartbeat_interval.count()),
-                                  options.heartbeat_liveness})};
+                                  options.heartbeat_liveness, max_message})};
     post(id, frames);
 }
 

@@ -47,7 +47,9 @@ struct BrokerContext {
     Clock::time_point now() const noexcept { return clock.last(); }
 
     void refuse(const std::string& id, const std::string& reason);
-    void welcome(const std::string& id);
+    /// Welcomes a peer; `bounded`: one that may have come over a listen endpoint, told the
+    /// maximum message size there.
+    void welcome(const std::string& id, bool bounded);
     void send_status(const std::string& client_id);
     /// The number of workers, for the Broker's other threads and for the clients.
     void publish_worker_count();

@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <array>
+#include <new>
 #include <optional>
+
+#include <sys/resource.h>
 
 #include <dtask/error.hpp>
 
@@ -22,10 +25,13 @@ BrokerLoop::BrokerLoop(Broker& broker)
       socket_(broker.socket_),
       liveness_(broker.options_.heartbeat_interval, broker.options_.heartbeat_liveness),
       gatekeeper_(broker.gatekeeper_.get()),
-      poller_{{broker.stop_fd_, -1, -1}} {
+      accepts_(broker.accepts_.get()),
+      poller_{{broker.stop_fd_, -1, -1, -1}} {
     poller_.watch_other(1, context_.local.exits_fd());
     if (gatekeeper_ != nullptr)
         poller_.watch_other(2, gatekeeper_->fd());
+    if (accepts_ != nullptr)
+        poller_.watch_other(3, accepts_->fd());
 }
 
 void BrokerLoop::run() {
@@ -55,6 +61,8 @@ void BrokerLoop::event_loop() {
             on_children_exits();
         if (poller_.readable(2))
             gatekeeper_->answer(now());
+        if (poller_.readable(3))
+            on_accept_failures();
         context_.local.respawn_due(now());
         if (now() >= next_tick_) {
             tick();
@@ -121,6 +129,11 @@ void BrokerLoop::on_message(std::vector<zmq::message_t>& frames) {
     Inbound message;
     try {
         message = parse(frames, 1);
+        // Only a peer's first message, a hello is refused unread past a small size.
+        if (message.command == Command::hello && message.body[0].size() > max_hello_bytes)
+            throw ProtocolError("a hello of " + std::to_string(message.body[0].size()) +
+                                " bytes, more than the " + std::to_string(max_hello_bytes) +
+                                " a hello may have");
     } catch (const ProtocolError& e) {
         on_protocol_error(std::string(id), e.what(), sender, frames[1]);
         return;
@@ -151,20 +164,47 @@ void BrokerLoop::on_message(std::vector<zmq::message_t>& frames) {
         }
     } catch (const ProtocolError& e) {
         on_protocol_error(std::string(id), e.what(), sender, frames[1]);
+    } catch (const std::bad_alloc&) {
+        // Out of memory for one message (a huge one, or many peers at once): that peer is
+        // dropped, and the broker goes on serving the others.
+        on_out_of_memory(std::string(id));
     }
+}
+
+void BrokerLoop::on_out_of_memory(const std::string& id) {
+    if (auto more = out_of_memory_log_.admit(now()))
+        log_warning("broker", "out of memory while handling a message of " + who_is(id) +
+                                  ": dropping that peer" + *more);
+    context_.refuse(id, "the broker ran out of memory while handling its message");
+    if (context_.peers.workers().contains(id))
+        worker_events_.lost(id, "the broker ran out of memory while handling its message");
+    if (context_.peers.clients().contains(id))
+        client_events_.lost(id, "the broker ran out of memory while handling its message");
+}
+
+std::string BrokerLoop::who_is(const std::string& id) {
+    if (auto w = context_.peers.workers().find(id); w != context_.peers.workers().end())
+        return "worker " + w->second.hello.name;
+    if (auto c = context_.peers.clients().find(id); c != context_.peers.clients().end())
+        return "client " + c->second.name;
+    return "an unknown peer";
 }
 
 void BrokerLoop::on_protocol_error(const std::string& id, const std::string& what, Sender sender,
                                    const zmq::message_t& frame) {
-    std::string who = "an unknown peer";
-    if (auto w = context_.peers.workers().find(id); w != context_.peers.workers().end())
-        who = "worker " + w->second.hello.name;
-    if (auto c = context_.peers.clients().find(id); c != context_.peers.clients().end())
-        who = "client " + c->second.name;
-    // A peer over the network may send many: logged once per address and minute.
-    if (sender == Sender::owner || gatekeeper_->should_log(frame, now()))
+    const std::string who = who_is(id);
+    // A peer over the network may send many: logged once per address and minute; the
+    // owner's (and every peer on plain TCP) once per interval of their kind.
+    if (sender == Sender::owner) {
+        if (auto more = malformed_log_.admit(now()))
+            log_warning("broker",
+                        "dropping " + who + " after a malformed message: " + what + *more);
+    } else if (gatekeeper_->should_log(frame, now())) {
         log_warning("broker", "dropping " + who + " after a malformed message: " + what);
-    context_.refuse(id, "malformed message: " + what);
+    }
+    // One refusal per peer and minute: a flood from a peer that never reads queues no more.
+    if (refused_.should_log(id, now()))
+        context_.refuse(id, "malformed message: " + what);
     if (context_.peers.workers().contains(id))
         worker_events_.lost(id, "it sent a malformed message (" + what + ")");
     if (context_.peers.clients().contains(id))
@@ -302,6 +342,17 @@ void BrokerLoop::tick() {
     }
     client_events_.check_worker_waits(now);
     context_.dispatch.feed_idle();  // batches running long enough by now may get backup copies
+}
+
+/// Logs the connections the listen endpoints failed to accept (rate-limited: out of
+/// descriptors, ZeroMQ retries at once, and fails again, until some are closed).
+void BrokerLoop::on_accept_failures() {
+    rlimit limit{};
+    getrlimit(RLIMIT_NOFILE, &limit);
+    while (const auto event = accepts_->next()) {
+        if (auto line = accept_failures_.on_failure(event->value, limit.rlim_cur, now()))
+            log_warning("broker", *line);
+    }
 }
 
 void BrokerLoop::on_children_exits() {

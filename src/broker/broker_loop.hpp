@@ -12,10 +12,13 @@
 
 #include <zmq.hpp>
 
+#include "broker/accept_failures.hpp"
 #include "broker/broker.hpp"
 #include "broker/broker_context.hpp"
 #include "broker/client_events.hpp"
 #include "broker/worker_events.hpp"
+#include "log.hpp"
+#include "security/refusal_log.hpp"
 #include "wire/liveness.hpp"
 #include "wire/protocol.hpp"
 #include "wire/socket_poll.hpp"
@@ -49,7 +52,10 @@ private:
     /// `fd`: the descriptor of the hello's connection (connection_fd), watched for progress.
     void on_hello(const std::string& id, protocol::Hello hello, Sender sender,
                   std::string_view user, int fd);
+    void on_out_of_memory(const std::string& id);
+    std::string who_is(const std::string& id);
     void tick();
+    void on_accept_failures();
     void on_children_exits();
     void shut_down();
 
@@ -61,7 +67,12 @@ private:
     Clock::time_point last_drained_ = Clock::now();  // the socket last had nothing unread
     Liveness liveness_;                              // who is silent, and the loop's own stalls
     Gatekeeper* gatekeeper_;                         // null without CurveZMQ
-    SocketPoll<3> poller_;                           // the stop event, the exits, the gatekeeper
+    SocketMonitor* accepts_;                         // null without listen endpoints
+    AcceptFailures accept_failures_;
+    RepeatedWarning malformed_log_{std::chrono::seconds(10)};  // the owner's malformed messages
+    RepeatedWarning out_of_memory_log_{std::chrono::seconds(10)};
+    RefusalLog refused_;    // which peers were refused for a malformed message in the last minute
+    SocketPoll<4> poller_;  // the stop event, the exits, the gatekeeper, the failed accepts
 };
 
 }  // namespace dtask::detail

@@ -19,7 +19,7 @@ using namespace protocol;
 /// Takes in a client that said hello (a peer saying hello again was dropped first).
 void ClientEvents::hello(const std::string& id, const Hello& hello) {
     const ClientPeer& client = c_.peers.add_client(id, hello, getpid(), Clock::now());
-    c_.welcome(id);
+    c_.welcome(id, !client.same_process);
     if (!client.same_process)
         c_.send_status(id);
 }

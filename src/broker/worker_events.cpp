@@ -30,7 +30,7 @@ void WorkerEvents::hello(const std::string& id, Hello hello) {
     WorkerPeer& worker = c_.peers.add_worker(id, std::move(hello), Clock::now());
     c_.fair_share.worker_joined(worker.serving.serves,
                                 [&](std::uint64_t job_id) { return c_.jobs.find(job_id); });
-    c_.welcome(id);
+    c_.welcome(id, !worker.hello.local);
     for (auto& [job_id, job] : c_.jobs.all())
         c_.check_definition(worker, job);
     c_.room.add(worker);

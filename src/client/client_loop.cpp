@@ -188,6 +188,15 @@ void ClientLoop::start(std::shared_ptr<RunState> run) {
             TransportError("job '" + run->job_name() + "': " + connection_.refusal())));
         return;
     }
+    const SharedObject* object = run->shared_object();
+    for (const auto& [what, bytes] :
+         {std::pair{"its job-wide data", run->shared().size()},
+          std::pair{"its shared data", object ? object->bytes().size() : std::size_t{0}}}) {
+        if (auto error = too_large(*run, what, bytes)) {
+            run->fail(error);
+            return;
+        }
+    }
     std::weak_ptr<RunState> weak = run;
     const bool live =
         run->set_cancel_hook([mailbox = core_.mailbox_, weak] { mailbox->post_cancel(weak); });
@@ -245,7 +254,8 @@ void ClientLoop::pump(std::uint64_t id, ActiveJob& job) {
             fail(id, std::current_exception());
             return;
         }
-        send_split(id, job, count, batch_buffer_);
+        if (!send_split(id, job, count, batch_buffer_))
+            return;  // failed
         if (exhausted)
             end_split(id, job);
     }
@@ -284,7 +294,7 @@ void ClientLoop::split_elsewhere(std::uint64_t id, ActiveJob& job, std::size_t w
 
 /// A batch of `count` subtasks was split off into `bytes`: sends it; after the last one,
 /// tells the broker the job's tail has begun.
-void ClientLoop::send_split(std::uint64_t id, ActiveJob& job, std::uint64_t count,
+bool ClientLoop::send_split(std::uint64_t id, ActiveJob& job, std::uint64_t count,
                             std::string& bytes) {
     // A batch of one with batching off is cheap to make: the clock need not be read
     // for each. A job's first batches are of one too, and each may take long.
@@ -293,11 +303,17 @@ void ClientLoop::send_split(std::uint64_t id, ActiveJob& job, std::uint64_t coun
     else
         clock_.next();
     if (count > 0) {
+        if (auto error = too_large(*job.run, count == 1 ? "one subtask" : "a batch of subtasks",
+                                   bytes.size())) {
+            fail(id, error);
+            return false;
+        }
         const std::uint64_t first = job.window.on_sent(count, bytes.size(), now());
         job.run->count_emitted(count);
         job.tail_told = false;
         connection_.send_batch(id, first, count, bytes);
     }
+    return true;
 }
 
 /// Split has no more: the total is known, and from now on the broker may send backup copies.
@@ -326,6 +342,20 @@ void ClientLoop::finish(std::uint64_t id, ActiveJob& job) {
     // submit or heartbeat instead of being woken for it between two short jobs.
     jobs_.erase(id);
     connection_.note_finished(id);
+}
+
+/// The error of a job whose `what` of `bytes` is a frame larger than the broker takes
+/// (which would close this client's connection), or null.
+std::exception_ptr ClientLoop::too_large(const RunState& run, const char* what,
+                                         std::size_t bytes) const {
+    const std::uint64_t limit = connection_.max_message();
+    if (limit == 0 || bytes <= limit)
+        return nullptr;
+    return std::make_exception_ptr(Error(
+        "job '" + run.job_name() + "': " + what + " is " + std::to_string(bytes) +
+        " bytes, more than the broker's maximum message size of " + std::to_string(limit) +
+        " bytes: send less at once (smaller subtasks, a smaller RunOptions::window_bytes), or "
+        "raise the bound (dtaskd --max-message-mib, ClusterOptions::max_message_bytes)"));
 }
 
 void ClientLoop::fail(std::uint64_t id, std::exception_ptr error) {
@@ -471,8 +501,10 @@ void ClientLoop::on_done(UserCodeDone& done) {
     }
     if (done.split) {
         job.splitting = false;
-        for (SplitBatch& batch : done.batches)
-            send_split(id, job, batch.count, batch.bytes);
+        for (SplitBatch& batch : done.batches) {
+            if (!send_split(id, job, batch.count, batch.bytes))
+                return;  // failed
+        }
         if (done.exhausted)
             end_split(id, job);
     } else {

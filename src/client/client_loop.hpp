@@ -65,7 +65,9 @@ private:
     void pump(std::uint64_t id, ActiveJob& job);
     void split_elsewhere(std::uint64_t id, ActiveJob& job, std::size_t want, std::size_t room,
                          std::optional<std::uint64_t> remaining, std::size_t workers);
-    void send_split(std::uint64_t id, ActiveJob& job, std::uint64_t count, std::string& bytes);
+    /// False if the job failed instead (its batch too large for the broker).
+    bool send_split(std::uint64_t id, ActiveJob& job, std::uint64_t count, std::string& bytes);
+    std::exception_ptr too_large(const RunState& run, const char* what, std::size_t bytes) const;
     void end_split(std::uint64_t id, ActiveJob& job);
     void pump_unpumped();
     void hold(ActiveJob& job);

@@ -158,6 +158,7 @@ void Connection::on_message(std::vector<zmq::message_t>& frames) {
             welcomed_ = true;
             awaiting_welcome_ = false;
             liveness_.adopt(message);
+            max_message_ = message.fields[2];
             progress_ = ConnectionProgress(connection_fd(frames[0]));
             return;
         case Command::heartbeat:

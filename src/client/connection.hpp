@@ -56,6 +56,9 @@ public:
 
     /// Why the broker refused this client; empty if it did not.
     const std::string& refusal() const noexcept { return refusal_; }
+    /// The largest frame the broker takes from this client (its welcome says); 0: no bound,
+    /// or not welcomed yet.
+    std::uint64_t max_message() const noexcept { return max_message_; }
 
     // ---- what the client says ----
     void send_submit(std::uint64_t id, const RunState& run, const protocol::JobSettings& settings);
@@ -97,6 +100,7 @@ private:
     bool welcomed_ = false;                // ever
     bool awaiting_welcome_ = false;        // to the last hello
     std::string refusal_;                  // set once the broker refused us
+    std::uint64_t max_message_ = 0;        // the broker's maximum frame, 0: none
     std::vector<std::uint64_t> finished_;  // jobs done whose end the broker has yet to hear
     std::unordered_set<std::uint64_t> shares_sent_;  // shared objects this session sent
 };

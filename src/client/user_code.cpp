@@ -98,8 +98,13 @@ struct UserCode::Pool {
     bool stopping = false;
 };
 
-UserCode::UserCode(std::shared_ptr<Mailbox> mailbox)
-    : pool_(std::make_shared<Pool>(std::move(mailbox))) {}
+std::size_t UserCode::default_max_threads() {
+    return std::max<std::size_t>(16, std::size_t{4} * std::thread::hardware_concurrency());
+}
+
+UserCode::UserCode(std::shared_ptr<Mailbox> mailbox, std::size_t max_threads)
+    : pool_(std::make_shared<Pool>(std::move(mailbox))),
+      max_threads_(std::max<std::size_t>(1, max_threads)) {}
 
 UserCode::~UserCode() {
     std::unique_lock lock(pool_->mutex);
@@ -128,7 +133,7 @@ void UserCode::post(const std::shared_ptr<Strand>& strand, UserCodeWork work,
 UserCode::Clock::time_point UserCode::stuck_at() const {
     std::lock_guard lock(pool_->mutex);
     // The waiting threads take the first strands.
-    if (pool_->ready.size() <= pool_->waiting)
+    if (pool_->ready.size() <= pool_->waiting || pool_->threads >= max_threads_)
         return Clock::time_point::max();
     return pool_->ready[pool_->waiting].second + patience;
 }
@@ -139,7 +144,7 @@ void UserCode::unstick(Clock::time_point now) {
     // thread each once they have waited long enough.
     const std::size_t waiting = pool_->waiting;
     for (std::size_t i = waiting; i < pool_->ready.size(); ++i) {
-        if (pool_->ready[i].second + patience > now)
+        if (pool_->ready[i].second + patience > now || pool_->threads >= max_threads_)
             break;
         start_thread();
     }

@@ -3,9 +3,9 @@
 // runs in order, one piece at a time, on a small elastic pool. A thread that ends a piece
 // takes the next strand waiting, so short pieces of many jobs share few threads; a strand
 // that has waited `patience` for a thread gets a new one (a slow job holds up another's
-// strand for no longer), and a thread idle for a while exits. The I/O thread posts work,
-// starts those threads when it is time (unstick), and hears of the work's end through the
-// mailbox; it never waits for it.
+// strand for no longer, unless max_threads are busy: then it waits its turn), and a thread
+// idle for a while exits. The I/O thread posts work, starts those threads when it is time
+// (unstick), and hears of the work's end through the mailbox; it never waits for it.
 
 #include <chrono>
 #include <condition_variable>
@@ -89,8 +89,14 @@ public:
     /// How long a strand with work waits for a busy thread before it gets one of its own.
     static constexpr auto patience = std::chrono::milliseconds(2);
 
-    /// Each piece's UserCodeDone goes to `mailbox`.
-    explicit UserCode(std::shared_ptr<Mailbox> mailbox);
+    /// The default bound on threads: 4 per hardware thread, at least 16. Past it, a strand
+    /// waits for a busy thread to take it in turn, however long it has waited: N slow jobs
+    /// do not make N threads.
+    static std::size_t default_max_threads();
+
+    /// Each piece's UserCodeDone goes to `mailbox`; at most `max_threads` threads (at least 1).
+    explicit UserCode(std::shared_ptr<Mailbox> mailbox,
+                      std::size_t max_threads = default_max_threads());
     /// Discards the work not yet begun and waits for the pieces under way to return: a
     /// reduce that never returns hangs here, as it would on the user's own thread.
     ~UserCode();
@@ -100,9 +106,11 @@ public:
     /// Runs `work` on `strand` after the work posted there before, `now`; starts a thread if
     /// there is none.
     void post(const std::shared_ptr<Strand>& strand, UserCodeWork work, Clock::time_point now);
-    /// When a strand will have waited `patience` for a thread; max if none waits.
+    /// When a strand will have waited `patience` for a thread; max if none waits, or if
+    /// there are max_threads already.
     Clock::time_point stuck_at() const;
-    /// Starts a thread for each strand that has waited `patience` for one by `now`.
+    /// Starts a thread for each strand that has waited `patience` for one by `now`, up to
+    /// max_threads.
     void unstick(Clock::time_point now);
     /// Threads started and not yet exited.
     std::size_t threads() const;
@@ -113,6 +121,7 @@ private:
     void start_thread();  // under the pool's mutex
 
     std::shared_ptr<Pool> pool_;  // shared with the threads, which outlive the last wait
+    std::size_t max_threads_;
 };
 
 }  // namespace dtask::detail

@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
     unsigned liveness = 5;
     std::size_t shared_mib = 4096;
     unsigned max_subtask_seconds = 3600;
+    std::size_t max_message_mib = 256;
     std::string keys;
     bool insecure_tcp = false;
     std::string role_word;
@@ -91,6 +92,12 @@ int main(int argc, char** argv) {
         ->type_name("S")
         ->check(CLI::Range(0u, 366u * 24 * 3600))
         ->capture_default_str();
+    app.add_option("--max-message-mib", max_message_mib,
+                   "MiB of the largest message frame a peer may send (a larger one is refused "
+                   "unread); 0: no bound")
+        ->type_name("MIB")
+        ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 30))
+        ->capture_default_str();
     const char* keys_help = "the keys directory (default $HOME/.config/dtaskd)";
     app.add_option("--keys", keys, keys_help)->type_name("DIR");
     app.add_flag("--insecure-tcp", insecure_tcp,
@@ -118,7 +125,8 @@ int main(int argc, char** argv) {
     }
     const bool command = tokens->parsed() || rotate->parsed();
     for (const char* server_option : {"--listen", "--heartbeat", "--liveness", "--insecure-tcp",
-                                      "--shared-mib-per-client", "--max-subtask-seconds"}) {
+                                      "--shared-mib-per-client", "--max-subtask-seconds",
+                                      "--max-message-mib"}) {
         if (command && app.count(server_option) > 0) {
             std::cerr << "dtaskd: " << server_option << " is for running dtaskd, not for '"
                       << (tokens->parsed() ? "tokens" : "rotate") << "' (see --help)\n";
@@ -149,6 +157,7 @@ int main(int argc, char** argv) {
         options.broker.heartbeat_liveness = liveness;
         options.broker.shared_bytes_per_client = shared_mib << 20;
         options.broker.max_subtask_time = std::chrono::seconds(max_subtask_seconds);
+        options.broker.max_message_bytes = max_message_mib << 20;
         options.keys_directory = keys;
         options.insecure_tcp = insecure_tcp;
         return dtask::dtaskd::run_server(std::move(options));

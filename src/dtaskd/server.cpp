@@ -6,8 +6,10 @@
 #include <iostream>
 #include <memory>
 #include <span>
+#include <string>
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -52,10 +54,31 @@ private:
     int fd_ = -1;
 };
 
+/// Raises the soft limit of open descriptors to the hard one: each peer holds one, and
+/// the usual soft limit (1,024) is far below what a busy broker needs. Says the figure.
+void raise_descriptor_limit() {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
+        return;
+    const rlim_t before = limit.rlim_cur;
+    if (limit.rlim_cur != limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &limit) != 0)
+            limit.rlim_cur = before;
+    }
+    const auto figure = [](rlim_t value) {
+        return value == RLIM_INFINITY ? std::string("unlimited") : std::to_string(value);
+    };
+    std::cerr << "dtaskd: open descriptors: at most " << figure(limit.rlim_cur)
+              << (limit.rlim_cur != before ? " (raised from " + figure(before) + ")" : "")
+              << ", about one per connected peer\n";
+}
+
 }  // namespace
 
 int run_server(ServerOptions options) {
     StopSignals stop;
+    raise_descriptor_limit();
     // Nothing dtaskd creates is for anyone else: the control socket and key files included.
     umask(077);
 

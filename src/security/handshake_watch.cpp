@@ -25,11 +25,11 @@ std::string monitor_endpoint() {
 
 }  // namespace
 
-HandshakeWatch::HandshakeWatch(zmq::context_t& context, zmq::socket_t& socket, std::string endpoint)
-    : watched_(socket), events_(context, zmq::socket_type::pair), endpoint_(std::move(endpoint)) {
+SocketMonitor::SocketMonitor(zmq::context_t& context, zmq::socket_t& socket, int events)
+    : watched_(socket), events_(context, zmq::socket_type::pair) {
     const std::string name = monitor_endpoint();
-    if (zmq_socket_monitor(socket.handle(), name.c_str(), handshake_events) != 0)
-        throw TransportError("dtask: cannot watch the handshakes with the broker: " +
+    if (zmq_socket_monitor(socket.handle(), name.c_str(), events) != 0)
+        throw TransportError("dtask: cannot watch a socket's connections (zmq_socket_monitor): " +
                              std::string(zmq_strerror(zmq_errno())));
     events_.set(zmq::sockopt::linger, 0);
     events_.connect(name);
@@ -38,26 +38,34 @@ HandshakeWatch::HandshakeWatch(zmq::context_t& context, zmq::socket_t& socket, s
     (void)events_.recv(none, zmq::recv_flags::dontwait);
 }
 
-HandshakeWatch::~HandshakeWatch() {
+SocketMonitor::~SocketMonitor() {
     zmq_socket_monitor(watched_.handle(), nullptr, 0);
 }
 
-int HandshakeWatch::fd() const {
+int SocketMonitor::fd() const {
     return events_.get(zmq::sockopt::fd);
 }
 
-std::optional<std::string> HandshakeWatch::failure() {
+std::optional<SocketMonitor::Event> SocketMonitor::next() {
     // An event is two frames: 6 bytes (event, value), then the endpoint.
-    std::vector<zmq::message_t> frames;
-    while (protocol::receive(events_, frames, false)) {
-        const zmq::message_t& head = frames.front();
+    while (protocol::receive(events_, frames_, false)) {
+        const zmq::message_t& head = frames_.front();
         if (head.size() < 6)
             continue;
-        std::uint16_t event = 0;
-        std::uint32_t value = 0;
-        std::memcpy(&event, head.data(), sizeof event);
-        std::memcpy(&value, static_cast<const char*>(head.data()) + 2, sizeof value);
-        if (auto verdict = verdict_.on_event(event, value, endpoint_))
+        Event event;
+        std::memcpy(&event.event, head.data(), sizeof event.event);
+        std::memcpy(&event.value, static_cast<const char*>(head.data()) + 2, sizeof event.value);
+        return event;
+    }
+    return std::nullopt;
+}
+
+HandshakeWatch::HandshakeWatch(zmq::context_t& context, zmq::socket_t& socket, std::string endpoint)
+    : monitor_(context, socket, handshake_events), endpoint_(std::move(endpoint)) {}
+
+std::optional<std::string> HandshakeWatch::failure() {
+    while (const auto event = monitor_.next()) {
+        if (auto verdict = verdict_.on_event(event->event, event->value, endpoint_))
             return verdict;
     }
     return std::nullopt;

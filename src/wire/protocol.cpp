@@ -64,7 +64,7 @@ bool shape_of(Command command, Shape& shape) {
             shape = {0, 1};
             return true;
         case Command::welcome:
-            shape = {2, 0};
+            shape = {3, 0};
             return true;
         case Command::refuse:
             shape = {0, 1};

@@ -1,6 +1,7 @@
 #include "worker/batch_runner.hpp"
 
 #include <exception>
+#include <new>
 #include <optional>
 #include <typeinfo>
 
@@ -23,6 +24,11 @@ void describe_current_exception(Failure& failure) {
     failure.exception_type = type != nullptr ? demangle(type->name()) : "unknown exception";
     try {
         throw;
+    } catch (const std::bad_alloc& e) {
+        // Said as what happened: the worker ran out of memory (or map asked for an absurd
+        // size), which a bare "std::bad_alloc" leaves the user to guess.
+        failure.exception_type = demangle(typeid(e).name());
+        failure.message = std::string("out of memory (") + e.what() + ")";
     } catch (const std::exception& e) {
         failure.exception_type = demangle(typeid(e).name());
         failure.message = e.what();
@@ -138,11 +144,19 @@ BatchRunner::Clock::time_point BatchRunner::run_batch(Inbound& message, Clock::t
         }
         if (watched)
             shared_.watch.start(job_id, index, job.timeout);
+        const std::size_t record_start = run.bytes.size();
         run.writer.begin();
         std::optional<Failure> failure;
         try {
             job.model->run_map(job.shared.get(), subtask, index, run.writer.out());
             run.writer.end();  // throws for a partial result over 4 GiB
+            if (!fits(run, record_start, index))
+                throw Error("subtask " + std::to_string(index) + "'s partial result is " +
+                            std::to_string(run.bytes.size() - record_start) +
+                            " bytes, more than the broker's maximum message size of " +
+                            std::to_string(max_message_) +
+                            " bytes (dtaskd --max-message-mib, "
+                            "ClusterOptions::max_message_bytes)");
         } catch (const TransientError&) {
             failure = current_failure(FailureKind::transient);
         } catch (...) {
@@ -163,6 +177,23 @@ BatchRunner::Clock::time_point BatchRunner::run_batch(Inbound& message, Clock::t
     }
     send_run(run);
     return sent_at_;
+}
+
+/// Whether the run, with the record of subtask `index` last (from `record_start`), can go
+/// to the broker: if only without that record, the run before it is sent first and the
+/// record begins the next. False if the record alone is too large.
+bool BatchRunner::fits(Run& run, std::size_t record_start, std::uint64_t index) {
+    if (max_message_ == 0 || run.bytes.size() <= max_message_)
+        return true;
+    const std::size_t record = run.bytes.size() - record_start;
+    if (run.count == 0 || record + result_header_room > max_message_)
+        return false;
+    std::string last = run.bytes.substr(record_start);
+    run.bytes.resize(record_start);
+    send_run(run);
+    run.restart(index, sent_at_);
+    run.bytes += last;
+    return true;
 }
 
 Failure BatchRunner::current_failure(FailureKind kind) const {

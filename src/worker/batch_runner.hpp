@@ -34,6 +34,9 @@ public:
     /// which serves as the next batch's start (the clock is read once per batch).
     Clock::time_point run_batch(protocol::Inbound& message, Clock::time_point now);
     void end_job(std::uint64_t job) { jobs_.erase(job); }
+    /// The largest frame the broker takes (its welcome says; 0: no bound): a run of results
+    /// is sent in parts below it, and a partial result larger fails its subtask.
+    void set_max_message(std::uint64_t bytes) noexcept { max_message_ = bytes; }
     /// The shared objects the broker placed here (share, unshare).
     SharedTable& shared_objects() noexcept { return shared_objects_; }
     /// A new session with the broker: the old one's jobs will not be ended, nor its shared
@@ -80,8 +83,11 @@ private:
     /// A failure of `kind`: the exception being handled, on this worker.
     protocol::Failure current_failure(protocol::FailureKind kind) const;
 
-    std::string run_buffer_;     // of the run being built
-    Clock::time_point sent_at_;  // when the last message was sent
+    bool fits(Run& run, std::size_t record_start, std::uint64_t index);
+
+    std::uint64_t max_message_ = 0;  // the broker's bound on a frame, 0: none
+    std::string run_buffer_;         // of the run being built
+    Clock::time_point sent_at_;      // when the last message was sent
     zmq::socket_t& broker_;
     std::string worker_name_;
     PulseShared& shared_;

@@ -201,6 +201,7 @@ std::optional<int> Link::on_message(std::vector<zmq::message_t>& frames) {
     switch (message.command) {
         case Command::welcome:
             liveness_.adopt(message);
+            runner_.set_max_message(message.fields[2]);
             progress_ = ConnectionProgress(connection_fd(frames[0]));
             shared_.interval_ms.store(static_cast<long>(liveness_.interval().count()));
             return std::nullopt;

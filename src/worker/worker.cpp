@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
+#include <system_error>
 
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -22,6 +24,7 @@
 #include <dtask/error.hpp>
 
 #include "log.hpp"
+#include "thread_start.hpp"
 #include "wire/protocol.hpp"
 #include "worker/link.hpp"
 #include "worker/worker_pulse.hpp"
@@ -87,12 +90,19 @@ int run_worker(const WorkerOptions& options) {
     }
 
     int code = worker_done;
-    {
+    try {
+        check_threads_start("this worker");
+    } catch (const Error& e) {
+        log_warning("worker " + process_name(), std::string(e.what()).substr(7) + "; exiting");
+        return worker_without_threads;
+    }
+    try {
         zmq::context_t context(1);
         PulseShared shared;
         Link link(context, options, signal_fd, shared);
         try {
-            Pulse pulse(context, options.endpoint, options.token, process_name(), signal_fd, shared, options.argv);
+            Pulse pulse(context, options.endpoint, options.token, process_name(), signal_fd, shared,
+                        options.argv);
             code = link.run();
         } catch (const zmq::error_t& e) {
             log_warning("worker " + process_name(),
@@ -100,6 +110,14 @@ int run_worker(const WorkerOptions& options) {
                             " (an endpoint looks like tcp://host:5555)");
             code = worker_misused;
         }
+    } catch (const std::system_error& e) {
+        // The pulse thread or another could not start after all.
+        log_warning("worker " + process_name(),
+                    thread_start_message("this worker", e.code().message()).substr(7) + "; exiting");
+        code = worker_without_threads;
+    } catch (const std::bad_alloc&) {
+        log_warning("worker " + process_name(), "out of memory outside any subtask; exiting");
+        code = worker_failed;
     }
     if (signal_fd >= 0)
         close(signal_fd);

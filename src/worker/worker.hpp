@@ -6,8 +6,8 @@
 // told apart from a busy one.
 
 #include <chrono>
-#include <string>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <signal.h>
@@ -44,6 +44,8 @@ enum WorkerExit : int {
     worker_refused = 3,  // the broker refused it
     worker_gave_up = 4,  // the broker stayed silent
     worker_failed = 5,   // an unexpected error stopped it
+    // 6 is worker_without_init (process.hpp)
+    worker_without_threads = 7,  // it cannot start its threads (ulimit -u, -s, -v)
 };
 
 /// Serves the broker at options.endpoint until told to stop; returns the exit code.
