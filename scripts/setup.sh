@@ -4,7 +4,8 @@
 # Called by scripts/demo.sh and scripts/test.sh; sourcing it works too (it then also defines
 # dtask_setup). It asks dpkg first, so a machine that has everything makes no apt call at all.
 # Set DTASK_SKIP_SETUP=1 to skip it (for example on a non-Debian machine whose dependencies
-# are installed another way). clang is there because scripts/test.sh builds with both compilers;
+# are installed another way). clang is there because scripts/test.sh builds with both compilers
+# (libclang-rt-14-dev: libFuzzer, for scripts/fuzz.sh);
 # iproute2 (the ip and tc commands) because tests cut a worker off with network namespaces
 # and slow its link down with tc;
 # python3-matplotlib because bench/plot_performance.py draws the plots of scripts/bench.sh;
@@ -12,7 +13,7 @@
 
 dtask_setup() {
     local packages=(build-essential cmake ninja-build pkg-config libzmq3-dev cppzmq-dev
-                    libcereal-dev doctest-dev libbenchmark-dev libcli11-dev clang iproute2
+                    libcereal-dev doctest-dev libbenchmark-dev libcli11-dev clang libclang-rt-14-dev iproute2
                     python3-matplotlib)
     if [[ "${DTASK_SKIP_SETUP:-0}" == 1 ]]; then
         echo "setup.sh: skipped (DTASK_SKIP_SETUP=1)"

@@ -14,8 +14,9 @@ Stages, stopping at the first failure:
   3. Release build with clang++ in build-clang/, then ctest
   4. ASan+UBSan build (Debug: -O0 compiles four times faster) in build-asan/, then ctest
   5. TSan build (Debug) in build-tsan/, then ctest
+  6. fuzz: each libFuzzer target of fuzz/ for 10 s (scripts/fuzz.sh 10, in build-fuzz/)
 
-  --no-sanitizers  skip stages 3 to 5 (quick local runs)
+  --no-sanitizers  skip stages 3 to 6 (quick local runs)
   --help           show this help
 
 Every test runs through tests/run_checked.sh: a sanitizer report from any process of a
@@ -119,6 +120,7 @@ if ((sanitizers)); then
         -DDTASK_SANITIZE=thread -DDTASK_BUILD_BENCHMARKS=OFF
     stage "tsan: build" cmake --build build-tsan -j2
     stage "tsan: ctest" run_ctest build-tsan tsan
+    stage "fuzz" scripts/fuzz.sh 10
 fi
 echo
 report_skipped || exit 1

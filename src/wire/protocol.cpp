@@ -426,9 +426,40 @@ zmq::message_t encode_body(const T& value) {
     return zmq::message_t(bytes.data(), bytes.size());
 }
 
+namespace {
+
+// The enums of a body are loaded as their underlying byte: a value no enumerator has is
+// refused where it is decoded.
+void check_decoded(const Hello& hello) {
+    if (hello.role != Role::worker && hello.role != Role::client)
+        throw ProtocolError("malformed hello: role " +
+                            std::to_string(static_cast<int>(hello.role)) +
+                            " is neither a worker (1) nor a client (2)");
+}
+
+void check_decoded(const JobSettings&) {}
+
+void check_decoded(const Failure& failure) {
+    const auto kind = static_cast<int>(failure.kind);
+    if (kind < static_cast<int>(FailureKind::exception) ||
+        kind > static_cast<int>(FailureKind::shared_data))
+        throw ProtocolError("malformed failure report: unknown kind " + std::to_string(kind));
+}
+
+}  // namespace
+
 template <class T>
 T decode_body(const zmq::message_t& frame, const char* what) {
-    return load_from<T>(as_bytes(frame), what);
+    T value;
+    try {
+        value = load_from<T>(as_bytes(frame), what);
+    } catch (const ProtocolError&) {
+        throw;
+    } catch (const Error& e) {
+        throw ProtocolError(e.what());  // out of memory: the peer is dropped, said as such
+    }
+    check_decoded(value);
+    return value;
 }
 
 template zmq::message_t encode_body<Hello>(const Hello&);
@@ -498,8 +529,9 @@ void send(zmq::socket_t& socket, std::string_view to, std::span<zmq::message_t> 
         if (i == 0 && to.empty())
             flags = flags | zmq::send_flags::dontwait;
         if (!retry_interrupted([&] { return socket.send(frames[i], flags); }))
-            throw TransportError("dtask: the connection to the broker ended for good (the broker "
-                                 "refused its handshake): nothing more can be sent on it");
+            throw TransportError(
+                "dtask: the connection to the broker ended for good (the broker "
+                "refused its handshake): nothing more can be sent on it");
     }
 }
 

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include <cereal/cereal.hpp>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
@@ -68,7 +69,9 @@ struct Hello {
 
     template <class Archive>
     void serialize(Archive& archive) {
-        archive(role, name, platform, credits, local, pid, jobs, same_process);
+        // Named, so that a decoding error says which field (the bytes are the same).
+        archive(CEREAL_NVP(role), CEREAL_NVP(name), CEREAL_NVP(platform), CEREAL_NVP(credits),
+                CEREAL_NVP(local), CEREAL_NVP(pid), CEREAL_NVP(jobs), CEREAL_NVP(same_process));
     }
 };
 
@@ -80,7 +83,7 @@ enum class FailureKind : std::uint8_t {
     definition = 4,   // the worker's job definition differs: JobDefinitionError
     protocol = 5,     // a peer broke the protocol: ProtocolError
     shutdown = 6,     // the broker is shutting down: BrokerShutdownError
-    timeout = 7,      // a subtask ran past its timeout on every attempt: TimeoutError, subtask_timeout
+    timeout = 7,  // a subtask ran past its timeout on every attempt: TimeoutError, subtask_timeout
     transient = 8,    // map threw a TransientError: retried if the job allows, else TaskError
     shared_data = 9,  // the job's shared object is unknown or over the bound: Error
 };
@@ -97,8 +100,9 @@ struct JobSettings {
 
     template <class Archive>
     void serialize(Archive& archive) {
-        archive(worker_wait_ms, priority, max_attempts, subtask_timeout_ms, backup_tasks,
-                retry_transient, shared_object);
+        archive(CEREAL_NVP(worker_wait_ms), CEREAL_NVP(priority), CEREAL_NVP(max_attempts),
+                CEREAL_NVP(subtask_timeout_ms), CEREAL_NVP(backup_tasks),
+                CEREAL_NVP(retry_transient), CEREAL_NVP(shared_object));
     }
 };
 
@@ -111,7 +115,8 @@ struct Failure {
 
     template <class Archive>
     void serialize(Archive& archive) {
-        archive(kind, worker, exception_type, message);
+        archive(CEREAL_NVP(kind), CEREAL_NVP(worker), CEREAL_NVP(exception_type),
+                CEREAL_NVP(message));
     }
 };
 
