@@ -56,7 +56,17 @@ void BrokerContext::check_definition(const WorkerPeer& worker, const BrokerJob& 
         "); it will receive none of this job's subtasks: rebuild it from the same source";
     std::array to_worker{header(Command::notice, {0}), text_frame(text)};
     post(worker.id, to_worker);
-    std::array to_client{header(Command::notice, {job.client_job}), text_frame(text)};
+    // A client from elsewhere hears of its own job only: not which host runs the worker, nor
+    // the worker's definition (another program's types).
+    auto client = peers.clients().find(job.client);
+    const bool owners = client != peers.clients().end() && client->second.admitted_as.empty();
+    const std::string told =
+        owners ? text
+               : "a worker was built with a different definition of job '" + job.name +
+                     "' (client: " + job.signature +
+                     "); it will receive none of this job's subtasks: rebuild it from the same "
+                     "source";
+    std::array to_client{header(Command::notice, {job.client_job}), text_frame(told)};
     post(job.client, to_client);
 }
 
@@ -79,11 +89,27 @@ void BrokerContext::forget_job(std::uint64_t job_id) {
         worker->second.serving.opened.erase(job_id);
         worker->second.serving.ended.push_back(job_id);
     }
+    // Every batch held for it is released: a worker that never answers one (a hostile or
+    // stuck one) keeps no credit for it. What it still sends of them is stale, and ignored.
+    for (auto& [worker_id, worker] : peers.workers()) {
+        auto& held = worker.credits.held;
+        bool freed = false;
+        for (std::size_t i = 0; i < held.size();) {
+            if (held[i].job != job_id) {
+                ++i;
+                continue;
+            }
+            worker.release(held.begin() + static_cast<std::ptrdiff_t>(i));
+            freed = true;
+        }
+        if (freed && worker.credits.has_room())
+            room.add(worker);
+    }
     recovery.forget(it->second.recovery);
     if (SharedRecord* object = it->second.shared_object; object && shared.done_with(*object))
         drop_shared(object->id);
     if (auto client = peers.clients().find(it->second.client); client != peers.clients().end())
-        client->second.jobs.erase(job_id);
+        client->second.jobs.erase(it->second.client_job);
     jobs.erase(it);  // a stale id left in the rotation is skipped there
 }
 
