@@ -73,6 +73,7 @@ void ClientEvents::on_submit(ClientPeer& client, Inbound& message) {
         throw ProtocolError("job id " + std::to_string(client_job) + " submitted after job " +
                             std::to_string(client.last_submitted) +
                             ": a client numbers its jobs from 1 up");
+    client.last_submitted = client_job;
     // Decoded before the job exists: a malformed frame must leave nothing behind.
     auto settings = decode_body<JobSettings>(message.body[3], "the job's settings");
     SharedRecord* shared_object = nullptr;
