@@ -1,6 +1,6 @@
 // Hostile or buggy peers (docs/reliability.md, "Limits and hostile input"): numbers a peer
 // sets are range-checked where they are decoded, a result run is accepted only where it
-// continues its batch, and what a job leaves held is released when it ends.
+// continues its batch, and a client names only its own jobs.
 
 #include <algorithm>
 #include <cstdint>
@@ -313,7 +313,7 @@ TEST_CASE("Hostile.a_failure_that_skips_part_of_its_batch_is_refused" * doctest:
         why);
 }
 
-// ---- the broker: indexes, and batches held for a job ----
+// ---- the broker: indexes ----
 
 TEST_CASE("Hostile.task_whose_indexes_wrap_is_refused" * doctest::timeout(60)) {
     dtask::Cluster cluster(cluster_for_peers_by_hand());
@@ -334,46 +334,6 @@ TEST_CASE("Hostile.task_whose_indexes_wrap_is_refused" * doctest::timeout(60)) {
     other.expect(Command::welcome);
     peers.submit(other, 1);
     peers.next_task();
-}
-
-TEST_CASE("Hostile.a_batch_held_for_a_job_is_released_when_the_job_ends" * doctest::timeout(60)) {
-    // A worker of one credit holds a batch of job 1 and never answers it. Job 1 ends: the
-    // worker gets job 2's batch, and its late answer to job 1 is stale, not an error.
-    dtask::Cluster cluster(cluster_for_peers_by_hand());
-    zmq::context_t context(1);
-    HandPeers peers(context, cluster);
-    peers.submit(peers.client, 1);
-    const std::uint64_t first_job = peers.next_task();
-    peers.client.send(message_of(header(Command::end, {1})));
-    peers.submit(peers.client, 2);
-    const std::uint64_t second_job = peers.next_task();
-    CHECK(second_job != first_job);
-    for (const std::uint64_t job : {first_job, second_job})
-        peers.worker.send(one_frame(batch_frame(Command::result, job, {0, 1, 1000}, {"r"})));
-    for (;;) {
-        auto message = peers.client.next(10s);
-        REQUIRE_MESSAGE(message.has_value(), "job 2's result never came");
-        REQUIRE(message->command != Command::refuse);
-        if (message->command == Command::result) {
-            CHECK(message->fields[0] == 2);
-            break;
-        }
-    }
-}
-
-TEST_CASE("Hostile.a_batch_held_for_a_client_is_released_when_the_client_leaves" *
-          doctest::timeout(60)) {
-    dtask::Cluster cluster(cluster_for_peers_by_hand());
-    zmq::context_t context(1);
-    HandPeers peers(context, cluster);
-    peers.submit(peers.client, 1);
-    const std::uint64_t first_job = peers.next_task();
-    peers.client.send(message_of(header(Command::bye)));
-    RawPeer other(context, tcp_endpoint(cluster), cluster.client_token());
-    other.send(message_of(header(Command::hello), {hello_body(Role::client)}));
-    other.expect(Command::welcome);
-    peers.submit(other, 1);
-    CHECK(peers.next_task() != first_job);
 }
 
 // ---- a hostile welcome ----

@@ -89,22 +89,6 @@ void BrokerContext::forget_job(std::uint64_t job_id) {
         worker->second.serving.opened.erase(job_id);
         worker->second.serving.ended.push_back(job_id);
     }
-    // Every batch held for it is released: a worker that never answers one (a hostile or
-    // stuck one) keeps no credit for it. What it still sends of them is stale, and ignored.
-    for (auto& [worker_id, worker] : peers.workers()) {
-        auto& held = worker.credits.held;
-        bool freed = false;
-        for (std::size_t i = 0; i < held.size();) {
-            if (held[i].job != job_id) {
-                ++i;
-                continue;
-            }
-            worker.release(held.begin() + static_cast<std::ptrdiff_t>(i));
-            freed = true;
-        }
-        if (freed && worker.credits.has_room())
-            room.add(worker);
-    }
     recovery.forget(it->second.recovery);
     if (SharedRecord* object = it->second.shared_object; object && shared.done_with(*object))
         drop_shared(object->id);

@@ -34,8 +34,7 @@ void ClientEvents::on_message(ClientPeer& client, Inbound& message) {
             return on_task(client, message);
         case Command::end:
         case Command::cancel:
-            c_.forget_job(job_id_of(client, message.fields[0], message.command));
-            return c_.dispatch.feed_idle();  // to the workers that held its batches
+            return c_.forget_job(job_id_of(client, message.fields[0], message.command));
         case Command::share:
             return c_.shared.add(client.id, message.fields[0], std::move(message.body[0]));
         case Command::unshare:
@@ -143,7 +142,6 @@ void ClientEvents::lost(std::string id, const std::string& how) {  // by value: 
         c_.forget_job(job_id);
     }
     drop_shared();
-    c_.dispatch.feed_idle();  // to the workers that held its jobs' batches
     // Results still on their way from workers are dropped as they arrive.
     log_warning("broker", "client " + name + " is gone (" + how + "): dropped its " +
                               std::to_string(jobs.size()) + " job(s) and " +
