@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
+#include <string>
 
 #include <zmq.hpp>
 
@@ -45,6 +47,47 @@ inline QueuedBatch remainder(HeldBatch& batch) {
         return QueuedBatch{batch.first, batch.count, std::move(batch.payload)};
     return QueuedBatch{batch.next, batch.end() - batch.next,
                        slice_batch(batch.payload, batch.next - batch.first, batch.count)};
+}
+
+/// What a run of results is to the batches a worker holds (fit_run).
+enum class RunFit {
+    continues,  // the next results of one of them: accepted
+    stale,      // of no batch it holds (revoked, requeued, its job ended): ignored
+    wrong,      // inside a batch it holds but not where that batch goes on: a protocol error
+};
+
+/// Which held batch a run of `job`'s results [first, first + count) continues (`batch`),
+/// and if none, why (`why`, naming the batch). An honest worker answers its batches in order, each
+/// in runs that start at its next index: a run that starts elsewhere in a batch it holds would skip
+/// or repeat subtasks, and one that goes past its batch's end would answer subtasks it was
+/// not given. Failures (a run of one) follow the same rule. `count` is at least 1 and
+/// first + count does not wrap (protocol::parse checks both).
+inline RunFit fit_run(std::deque<HeldBatch>& held, std::uint64_t job, std::uint64_t first,
+                      std::uint64_t count, std::deque<HeldBatch>::iterator& batch,
+                      std::string& why) {
+    const auto span = [&](const HeldBatch& held_batch) {
+        return "job " + std::to_string(job) + "'s batch of subtasks " +
+               std::to_string(held_batch.first) + " to " + std::to_string(held_batch.end() - 1);
+    };
+    HeldBatch* inside = nullptr;
+    for (auto it = held.begin(); it != held.end(); ++it) {
+        if (!it->contains(job, first))
+            continue;
+        if (it->next == first) {
+            if (count > it->end() - first) {
+                why = "the run goes past the end of " + span(*it);
+                return RunFit::wrong;
+            }
+            batch = it;
+            return RunFit::continues;
+        }
+        if (inside == nullptr)
+            inside = &*it;
+    }
+    if (inside == nullptr)
+        return RunFit::stale;
+    why = span(*inside) + " expects subtask " + std::to_string(inside->next) + " next";
+    return RunFit::wrong;
 }
 
 }  // namespace dtask::detail

@@ -61,7 +61,17 @@ void BrokerContext::check_definition(const WorkerPeer& worker, const BrokerJob& 
         "); it will receive none of this job's subtasks: rebuild it from the same source";
     std::array to_worker{header(Command::notice, {0}), text_frame(text)};
     post(worker.id, to_worker);
-    std::array to_client{header(Command::notice, {job.client_job}), text_frame(text)};
+    // A client from elsewhere hears of its own job only: not which host runs the worker, nor
+    // the worker's definition (another program's types).
+    auto client = peers.clients().find(job.client);
+    const bool owners = client != peers.clients().end() && client->second.admitted_as.empty();
+    const std::string told =
+        owners ? text
+               : "a worker was built with a different definition of job '" + job.name +
+                     "' (client: " + job.signature +
+                     "); it will receive none of this job's subtasks: rebuild it from the same "
+                     "source";
+    std::array to_client{header(Command::notice, {job.client_job}), text_frame(told)};
     post(job.client, to_client);
 }
 
@@ -90,7 +100,7 @@ void BrokerContext::forget_job(std::uint64_t job_id) {
     if (SharedRecord* object = it->second.shared_object; object && shared.done_with(*object))
         drop_shared(object->id);
     if (auto client = peers.clients().find(it->second.client); client != peers.clients().end())
-        client->second.jobs.erase(job_id);
+        client->second.jobs.erase(it->second.client_job);
     jobs.erase(it);  // a stale id left in the rotation is skipped there
 }
 

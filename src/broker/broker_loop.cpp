@@ -303,7 +303,8 @@ void BrokerLoop::on_hello(const std::string& id, Hello hello, Sender sender, std
             w->second.progress = ConnectionProgress(fd);
         }
     } else if (hello.role == Role::client) {
-        client_events_.hello(id, hello);
+        // Over inproc (no descriptor) only: the Cluster's own client, in this process.
+        client_events_.hello(id, hello, sender == Sender::owner && fd < 0);
         if (auto c = context_.peers.clients().find(id); c != context_.peers.clients().end()) {
             c->second.admitted_as = user;
             c->second.progress = ConnectionProgress(fd);

@@ -17,8 +17,8 @@ namespace dtask::detail {
 using namespace protocol;
 
 /// Takes in a client that said hello (a peer saying hello again was dropped first).
-void ClientEvents::hello(const std::string& id, const Hello& hello) {
-    const ClientPeer& client = c_.peers.add_client(id, hello, getpid(), Clock::now());
+void ClientEvents::hello(const std::string& id, const Hello& hello, bool in_process) {
+    const ClientPeer& client = c_.peers.add_client(id, hello, in_process, Clock::now());
     c_.welcome(id, !client.same_process);
     if (!client.same_process)
         c_.send_status(id);
@@ -34,7 +34,7 @@ void ClientEvents::on_message(ClientPeer& client, Inbound& message) {
             return on_task(client, message);
         case Command::end:
         case Command::cancel:
-            return c_.forget_job(job_id_of(client, message.fields[0]));
+            return c_.forget_job(job_id_of(client, message.fields[0], message.command));
         case Command::share:
             return c_.shared.add(client.id, message.fields[0], std::move(message.body[0]));
         case Command::unshare:
@@ -42,7 +42,8 @@ void ClientEvents::on_message(ClientPeer& client, Inbound& message) {
                 c_.drop_shared(*id);
             return;
         case Command::split_done:
-            if (BrokerJob* job = c_.jobs.find(job_id_of(client, message.fields[0])))
+            if (BrokerJob* job =
+                    c_.jobs.find(job_id_of(client, message.fields[0], message.command)))
                 job->backups.split_done = true;
             return;
         case Command::bye:
@@ -53,16 +54,25 @@ void ClientEvents::on_message(ClientPeer& client, Inbound& message) {
     }
 }
 
-std::uint64_t ClientEvents::job_id_of(const ClientPeer& client, std::uint64_t client_job) const {
-    if (client_job > 0xffffffffULL)
-        throw ProtocolError("client job id " + std::to_string(client_job) + " is out of range");
-    return (static_cast<std::uint64_t>(client.index) << 32) | client_job;
+std::uint64_t ClientEvents::job_id_of(const ClientPeer& client, std::uint64_t client_job,
+                                      Command command) const {
+    if (auto it = client.jobs.find(client_job); it != client.jobs.end())
+        return it->second;
+    // Ended or failed meanwhile: what the client sent before it heard is stale. An id past
+    // any it submitted is no job of its.
+    if (client_job == 0 || client_job > client.last_submitted)
+        throw ProtocolError("a " + std::string(command_name(command)) + " for job " +
+                            std::to_string(client_job) + ", which this client never submitted");
+    return 0;
 }
 
 void ClientEvents::on_submit(ClientPeer& client, Inbound& message) {
-    const std::uint64_t id = job_id_of(client, message.fields[0]);
-    if (c_.jobs.contains(id))
-        throw ProtocolError("job id " + std::to_string(message.fields[0]) + " submitted twice");
+    const std::uint64_t client_job = message.fields[0];
+    if (client_job == 0 || client_job <= client.last_submitted)
+        throw ProtocolError("job id " + std::to_string(client_job) + " submitted after job " +
+                            std::to_string(client.last_submitted) +
+                            ": a client numbers its jobs from 1 up");
+    client.last_submitted = client_job;
     // Decoded before the job exists: a malformed frame must leave nothing behind.
     auto settings = decode_body<JobSettings>(message.body[3], "the job's settings");
     SharedRecord* shared_object = nullptr;
@@ -79,12 +89,13 @@ void ClientEvents::on_submit(ClientPeer& client, Inbound& message) {
             return;
         }
     }
+    const std::uint64_t id = c_.jobs.new_id();
     BrokerJob& job =
         c_.jobs.submit(id, client.id, message.fields[0], std::move(settings),
                        std::string(as_text(message.body[0])), std::string(as_text(message.body[1])),
                        std::move(message.body[2]), Clock::now());
     job.shared_object = shared_object;
-    client.jobs.insert(id);
+    client.jobs.emplace(client_job, id);
     for (auto& [worker_id, worker] : c_.peers.workers()) {
         c_.check_definition(worker, job);
         if (worker.available_for(job))
@@ -93,13 +104,11 @@ void ClientEvents::on_submit(ClientPeer& client, Inbound& message) {
 }
 
 void ClientEvents::on_task(ClientPeer& client, Inbound& message) {
-    BrokerJob* found = c_.jobs.find(job_id_of(client, message.fields[0]));
+    BrokerJob* found = c_.jobs.find(job_id_of(client, message.fields[0], Command::task));
     if (found == nullptr)
         return;  // failed or cancelled meanwhile
     BrokerJob& job = *found;
-    const std::uint64_t count = message.fields[2];
-    if (count == 0)
-        throw ProtocolError("a task batch of no subtasks");
+    const std::uint64_t count = message.fields[2];  // at least 1, and first + count no wrap
     check_batch(message.batch, count, "task batch");
     // Kept and sent as it came, but for the job id: the broker's. A frame received is this
     // process's alone to change.
@@ -124,7 +133,7 @@ void ClientEvents::lost(std::string id, const std::string& how) {  // by value: 
     if (jobs.empty())
         return drop_shared();
     std::size_t queued = 0;
-    for (std::uint64_t job_id : jobs) {
+    for (const auto& [client_job, job_id] : jobs) {
         if (auto job = c_.jobs.all().find(job_id); job != c_.jobs.all().end())
             for (const auto* batches : {&job->second.queue, &job->second.recovery.quarantine}) {
                 for (const QueuedBatch& batch : *batches)

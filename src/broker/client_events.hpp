@@ -18,7 +18,8 @@ public:
 
     explicit ClientEvents(BrokerContext& context) : c_(context) {}
 
-    void hello(const std::string& id, const protocol::Hello& hello);
+    /// `in_process`: it came over inproc (the Cluster's own client).
+    void hello(const std::string& id, const protocol::Hello& hello, bool in_process);
     void on_message(ClientPeer& client, protocol::Inbound& message);
     void lost(std::string id, const std::string& how);
     /// Fails the jobs that no connected worker has served for their worker_wait, or at once
@@ -28,7 +29,10 @@ public:
     void tell_waiting_jobs(const std::string& why);
 
 private:
-    std::uint64_t job_id_of(const ClientPeer& client, std::uint64_t client_job) const;
+    /// The broker's id of the client's job `client_job`, 0 if it ended. Throws
+    /// ProtocolError for one the client never submitted.
+    std::uint64_t job_id_of(const ClientPeer& client, std::uint64_t client_job,
+                            protocol::Command command) const;
     void on_submit(ClientPeer& client, protocol::Inbound& message);
     void on_task(ClientPeer& client, protocol::Inbound& message);
 

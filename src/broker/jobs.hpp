@@ -51,7 +51,7 @@ struct WorkerWait {
 };
 
 struct BrokerJob {
-    std::uint64_t id = 0;      // client index << 32 | the client's job id
+    std::uint64_t id = 0;      // the broker's (Jobs::new_id): never reused
     std::uint64_t serial = 0;  // never reused, unlike a client's job id
     std::string client;        // routing id
     std::uint64_t client_job = 0;
@@ -96,6 +96,10 @@ public:
                       protocol::JobSettings settings, std::string name, std::string signature,
                       zmq::message_t shared, Clock::time_point now);
 
+    /// An id for a new job: 64 bits that count up, so never one a job had before (a
+    /// worker may not have heard yet that that job ended).
+    std::uint64_t new_id() noexcept { return ++ids_; }
+
     /// The job of broker id `id`, or null. Nearly every message is about the job the one
     /// before was about: the last job found is remembered, until it is erased.
     BrokerJob* find(std::uint64_t id) {
@@ -139,6 +143,7 @@ private:
     std::chrono::milliseconds max_subtask_time_;
     BrokerJob* last_ = nullptr;  // found last by find: jobs_'s elements never move
     std::uint64_t serials_ = 0;  // the last BrokerJob::serial given
+    std::uint64_t ids_ = 0;      // the last id new_id() gave
 };
 
 }  // namespace dtask::detail

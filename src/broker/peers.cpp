@@ -17,14 +17,14 @@ WorkerPeer& Peers::add_worker(const std::string& id, protocol::Hello hello, Cloc
     return worker;
 }
 
-ClientPeer& Peers::add_client(const std::string& id, const protocol::Hello& hello,
-                              std::int64_t own_pid, Clock::time_point now) {
+ClientPeer& Peers::add_client(const std::string& id, const protocol::Hello& hello, bool in_process,
+                              Clock::time_point now) {
     ClientPeer& client = clients_[id];
     client.id = id;
     client.name = hello.name;
-    // Only a client in this very process is exempt from the silence check.
-    client.same_process = hello.same_process && hello.pid == own_pid;
-    client.index = next_client_index_++;
+    // Only a client in this very process is exempt from the silence check. Its transport
+    // says so, never its word: a pid in a hello can be guessed.
+    client.same_process = hello.same_process && in_process;
     client.last_heard = now;
     return client;
 }

@@ -55,12 +55,14 @@ struct ClientPeer {
 
     std::string id;
     std::string name;
-    std::string admitted_as;  // the User-Id its hello came with: "" for the owner's own
-    std::uint32_t index = 0;
+    std::string admitted_as;    // the User-Id its hello came with: "" for the owner's own
     bool same_process = false;  // the Cluster's own client: never dropped for silence
     Clock::time_point last_heard;
-    std::unordered_set<std::uint64_t> jobs;
-    ConnectionProgress progress;  // its connection, from its hello: moving bytes is life
+    // Its jobs: its own id -> the broker's. A client names only its own jobs, so none can
+    // act on another's.
+    std::unordered_map<std::uint64_t, std::uint64_t> jobs;
+    std::uint64_t last_submitted = 0;  // the highest job id it submitted
+    ConnectionProgress progress;       // its connection, from its hello: moving bytes is life
 };
 
 /// Hashes a std::string key and a std::string_view alike, so that maps keyed by routing id
@@ -92,9 +94,10 @@ public:
 
     /// A worker that said hello, with the credits it offered (checked by the caller).
     WorkerPeer& add_worker(const std::string& id, protocol::Hello hello, Clock::time_point now);
-    /// A client that said hello; `own_pid`: this process's, for the same-process check.
-    ClientPeer& add_client(const std::string& id, const protocol::Hello& hello,
-                           std::int64_t own_pid, Clock::time_point now);
+    /// A client that said hello; `in_process`: it came over inproc, so it is in this very
+    /// process (only then is its same_process believed).
+    ClientPeer& add_client(const std::string& id, const protocol::Hello& hello, bool in_process,
+                           Clock::time_point now);
 
     /// The routing ids of the peers silent at `now` (a client in this process is never). A
     /// peer whose connection is moving bytes is not: it counts as heard at `now`.
@@ -130,7 +133,6 @@ public:
 private:
     Map<WorkerPeer> workers_;
     Map<ClientPeer> clients_;
-    std::uint32_t next_client_index_ = 1;
 };
 
 }  // namespace dtask::detail

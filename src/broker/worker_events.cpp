@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <optional>
 
 #include <dtask/error.hpp>
@@ -58,16 +59,19 @@ void WorkerEvents::on_result(WorkerPeer& worker, Inbound& message) {
     const std::uint64_t job_id = message.fields[0];
     const std::uint64_t first = message.fields[1];
     const std::uint64_t count = message.fields[2];
-    auto held = worker.credits.find(job_id, first);
-    if (held == worker.credits.held.end())
-        return;  // requeued, revoked or stale: not ours
-    if (count == 0)
-        throw ProtocolError("a result message of no results");
-    if (count > held->end() - first)
-        return;  // a run of another batch that starts in this one: a revoked copy's
-
+    std::deque<HeldBatch>::iterator held;
+    std::string why;
+    switch (fit_run(worker.credits.held, job_id, first, count, held, why)) {
+        case RunFit::continues:
+            break;
+        case RunFit::stale:
+            return;  // requeued, revoked or of a job that ended: not ours
+        case RunFit::wrong:
+            throw ProtocolError("results for subtasks " + std::to_string(first) + " to " +
+                                std::to_string(first + count - 1) + ", but " + why);
+    }
     check_batch(message.batch, count, "result batch");
-    held->next = std::max(held->next, first + count);
+    held->next = first + count;
     BrokerJob* job = c_.jobs.find(job_id);
     if (job != nullptr) {
         job->cost.add(
@@ -121,13 +125,22 @@ void WorkerEvents::on_failure(WorkerPeer& worker, Inbound& message) {
     Failure report = decode_body<Failure>(message.body[0], "a failure report");
     // Only a subtask of a batch this worker holds can fail: a stale report (from before a
     // reconnect, or about a batch given to another worker since) changes nothing.
-    auto held = worker.credits.find(job_id, index);
-    const bool ours = held != worker.credits.held.end();
-    auto job = c_.jobs.all().find(job_id);
     if (report.kind == FailureKind::timeout)
         throw ProtocolError("a worker reports a timeout with hung, not failure");
-    if (!ours)
-        return;
+    if (index == std::numeric_limits<std::uint64_t>::max())
+        throw ProtocolError("a failure of subtask " + std::to_string(index) +
+                            ", past the last subtask index");
+    std::deque<HeldBatch>::iterator held;
+    std::string why;
+    switch (fit_run(worker.credits.held, job_id, index, 1, held, why)) {
+        case RunFit::continues:
+            break;
+        case RunFit::stale:
+            return;
+        case RunFit::wrong:
+            throw ProtocolError("a failure of subtask " + std::to_string(index) + ", but " + why);
+    }
+    auto job = c_.jobs.all().find(job_id);
     const bool retried = report.kind == FailureKind::transient && job != c_.jobs.all().end() &&
                          job->second.settings.retry_transient;
     if (!retried) {

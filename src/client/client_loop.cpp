@@ -28,8 +28,10 @@ constexpr auto time_slice = std::chrono::milliseconds(20);
 /// a job's first) cost one hand-off per many.
 constexpr std::size_t max_batches_per_request = 64;
 
+/// A RunOptions duration as the broker takes it: saturated to the protocol's bound.
 std::uint64_t milliseconds_of(std::chrono::milliseconds duration) {
-    return static_cast<std::uint64_t>(std::max<std::int64_t>(0, duration.count()));
+    return std::min(static_cast<std::uint64_t>(std::max<std::int64_t>(0, duration.count())),
+                    protocol::max_duration_ms);
 }
 
 }  // namespace
@@ -213,8 +215,8 @@ void ClientLoop::start(std::shared_ptr<RunState> run) {
     }
     JobSettings settings;
     settings.worker_wait_ms = milliseconds_of(options.worker_wait);
-    settings.priority = std::clamp(options.priority, 1u, 1000u);
-    settings.max_attempts = std::clamp(options.max_attempts, 1u, 1000u);
+    settings.priority = std::clamp(options.priority, 1u, protocol::max_priority);
+    settings.max_attempts = std::clamp(options.max_attempts, 1u, protocol::max_job_attempts);
     settings.subtask_timeout_ms = milliseconds_of(options.subtask_timeout);
     settings.backup_tasks = options.backup_tasks;
     settings.retry_transient = options.retry_transient;

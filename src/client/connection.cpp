@@ -149,6 +149,13 @@ void Connection::on_message(std::vector<zmq::message_t>& frames) {
     try {
         message = parse(frames, 0);
     } catch (const ProtocolError& e) {
+        if (claims_command(frames[0], Command::welcome) && refusal_.empty()) {
+            // Settings it cannot take (a heartbeat interval out of range): as final as a
+            // refusal, since no session can follow.
+            refusal_ = "the broker at " + options_.endpoint +
+                       " sent a welcome this client cannot take: " + e.what();
+            return loop_.fail_all(refusal_);
+        }
         log_warning("client",
                     std::string("ignoring a malformed message from the broker: ") + e.what());
         return;

@@ -79,8 +79,8 @@ public:
     }
 
     /// Bounds of what a welcome may set: an hour between heartbeats, 1,000 of them missed.
-    static constexpr std::uint64_t max_interval_ms = 3'600'000;
-    static constexpr std::uint64_t max_liveness = 1000;
+    static constexpr std::uint64_t max_interval_ms = protocol::max_heartbeat_interval_ms;
+    static constexpr std::uint64_t max_liveness = protocol::max_heartbeat_liveness;
 
 private:
     std::chrono::milliseconds interval_;

@@ -4,6 +4,8 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 
 #include <sys/random.h>
 #include <unistd.h>
@@ -178,6 +180,43 @@ ProtocolError malformed(Command command, const std::string& what) {
     return ProtocolError("malformed " + std::string(command_name(command)) + " message: " + what);
 }
 
+/// A run of subtasks [first, first + count) in a task or result: at least one, and its end
+/// an index (no wrap), so that every comparison of indexes downstream holds.
+void check_run(Command command, std::uint64_t first, std::uint64_t count) {
+    if (count == 0)
+        throw malformed(command,
+                        "a run of no subtasks (first index " + std::to_string(first) + ")");
+    if (count > std::numeric_limits<std::uint64_t>::max() - first)
+        throw malformed(command, "first index " + std::to_string(first) + " and count " +
+                                     std::to_string(count) + " go past the last subtask index");
+}
+
+/// The fixed fields a peer sets that a receiver adds to its clocks or counts with: each
+/// within the bounds docs/protocol.md gives.
+void check_fields(Command command, const std::array<std::uint64_t, 4>& fields) {
+    const auto out_of = [&](const char* what, std::uint64_t value, std::uint64_t low,
+                            std::uint64_t high) {
+        if (value < low || value > high)
+            throw malformed(command, std::string(what) + " " + std::to_string(value) +
+                                         " is out of range (" + std::to_string(low) + " to " +
+                                         std::to_string(high) + ")");
+    };
+    switch (command) {
+        case Command::welcome:
+            out_of("heartbeat interval (ms)", fields[0], 1, max_heartbeat_interval_ms);
+            out_of("heartbeat liveness", fields[1], 1, max_heartbeat_liveness);
+            return;
+        case Command::job:
+            out_of("subtask timeout (ms)", fields[1], 0, max_duration_ms);
+            return;
+        case Command::pulse:
+            out_of("pulse state", fields[0], 0, 1);
+            return;
+        default:
+            return;
+    }
+}
+
 /// Reads the compact header of a task or result (magic, version and command already
 /// checked) of `fields` fields: the job id, then varints. Returns where the batch begins.
 std::size_t read_batch_header(const std::byte* bytes, std::size_t size, Command command,
@@ -308,6 +347,7 @@ Inbound parse(std::vector<zmq::message_t>& frames, std::size_t first) {
     if (shape.batch) {
         const std::size_t offset =
             read_batch_header(bytes, head.size(), message.command, shape.fields, message.fields);
+        check_run(message.command, message.fields[1], message.fields[2]);
         message.batch = std::span<const std::byte>(bytes + offset, head.size() - offset);
         message.frame = &frames[first];
     } else {
@@ -319,6 +359,7 @@ Inbound parse(std::vector<zmq::message_t>& frames, std::size_t first) {
         for (std::size_t i = 0; i < shape.fields; ++i)
             message.fields[i] = read_u64(bytes + 4 + 8 * i);
     }
+    check_fields(message.command, message.fields);
     message.body = std::span<zmq::message_t>(frames).subspan(first + 1);
     if (message.body.size() != shape.body_frames) {
         throw malformed(message.command, std::to_string(message.body.size()) +
@@ -326,6 +367,12 @@ Inbound parse(std::vector<zmq::message_t>& frames, std::size_t first) {
                                              std::to_string(shape.body_frames));
     }
     return message;
+}
+
+bool claims_command(const zmq::message_t& head, Command command) noexcept {
+    const auto* bytes = static_cast<const std::byte*>(head.data());
+    return head.size() >= 4 &&
+           static_cast<Command>(std::to_integer<std::uint8_t>(bytes[3])) == command;
 }
 
 zmq::message_t header(Command command, std::initializer_list<std::uint64_t> fields) {
@@ -437,8 +484,6 @@ void check_decoded(const Hello& hello) {
                             " is neither a worker (1) nor a client (2)");
 }
 
-void check_decoded(const JobSettings&) {}
-
 void check_decoded(const Failure& failure) {
     const auto kind = static_cast<int>(failure.kind);
     if (kind < static_cast<int>(FailureKind::exception) ||
@@ -458,8 +503,25 @@ T decode_body(const zmq::message_t& frame, const char* what) {
     } catch (const Error& e) {
         throw ProtocolError(e.what());  // out of memory: the peer is dropped, said as such
     }
-    check_decoded(value);
+    if constexpr (std::is_same_v<T, JobSettings>)
+        check_settings(value, what);
+    else
+        check_decoded(value);
     return value;
+}
+
+void check_settings(const JobSettings& settings, const char* what) {
+    const auto out_of = [&](const char* field, std::uint64_t value, std::uint64_t low,
+                            std::uint64_t high) {
+        if (value < low || value > high)
+            throw ProtocolError(std::string("malformed ") + what + ": " + field + " " +
+                                std::to_string(value) + " is out of range (" + std::to_string(low) +
+                                " to " + std::to_string(high) + ")");
+    };
+    out_of("worker_wait (ms)", settings.worker_wait_ms, 0, max_duration_ms);
+    out_of("priority", settings.priority, 1, max_priority);
+    out_of("max_attempts", settings.max_attempts, 1, max_job_attempts);
+    out_of("subtask_timeout (ms)", settings.subtask_timeout_ms, 0, max_duration_ms);
 }
 
 template zmq::message_t encode_body<Hello>(const Hello&);

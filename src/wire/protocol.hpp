@@ -106,6 +106,19 @@ struct JobSettings {
     }
 };
 
+/// Bounds of the numbers a peer sets (docs/protocol.md, "Validation"): decoding refuses a
+/// message outside them, so that no receiver adds an absurd duration to its clock.
+inline constexpr std::uint64_t max_heartbeat_interval_ms = 3'600'000;  // an hour
+inline constexpr std::uint64_t max_heartbeat_liveness = 1000;
+/// Longest worker_wait or subtask timeout: ten years, "for ever" to a user, and far from
+/// overflowing a clock. The client saturates its RunOptions to it.
+inline constexpr std::uint64_t max_duration_ms = 315'360'000'000;
+inline constexpr std::uint32_t max_priority = 1000;
+inline constexpr std::uint32_t max_job_attempts = 1000;
+
+/// Checks a job's settings against those bounds. Throws ProtocolError naming the field.
+void check_settings(const JobSettings& settings, const char* what);
+
 /// Body of a failure: what went wrong with one subtask (or a whole job) and where.
 struct Failure {
     FailureKind kind = FailureKind::exception;
@@ -151,6 +164,9 @@ struct Inbound {
 
 /// Validates frames[first...] as a dtask message. Throws ProtocolError.
 Inbound parse(std::vector<zmq::message_t>& frames, std::size_t first);
+/// Whether `head`, a header frame parse() refused, says it is a `command`: a peer that
+/// cannot read its broker's welcome has no session to go on with.
+bool claims_command(const zmq::message_t& head, Command command) noexcept;
 
 /// A header frame for `command` with its fixed fields.
 zmq::message_t header(Command command, std::initializer_list<std::uint64_t> fields = {});

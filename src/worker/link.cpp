@@ -194,6 +194,13 @@ std::optional<int> Link::on_message(std::vector<zmq::message_t>& frames) {
     try {
         message = parse(frames, 0);
     } catch (const ProtocolError& e) {
+        if (claims_command(frames[0], Command::welcome)) {
+            // Settings it cannot take (a heartbeat interval out of range): no session.
+            log_warning("worker " + name_,
+                        "the broker at " + options_.endpoint +
+                            " sent a welcome this worker cannot take: " + e.what());
+            return worker_refused;
+        }
         log_warning("worker " + name_,
                     std::string("ignoring a malformed message from the broker: ") + e.what());
         return std::nullopt;
