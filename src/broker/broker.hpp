@@ -15,6 +15,7 @@
 
 #include <zmq.hpp>
 
+#include "broker/client_limits.hpp"
 #include "process.hpp"
 #include "security/gatekeeper.hpp"
 
@@ -46,6 +47,9 @@ struct BrokerOptions {
     std::size_t shared_bytes_per_client = std::size_t{4} << 30;
     /// The subtask timeout of a job whose client set none; 0: none (Jobs::submit).
     std::chrono::milliseconds max_subtask_time{0};
+    /// Jobs, job-wide data and queued bytes per client at most, for every client but one in
+    /// the broker's own process (a Cluster's own); 0: no bound.
+    ClientLimits client_limits;
 };
 
 class BrokerLoop;
