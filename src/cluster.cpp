@@ -79,6 +79,8 @@ struct Cluster::Impl {
         settings.heartbeat_interval = options.heartbeat_interval;
         settings.heartbeat_liveness = std::max(1u, options.heartbeat_liveness);
         settings.shared_bytes_per_client = options.shared_bytes_per_client;
+        settings.client_limits = {options.max_jobs_per_client, options.max_job_data_bytes,
+                                  options.max_queued_bytes_per_client};
         settings.max_subtask_time =
             std::max(options.max_subtask_time, std::chrono::milliseconds(0));
         settings.max_message_bytes = options.max_message_bytes;

@@ -57,6 +57,19 @@ struct ClusterOptions {
     /// this option (docs/reliability.md). Local workers and this process's own client are
     /// not bounded. 0: no bound.
     std::size_t max_message_bytes = std::size_t{256} << 20;
+    /// Limits on each client other than this Cluster's own (remote dtask::Clients, which
+    /// are less trusted than the host's own jobs, which have none), as dtaskd's: a job past
+    /// one fails with a LimitError naming it, and the client's other jobs go on. 0: no bound.
+    /// Jobs one client may have at once.
+    std::size_t max_jobs_per_client = 256;
+    /// Bytes of a job's own job-wide data (submit's shared argument; share() objects count
+    /// against shared_bytes_per_client instead).
+    std::size_t max_job_data_bytes = std::size_t{256} << 20;
+    /// Bytes of one client's subtasks waiting in the broker for workers: a task batch past
+    /// it fails its job. A job within its RunOptions::window_bytes (32 MiB by default) keeps
+    /// at most that much there, so an honest client is refused only with over 128 jobs all
+    /// waiting with full windows.
+    std::size_t max_queued_bytes_per_client = std::size_t{4} << 30;
 };
 
 class Cluster final : public Submitter {

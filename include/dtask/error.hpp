@@ -76,6 +76,14 @@ private:
     Reason reason_;
 };
 
+/// The broker refused the job: it would take its client past one of the broker's limits
+/// (jobs, job-wide data or queued subtask bytes per client). The message names the limit;
+/// the client's other jobs go on.
+class LimitError : public Error {
+public:
+    using Error::Error;
+};
+
 /// Throw this (or a class derived from it) from map to say that the failure may not happen
 /// again, e.g. a resource that was briefly unavailable. With RunOptions::retry_transient the
 /// subtask is run again, up to RunOptions::max_attempts; without, it fails the job like any

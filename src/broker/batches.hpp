@@ -4,9 +4,11 @@
 // what it has not answered can run again if the worker is lost.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <utility>
 
 #include <zmq.hpp>
 
@@ -19,6 +21,82 @@ struct QueuedBatch {
     std::uint64_t first = 0;
     std::uint64_t count = 0;
     zmq::message_t payload;  // the whole task message: its header has the broker's job id
+};
+
+/// Batches waiting for a worker, the first to go first, and the bytes they hold. Every
+/// change to a job's queue or quarantine goes through here, so that its client's queued
+/// bytes (Jobs::queued_bytes, for ClientLimits) are counted in one place.
+class BatchQueue {
+public:
+    BatchQueue() = default;
+    BatchQueue(BatchQueue&& other) noexcept
+        : batches_(std::move(other.batches_)),
+          bytes_(std::exchange(other.bytes_, 0)),
+          total_(std::exchange(other.total_, nullptr)) {
+        other.batches_.clear();
+    }
+    BatchQueue& operator=(BatchQueue&& other) noexcept {
+        if (this != &other) {
+            add_total(0, bytes_);
+            batches_ = std::move(other.batches_);
+            other.batches_.clear();
+            bytes_ = std::exchange(other.bytes_, 0);
+            total_ = std::exchange(other.total_, nullptr);
+        }
+        return *this;
+    }
+    ~BatchQueue() { add_total(0, bytes_); }
+
+    /// Counts its bytes into `total` too from now on (its client's); it must outlive this.
+    void count_into(std::size_t* total) noexcept {
+        add_total(0, bytes_);
+        total_ = total;
+        add_total(bytes_, 0);
+    }
+
+    bool empty() const noexcept { return batches_.empty(); }
+    std::size_t size() const noexcept { return batches_.size(); }
+    /// Bytes of the batches' frames.
+    std::size_t bytes() const noexcept { return bytes_; }
+    const QueuedBatch& front() const { return batches_.front(); }
+    const QueuedBatch& back() const { return batches_.back(); }
+    const QueuedBatch& operator[](std::size_t i) const { return batches_[i]; }
+    auto begin() const noexcept { return batches_.begin(); }
+    auto end() const noexcept { return batches_.end(); }
+
+    void push_back(QueuedBatch batch) {
+        const std::size_t size = batch.payload.size();
+        batches_.push_back(std::move(batch));
+        add(size);
+    }
+    void push_front(QueuedBatch batch) {
+        const std::size_t size = batch.payload.size();
+        batches_.push_front(std::move(batch));
+        add(size);
+    }
+    /// Takes the first batch out (the queue must not be empty).
+    QueuedBatch take_front() {
+        QueuedBatch batch = std::move(batches_.front());
+        batches_.pop_front();
+        const std::size_t size = batch.payload.size();
+        bytes_ -= size;
+        add_total(0, size);
+        return batch;
+    }
+
+private:
+    void add(std::size_t size) noexcept {
+        bytes_ += size;
+        add_total(size, 0);
+    }
+    void add_total(std::size_t plus, std::size_t minus) noexcept {
+        if (total_ != nullptr)
+            *total_ = *total_ + plus - minus;
+    }
+
+    std::deque<QueuedBatch> batches_;
+    std::size_t bytes_ = 0;
+    std::size_t* total_ = nullptr;  // its client's queued bytes, or null
 };
 
 /// A batch a worker holds. Its results come back in order, in runs: `next` is the first

@@ -15,6 +15,7 @@
 
 #include <zmq.hpp>
 
+#include "broker/client_limits.hpp"
 #include "process.hpp"
 #include "security/gatekeeper.hpp"
 #include "security/handshake_watch.hpp"
@@ -61,6 +62,9 @@ struct BrokerOptions {
     /// The largest frame taken on the listen endpoints (ZMQ_MAXMSGSIZE), announced to peers
     /// in their welcome; 0: no bound. The private and in-process endpoints have none.
     std::size_t max_message_bytes = std::size_t{256} << 20;
+    /// Jobs, job-wide data and queued bytes per client at most, for every client but one in
+    /// the broker's own process (a Cluster's own); 0: no bound.
+    ClientLimits client_limits;
 };
 
 class BrokerLoop;

@@ -73,21 +73,18 @@ void ClientEvents::on_submit(ClientPeer& client, Inbound& message) {
                             std::to_string(client.last_submitted) +
                             ": a client numbers its jobs from 1 up");
     client.last_submitted = client_job;
+    if (const std::string why =
+            job_refusal(limits_of(client), client.name, client.jobs.size(), message.body[2].size());
+        !why.empty())
+        return refuse_job(client, message, FailureKind::limit, why);
     // Decoded before the job exists: a malformed frame must leave nothing behind.
     auto settings = decode_body<JobSettings>(message.body[3], "the job's settings");
     SharedRecord* shared_object = nullptr;
     if (settings.shared_object != 0) {
         std::string why;
         shared_object = c_.shared.use(client.id, settings.shared_object, why);
-        if (shared_object == nullptr) {
-            Failure failure;
-            failure.kind = FailureKind::shared_data;
-            failure.message = "job '" + std::string(as_text(message.body[0])) +
-                              "' was refused by the broker: " + why;
-            std::array out{header(Command::failure, {message.fields[0], 0}), encode_body(failure)};
-            c_.post(client.id, out);
-            return;
-        }
+        if (shared_object == nullptr)
+            return refuse_job(client, message, FailureKind::shared_data, why);
     }
     const std::uint64_t id = c_.jobs.new_id();
     BrokerJob& job =
@@ -103,6 +100,20 @@ void ClientEvents::on_submit(ClientPeer& client, Inbound& message) {
     }
 }
 
+ClientLimits ClientEvents::limits_of(const ClientPeer& client) const {
+    return client.same_process ? ClientLimits{} : c_.options.client_limits;
+}
+
+void ClientEvents::refuse_job(const ClientPeer& client, const Inbound& message, FailureKind kind,
+                              const std::string& why) {
+    Failure failure;
+    failure.kind = kind;
+    failure.message =
+        "job '" + std::string(as_text(message.body[0])) + "' was refused by the broker: " + why;
+    std::array out{header(Command::failure, {message.fields[0], 0}), encode_body(failure)};
+    c_.post(client.id, out);
+}
+
 void ClientEvents::on_task(ClientPeer& client, Inbound& message) {
     BrokerJob* found = c_.jobs.find(job_id_of(client, message.fields[0], Command::task));
     if (found == nullptr)
@@ -110,6 +121,15 @@ void ClientEvents::on_task(ClientPeer& client, Inbound& message) {
     BrokerJob& job = *found;
     const std::uint64_t count = message.fields[2];  // at least 1, and first + count no wrap
     check_batch(message.batch, count, "task batch");
+    if (const std::string why = batch_refusal(
+            limits_of(client), client.name, c_.jobs.queued_bytes(client.id), message.frame->size());
+        !why.empty()) {
+        Failure failure;
+        failure.kind = FailureKind::limit;
+        failure.message =
+            "job '" + job.name + "': the broker refused a batch of its subtasks: " + why;
+        return c_.fail_job(job, message.fields[1], failure);
+    }
     // Kept and sent as it came, but for the job id: the broker's. A frame received is this
     // process's alone to change.
     set_job_id(*message.frame, job.id);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "broker/broker_context.hpp"
+#include "broker/client_limits.hpp"
 #include "wire/protocol.hpp"
 
 namespace dtask::detail {
@@ -33,7 +34,12 @@ private:
     /// ProtocolError for one the client never submitted.
     std::uint64_t job_id_of(const ClientPeer& client, std::uint64_t client_job,
                             protocol::Command command) const;
+    /// The limits on `client`: none for a client in the broker's own process.
+    ClientLimits limits_of(const ClientPeer& client) const;
     void on_submit(ClientPeer& client, protocol::Inbound& message);
+    /// Fails a job at its submit, before it exists, saying `why`: its client goes on.
+    void refuse_job(const ClientPeer& client, const protocol::Inbound& message,
+                    protocol::FailureKind kind, const std::string& why);
     void on_task(ClientPeer& client, protocol::Inbound& message);
 
     BrokerContext& c_;

@@ -51,9 +51,7 @@ void Dispatch::place(BrokerJob& job) {
             WorkerPeer& worker = room_[i];
             if (serves(worker.serving, job) && !worker.recovery.isolated &&
                 !worker.recovery.reserved) {
-                QueuedBatch batch = std::move(job.queue.front());
-                job.queue.pop_front();
-                send(worker, job, std::move(batch));
+                send(worker, job, job.queue.take_front());
                 gave = true;
             }
             if (worker.credits.has_room())

@@ -92,8 +92,7 @@ public:
                 }
                 turns.left = std::max<std::int64_t>(turns.left, 1);
             }
-            Turn<std::remove_reference_t<decltype(job)>> turn{&job, std::move(job.queue.front())};
-            job.queue.pop_front();
+            Turn<std::remove_reference_t<decltype(job)>> turn{&job, job.queue.take_front()};
             turns.left -= static_cast<std::int64_t>(turn.batch.count);
             if (job.queue.empty()) {
                 turns.in_rotation = false;

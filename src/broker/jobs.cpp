@@ -12,6 +12,10 @@ BrokerJob& Jobs::submit(std::uint64_t id, const std::string& client, std::uint64
                         protocol::JobSettings settings, std::string name, std::string signature,
                         zmq::message_t shared, Clock::time_point now) {
     BrokerJob& job = jobs_[id];
+    ClientTotals& totals = clients_[client];
+    ++totals.jobs;
+    job.queue.count_into(&totals.queued_bytes);
+    job.recovery.quarantine.count_into(&totals.queued_bytes);
     job.id = id;
     job.serial = ++serials_;
     job.client = client;

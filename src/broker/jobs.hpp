@@ -59,7 +59,7 @@ struct BrokerJob {
     std::string signature;
     zmq::message_t shared;
     SharedRecord* shared_object = nullptr;  // its job-wide data instead of `shared`, if set
-    std::deque<QueuedBatch> queue;
+    BatchQueue queue;  // counted into its client's queued bytes (Jobs::queued_bytes)
     protocol::JobSettings settings;
     Turns turns;                                // fair share
     JobRecovery recovery;                       // quarantine and spoiled attempts
@@ -115,7 +115,15 @@ public:
     void erase(Map::iterator it) {
         if (last_ == &it->second)
             last_ = nullptr;
-        jobs_.erase(it);
+        const auto client = clients_.find(it->second.client);
+        jobs_.erase(it);  // its queues take their bytes off their client's count
+        if (client != clients_.end() && --client->second.jobs == 0)
+            clients_.erase(client);
+    }
+    /// Bytes of the subtasks of `client`'s jobs waiting for workers (queues and quarantines).
+    std::size_t queued_bytes(const std::string& client) const {
+        const auto it = clients_.find(client);
+        return it == clients_.end() ? 0 : it->second.queued_bytes;
     }
     Map& all() noexcept { return jobs_; }
 
@@ -139,6 +147,14 @@ public:
     }
 
 private:
+    /// A client's jobs here, and the bytes their queues hold: kept while it has a job, so
+    /// that its queues, which count into it, go first.
+    struct ClientTotals {
+        std::size_t jobs = 0;
+        std::size_t queued_bytes = 0;
+    };
+
+    std::unordered_map<std::string, ClientTotals> clients_;  // by routing id; before jobs_
     Map jobs_;
     std::chrono::milliseconds max_subtask_time_;
     BrokerJob* last_ = nullptr;  // found last by find: jobs_'s elements never move

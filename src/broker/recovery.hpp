@@ -23,7 +23,7 @@ struct JobRecovery {
     // Batches held by a worker that crashed or vanished: any subtask in them may have killed
     // it, so each batch runs again alone on a worker. If that worker dies too, the batch is
     // halved, until a single subtask killed it: only such a death counts against a subtask.
-    std::deque<QueuedBatch> quarantine;
+    BatchQueue quarantine;
     // Attempts each subtask spoiled. At settings.max_attempts the job fails.
     std::unordered_map<std::uint64_t, unsigned> spoiled;
 };
@@ -97,8 +97,7 @@ public:
         for (auto& [job_id, job] : jobs) {
             if (job.recovery.quarantine.empty() || !serves(job))
                 continue;
-            batch = std::move(job.recovery.quarantine.front());
-            job.recovery.quarantine.pop_front();
+            batch = job.recovery.quarantine.take_front();
             --quarantined_;
             worker.isolated = true;
             return &job;

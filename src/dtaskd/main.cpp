@@ -64,6 +64,9 @@ int main(int argc, char** argv) {
     std::size_t shared_mib = 4096;
     unsigned max_subtask_seconds = 3600;
     std::size_t max_message_mib = 256;
+    std::size_t max_jobs_per_client = 256;
+    std::size_t max_job_data_mib = 256;
+    std::size_t max_queued_mib = 4096;
     std::string keys;
     bool insecure_tcp = false;
     std::string role_word;
@@ -91,6 +94,24 @@ int main(int argc, char** argv) {
                    "0: none")
         ->type_name("S")
         ->check(CLI::Range(0u, 366u * 24 * 3600))
+        ->capture_default_str();
+    app.add_option("--max-jobs-per-client", max_jobs_per_client,
+                   "jobs one client may have at once; a job past it fails at once; 0: none")
+        ->type_name("N")
+        ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 30))
+        ->capture_default_str();
+    app.add_option("--max-job-data-mib", max_job_data_mib,
+                   "MiB of a job's own job-wide data at most (share() objects count against\n"
+                   "--shared-mib-per-client instead); a job past it fails at once; 0: none")
+        ->type_name("MIB")
+        ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 30))
+        ->capture_default_str();
+    app.add_option("--max-queued-mib-per-client", max_queued_mib,
+                   "MiB of one client's subtasks waiting for workers at most; the job whose\n"
+                   "batch would pass it fails (a job within its window holds 32 MiB at most);\n"
+                   "0: none")
+        ->type_name("MIB")
+        ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 30))
         ->capture_default_str();
     app.add_option("--max-message-mib", max_message_mib,
                    "MiB of the largest message frame a peer may send (a larger one is refused "
@@ -124,9 +145,10 @@ int main(int argc, char** argv) {
         return usage_status;
     }
     const bool command = tokens->parsed() || rotate->parsed();
-    for (const char* server_option : {"--listen", "--heartbeat", "--liveness", "--insecure-tcp",
-                                      "--shared-mib-per-client", "--max-subtask-seconds",
-                                      "--max-message-mib"}) {
+    for (const char* server_option :
+         {"--listen", "--heartbeat", "--liveness", "--insecure-tcp", "--shared-mib-per-client",
+          "--max-subtask-seconds", "--max-message-mib", "--max-jobs-per-client",
+          "--max-job-data-mib", "--max-queued-mib-per-client"}) {
         if (command && app.count(server_option) > 0) {
             std::cerr << "dtaskd: " << server_option << " is for running dtaskd, not for '"
                       << (tokens->parsed() ? "tokens" : "rotate") << "' (see --help)\n";
@@ -158,6 +180,8 @@ int main(int argc, char** argv) {
         options.broker.shared_bytes_per_client = shared_mib << 20;
         options.broker.max_subtask_time = std::chrono::seconds(max_subtask_seconds);
         options.broker.max_message_bytes = max_message_mib << 20;
+        options.broker.client_limits = {max_jobs_per_client, max_job_data_mib << 20,
+                                        max_queued_mib << 20};
         options.keys_directory = keys;
         options.insecure_tcp = insecure_tcp;
         return dtask::dtaskd::run_server(std::move(options));

@@ -38,6 +38,9 @@ std::exception_ptr failure_error(const zmq::message_t& report, const std::string
             case FailureKind::protocol:
                 error = std::make_exception_ptr(ProtocolError(failure.message));
                 break;
+            case FailureKind::limit:
+                error = std::make_exception_ptr(LimitError(failure.message));
+                break;
             case FailureKind::shutdown:
                 error = std::make_exception_ptr(BrokerShutdownError(failure.message));
                 break;

@@ -86,6 +86,7 @@ enum class FailureKind : std::uint8_t {
     timeout = 7,  // a subtask ran past its timeout on every attempt: TimeoutError, subtask_timeout
     transient = 8,    // map threw a TransientError: retried if the job allows, else TaskError
     shared_data = 9,  // the job's shared object is unknown or over the bound: Error
+    limit = 10,       // the job would take its client past a broker limit: LimitError
 };
 
 /// Body of a submit's last frame: how the broker runs the job (from RunOptions).
