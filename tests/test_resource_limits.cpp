@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <limits>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -67,9 +69,13 @@ const dtask::Job<std::uint64_t> greedy{
     [](const std::uint64_t& n, dtask::SplitHint) {
         return dtask::pieces(n, [](std::uint64_t i) { return i; });
     },
-    [](const std::uint64_t& i) {
-        const std::string huge(std::size_t{1} << 50, 'x');
-        return i + huge.size();
+    [](const std::uint64_t& i) -> std::uint64_t {
+        // What an allocation past the machine's memory throws. Thrown by hand: compilers may
+        // elide an unused allocation (clang does), and the sanitizers' allocators abort on a
+        // huge one instead of throwing.
+        if (i < std::numeric_limits<std::uint64_t>::max())
+            throw std::bad_alloc();
+        return i;
     },
     [](std::uint64_t total, std::uint64_t part) { return total + part; }};
 

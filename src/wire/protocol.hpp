@@ -24,7 +24,7 @@
 
 namespace dtask::detail::protocol {
 
-inline constexpr std::uint8_t version = 6;
+inline constexpr std::uint8_t version = 7;
 inline constexpr std::array<std::uint8_t, 2> magic{'d', 't'};
 
 enum class Command : std::uint8_t {
