@@ -341,6 +341,11 @@ TEST_CASE("Limits.a_worker_that_cannot_start_threads_says_so_and_exits_7" * doct
     const std::string said = all_output(worker, 60s);
     const auto status = worker.wait_exit(30s);
     REQUIRE_MESSAGE(status.has_value(), said);
+#if defined(__SANITIZE_THREAD__)
+    // TSan's own runtime cannot start under this limit (SIGSEGV before main): in that build
+    // only the bounded end above is the worker's.
+    return;
+#endif
     CHECK_MESSAGE(WIFEXITED(*status), "status " << *status << ": " << said);
     CHECK_MESSAGE(WEXITSTATUS(*status) == 7, said);
     CHECK_MESSAGE(contains(said, "cannot start a thread"), said);
