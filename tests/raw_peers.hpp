@@ -6,9 +6,9 @@
 #include <chrono>
 #include <cstdint>
 #include <initializer_list>
-#include <span>
 #include <iterator>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,8 +43,8 @@ inline zmq::message_t batch_frame(dtask::detail::protocol::Command command, std:
         writer.end();
     }
     const std::size_t start = protocol::write_batch_header(
-        std::as_writable_bytes(std::span(bytes).first(protocol::result_header_room)), command,
-        job, fields);
+        std::as_writable_bytes(std::span(bytes).first(protocol::result_header_room)), command, job,
+        fields);
     return protocol::payload_frame(std::move(bytes), start);
 }
 
@@ -71,6 +71,16 @@ inline std::string hello_body(dtask::detail::protocol::Role role, std::uint32_t 
     std::string body;
     dtask::detail::save_to(body, hello);
     return body;
+}
+
+/// The ProtocolError parse() throws for `frames`, or "" if it accepts them.
+inline std::string parse_error(std::vector<zmq::message_t> frames) {
+    try {
+        dtask::detail::protocol::parse(frames, 0);
+    } catch (const dtask::ProtocolError& e) {
+        return e.what();
+    }
+    return {};
 }
 
 /// A Cluster with no local worker, listening on a free loopback port, whose broker waits

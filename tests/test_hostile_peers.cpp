@@ -39,16 +39,6 @@ std::string encoded(const auto& value) {
     return bytes;
 }
 
-/// The ProtocolError parse() throws for `frames`, or "" if it accepts them.
-std::string parse_error(std::vector<zmq::message_t> frames) {
-    try {
-        parse(frames, 0);
-    } catch (const dtask::ProtocolError& e) {
-        return e.what();
-    }
-    return {};
-}
-
 std::vector<zmq::message_t> one_frame(zmq::message_t frame) {
     std::vector<zmq::message_t> frames;
     frames.push_back(std::move(frame));

@@ -32,15 +32,6 @@ std::vector<zmq::message_t> frames_of(std::vector<std::string> parts) {
     return frames;
 }
 
-std::string parse_error(std::vector<zmq::message_t> frames) {
-    try {
-        parse(frames, 0);
-    } catch (const dtask::ProtocolError& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
-
 std::string head(Command command, std::initializer_list<std::uint64_t> fields = {}) {
     auto frame = header(command, fields);
     return std::string(as_text(frame));
