@@ -48,6 +48,13 @@ inline zmq::message_t batch_frame(dtask::detail::protocol::Command command, std:
     return protocol::payload_frame(std::move(bytes), start);
 }
 
+/// A message of this one frame.
+inline std::vector<zmq::message_t> one_frame(zmq::message_t frame) {
+    std::vector<zmq::message_t> frames;
+    frames.push_back(std::move(frame));
+    return frames;
+}
+
 /// A message of `header_frame` then one frame per body.
 inline std::vector<zmq::message_t> message_of(zmq::message_t header_frame,
                                               std::vector<std::string> bodies = {}) {
@@ -140,10 +147,13 @@ public:
     using Command = dtask::detail::protocol::Command;
     using Inbound = dtask::detail::protocol::Inbound;
 
-    /// Connects with the keys of `token` (a Cluster's or dtaskd's), or plain if it is empty.
-    RawPeer(zmq::context_t& context, const std::string& endpoint, const std::string& token = {})
+    /// Connects with the keys of `token` (a Cluster's or dtaskd's), or plain if it is empty;
+    /// `receive_queue` messages may wait unread on this side (ZMQ_RCVHWM).
+    RawPeer(zmq::context_t& context, const std::string& endpoint, const std::string& token = {},
+            int receive_queue = 1000)
         : socket_(context, zmq::socket_type::dealer) {
         socket_.set(zmq::sockopt::linger, 0);
+        socket_.set(zmq::sockopt::rcvhwm, receive_queue);
         if (!token.empty())
             dtask::detail::use_token(socket_, dtask::detail::parse_join_token(token));
         socket_.connect(endpoint);

@@ -39,12 +39,6 @@ std::string encoded(const auto& value) {
     return bytes;
 }
 
-std::vector<zmq::message_t> one_frame(zmq::message_t frame) {
-    std::vector<zmq::message_t> frames;
-    frames.push_back(std::move(frame));
-    return frames;
-}
-
 /// The (name, signature) this binary registers for `name`, as its workers say in hello.
 std::pair<std::string, std::string> registered(const std::string& name) {
     for (auto& job : registered_jobs()) {

@@ -350,3 +350,62 @@ TEST_CASE("Limits.a_worker_that_cannot_start_threads_says_so_and_exits_7" * doct
     CHECK_MESSAGE(WEXITSTATUS(*status) == 7, said);
     CHECK_MESSAGE(contains(said, "cannot start a thread"), said);
 }
+
+TEST_CASE("Limits.a_peer_that_reads_nothing_is_dropped_when_its_queue_is_full" *
+          doctest::timeout(170)) {
+    using namespace dtask::detail::protocol;
+    // Silence alone would drop the client that reads nothing after 50 s: it is its queue.
+    Dtaskd broker({"--max-unsent-per-peer", "50", "--liveness", "200"}, "tcp://127.0.0.1:*", {},
+                  without_asan_quarantine());
+    zmq::context_t context(1);
+    RawPeer worker(context, broker.endpoint(), broker.token("worker"));
+    worker.send(message_of(header(Command::hello),
+                           {hello_body(Role::worker, 8, {{"by-hand.echo", "by-hand-signature"}})}));
+    worker.expect(Command::welcome);
+    // The client takes its welcome, then reads nothing: ten messages wait on its side at
+    // most, the rest in the kernel's buffers and then in the broker.
+    RawPeer client(context, broker.endpoint(), broker.token("client"), 10);
+    client.send(message_of(header(Command::hello), {hello_body(Role::client)}));
+    client.expect(Command::welcome);
+    JobSettings settings;
+    settings.backup_tasks = false;
+    std::string settings_body;
+    dtask::detail::save_to(settings_body, settings);
+    client.send(message_of(header(Command::submit, {1}),
+                           {"by-hand.echo", "by-hand-signature", "", settings_body}));
+    // 64 KiB a result, one message each: 4000 of them are 256 MiB, more than any buffer
+    // between the broker and the client holds.
+    constexpr std::uint64_t subtasks = 4000;
+    for (std::uint64_t i = 0; i < subtasks; ++i)
+        client.send(one_frame(batch_frame(Command::task, 1, {i, 1}, {"subtask"})));
+    const std::string partial(64 << 10, 'r');
+    std::uint64_t answered = 0;
+    bool ended = false;
+    while (!ended) {
+        auto message = worker.next(60s);
+        REQUIRE_MESSAGE(message.has_value(),
+                        "the worker heard nothing after " << answered << " results");
+        if (message->command == Command::end) {
+            ended = true;
+        } else if (message->command == Command::task) {
+            std::vector<std::string> partials(message->fields[2], partial);
+            worker.send(
+                one_frame(batch_frame(Command::result, message->fields[0],
+                                      {message->fields[1], message->fields[2], 1000}, partials)));
+            answered += message->fields[2];
+        }
+    }
+    // The job ended because its client was dropped, long before all its results were made.
+    CHECK_MESSAGE(answered < subtasks, answered << " results");
+
+    // The broker goes on: a real client and worker run a job.
+    Process real_worker(self_executable(), {"--dtask-worker", broker.endpoint()}, {},
+                        broker.worker_environment());
+    dtask::Client real(broker.endpoint(), broker.client_options());
+    REQUIRE(real.wait_for_workers(2, 30s));
+    CHECK(run_within(real, squares, std::uint64_t{1000}) == serial_squares(1000));
+
+    broker.process().signal(SIGTERM);
+    const std::string said = all_output(broker.process(), 60s);
+    CHECK_MESSAGE(contains(said, "it left 50 messages unread"), said.substr(0, 2000));
+}

@@ -29,6 +29,9 @@ zmq::socket_t make_router(zmq::context_t& context) {
     try {
         zmq::socket_t socket(context, zmq::socket_type::router);
         tune(socket);
+        // A send to a peer that is gone, or that has left too many messages unread, fails
+        // instead of being dropped unseen (Outbox::flush_routed).
+        socket.set(zmq::sockopt::router_mandatory, 1);
         return socket;
     } catch (const zmq::error_t& e) {
         throw TransportError(std::string("dtask: cannot create the broker's socket: ") + e.what());
@@ -96,6 +99,10 @@ void Broker::bound_for_the_network() {
     // that peer's connection (it waits, nothing is dropped), so that a peer sending faster
     // than the broker handles its messages queues them on its own side, not in the broker.
     socket_.set(zmq::sockopt::rcvhwm, static_cast<int>(max_unread_per_peer));
+    // Messages to one peer not yet read: past this, it is dropped (BrokerLoop::flush_outboxes).
+    socket_.set(zmq::sockopt::sndhwm,
+                static_cast<int>(std::min<std::size_t>(options_.max_unsent_per_peer,
+                                                       std::numeric_limits<int>::max())));
     socket_.set(zmq::sockopt::handshake_ivl, static_cast<int>(handshake_limit.count()));
     accepts_ = std::make_unique<SocketMonitor>(context_, socket_, ZMQ_EVENT_ACCEPT_FAILED);
 }

@@ -39,6 +39,10 @@ inline constexpr std::chrono::milliseconds handshake_limit{5000};
 /// endpoints): a peer that sends faster than the broker handles them is held back.
 inline constexpr std::size_t max_unread_per_peer = 10'000;
 
+/// Messages to one peer over the network that may wait unread (ZMQ_SNDHWM on the listen
+/// endpoints) before the broker drops that peer; the default of max_unsent_per_peer.
+inline constexpr std::size_t default_max_unsent_per_peer = 100'000;
+
 /// The largest hello taken from a peer not yet introduced: a larger one is refused unread.
 inline constexpr std::size_t max_hello_bytes = std::size_t{1} << 20;
 
@@ -62,6 +66,10 @@ struct BrokerOptions {
     /// The largest frame taken on the listen endpoints (ZMQ_MAXMSGSIZE), announced to peers
     /// in their welcome; 0: no bound. The private and in-process endpoints have none.
     std::size_t max_message_bytes = std::size_t{256} << 20;
+    /// Messages to one peer over the network that may wait unread; a peer that leaves more is
+    /// dropped, as one gone silent is. 0: no bound. The private and in-process endpoints have
+    /// none (the owner's own peers).
+    std::size_t max_unsent_per_peer = default_max_unsent_per_peer;
     /// Jobs, job-wide data and queued bytes per client at most, for every client but one in
     /// the broker's own process (a Cluster's own); 0: no bound.
     ClientLimits client_limits;

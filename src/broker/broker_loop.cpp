@@ -80,14 +80,35 @@ void BrokerLoop::event_loop() {
 /// and a client takes those in any order: results of a job that failed are dropped, and
 /// failures are reported whichever came first. The other messages go even if the results
 /// fail to: at shutdown they hold the workers' bye and the clients' failures.
+///
+/// A peer over the network that has left max_unsent_per_peer messages unread is dropped
+/// (ZMQ_SNDHWM): what the broker queues for a peer that does not read stays bounded. Dropping
+/// it posts more (its work goes to others), sent in the next round.
 void BrokerLoop::flush_outboxes() {
-    try {
-        context_.results.flush(socket_);
-    } catch (...) {
-        context_.outbox.flush(socket_);
-        throw;
+    std::vector<std::string> full;
+    for (;;) {
+        try {
+            context_.results.flush_routed(socket_, full);
+        } catch (...) {
+            context_.outbox.flush_routed(socket_, full);
+            throw;
+        }
+        context_.outbox.flush_routed(socket_, full);
+        if (full.empty())
+            return;
+        for (auto& id : full)
+            drop_unread(std::move(id));
+        full.clear();
     }
-    context_.outbox.flush(socket_);
+}
+
+void BrokerLoop::drop_unread(std::string id) {
+    const std::string how =
+        "it left " + std::to_string(context_.options.max_unsent_per_peer) + " messages unread";
+    if (context_.peers.workers().contains(id))
+        worker_events_.lost(std::move(id), how, false);
+    else if (context_.peers.clients().contains(id))
+        client_events_.lost(std::move(id), how);
 }
 
 /// Handles what the socket holds now, so that a burst of messages costs one wait (up to 256

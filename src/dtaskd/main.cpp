@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
     std::size_t shared_mib = 4096;
     unsigned max_subtask_seconds = 3600;
     std::size_t max_message_mib = 256;
+    std::size_t max_unsent = dtask::detail::default_max_unsent_per_peer;
     std::size_t max_jobs_per_client = 256;
     std::size_t max_job_data_mib = 256;
     std::size_t max_queued_mib = 4096;
@@ -119,6 +120,12 @@ int main(int argc, char** argv) {
         ->type_name("MIB")
         ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 30))
         ->capture_default_str();
+    app.add_option("--max-unsent-per-peer", max_unsent,
+                   "messages to one peer that may wait unread; a peer that leaves more is "
+                   "dropped; 0: no bound")
+        ->type_name("N")
+        ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 30))
+        ->capture_default_str();
     const char* keys_help = "the keys directory (default $HOME/.config/dtaskd)";
     app.add_option("--keys", keys, keys_help)->type_name("DIR");
     app.add_flag("--insecure-tcp", insecure_tcp,
@@ -148,7 +155,7 @@ int main(int argc, char** argv) {
     for (const char* server_option :
          {"--listen", "--heartbeat", "--liveness", "--insecure-tcp", "--shared-mib-per-client",
           "--max-subtask-seconds", "--max-message-mib", "--max-jobs-per-client",
-          "--max-job-data-mib", "--max-queued-mib-per-client"}) {
+          "--max-job-data-mib", "--max-queued-mib-per-client", "--max-unsent-per-peer"}) {
         if (command && app.count(server_option) > 0) {
             std::cerr << "dtaskd: " << server_option << " is for running dtaskd, not for '"
                       << (tokens->parsed() ? "tokens" : "rotate") << "' (see --help)\n";
@@ -180,6 +187,7 @@ int main(int argc, char** argv) {
         options.broker.shared_bytes_per_client = shared_mib << 20;
         options.broker.max_subtask_time = std::chrono::seconds(max_subtask_seconds);
         options.broker.max_message_bytes = max_message_mib << 20;
+        options.broker.max_unsent_per_peer = max_unsent;
         options.broker.client_limits = {max_jobs_per_client, max_job_data_mib << 20,
                                         max_queued_mib << 20};
         options.keys_directory = keys;

@@ -1,5 +1,7 @@
 #include "wire/outbox.hpp"
 
+#include <algorithm>
+
 #include "wire/protocol.hpp"
 
 namespace dtask::detail {
@@ -21,10 +23,33 @@ void Outbox::flush(zmq::socket_t& socket) {
             first += size;
         }
     } catch (...) {
-        frames_.clear();
-        sizes_.clear();
+        clear();
         throw;
     }
+    clear();
+}
+
+void Outbox::flush_routed(zmq::socket_t& socket, std::vector<std::string>& full) {
+    std::size_t first = 0;
+    try {
+        for (const std::uint32_t size : sizes_) {
+            const auto message = std::span(frames_).subspan(first, size);
+            first += size;
+            if (protocol::send_routed(socket, message) != protocol::Delivery::full)
+                continue;
+            // The routing id was not taken: it is still in the message's first frame.
+            const std::string_view to = protocol::as_text(message[0]);
+            if (std::find(full.begin(), full.end(), to) == full.end())
+                full.emplace_back(to);
+        }
+    } catch (...) {
+        clear();
+        throw;
+    }
+    clear();
+}
+
+void Outbox::clear() noexcept {
     frames_.clear();
     sizes_.clear();
 }

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -21,9 +22,15 @@ public:
     /// Sends every queued message on `socket`, in order. If a send throws, the messages
     /// not yet sent are dropped.
     void flush(zmq::socket_t& socket);
+    /// The same for a ROUTER with ZMQ_ROUTER_MANDATORY, whose messages all have a routing id:
+    /// a message to a peer that is gone is dropped; one to a peer that has left too many
+    /// unread is dropped too, and that peer's id is added to `full` (once).
+    void flush_routed(zmq::socket_t& socket, std::vector<std::string>& full);
     bool empty() const noexcept { return sizes_.empty(); }
 
 private:
+    void clear() noexcept;
+
     std::vector<zmq::message_t> frames_;  // of every message queued, routing ids included
     std::vector<std::uint32_t> sizes_;    // frames of each message
 };

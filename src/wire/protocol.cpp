@@ -597,4 +597,29 @@ void send(zmq::socket_t& socket, std::string_view to, std::span<zmq::message_t> 
     }
 }
 
+Delivery send_routed(zmq::socket_t& socket, std::span<zmq::message_t> frames) {
+    ++sent_on_this_thread;
+    if (frames.empty())
+        return Delivery::queued;
+    // ZeroMQ decides at the routing id: whether its peer exists and has room. The frames
+    // after it are then always taken.
+    try {
+        released_to_receiver(frames[0]);
+        if (!retry_interrupted([&] {
+                return socket.send(frames[0], zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+            }))
+            return Delivery::full;
+    } catch (const zmq::error_t& e) {
+        if (e.num() == EHOSTUNREACH)
+            return Delivery::gone;
+        throw;
+    }
+    for (std::size_t i = 1; i < frames.size(); ++i) {
+        released_to_receiver(frames[i]);
+        const auto flags = i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
+        retry_interrupted([&] { return socket.send(frames[i], flags); });
+    }
+    return Delivery::queued;
+}
+
 }  // namespace dtask::detail::protocol

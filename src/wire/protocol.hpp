@@ -232,6 +232,15 @@ bool receive(zmq::socket_t& socket, std::vector<zmq::message_t>& frames, bool wa
 /// Sends frames as one message, prefixed with the routing id `to` unless it is empty (ROUTER).
 /// Throws TransportError, instead of blocking, on a DEALER whose connection ZeroMQ ended.
 void send(zmq::socket_t& socket, std::string_view to, std::span<zmq::message_t> frames);
+/// What became of a message a ROUTER with ZMQ_ROUTER_MANDATORY sent to a peer.
+enum class Delivery {
+    queued,  // taken, for the peer to read
+    full,    // not sent: the peer has left that many messages unread (ZMQ_SNDHWM)
+    gone,    // not sent: no connection has the message's routing id (any more)
+};
+/// Sends `frames`, the first of them the routing id, from a ROUTER with ZMQ_ROUTER_MANDATORY
+/// set, never blocking: a peer that reads nothing must not stop the loop that sends.
+Delivery send_routed(zmq::socket_t& socket, std::span<zmq::message_t> frames);
 /// How many messages send() has sent from the calling thread: a send may take a socket's
 /// pending signal, which SocketPoll must know of.
 std::uint64_t sends_on_this_thread() noexcept;
