@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds dtask and runs its whole test suite four times: g++ Release, clang++ Release,
-# ASan+UBSan and TSan.
+# Builds dtask and runs its whole test suite three times: g++ Release, clang++ with
+# ASan+UBSan, g++ with TSan; then runs each fuzzer for a few seconds.
 set -euo pipefail
 
 usage() {
@@ -10,13 +10,18 @@ Usage: scripts/test.sh [--no-sanitizers] [--help]
 Stages, stopping at the first failure:
   1. install missing Debian packages (scripts/setup.sh)
   2. Release build with g++ in build/, then ctest (the only stage that builds and
-     smoke-runs the benchmarks: the others check compilers and sanitizers on the library)
-  3. Release build with clang++ in build-clang/, then ctest
-  4. ASan+UBSan build (Debug: -O0 compiles four times faster) in build-asan/, then ctest
-  5. TSan build (Debug) in build-tsan/, then ctest
-  6. fuzz: each libFuzzer target of fuzz/ for 10 s (scripts/fuzz.sh 10, in build-fuzz/)
+     smoke-runs the benchmarks: the others check a compiler and sanitizers on the library)
+  3. clang++ build with ASan+UBSan (Debug: -O0 compiles four times faster) in build-asan/,
+     then ctest
+  4. g++ build with TSan (Debug) in build-tsan/, then ctest (without the tests that only
+     compile code or install the package: stage 2 ran them with g++)
+  5. fuzz: each libFuzzer target of fuzz/ for 10 s (scripts/fuzz.sh 10, in build-fuzz/)
 
-  --no-sanitizers  skip stages 3 to 6 (quick local runs)
+Each stage's tests run while the next stage builds, at a lower priority (nice 10): the
+tests mostly wait on processes and sockets, and they must pass on a busy machine anyway.
+A stage's test output is shown when they end.
+
+  --no-sanitizers  skip stages 3 to 5 (quick local runs)
   --help           show this help
 
 Every test runs through tests/run_checked.sh: a sanitizer report from any process of a
@@ -66,16 +71,54 @@ configure() {
 }
 
 skipped_list="$(mktemp)"
-trap 'rm -f "$skipped_list"' EXIT
 
-# run_ctest <build dir> <stage>: runs the suite, then notes its skipped tests and why.
+# run_ctest <build dir> <stage> [ctest args...]: runs the suite, then notes its skipped tests
+# and why.
 run_ctest() {
-    ctest --test-dir "$1" --output-on-failure --no-tests=error -j2 --timeout 300 || return
+    local dir="$1" name="$2"
+    shift 2
+    ctest --test-dir "$dir" --output-on-failure --no-tests=error -j2 --timeout 300 "$@" || return
     # The reason is the line tests/support.cpp's skip_test printed, in ctest's full log.
-    awk -v stage="$2" '
+    awk -v stage="$name" '
         /^[0-9]+\/[0-9]+ Testing: / { sub(/^[0-9]+\/[0-9]+ Testing: /, ""); name = $0 }
         /dtask-test skipped: / { sub(/.*dtask-test skipped: /, ""); print "  " stage ": " name ": " $0 }
-    ' "$1/Testing/Temporary/LastTest.log" >>"$skipped_list"
+    ' "$dir/Testing/Temporary/LastTest.log" >>"$skipped_list"
+}
+
+# Tests running in the background while the next stage builds: their stage name, pid, log.
+background_name=""
+background_pid=""
+background_log="$(mktemp)"
+trap 'rm -f "$skipped_list" "$background_log"; [[ -z "$background_pid" ]] || kill -- -"$background_pid" 2>/dev/null || true' EXIT
+
+# start_ctest <build dir> <stage> [ctest args...]: runs the suite in the background (in a
+# process group of its own, so that an early exit stops all of it).
+start_ctest() {
+    background_name="$2: ctest"
+    echo
+    echo "=== test.sh: $background_name (in the background)"
+    set -m
+    run_ctest "$@" >"$background_log" 2>&1 &
+    background_pid=$!
+    set +m
+    background_start=$SECONDS
+}
+
+# wait_ctest: waits for the tests started last, shows their output, and stops on failure.
+wait_ctest() {
+    [[ -n "$background_pid" ]] || return 0
+    local status=0
+    wait "$background_pid" || status=$?
+    background_pid=""
+    echo
+    echo "=== test.sh: $background_name (output)"
+    cat "$background_log"
+    if ((status != 0)); then
+        echo
+        echo "test.sh: FAILED at stage '$background_name' (exit $status)" >&2
+        exit "$status"
+    fi
+    echo "=== test.sh: $background_name: ok ($((SECONDS - background_start)) s)"
 }
 
 # The skipped tests of every stage; with DTASK_NO_SKIPS=1, any of them fails the run.
@@ -96,36 +139,36 @@ stage "setup" scripts/setup.sh
 
 stage "release: configure" configure build -DCMAKE_BUILD_TYPE=Release -DDTASK_SANITIZE=
 stage "release: build" cmake --build build -j2
-stage "release: ctest" run_ctest build release
+if ((!sanitizers)); then
+    stage "release: ctest" run_ctest build release
+else
+    start_ctest build release
 
-if ((sanitizers)); then
-    stage "clang: configure" configure build-clang -DCMAKE_BUILD_TYPE=Release \
-        -DCMAKE_CXX_COMPILER=clang++ -DDTASK_SANITIZE= -DDTASK_BUILD_BENCHMARKS=OFF
-    stage "clang: build" cmake --build build-clang -j2
-    stage "clang: ctest" run_ctest build-clang clang
-fi
-
-if ((sanitizers)); then
     # Ours first so that options already in the environment (verbosity=1, ...) can add to them.
     export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
-    stage "asan+ubsan: configure" configure build-asan -DCMAKE_BUILD_TYPE=Debug \
-        -DDTASK_SANITIZE=address,undefined -DDTASK_BUILD_BENCHMARKS=OFF
-    stage "asan+ubsan: build" cmake --build build-asan -j2
-    stage "asan+ubsan: ctest" run_ctest build-asan asan+ubsan
+    stage "clang asan+ubsan: configure" configure build-asan -DCMAKE_BUILD_TYPE=Debug \
+        -DCMAKE_CXX_COMPILER=clang++ -DDTASK_SANITIZE=address,undefined -DDTASK_BUILD_BENCHMARKS=OFF
+    stage "clang asan+ubsan: build" nice -n 10 cmake --build build-asan -j2
+    wait_ctest
+    start_ctest build-asan "clang asan+ubsan"
+
     # Debian's libzmq is not built with TSan, so its I/O thread's hand-offs are invisible to
     # it: scripts/tsan.supp silences reports from inside libzmq, and only those.
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/scripts/tsan.supp${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
     stage "tsan: configure" configure build-tsan -DCMAKE_BUILD_TYPE=Debug \
         -DDTASK_SANITIZE=thread -DDTASK_BUILD_BENCHMARKS=OFF
-    stage "tsan: build" cmake --build build-tsan -j2
-    stage "tsan: ctest" run_ctest build-tsan tsan
-    stage "fuzz" scripts/fuzz.sh 10
+    stage "tsan: build" nice -n 10 cmake --build build-tsan -j2
+    wait_ctest
+    start_ctest build-tsan tsan -E '^(CompileFail|CompileClean|Packaging)[.]'
+
+    stage "fuzz" env FUZZ_NICE=10 scripts/fuzz.sh 10
+    wait_ctest
 fi
 echo
 report_skipped || exit 1
 if ((sanitizers)); then
     echo "test.sh: all stages passed"
 else
-    echo "test.sh: all stages passed (clang, ASan+UBSan and TSan skipped: --no-sanitizers)"
+    echo "test.sh: all stages passed (clang with ASan+UBSan, TSan and fuzzing skipped: --no-sanitizers)"
 fi
