@@ -202,11 +202,18 @@ void ClientEvents::check_worker_waits(Clock::time_point now) {
 }
 
 void ClientEvents::tell_waiting_jobs(const std::string& why) {
+    // The reason names the host's processes and files: only the owner's clients read it.
+    static constexpr std::string_view for_others =
+        "the host's local workers cannot start; the host's log says why";
     for (auto& entry : c_.jobs.all()) {
         BrokerJob& job = entry.second;
         if (!job.worker.waiting)
             continue;
-        std::array frames{header(Command::notice, {job.client_job}), text_frame(why)};
+        const auto client = c_.peers.clients().find(job.client);
+        const bool owners =
+            client != c_.peers.clients().end() && client->second.admitted_as.empty();
+        std::array frames{header(Command::notice, {job.client_job}),
+                          text_frame(owners ? std::string_view(why) : for_others)};
         c_.post(job.client, frames);
         job.worker.told_why = true;
     }

@@ -487,7 +487,7 @@ void check_decoded(const Hello& hello) {
 void check_decoded(const Failure& failure) {
     const auto kind = static_cast<int>(failure.kind);
     if (kind < static_cast<int>(FailureKind::exception) ||
-        kind > static_cast<int>(FailureKind::limit))
+        kind > static_cast<int>(last_failure_kind))
         throw ProtocolError("malformed failure report: unknown kind " + std::to_string(kind));
 }
 

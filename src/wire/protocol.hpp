@@ -88,6 +88,8 @@ enum class FailureKind : std::uint8_t {
     shared_data = 9,  // the job's shared object is unknown or over the bound: Error
     limit = 10,       // the job would take its client past a broker limit: LimitError
 };
+/// The last kind: a decoder refuses any value past it. Move it when a kind is added.
+inline constexpr FailureKind last_failure_kind = FailureKind::limit;
 
 /// Body of a submit's last frame: how the broker runs the job (from RunOptions).
 struct JobSettings {
