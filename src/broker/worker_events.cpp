@@ -75,9 +75,9 @@ void WorkerEvents::on_result(WorkerPeer& worker, Inbound& message) {
     held->next = first + count;
     held->map_ns += message.fields[3];
     worker.subtasks_done += count;
-    c_.stats.results(job_id, count, c_.now());
     BrokerJob* job = c_.jobs.find(job_id);
     if (job != nullptr) {
+        c_.stats.results(job_id, count, c_.now());
         job->cost.add(
             message.fields[3],
             std::chrono::duration_cast<std::chrono::nanoseconds>(c_.now() - held->sent).count(),

@@ -103,15 +103,16 @@ int run_server(ServerOptions options) {
     }
 
     options.broker.statistics = !options.http.empty();
+    const detail::HttpOptions http_options{options.http, options.http_allow_remote,
+                                           broker_keys ? broker_keys->store().monitor_token() : ""};
+    if (!options.http.empty())
+        detail::check_http_options(http_options);  // before the broker listens
     zmq::context_t context(1);
     detail::Broker broker(context, options.broker);
     std::unique_ptr<detail::HttpEndpoint> http;
-    if (!options.http.empty()) {
-        detail::HttpOptions http_options{options.http, options.http_allow_remote,
-                                         broker_keys ? broker_keys->store().monitor_token() : ""};
+    if (!options.http.empty())
         http = std::make_unique<detail::HttpEndpoint>(http_options,
                                                       [&broker] { return broker.status(); });
-    }
     // The control socket has a context of its own: it shares nothing with the broker's
     // sockets, not even the ZAP handler the broker's context has.
     zmq::context_t control_context(1);

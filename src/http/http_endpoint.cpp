@@ -74,19 +74,25 @@ struct HttpEndpoint::State {
     std::string url;
 };
 
-HttpEndpoint::HttpEndpoint(const HttpOptions& options, Source source)
-    : state_(std::make_unique<State>()) {
+HttpAddress check_http_options(const HttpOptions& options) {
     const HttpAddress address = parse_http_address(options.address);
     const bool remote = !is_loopback(address.host);
     if (remote && !options.allow_remote)
         throw Error("dtask: HTTP address '" + options.address +
                     "' is not loopback: serving the status beyond this machine needs "
-                    "--http-allow-remote (ClusterOptions::http_allow_remote), and readers then "
-                    "need the monitoring token; or keep it on 127.0.0.1 and use an SSH tunnel");
+                    "--http-allow-remote, and readers then need the monitoring token; or keep "
+                    "it on 127.0.0.1 and reach it through an SSH tunnel");
     if (remote && !is_monitor_token(options.token))
         throw Error(
             "dtask: an HTTP endpoint beyond loopback needs a monitoring token, and none "
             "was given");
+    return address;
+}
+
+HttpEndpoint::HttpEndpoint(const HttpOptions& options, Source source)
+    : state_(std::make_unique<State>()) {
+    const HttpAddress address = check_http_options(options);
+    const bool remote = !is_loopback(address.host);
     httplib::Server& server = state_->server;
     server.set_read_timeout(5, 0);
     server.set_write_timeout(5, 0);

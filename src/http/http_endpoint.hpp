@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "http/http_address.hpp"
 #include "http/snapshot.hpp"
 
 namespace dtask::detail {
@@ -18,6 +19,10 @@ struct HttpOptions {
     bool allow_remote = false;  // may bind beyond loopback, then requires `token`
     std::string token;          // the monitoring token; required with allow_remote
 };
+
+/// Checks `options` before anything is bound: the address parses, and one beyond loopback
+/// is allowed and has a token. Throws Error saying what is wrong.
+HttpAddress check_http_options(const HttpOptions& options);
 
 class HttpEndpoint {
 public:

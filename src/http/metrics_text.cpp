@@ -29,7 +29,8 @@ std::string metrics_text(const StatusSnapshot& snapshot) {
     const Counters& c = snapshot.counters;
     std::string out;
     family(out, "dtask_subtasks_done_total", "counter",
-           "Subtask results workers sent back (a backup copy's included).");
+           "Subtask results forwarded to their clients (a backup copy's included; none after their "
+           "job ended).");
     sample(out, "dtask_subtasks_done_total", c.subtasks_done);
     family(out, "dtask_subtasks_failed_total", "counter",
            "Subtasks whose map failed on a worker: threw, or ran past its timeout.");
