@@ -282,3 +282,34 @@ TEST_CASE("Http.dtaskd_status_fails_clearly_without_a_broker" * doctest::timeout
     CHECK(usage.status == 2);
     CHECK_MESSAGE(usage.output.find("not a number") != std::string::npos, usage.output);
 }
+
+TEST_CASE("Http.an_embedded_cluster_serves_its_status" * doctest::timeout(120)) {
+    dtask::ClusterOptions options;
+    options.local_workers = 2;
+    options.http = "127.0.0.1:0";
+    dtask::Cluster cluster(options);
+    REQUIRE(cluster.http_url().starts_with("http://127.0.0.1:"));
+    CHECK(cluster.monitor_token().empty());
+    const int port = std::stoi(cluster.http_url().substr(cluster.http_url().rfind(':') + 1));
+    REQUIRE(cluster.wait_for_workers(2, 60s));
+    CHECK(cluster.submit(squares, std::uint64_t{4'000}, dtask::RunOptions{.backup_tasks = false})
+              .get() == serial_squares(4'000));
+    const auto status = status_when(port, [](const nlohmann::json& s) {
+        return s["jobs"].size() == 1 && s["jobs"][0]["state"] == "done" && s["workers"].size() == 2;
+    });
+    CHECK(status["workers"][0]["local"] == true);
+    check_with_python("check_metrics.py", body_of(port, "/metrics"),
+                      {"dtask_subtasks_done_total=4000", "dtask_workers=2", "dtask_jobs=0"});
+
+    // Beyond loopback only when allowed, and then with a token of its own.
+    options.http = "0.0.0.0:0";
+    options.local_workers = 0;
+    CHECK_THROWS_WITH_AS(dtask::Cluster{options}, doctest::Contains("--http-allow-remote"),
+                         dtask::Error);
+    options.http_allow_remote = true;
+    dtask::Cluster remote(options);
+    const int remote_port = std::stoi(remote.http_url().substr(remote.http_url().rfind(':') + 1));
+    CHECK(remote.monitor_token().starts_with("DTASK-MONITOR-"));
+    CHECK(get(remote_port, "/metrics")->status == 401);
+    CHECK(get(remote_port, "/metrics", remote.monitor_token())->status == 200);
+}
