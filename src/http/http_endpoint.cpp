@@ -3,6 +3,7 @@
 #include "http/http_endpoint.hpp"
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include <httplib.h>
@@ -68,10 +69,29 @@ bool authorized(const httplib::Request& request, const std::string& token) {
 }  // namespace
 
 struct HttpEndpoint::State {
+    /// The JSON of `snapshot`, rendered once per snapshot however many read it: a snapshot
+    /// comes every 250 ms at most, requests as often as readers like.
+    std::shared_ptr<const std::string> rendered(
+        const std::shared_ptr<const StatusSnapshot>& snapshot) {
+        {
+            std::lock_guard lock(mutex);
+            if (snapshot == json_of)
+                return json;
+        }
+        auto text = std::make_shared<const std::string>(status_json(*snapshot));
+        std::lock_guard lock(mutex);
+        json_of = snapshot;
+        json = text;
+        return text;
+    }
+
     httplib::Server server;
     std::thread thread;
     std::atomic<bool> finished{false};  // listen_after_bind returned
     std::string url;
+    std::mutex mutex;  // guards the last rendering
+    std::shared_ptr<const StatusSnapshot> json_of;
+    std::shared_ptr<const std::string> json;
 };
 
 HttpAddress check_http_options(const HttpOptions& options) {
@@ -120,12 +140,12 @@ HttpEndpoint::HttpEndpoint(const HttpOptions& options, Source source)
         response.set_content(std::string(dashboard_html), "text/html; charset=utf-8");
     });
     server.Get("/api/status",
-               [source, unavailable](const httplib::Request&, httplib::Response& response) {
+               [this, source, unavailable](const httplib::Request&, httplib::Response& response) {
                    const auto snapshot = source();
                    if (!snapshot)
                        return unavailable(response);
                    response.set_header("Cache-Control", "no-store");
-                   response.set_content(status_json(*snapshot), "application/json");
+                   response.set_content(*state_->rendered(snapshot), "application/json");
                });
     server.Get("/metrics", [source, unavailable](const httplib::Request&,
                                                  httplib::Response& response) {

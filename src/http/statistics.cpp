@@ -91,6 +91,19 @@ void BrokerStatistics::batch_ended(const WorkerPeer& worker, std::uint64_t job,
         counters_.map_time_sum += seconds;
         ++counters_.map_time_count;
     }
+    // A batch that a worker started before its previous one of the same job ended (or just
+    // after) extends that bar: at thousands of batches a second, the stream shows when each
+    // worker ran which job, not a bar per batch that no page could draw.
+    const std::size_t look_back = std::min<std::size_t>(stream_.size(), 8);
+    for (std::size_t i = 0; i < look_back; ++i) {
+        Bar& bar = stream_[stream_.size() - 1 - i];
+        if (bar.job == job && bar.kind == kind && bar.end + merge_gap >= sent &&
+            bar.worker == worker.hello.name) {
+            bar.end = std::max(bar.end, now);
+            bar.subtasks += subtasks;
+            return;
+        }
+    }
     while (!stream_.empty() &&
            (stream_.size() >= max_stream || now - stream_.front().end > stream_age))
         stream_.pop_front();

@@ -55,8 +55,10 @@ public:
     using Clock = std::chrono::steady_clock;
 
     /// Bounds: batches in the stream, its age, events, finished jobs, and text lengths.
-    static constexpr std::size_t max_stream = 20'000;
+    static constexpr std::size_t max_stream = 5000;
     static constexpr auto stream_age = std::chrono::seconds(60);
+    /// A batch sent at most this long after a bar of its worker and job ended joins that bar.
+    static constexpr auto merge_gap = std::chrono::milliseconds(5);
     static constexpr std::size_t max_events = 200;
     static constexpr std::size_t max_finished_jobs = 50;
     static constexpr std::size_t max_text = 300;
