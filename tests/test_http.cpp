@@ -115,8 +115,8 @@ TEST_CASE("Http.metrics_equal_the_numbers_of_the_jobs_that_ran" * doctest::timeo
     status_when(http.port, [](const nlohmann::json& status) {
         return status["jobs"].size() == 2 && status["jobs"][1]["state"] == "failed";
     });
-    // throws_on_seven's 10 subtasks: those before 7 came back, 7 failed, and the rest of
-    // the batch either came back before the failure or never ran.
+    // throws_on_seven's 10 subtasks: 7 failed; of the others, those whose results came back
+    // before the failure are done (the rest ran on a worker too late, or never).
     const std::string metrics = body_of(http.port, "/metrics");
     check_with_python("check_metrics.py", metrics,
                       {"dtask_subtasks_failed_total=1", "dtask_subtasks_retried_total=0",
@@ -129,7 +129,6 @@ TEST_CASE("Http.metrics_equal_the_numbers_of_the_jobs_that_ran" * doctest::timeo
     // Done: all of squares, and of throws_on_seven what its status says came back.
     const auto status = nlohmann::json::parse(body_of(http.port, "/api/status"));
     const std::uint64_t failed_done = status["jobs"][1]["done"];
-    CHECK(failed_done >= 7);
     CHECK(failed_done <= 9);
     check_with_python("check_metrics.py", metrics,
                       {"dtask_subtasks_done_total=" + std::to_string(20'000 + failed_done)});

@@ -73,7 +73,9 @@ void WorkerEvents::on_result(WorkerPeer& worker, Inbound& message) {
     }
     check_batch(message.batch, count, "result batch");
     held->next = first + count;
-    held->map_ns += message.fields[3];
+    // A worker's figure: summed without wrapping, whatever it says.
+    held->map_ns +=
+        std::min(message.fields[3], std::numeric_limits<std::uint64_t>::max() - held->map_ns);
     worker.subtasks_done += count;
     BrokerJob* job = c_.jobs.find(job_id);
     if (job != nullptr) {

@@ -94,11 +94,13 @@ void BrokerStatistics::batch_ended(const WorkerPeer& worker, std::uint64_t job,
     // A batch that a worker started before its previous one of the same job ended (or just
     // after) extends that bar: at thousands of batches a second, the stream shows when each
     // worker ran which job, not a bar per batch that no page could draw.
+    // A worker names itself: a long name is cut, here without an allocation per batch.
+    const std::string_view name = std::string_view(worker.hello.name).substr(0, max_text);
     const std::size_t look_back = std::min<std::size_t>(stream_.size(), 8);
     for (std::size_t i = 0; i < look_back; ++i) {
         Bar& bar = stream_[stream_.size() - 1 - i];
         if (bar.job == job && bar.kind == kind && bar.end + merge_gap >= sent &&
-            bar.worker == worker.hello.name) {
+            bar.worker == name) {
             bar.end = std::max(bar.end, now);
             bar.subtasks += subtasks;
             return;
@@ -107,7 +109,7 @@ void BrokerStatistics::batch_ended(const WorkerPeer& worker, std::uint64_t job,
     while (!stream_.empty() &&
            (stream_.size() >= max_stream || now - stream_.front().end > stream_age))
         stream_.pop_front();
-    stream_.push_back(Bar{worker.hello.name, job, sent, now, subtasks, kind});
+    stream_.push_back(Bar{std::string(name), job, sent, now, subtasks, kind});
 }
 
 void BrokerStatistics::retried(std::uint64_t job, std::uint64_t count) {
@@ -136,7 +138,8 @@ void BrokerStatistics::job_ended(std::uint64_t job, const char* state, std::stri
     JobStatus status = std::move(it->second.status);
     jobs_.erase(it);
     status.state = state;
-    status.total = status.done;
+    if (std::string_view(state) == "done")
+        status.total = status.done;  // else what it would have had is not known
     const double unix_now =
         std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     status.ended = unix_now - std::chrono::duration<double>(Clock::now() - now).count();
