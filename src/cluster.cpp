@@ -11,10 +11,12 @@
 
 #include "broker/broker.hpp"
 #include "client/client_core.hpp"
+#include "http/http_service.hpp"
 #include "private_socket.hpp"
 #include "process.hpp"
 #include "security/join_token.hpp"
 #include "security/key_store.hpp"
+#include "security/monitor_token.hpp"
 #include "thread_start.hpp"
 #include "worker/worker.hpp"
 
@@ -24,10 +26,19 @@ namespace dtask {
 /// kept in its keys directory.
 struct ClusterKeys {
     explicit ClusterKeys(const ClusterOptions& options) {
+        if (options.http_allow_remote) {
+            if (!options.keys_directory.empty()) {
+                kept = std::make_unique<detail::BrokerKeys>(options.keys_directory);
+                monitor_token = kept->store().monitor_token();
+            } else {
+                monitor_token = detail::new_monitor_token();
+            }
+        }
         if (options.listen.empty() || options.insecure_tcp)
             return;
         if (!options.keys_directory.empty()) {
-            kept = std::make_unique<detail::BrokerKeys>(options.keys_directory);
+            if (!kept)
+                kept = std::make_unique<detail::BrokerKeys>(options.keys_directory);
             broker.secret_key = kept->store().broker_secret_key();
             worker = kept->store().token(detail::TokenRole::worker);
             client = kept->store().token(detail::TokenRole::client);
@@ -45,7 +56,23 @@ struct ClusterKeys {
     detail::JoinToken client;
     std::string worker_token;
     std::string client_token;
+    std::string monitor_token;  // with http_allow_remote only
 };
+
+/// The Cluster's HTTP endpoint, if ClusterOptions::http asks for one: checked before the
+/// broker starts, started after it.
+std::unique_ptr<detail::HttpService> start_http(const ClusterOptions& options,
+                                                const std::string& token, detail::Broker& broker) {
+    if (options.http.empty())
+        return nullptr;
+    const auto factory = detail::http_service_factory();
+    if (factory == nullptr)
+        throw Error(
+            "dtask: ClusterOptions::http is set, but this program does not link dtask's "
+            "HTTP endpoint: add target_link_libraries(YOUR_TARGET PRIVATE dtask::http)");
+    return factory(detail::HttpServiceOptions{options.http, options.http_allow_remote, token},
+                   [&broker] { return broker.status(); });
+}
 
 struct Cluster::Impl {
     explicit Impl(const ClusterOptions& options)
@@ -61,6 +88,7 @@ struct Cluster::Impl {
                                            .same_process = true,
                                            .worker_count = [this] { return broker.workers(); },
                                            .token = std::nullopt}) {
+        http = start_http(options, keys.monitor_token, broker);
         broker.start();
     }
 
@@ -84,6 +112,7 @@ struct Cluster::Impl {
         settings.max_subtask_time =
             std::max(options.max_subtask_time, std::chrono::milliseconds(0));
         settings.max_message_bytes = options.max_message_bytes;
+        settings.statistics = !options.http.empty();
         return settings;
     }
 
@@ -98,6 +127,7 @@ struct Cluster::Impl {
     zmq::context_t context{1};
     detail::Broker broker;
     detail::ClientCore client;
+    std::unique_ptr<detail::HttpService> http;  // before the broker it reads goes
 };
 
 Cluster::Cluster(ClusterOptions options) {
@@ -116,6 +146,7 @@ Cluster::Cluster(ClusterOptions options) {
 Cluster::~Cluster() {
     // Jobs first (they fail with a clear error), then the broker and its workers.
     impl_->client.stop("the Cluster was destroyed while the job ran");
+    impl_->http.reset();
     impl_->broker.stop();
 }
 
@@ -129,6 +160,15 @@ const std::string& Cluster::join_token() const {
 
 const std::string& Cluster::client_token() const {
     return impl_->keys.client_token;
+}
+
+const std::string& Cluster::http_url() const {
+    static const std::string none;
+    return impl_->http ? impl_->http->url() : none;
+}
+
+const std::string& Cluster::monitor_token() const {
+    return impl_->keys.monitor_token;
 }
 
 std::size_t Cluster::workers() const {

@@ -7,10 +7,10 @@
 #include <string>
 
 #include <doctest/doctest.h>
-#include <zmq.hpp>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zmq.hpp>
 
 #include "dtaskd.hpp"
 #include "jobs.hpp"
@@ -25,7 +25,9 @@ namespace {
 /// No token from the environment the tests run in, whatever it holds.
 const std::vector<std::string> no_token = {"DTASK_TOKEN=", "DTASK_TOKEN_FILE="};
 
-std::string sum_squares() { return examples_directory() + "/sum_squares"; }
+std::string sum_squares() {
+    return examples_directory() + "/sum_squares";
+}
 
 /// Runs a process to its end (bounded); its exit status (-1 if killed) and all its output.
 CommandResult run_to_end(const std::string& program, const std::vector<std::string>& args,
@@ -143,8 +145,7 @@ TEST_CASE("Dtaskd.a_client_token_cannot_serve" * doctest::timeout(120)) {
     CHECK(run_within(client, squares, std::uint64_t{50}) == serial_squares(50));
 }
 
-TEST_CASE("Dtaskd.rotating_the_worker_credential_drops_running_workers" *
-          doctest::timeout(150)) {
+TEST_CASE("Dtaskd.rotating_the_worker_credential_drops_running_workers" * doctest::timeout(150)) {
     Dtaskd broker;
     Process old_worker(self_executable(), {"--dtask-worker", broker.endpoint()}, "|&",
                        broker.worker_environment());
@@ -269,7 +270,8 @@ TEST_CASE("Dtaskd.makes_its_default_keys_owner_only" * doctest::timeout(60)) {
     struct Cleanup {  // TempDir removes files, not the directories made here
         std::string config, keys;
         ~Cleanup() {
-            for (const char* name : {"broker.key", "worker.token", "client.token", "lock"})
+            for (const char* name :
+                 {"broker.key", "worker.token", "client.token", "monitor.token", "lock"})
                 unlink((keys + "/" + name).c_str());
             rmdir(keys.c_str());
             rmdir(config.c_str());
@@ -279,7 +281,7 @@ TEST_CASE("Dtaskd.makes_its_default_keys_owner_only" * doctest::timeout(60)) {
     REQUIRE_MESSAGE(result.status == 0, result.output);
     CHECK(mode_of(config) == 0700);
     CHECK(mode_of(keys) == 0700);
-    for (const char* name : {"broker.key", "worker.token", "client.token", "lock"})
+    for (const char* name : {"broker.key", "worker.token", "client.token", "monitor.token", "lock"})
         CHECK_MESSAGE(mode_of(keys + "/" + name) == 0600, name);
     // What 'tokens' printed is what the files hold, for DTASK_TOKEN_FILE on this machine.
     CHECK(token_in(result.output, "worker") + "\n" == read_file(keys + "/worker.token"));
@@ -305,8 +307,9 @@ TEST_CASE("Dtaskd.a_second_dtaskd_on_the_same_keys_refuses" * doctest::timeout(6
     Dtaskd first;
     const auto second = run_dtaskd({"--listen", "tcp://127.0.0.1:*", "--keys", first.keys()});
     CHECK(second.status != 0);
-    CHECK_MESSAGE(contains(second.output, "another broker (a dtaskd or a Cluster) runs with the keys directory '" +
-                                              first.keys() + "'"),
+    CHECK_MESSAGE(contains(second.output,
+                           "another broker (a dtaskd or a Cluster) runs with the keys directory '" +
+                               first.keys() + "'"),
                   second.output);
     // The first one goes on, with its keys as they were.
     Process worker(self_executable(), {"--dtask-worker", first.endpoint()}, {},
@@ -341,8 +344,8 @@ TEST_CASE("Dtaskd.a_worker_with_a_token_at_an_insecure_dtaskd_exits_3" * doctest
 TEST_CASE("Dtaskd.version_help_and_usage_errors" * doctest::timeout(60)) {
     const auto version = run_dtaskd({"--version"});
     CHECK(version.status == 0);
-    CHECK_MESSAGE(version.output.starts_with("dtaskd " + std::to_string(DTASK_VERSION_MAJOR) +
-                                             "." + std::to_string(DTASK_VERSION_MINOR) + "."),
+    CHECK_MESSAGE(version.output.starts_with("dtaskd " + std::to_string(DTASK_VERSION_MAJOR) + "." +
+                                             std::to_string(DTASK_VERSION_MINOR) + "."),
                   version.output);
     const auto help = run_dtaskd({"--help"});
     CHECK(help.status == 0);

@@ -70,6 +70,18 @@ struct ClusterOptions {
     /// at most that much there, so an honest client is refused only with over 128 jobs all
     /// waiting with full windows.
     std::size_t max_queued_bytes_per_client = std::size_t{4} << 30;
+
+    // ---- observability (docs/observability.md) ----
+
+    /// Serve the dashboard, /api/status and /metrics on this address, PORT or HOST:PORT
+    /// (HOST 127.0.0.1 if not given; port 0 for a free one, read back with http_url()).
+    /// Empty (the default): off, and the broker keeps no statistics. Needs the program to
+    /// link dtask::http (target_link_libraries(app PRIVATE dtask::http)); without it the
+    /// Cluster refuses to start, saying so.
+    std::string http{};
+    /// Let `http` be an address beyond loopback. Every request then needs the monitoring
+    /// token (monitor_token()), which plain HTTP sends in clear: prefer an SSH tunnel.
+    bool http_allow_remote = false;
 };
 
 class Cluster final : public Submitter {
@@ -96,6 +108,12 @@ public:
     bool wait_for_workers(std::size_t count, std::chrono::milliseconds timeout) const;
     /// Process ids of the local workers alive now.
     std::vector<pid_t> local_worker_pids() const;
+    /// "http://HOST:PORT/" of the HTTP endpoint (ClusterOptions::http); empty if it is off.
+    const std::string& http_url() const;
+    /// The read-only credential of the HTTP endpoint beyond loopback, sent as
+    /// "Authorization: Bearer TOKEN"; kept in keys_directory/monitor.token if there is one,
+    /// else new for each Cluster. Empty unless http_allow_remote.
+    const std::string& monitor_token() const;
 
 private:
     void enqueue(std::shared_ptr<detail::RunState> run) override;

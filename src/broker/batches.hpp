@@ -112,6 +112,8 @@ struct HeldBatch {
     Clock::time_point sent;
     std::int64_t expected_ns = 0;  // map time, from its job's so far (expected_work_ns)
     bool job_ended = false;        // its job ended while the worker held it (Credits::stuck)
+    std::uint8_t kind = 0;         // a BatchKind, for the task stream
+    std::uint64_t map_ns = 0;      // map time its worker reported for its results so far
 
     std::uint64_t end() const noexcept { return first + count; }
     bool contains(std::uint64_t job_id, std::uint64_t index) const noexcept {

@@ -16,6 +16,7 @@
 #include <zmq.hpp>
 
 #include "broker/client_limits.hpp"
+#include "http/snapshot.hpp"
 #include "process.hpp"
 #include "security/gatekeeper.hpp"
 #include "security/handshake_watch.hpp"
@@ -73,6 +74,8 @@ struct BrokerOptions {
     /// Jobs, job-wide data and queued bytes per client at most, for every client but one in
     /// the broker's own process (a Cluster's own); 0: no bound.
     ClientLimits client_limits;
+    /// Keep statistics and publish a StatusSnapshot for the HTTP endpoint; off: nothing kept.
+    bool statistics = false;
 };
 
 class BrokerLoop;
@@ -102,6 +105,12 @@ public:
     void replace_credentials(Credentials credentials) {
         credentials_->replace(std::move(credentials));
     }
+    /// The last status the loop published (BrokerOptions::statistics), or null before the
+    /// first; for other threads, which read it and never wait for the loop.
+    std::shared_ptr<const StatusSnapshot> status() const {
+        std::lock_guard lock(status_mutex_);
+        return status_;
+    }
 
 private:
     void bind(const std::string& endpoint, bool listed);
@@ -123,6 +132,8 @@ private:
     mutable std::mutex mutex_;
     mutable std::condition_variable workers_changed_;
     std::vector<pid_t> local_pids_;
+    mutable std::mutex status_mutex_;  // held only to swap or copy the pointer
+    std::shared_ptr<const StatusSnapshot> status_;
     friend class BrokerLoop;
     friend struct BrokerContext;
 };

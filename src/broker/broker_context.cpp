@@ -78,15 +78,16 @@ void BrokerContext::check_definition(const WorkerPeer& worker, const BrokerJob& 
 void BrokerContext::fail_job(BrokerJob& job, std::uint64_t index, const Failure& failure) {
     std::array out{header(Command::failure, {job.client_job, index}), encode_body(failure)};
     post(job.client, out);
-    forget_job(job.id);
+    forget_job(job.id, "failed", failure.message);
 }
 
 /// Drops a job's queue; the workers holding its definition are told to drop it too
 /// (Dispatch::tell_ended). Results still on their way are then ignored.
-void BrokerContext::forget_job(std::uint64_t job_id) {
+void BrokerContext::forget_job(std::uint64_t job_id, const char* state, std::string_view error) {
     auto it = jobs.all().find(job_id);
     if (it == jobs.all().end())
         return;
+    stats.job_ended(job_id, state, error, now());
     for (const auto& worker_id : it->second.opened_by) {
         auto worker = peers.workers().find(worker_id);
         if (worker == peers.workers().end())
@@ -135,6 +136,14 @@ void BrokerContext::drop_shared(std::uint64_t id) {
         }
     }
     shared.erase(id);
+}
+
+void BrokerContext::publish_status(Clock::time_point at) {
+    if (!stats.due(at))
+        return;
+    auto snapshot = stats.snapshot(peers, jobs, at);
+    std::lock_guard lock(broker.status_mutex_);
+    broker.status_ = std::move(snapshot);
 }
 
 std::string BrokerContext::listening() const {

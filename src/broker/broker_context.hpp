@@ -19,6 +19,7 @@
 #include "broker/peers.hpp"
 #include "broker/recovery.hpp"
 #include "broker/shared_objects.hpp"
+#include "http/statistics.hpp"
 #include "wire/lazy_clock.hpp"
 #include "wire/outbox.hpp"
 #include "wire/protocol.hpp"
@@ -41,6 +42,8 @@ struct BrokerContext {
     void post(std::string_view to, std::span<zmq::message_t> frames) { outbox.add(to, frames); }
     /// Sends a result to its client at the end of the burst, ahead of every other message.
     void post_result(std::string_view client, std::span<zmq::message_t> frames) {
+        for (const auto& frame : frames)
+            stats.sent_to_client(frame.size());
         results.add(client, frames);
     }
     /// When the message being handled was read (clock).
@@ -57,7 +60,11 @@ struct BrokerContext {
     void check_definition(const WorkerPeer& worker, const BrokerJob& job);
     /// Reports the failure to the job's client and forgets the job.
     void fail_job(BrokerJob& job, std::uint64_t index, const protocol::Failure& failure);
-    void forget_job(std::uint64_t job_id);
+    /// `state`: how it ended for the statistics, "done", "failed" (with `error`) or
+    /// "cancelled".
+    void forget_job(std::uint64_t job_id, const char* state = "done", std::string_view error = {});
+    /// Publishes a status snapshot for the HTTP endpoint if one is due.
+    void publish_status(Clock::time_point now);
     /// Marks the worker stuck if it holds a batch of `job_id`, which ended.
     void hold_stuck(WorkerPeer& worker, std::uint64_t job_id);
     /// Forgets shared object `id` and tells the workers that hold it to drop it.
@@ -79,7 +86,8 @@ struct BrokerContext {
     // When the message being handled was read, shared by everything that stamps it: read
     // once per turn, then every few messages of a burst.
     LazyClock clock;
-    Dispatch dispatch{peers, jobs, fair_share, recovery, room, outbox, clock};
+    BrokerStatistics stats{options.statistics};
+    Dispatch dispatch{peers, jobs, fair_share, recovery, room, outbox, clock, stats};
 };
 
 }  // namespace dtask::detail

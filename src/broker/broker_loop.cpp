@@ -49,6 +49,7 @@ void BrokerLoop::event_loop() {
     next_tick_ = Clock::now() + context_.options.heartbeat_interval;
     std::vector<zmq::message_t> frames;
     poller_.watch(socket_);
+    context_.publish_status(Clock::now());  // readers have a status from the start
     for (;;) {
         const auto wake_at = context_.local.wake_at(next_tick_);
         // now() was read at the last wake-up, and during the burst after it.
@@ -70,6 +71,7 @@ void BrokerLoop::event_loop() {
         }
         // Last before the wait, which then hears of what comes after.
         poller_.drained(drain(frames));
+        context_.publish_status(now());
     }
 }
 
@@ -172,10 +174,14 @@ void BrokerLoop::on_message(std::vector<zmq::message_t>& frames) {
         } else if (auto w = context_.peers.workers().find(id);
                    w != context_.peers.workers().end()) {
             w->second.last_heard = now();
+            for (const auto& frame : frames)
+                context_.stats.received_from_worker(frame.size());
             worker_events_.on_message(w->second, message);
         } else if (auto c = context_.peers.clients().find(id);
                    c != context_.peers.clients().end()) {
             c->second.last_heard = now();
+            for (const auto& frame : frames)
+                context_.stats.received_from_client(frame.size());
             client_events_.on_message(c->second, message);
         } else if (message.command != Command::bye) {
             // A peer we dropped (declared dead, or from before a restart): it must introduce

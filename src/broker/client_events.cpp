@@ -33,8 +33,10 @@ void ClientEvents::on_message(ClientPeer& client, Inbound& message) {
         case Command::task:
             return on_task(client, message);
         case Command::end:
-        case Command::cancel:
             return c_.forget_job(job_id_of(client, message.fields[0], message.command));
+        case Command::cancel:
+            return c_.forget_job(job_id_of(client, message.fields[0], message.command),
+                                 "cancelled");
         case Command::share:
             return c_.shared.add(client.id, message.fields[0], std::move(message.body[0]));
         case Command::unshare:
@@ -93,6 +95,7 @@ void ClientEvents::on_submit(ClientPeer& client, Inbound& message) {
                        std::move(message.body[2]), Clock::now());
     job.shared_object = shared_object;
     client.jobs.emplace(client_job, id);
+    c_.stats.job_started(job, client.name, c_.now());
     for (auto& [worker_id, worker] : c_.peers.workers()) {
         c_.check_definition(worker, job);
         if (worker.available_for(job))
@@ -134,6 +137,7 @@ void ClientEvents::on_task(ClientPeer& client, Inbound& message) {
     // process's alone to change.
     set_job_id(*message.frame, job.id);
     job.queue.push_back(QueuedBatch{message.fields[1], count, std::move(*message.frame)});
+    c_.stats.subtasks_received(job.id, count);
     job.backups.split_done = false;  // more came after a window held by partials
     c_.dispatch.place(job);
 }
@@ -159,7 +163,7 @@ void ClientEvents::lost(std::string id, const std::string& how) {  // by value: 
                 for (const QueuedBatch& batch : *batches)
                     queued += batch.count;
             }
-        c_.forget_job(job_id);
+        c_.forget_job(job_id, "failed", "its client is gone (" + how + ")");
     }
     drop_shared();
     // Results still on their way from workers are dropped as they arrive.

@@ -83,7 +83,7 @@ bool Dispatch::send_quarantined(WorkerPeer& worker) {
         [&](const BrokerJob& candidate) { return serves(worker.serving, candidate); }, batch);
     if (job == nullptr)
         return false;
-    send(worker, *job, std::move(batch));
+    send(worker, *job, std::move(batch), BatchKind::retry);
     room_.remove(worker);
     return true;
 }
@@ -100,11 +100,13 @@ bool Dispatch::send_backup(WorkerPeer& idle) {
     HeldBatch& running = backup.holder->credits.held.front();
     zmq::message_t payload;
     payload.copy(running.payload);
-    send(idle, *backup.job, QueuedBatch{running.first, running.count, std::move(payload)});
+    stats_.backup_sent(backup.job->id);
+    send(idle, *backup.job, QueuedBatch{running.first, running.count, std::move(payload)},
+         BatchKind::backup);
     return true;
 }
 
-void Dispatch::send(WorkerPeer& worker, BrokerJob& job, QueuedBatch batch) {
+void Dispatch::send(WorkerPeer& worker, BrokerJob& job, QueuedBatch batch, BatchKind kind) {
     Serving& serving = worker.serving;
     // Nearly every batch is of the job the worker's last batch was of: no set lookup.
     if (serving.last_opened_serial != job.serial && serving.opened.insert(job.id).second) {
@@ -132,10 +134,13 @@ void Dispatch::send(WorkerPeer& worker, BrokerJob& job, QueuedBatch batch) {
     // Shares the bytes (header included): the frame is kept to requeue if the worker is
     // lost. Its header says job.id, batch.first and batch.count already.
     frames[0].copy(batch.payload);
+    stats_.sent_to_worker(frames[0].size());
     post(worker.id, frames);
     const std::int64_t expected_ns = job.cost.expected_ns(batch.count);
-    worker.credits.hold(HeldBatch{job.id, batch.first, batch.count, batch.first,
-                                  std::move(batch.payload), clock_.last(), expected_ns});
+    HeldBatch held{job.id,        batch.first, batch.count, batch.first, std::move(batch.payload),
+                   clock_.last(), expected_ns};
+    held.kind = static_cast<std::uint8_t>(kind);
+    worker.credits.hold(std::move(held));
 }
 
 void Dispatch::tell_ended(WorkerPeer& worker) {

@@ -17,6 +17,7 @@
 #include "broker/jobs.hpp"
 #include "broker/peers.hpp"
 #include "broker/recovery.hpp"
+#include "http/statistics.hpp"
 #include "wire/lazy_clock.hpp"
 #include "wire/outbox.hpp"
 
@@ -26,14 +27,16 @@ class Dispatch {
 public:
     /// Posts to `outbox`, the loop's, which sends it at the end of the burst.
     Dispatch(Peers& peers, Jobs& jobs, FairShare& fair_share, Recovery& recovery,
-             WithRoom<WorkerPeer>& room, Outbox& outbox, const LazyClock& clock)
+             WithRoom<WorkerPeer>& room, Outbox& outbox, const LazyClock& clock,
+             BrokerStatistics& stats)
         : peers_(peers),
           jobs_(jobs),
           fair_share_(fair_share),
           recovery_(recovery),
           room_(room),
           outbox_(outbox),
-          clock_(clock) {}
+          clock_(clock),
+          stats_(stats) {}
 
     /// Gives the worker batches while it has room, taking jobs in turn.
     void feed(WorkerPeer& worker);
@@ -53,7 +56,8 @@ private:
     bool send_backup(WorkerPeer& idle);
     /// Sends a reserved worker, whose hands are free, one quarantined batch to run alone.
     bool send_quarantined(WorkerPeer& worker);
-    void send(WorkerPeer& worker, BrokerJob& job, QueuedBatch batch);
+    void send(WorkerPeer& worker, BrokerJob& job, QueuedBatch batch,
+              BatchKind kind = BatchKind::batch);
     void post(std::string_view to, std::span<zmq::message_t> frames) { outbox_.add(to, frames); }
 
     Peers& peers_;
@@ -63,6 +67,7 @@ private:
     WithRoom<WorkerPeer>& room_;
     Outbox& outbox_;
     const LazyClock& clock_;
+    BrokerStatistics& stats_;
 };
 
 }  // namespace dtask::detail

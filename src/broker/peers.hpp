@@ -31,11 +31,12 @@ struct WorkerPeer {
     protocol::Hello hello;
     std::string admitted_as;  // the User-Id its hello came with: "" for the owner's own
     Clock::time_point last_heard;
-    Serving serving;              // the jobs it serves and knows
-    Credits credits;              // the batches it holds and may hold
-    WorkerRecovery recovery;      // isolated or reserved for a quarantined batch
-    ConnectionProgress progress;  // its connection, from its hello: moving bytes is life
-    std::string pulse_id;         // routing id of its pulse socket, once it sent a pulse
+    Serving serving;                  // the jobs it serves and knows
+    Credits credits;                  // the batches it holds and may hold
+    WorkerRecovery recovery;          // isolated or reserved for a quarantined batch
+    ConnectionProgress progress;      // its connection, from its hello: moving bytes is life
+    std::string pulse_id;             // routing id of its pulse socket, once it sent a pulse
+    std::uint64_t subtasks_done = 0;  // results it sent, for the statistics
 
     /// Forgets a batch it held: finished, revoked, or failed.
     void release(std::deque<HeldBatch>::iterator batch) {

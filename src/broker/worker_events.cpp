@@ -35,6 +35,7 @@ void WorkerEvents::hello(const std::string& id, Hello hello) {
     for (auto& [job_id, job] : c_.jobs.all())
         c_.check_definition(worker, job);
     c_.room.add(worker);
+    c_.stats.worker_joined(worker, c_.now());
     c_.publish_worker_count();
     c_.dispatch.feed(worker);
 }
@@ -72,8 +73,13 @@ void WorkerEvents::on_result(WorkerPeer& worker, Inbound& message) {
     }
     check_batch(message.batch, count, "result batch");
     held->next = first + count;
+    // A worker's figure: summed without wrapping, whatever it says.
+    held->map_ns +=
+        std::min(message.fields[3], std::numeric_limits<std::uint64_t>::max() - held->map_ns);
+    worker.subtasks_done += count;
     BrokerJob* job = c_.jobs.find(job_id);
     if (job != nullptr) {
+        c_.stats.results(job_id, count, c_.now());
         job->cost.add(
             message.fields[3],
             std::chrono::duration_cast<std::chrono::nanoseconds>(c_.now() - held->sent).count(),
@@ -97,6 +103,11 @@ void WorkerEvents::on_result(WorkerPeer& worker, Inbound& message) {
 void WorkerEvents::batch_done(WorkerPeer& worker, std::deque<HeldBatch>::iterator held,
                               BrokerJob* job, std::vector<std::string>& revoked) {
     const auto started = worker.credits.finished(*held, c_.clock.last(), worker.hello.credits);
+    c_.stats.batch_ended(worker, held->job, held->sent, held->count,
+                         static_cast<BatchKind>(held->kind),
+                         static_cast<std::int64_t>(std::min<std::uint64_t>(
+                             held->map_ns, std::numeric_limits<std::int64_t>::max())),
+                         c_.clock.last());
     if (job != nullptr) {
         job->backups.finished(c_.clock.last() - started, held->count);
         for (const auto& id : settle_copies(job->backups, held->first, held->count, worker.id)) {
@@ -140,6 +151,9 @@ void WorkerEvents::on_failure(WorkerPeer& worker, Inbound& message) {
         case RunFit::wrong:
             throw ProtocolError("a failure of subtask " + std::to_string(index) + ", but " + why);
     }
+    c_.stats.subtask_failed();
+    c_.stats.batch_ended(worker, job_id, held->sent, index - held->next + 1, BatchKind::failure, -1,
+                         c_.now());
     auto job = c_.jobs.all().find(job_id);
     const bool retried = report.kind == FailureKind::transient && job != c_.jobs.all().end() &&
                          job->second.settings.retry_transient;
@@ -150,7 +164,7 @@ void WorkerEvents::on_failure(WorkerPeer& worker, Inbound& message) {
             std::array out{header(Command::failure, {job->second.client_job, index}),
                            std::move(message.body[0])};
             c_.post(job->second.client, out);
-            c_.forget_job(job_id);
+            c_.forget_job(job_id, "failed", report.message);
         }
     } else {
         // The worker goes on with the rest of the batch; this subtask goes to the back of
@@ -163,6 +177,7 @@ void WorkerEvents::on_failure(WorkerPeer& worker, Inbound& message) {
         if (held->next == held->end())
             batch_done(worker, held, &failed_job, revoked);
         if (Recovery::retry(failed_job, std::move(single))) {
+            c_.stats.retried(failed_job.id, 1);
             c_.dispatch.place(failed_job);
         } else {
             report.message += " (a transient error on each of its " +
@@ -208,6 +223,9 @@ void WorkerEvents::on_pulse(const std::string& sender, Inbound& message, std::st
     const std::uint64_t index = message.fields[1];
     bool ended = false;
     if (auto held = worker.credits.find(job_id, index); held != worker.credits.held.end()) {
+        c_.stats.subtask_failed();
+        c_.stats.batch_ended(worker, job_id, held->sent, held->count, BatchKind::failure, -1,
+                             c_.now());
         HeldBatch batch = std::move(*held);
         worker.release(held);
         ended = batch.job_ended;
@@ -247,6 +265,7 @@ void WorkerEvents::on_timed_out(BrokerJob& job, HeldBatch& batch, std::uint64_t 
     }
     log_warning("broker",
                 "job '" + job.name + "': " + report.message + "; it goes to another worker");
+    c_.stats.retried(job.id, 1);
     if (other_copy_runs(job.backups, batch, worker_id))
         return;  // the other copy carries on with the whole batch
     Recovery::requeue_around(job, batch, index);
@@ -261,6 +280,7 @@ void WorkerEvents::lost(std::string id, const std::string& how,
     if (it == c_.peers.workers().end())
         return;
     c_.room.remove(it->second);
+    c_.stats.worker_lost(it->second, how, c_.now());
     WorkerPeer worker = std::move(it->second);
     c_.peers.workers().erase(it);
     c_.fair_share.worker_left(worker.serving.serves);
@@ -291,6 +311,7 @@ void WorkerEvents::lost(std::string id, const std::string& how,
             continue;
         }
         const std::uint64_t first = rest.first;
+        c_.stats.retried(job.id, rest.count);
         if (c_.recovery.crashed(job, std::move(rest), worker.recovery.isolated) == Suspect::failed)
             c_.fail_job(job, first,
                         Recovery::killed_its_worker(job, first, worker.hello.name, how));

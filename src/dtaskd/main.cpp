@@ -3,6 +3,7 @@
 // dtaskd routes subtasks and results between them. This file is its command line.
 
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -13,7 +14,10 @@
 #include <dtask/version.hpp>
 
 #include "dtaskd/server.hpp"
+#include "dtaskd/status_command.hpp"
 #include "dtaskd/token_commands.hpp"
+#include "http/http_address.hpp"
+#include "security/join_token.hpp"
 #include "security/key_store.hpp"
 
 namespace {
@@ -70,6 +74,10 @@ int main(int argc, char** argv) {
     std::size_t max_queued_mib = 4096;
     std::string keys;
     bool insecure_tcp = false;
+    std::string http;
+    bool http_allow_remote = false;
+    std::string status_endpoint = dtask::detail::default_http_address;
+    std::string status_token_file;
     std::string role_word;
     app.add_option("--listen", listen,
                    "where clients and workers connect (repeatable; default "
@@ -130,6 +138,25 @@ int main(int argc, char** argv) {
     app.add_option("--keys", keys, keys_help)->type_name("DIR");
     app.add_flag("--insecure-tcp", insecure_tcp,
                  "plain TCP: no encryption, no authentication, no tokens");
+    app.add_option("--http", http,
+                   "serve the dashboard, /api/status and /metrics on PORT or HOST:PORT\n"
+                   "(HOST 127.0.0.1 if not given; e.g. 8787); off if not given")
+        ->type_name("ADDRESS");
+    app.add_flag("--http-allow-remote", http_allow_remote,
+                 "let --http listen beyond loopback; every request then needs the\n"
+                 "monitoring token (KEYS/monitor.token), sent in clear over plain HTTP");
+
+    auto* status = app.add_subcommand(
+        "status", "print a running dtaskd's workers, jobs and recent events (from its --http)");
+    status
+        ->add_option("endpoint", status_endpoint, "the dtaskd's --http address, PORT or HOST:PORT")
+        ->capture_default_str();
+    status
+        ->add_option("--token-file", status_token_file,
+                     "a file holding the monitoring token (or set DTASK_MONITOR_TOKEN),\n"
+                     "for a dtaskd whose HTTP endpoint is beyond loopback")
+        ->type_name("FILE");
+    status->footer("Exits with 1 and says why when the broker cannot be read.");
 
     auto* tokens = app.add_subcommand("tokens", "print the worker and the client join token");
     tokens->add_option("--keys", keys, keys_help)->type_name("DIR");
@@ -151,20 +178,42 @@ int main(int argc, char** argv) {
         std::cerr << "dtaskd: " << e.what() << " (see --help)\n";
         return usage_status;
     }
-    const bool command = tokens->parsed() || rotate->parsed();
+    const bool command = tokens->parsed() || rotate->parsed() || status->parsed();
     for (const char* server_option :
          {"--listen", "--heartbeat", "--liveness", "--insecure-tcp", "--shared-mib-per-client",
           "--max-subtask-seconds", "--max-message-mib", "--max-jobs-per-client",
-          "--max-job-data-mib", "--max-queued-mib-per-client", "--max-unsent-per-peer"}) {
+          "--max-job-data-mib", "--max-queued-mib-per-client", "--max-unsent-per-peer",
+          "--http", "--http-allow-remote"}) {
         if (command && app.count(server_option) > 0) {
             std::cerr << "dtaskd: " << server_option << " is for running dtaskd, not for '"
-                      << (tokens->parsed() ? "tokens" : "rotate") << "' (see --help)\n";
+                      << (tokens->parsed()   ? "tokens"
+                          : rotate->parsed() ? "rotate"
+                                             : "status")
+                      << "' (see --help)\n";
+            return usage_status;
+        }
+    }
+    if (http_allow_remote && http.empty()) {
+        std::cerr << "dtaskd: --http-allow-remote without --http (see --help)\n";
+        return usage_status;
+    }
+    if (status->parsed()) {
+        try {
+            std::string token;
+            if (!status_token_file.empty()) {
+                token = dtask::detail::token_from_environment(status_token_file);
+            } else if (const char* given = std::getenv("DTASK_MONITOR_TOKEN")) {
+                token = given;
+            }
+            return dtask::dtaskd::print_status(status_endpoint, token);
+        } catch (const dtask::Error& e) {
+            std::cerr << "dtaskd status: " << e.what() << "\n";
             return usage_status;
         }
     }
 
     try {
-        if (command || !insecure_tcp) {
+        if (command || !insecure_tcp || http_allow_remote) {
             keys = keys_directory(keys);
             if (keys.empty())
                 return usage_status;
@@ -192,6 +241,8 @@ int main(int argc, char** argv) {
                                         max_queued_mib << 20};
         options.keys_directory = keys;
         options.insecure_tcp = insecure_tcp;
+        options.http = http;
+        options.http_allow_remote = http_allow_remote;
         return dtask::dtaskd::run_server(std::move(options));
     } catch (const dtask::Error& e) {
         std::string_view what = e.what();

@@ -17,6 +17,7 @@
 #include <dtask/error.hpp>
 
 #include "dtaskd/control.hpp"
+#include "http/http_endpoint.hpp"
 #include "security/key_store.hpp"
 #include "wire/protocol.hpp"
 
@@ -84,21 +85,34 @@ int run_server(ServerOptions options) {
 
     std::unique_ptr<detail::BrokerKeys> broker_keys;
     detail::KeyStore* keys = nullptr;
+    // The keys directory holds the monitoring token too, which plain TCP does not make moot.
+    if (options.http_allow_remote)
+        broker_keys = std::make_unique<detail::BrokerKeys>(options.keys_directory);
     if (options.insecure_tcp) {
         options.broker.security.curve = false;
         std::cerr << "dtaskd: WARNING: --insecure-tcp: plain TCP without encryption or "
                      "authentication; anyone who reaches the endpoints can join as a worker, "
                      "submit jobs and read their data\n";
     } else {
-        broker_keys = std::make_unique<detail::BrokerKeys>(options.keys_directory);
+        if (!broker_keys)
+            broker_keys = std::make_unique<detail::BrokerKeys>(options.keys_directory);
         keys = &broker_keys->store();
         options.broker.security.curve = true;
         options.broker.security.secret_key = keys->broker_secret_key();
         options.broker.security.admitted = keys->credentials();
     }
 
+    options.broker.statistics = !options.http.empty();
+    const detail::HttpOptions http_options{options.http, options.http_allow_remote,
+                                           broker_keys ? broker_keys->store().monitor_token() : ""};
+    if (!options.http.empty())
+        detail::check_http_options(http_options);  // before the broker listens
     zmq::context_t context(1);
     detail::Broker broker(context, options.broker);
+    std::unique_ptr<detail::HttpEndpoint> http;
+    if (!options.http.empty())
+        http = std::make_unique<detail::HttpEndpoint>(http_options,
+                                                      [&broker] { return broker.status(); });
     // The control socket has a context of its own: it shares nothing with the broker's
     // sockets, not even the ZAP handler the broker's context has.
     zmq::context_t control_context(1);
@@ -112,6 +126,14 @@ int run_server(ServerOptions options) {
         std::cout << "dtaskd: join tokens in " << keys->token_path(detail::TokenRole::worker)
                   << " and " << keys->token_path(detail::TokenRole::client)
                   << " ('dtaskd tokens' prints them)\n";
+    if (http) {
+        std::cout << "dtaskd: dashboard on " << http->url() << " (status: dtaskd status "
+                  << http->url().substr(7, http->url().size() - 8) << ")\n";
+        if (options.http_allow_remote)
+            std::cout << "dtaskd: the dashboard needs the monitoring token in "
+                      << broker_keys->store().monitor_token_path()
+                      << " (plain HTTP: it crosses the network in clear; prefer an SSH tunnel)\n";
+    }
     std::cout.flush();
 
     // A rotation: the new token file first, then the broker; the answer after both.
@@ -143,6 +165,7 @@ int run_server(ServerOptions options) {
     }
     std::cerr << "dtaskd: " << (received == SIGINT ? "SIGINT" : "SIGTERM")
               << ": shutting down; jobs still running fail on their clients\n";
+    http.reset();  // before the broker it reads from
     broker.stop();
     return 0;
 }

@@ -16,6 +16,8 @@
 
 #include <dtask/error.hpp>
 
+#include "security/monitor_token.hpp"
+
 namespace dtask::detail {
 namespace {
 
@@ -34,17 +36,18 @@ std::string mode_text(mode_t mode) {
 /// Refuses `path` (stat in `info`) unless we own it and group and others have no access.
 void check_entry(const std::string& path, const struct stat& info, bool directory) {
     if (S_ISLNK(info.st_mode))
-        throw Error("dtask: '" + path + "' is a symbolic link; the keys directory holds only "
+        throw Error("dtask: '" + path +
+                    "' is a symbolic link; the keys directory holds only "
                     "files of its own (remove it)");
     if (info.st_uid != geteuid())
         throw Error("dtask: '" + path + "' belongs to uid " + std::to_string(info.st_uid) +
                     ", not to this user (uid " + std::to_string(geteuid()) +
                     "): only keys of this user are used");
     if ((info.st_mode & 077) != 0)
-        throw Error("dtask: UNPROTECTED KEYS: '" + path + "' has mode " +
-                    mode_text(info.st_mode) +
+        throw Error("dtask: UNPROTECTED KEYS: '" + path + "' has mode " + mode_text(info.st_mode) +
                     ": group or others can reach it, so these keys will not be used. "
-                    "Fix it with: chmod " + (directory ? "700" : "600") + " '" + path + "'");
+                    "Fix it with: chmod " +
+                    (directory ? "700" : "600") + " '" + path + "'");
 }
 
 /// The first line of `path`, whitespace trimmed; nullopt if it does not exist. A key file
@@ -89,8 +92,8 @@ void write_private_file(const std::string& directory, const std::string& name,
     // Only the lock's holder writes here: a leftover .new is from one that died writing.
     if (unlink(temporary.c_str()) != 0 && errno != ENOENT)
         fail_system("remove", temporary);
-    const int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                        0600);
+    const int fd =
+        open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         fail_system("create", temporary);
     const std::string content = text + "\n";
@@ -137,7 +140,7 @@ std::string prepare_keys_directory(const std::string& directory) {
     if (directory.empty())
         throw Error("dtask: the keys directory must not be empty");
     // mkdir -p, each new directory owner-only from its creation on.
-    for (std::size_t slash = directory.find('/', 1); ; slash = directory.find('/', slash + 1)) {
+    for (std::size_t slash = directory.find('/', 1);; slash = directory.find('/', slash + 1)) {
         const std::string part = directory.substr(0, slash);
         if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST)
             fail_system("create the keys directory", part);
@@ -203,21 +206,27 @@ KeysLock::~KeysLock() {
         close(fd_);  // the lock goes with the descriptor
 }
 
-void KeyStore::load_or_create(std::optional<TokenRole> replacing) { read_all(true, replacing); }
+void KeyStore::load_or_create(std::optional<TokenRole> replacing) {
+    read_all(true, replacing);
+}
 
-void KeyStore::load() { read_all(false, std::nullopt); }
+void KeyStore::load() {
+    read_all(false, std::nullopt);
+}
 
 void KeyStore::read_all(bool create, std::optional<TokenRole> replacing) {
     const std::string key_path = directory_ + "/" + broker_key_file;
     auto missing = [&](const std::string& path) {
-        return Error("dtask: '" + path + "' is missing (another broker holds the keys directory "
+        return Error("dtask: '" + path +
+                     "' is missing (another broker holds the keys directory "
                      "but has not written it)");
     };
     if (auto secret = read_line_of(key_path)) {
         try {
             broker_public_ = public_key_of(*secret);
         } catch (const Error&) {
-            throw Error("dtask: '" + key_path + "' holds no CurveZMQ secret key (40 characters "
+            throw Error("dtask: '" + key_path +
+                        "' holds no CurveZMQ secret key (40 characters "
                         "of Z85); remove it and the token files to make new keys");
         }
         broker_secret_ = *secret;
@@ -242,8 +251,8 @@ void KeyStore::read_all(bool create, std::optional<TokenRole> replacing) {
             write_private_file(directory_, token_file(role), token.text());
             continue;
         }
-        const std::string fix = std::string("; 'dtaskd rotate ") + role_word(role) +
-                                "' makes a new one";
+        const std::string fix =
+            std::string("; 'dtaskd rotate ") + role_word(role) + "' makes a new one";
         try {
             token = parse_join_token(*text);
         } catch (const Error& e) {
@@ -253,8 +262,20 @@ void KeyStore::read_all(bool create, std::optional<TokenRole> replacing) {
             throw Error("dtask: '" + path + "' holds a " + role_word(token.role) +
                         " token, not a " + role_word(role) + " token" + fix);
         if (token.broker_public_key != broker_public_)
-            throw Error("dtask: '" + path + "' is a token of another broker key than '" +
-                        key_path + "'" + fix);
+            throw Error("dtask: '" + path + "' is a token of another broker key than '" + key_path +
+                        "'" + fix);
+    }
+    // The read-only monitoring credential of the HTTP endpoint (monitor_token.hpp).
+    const std::string monitor_path = directory_ + "/" + monitor_token_file;
+    if (auto text = read_line_of(monitor_path); text && is_monitor_token(*text)) {
+        monitor_ = *text;
+    } else if (create) {
+        monitor_ = new_monitor_token();
+        write_private_file(directory_, monitor_token_file, monitor_);
+    } else if (text) {
+        throw Error("dtask: '" + monitor_path +
+                    "' holds no monitoring token; remove it to make "
+                    "a new one");
     }
 }
 
@@ -274,12 +295,15 @@ Credentials KeyStore::credentials() const {
     return {worker_.credential.public_key, client_.credential.public_key};
 }
 
+std::string KeyStore::monitor_token_path() const {
+    return directory_ + "/" + monitor_token_file;
+}
+
 std::string KeyStore::token_path(TokenRole role) const {
     return directory_ + "/" + token_file(role);
 }
 
-BrokerKeys::BrokerKeys(const std::string& directory)
-    : store_(prepare_keys_directory(directory)) {
+BrokerKeys::BrokerKeys(const std::string& directory) : store_(prepare_keys_directory(directory)) {
     check_private(store_.directory());
     lock_ = std::make_unique<KeysLock>(store_.directory());
     if (!lock_->holds())

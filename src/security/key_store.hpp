@@ -61,6 +61,9 @@ public:
     /// The public keys the broker admits: the current credential of each role.
     Credentials credentials() const;
     std::string token_path(TokenRole role) const;
+    /// The read-only credential of the HTTP endpoint (empty in a directory made before it).
+    const std::string& monitor_token() const noexcept { return monitor_; }
+    std::string monitor_token_path() const;
 
 private:
     void read_all(bool create, std::optional<TokenRole> replacing);
@@ -70,6 +73,7 @@ private:
     std::string broker_public_;
     JoinToken worker_;
     JoinToken client_;
+    std::string monitor_;
 };
 
 /// The keys of a broker that runs: the directory made and checked, its lock held for as

@@ -1,0 +1,37 @@
+#pragma once
+// How a Cluster in libdtask starts the HTTP endpoint without linking it: dtask_http, when a
+// host links it, registers a factory here at start-up (http_registration.cpp); libdtask
+// itself links nothing of cpp-httplib or nlohmann/json. Without it, ClusterOptions::http
+// is refused with an error that says what to link.
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "http/snapshot.hpp"
+
+namespace dtask::detail {
+
+struct HttpServiceOptions {
+    std::string address;
+    bool allow_remote = false;
+    std::string token;
+};
+
+/// A running HTTP endpoint; stops when destroyed.
+class HttpService {
+public:
+    virtual ~HttpService() = default;
+    virtual const std::string& url() const noexcept = 0;
+};
+
+using StatusSource = std::function<std::shared_ptr<const StatusSnapshot>()>;
+using HttpServiceFactory = std::unique_ptr<HttpService> (*)(const HttpServiceOptions&,
+                                                            StatusSource);
+
+/// Called once by dtask_http at start-up.
+void register_http_service(HttpServiceFactory factory) noexcept;
+/// The registered factory, or null when dtask_http is not linked.
+HttpServiceFactory http_service_factory() noexcept;
+
+}  // namespace dtask::detail
