@@ -9,12 +9,14 @@
 # iproute2 (the ip and tc commands) because tests cut a worker off with network namespaces
 # and slow its link down with tc;
 # python3-matplotlib because bench/plot_performance.py draws the plots of scripts/bench.sh;
-# libcli11-dev for dtaskd's command line.
+# libcli11-dev for dtaskd's command line;
+# chromium, chromium-driver and python3-selenium because tests/dashboard_test.py opens the
+# dashboard in a real (headless) browser.
 
 dtask_setup() {
     local packages=(build-essential cmake ninja-build pkg-config libzmq3-dev cppzmq-dev
                     libcereal-dev doctest-dev libbenchmark-dev libcli11-dev clang libclang-rt-14-dev iproute2
-                    python3-matplotlib)
+                    python3-matplotlib chromium chromium-driver python3-selenium)
     if [[ "${DTASK_SKIP_SETUP:-0}" == 1 ]]; then
         echo "setup.sh: skipped (DTASK_SKIP_SETUP=1)"
         return 0
