@@ -219,7 +219,9 @@ def run(args, scratch, processes):
         try:
             return WebDriverWait(driver, seconds, poll_frequency=0.1).until(check)
         except Exception as error:  # TimeoutException, reported with what the page showed
-            raise Failure(f"{what}: not seen within {seconds:.0f} s ({type(error).__name__}); the page shows:\n"
+            reason = (str(error).strip().splitlines() or [""])[0]
+            raise Failure(f"{what}: not seen within {seconds:.0f} s ({type(error).__name__} {reason});"
+                          " the page shows:\n"
                           + seen.get("last", {}).get("body", "(nothing)")) from None
 
     def job(state):
