@@ -124,22 +124,26 @@ class Lines:
             self.lines.put(raw.decode(errors="replace").rstrip("\n"))
         self.lines.put(None)
 
-    def wait_for(self, pattern, seconds):
+    def wait_for(self, patterns, seconds):
+        """The first match of each of `patterns`, in whatever order the lines come."""
+        found = {}
         deadline = time.monotonic() + seconds
-        while True:
+        while len(found) < len(patterns):
             left = deadline - time.monotonic()
             try:
                 line = self.lines.get(timeout=max(0.0, left))
             except queue.Empty:
-                line = None
-                left = 0
+                line, left = None, 0
             if line is None:
-                raise Failure(f"no line matching {pattern!r} ({'timed out' if left <= 0 else 'output closed'});"
+                missing = [p for p in patterns if p not in found]
+                raise Failure(f"no line matching {missing} ({'timed out' if left <= 0 else 'output closed'});"
                               " it said:\n" + "\n".join(self.seen))
             self.seen.append(line)
-            match = re.search(pattern, line)
-            if match:
-                return match
+            for pattern in patterns:
+                match = re.search(pattern, line)
+                if pattern not in found and match:
+                    found[pattern] = match.group(1)
+        return [found[p] for p in patterns]
 
 
 def start_browser(profile, logs):
@@ -188,8 +192,10 @@ def run(args, scratch, processes):
     dtaskd = processes.start("dtaskd", [args.dtaskd, "--listen", "tcp://127.0.0.1:*", "--keys", keys,
                                         "--http", "127.0.0.1:0"], pipe=True)
     output = Lines(dtaskd)
-    endpoint = output.wait_for(r"listening on (tcp://\S+)", START_SECONDS).group(1)
-    url = output.wait_for(r"(http://[^\s,;]+)", START_SECONDS).group(1).rstrip("/") + "/"
+    # "dtaskd: listening on tcp://127.0.0.1:PORT" and "dtaskd: dashboard on http://127.0.0.1:PORT/"
+    endpoint, url = output.wait_for([r"listening on (tcp://\S+)", r"dashboard on (http://[^\s,;()]+)"],
+                                    START_SECONDS)
+    url = url.rstrip("/") + "/"
     print(f"dtaskd: {endpoint}, dashboard {url}", flush=True)
 
     def token(role):
