@@ -26,9 +26,9 @@ import uuid
 
 SKIP = "dtask-test skipped: "
 WORKERS = 2
-# Long enough on two workers to be seen running (about a second in a release build), short
+# Long enough on two workers to be seen running (a few seconds in a release build), short
 # enough under a sanitizer; the test never depends on how long it takes.
-N, SUBTASKS = 2_000_000_000, 400
+N, SUBTASKS = 1_000_000_000, 400
 START_SECONDS = 30      # dtaskd listening, workers joined, page loaded
 JOB_SECONDS = 110       # the job from its submission to the client's exit, on a loaded
                         # machine under a sanitizer (run_checked.sh allows 170 s in all)
@@ -177,6 +177,7 @@ return {
     const bar = row.querySelector(".progress");
     return { id: row.dataset.jobId, name: row.dataset.jobName, state: row.dataset.state,
              text: row.innerText, percent: bar ? bar.dataset.percent : undefined,
+             total: bar ? bar.dataset.total : undefined,
              label: bar ? bar.innerText : "" };
   }),
   streamBars: [...document.querySelectorAll("#stream .stream-bar")].map((bar) => bar.dataset.job),
@@ -266,14 +267,37 @@ def run(args, scratch, processes):
     if status != 0 or f"= {expected}" not in client_output:
         raise Failure(f"the client exited {status}; it said:\n{client_output}")
 
-    # Screenshots of the page as the job left it: its bars in the stream, the job done.
-    for path in filter(None, [args.screenshot, args.docs_image]):
+    def save(path):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         if not driver.save_screenshot(path):
             raise Failure(f"cannot save the screenshot to {path}")
         print(f"screenshot: {path}")
+
+    # The page as the job left it: its bars in the stream, the job done.
+    if args.screenshot:
+        save(args.screenshot)
     print(f"the dashboard showed {WORKERS} workers, job sum_squares at 100% ({SUBTASKS} subtasks)"
           f" and {len(state['streamBars'])} stream bars")
+
+    # For the docs, two more jobs at once, taken while the larger one is about half done (or
+    # when it is done, if the page never showed it in between).
+    if args.docs_image:
+        environment = {"DTASK_TOKEN": token("client")}
+        more = [processes.start(f"client{i}", [args.worker, "--connect", endpoint, "--n", str(n),
+                                               "--subtasks", str(k)], environment)
+                for i, (n, k) in enumerate([(4 * N, 4 * SUBTASKS), (N, SUBTASKS)])]
+        deadline = time.monotonic() + JOB_SECONDS
+
+        def half_done(s):
+            big = [j for j in s["jobs"] if j["total"] == str(4 * SUBTASKS)]
+            return big and big[0]["percent"] and (40 <= float(big[0]["percent"]) <= 90 or big[0]["state"] == "done")
+        wait(max(1.0, deadline - time.monotonic()), half_done, "the docs' jobs half done")
+        save(args.docs_image)
+        for client in more:
+            try:
+                client.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise Failure("a client of the docs' jobs did not exit") from None
 
 
 def main():
