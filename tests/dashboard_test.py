@@ -12,6 +12,7 @@ only when Chromium or its driver is not installed.
 """
 
 import argparse
+import importlib.util
 import os
 import queue
 import re
@@ -47,6 +48,8 @@ class Processes:
     def __init__(self, logs):
         self.logs = logs
         self.started = []
+        self.driver = None   # the browser, quit before the processes are ended
+        self.output = None   # dtaskd's Lines
 
     def start(self, name, command, extra_env=None, pipe=False):
         env = dict(os.environ)
@@ -124,6 +127,16 @@ class Lines:
             self.lines.put(raw.decode(errors="replace").rstrip("\n"))
         self.lines.put(None)
 
+    def drain(self):
+        """The lines seen so far and those waiting, without blocking."""
+        while True:
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                return self.seen
+            if line is not None:
+                self.seen.append(line)
+
     def wait_for(self, patterns, seconds):
         """The first match of each of `patterns`, in whatever order the lines come."""
         found = {}
@@ -192,7 +205,7 @@ def run(args, scratch, processes):
     keys = os.path.join(scratch, "keys")
     dtaskd = processes.start("dtaskd", [args.dtaskd, "--listen", "tcp://127.0.0.1:*", "--keys", keys,
                                         "--http", "127.0.0.1:0"], pipe=True)
-    output = Lines(dtaskd)
+    output = processes.output = Lines(dtaskd)
     # "dtaskd: listening on tcp://127.0.0.1:PORT" and "dtaskd: dashboard on http://127.0.0.1:PORT/"
     endpoint, url = output.wait_for([r"listening on (tcp://\S+)", r"dashboard on (http://[^\s,;()]+)"],
                                     START_SECONDS)
@@ -227,7 +240,7 @@ def run(args, scratch, processes):
             return WebDriverWait(driver, seconds, poll_frequency=0.1).until(check)
         except Exception as error:  # TimeoutException, reported with what the page showed
             reason = (str(error).strip().splitlines() or [""])[0]
-            raise Failure(f"{what}: not seen within {seconds:.0f} s ({type(error).__name__} {reason});"
+            raise Failure(f"{what}: not seen ({type(error).__name__} {reason}, limit {seconds:.0f} s);"
                           " the page shows:\n"
                           + seen.get("last", {}).get("body", "(nothing)")) from None
 
@@ -312,9 +325,7 @@ def main():
     if missing:
         print(SKIP + " and ".join(missing) + " not installed (scripts/setup.sh installs chromium chromium-driver)")
         return 0
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("selenium") is None:
         print("dashboard_test: python3-selenium is not installed (scripts/setup.sh installs it)", file=sys.stderr)
         return 1
 
@@ -322,12 +333,13 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     scratch = tempfile.mkdtemp(prefix="dtask-dashboard-")
     processes = Processes(scratch)
-    processes.driver = None
     try:
         run(args, scratch, processes)
         return 0
     except Failure as error:
         print(f"dashboard_test: FAILED: {error}", file=sys.stderr)
+        if processes.output is not None:
+            print("----- dtaskd -----\n" + "\n".join(processes.output.drain()), file=sys.stderr)
         for name, _ in processes.started:
             if name != "dtaskd" and processes.log(name):
                 print(f"----- {name} -----\n{processes.log(name)}", file=sys.stderr)
