@@ -149,8 +149,8 @@ class Lines:
                 line, left = None, 0
             if line is None:
                 missing = [p for p in patterns if p not in found]
-                raise Failure(f"no line matching {missing} ({'timed out' if left <= 0 else 'output closed'});"
-                              " it said:\n" + "\n".join(self.seen))
+                raise Failure(f"dtaskd wrote no line matching {missing}"
+                              f" ({'timed out' if left <= 0 else 'output closed'})")
             self.seen.append(line)
             for pattern in patterns:
                 match = re.search(pattern, line)
