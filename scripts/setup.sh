@@ -11,13 +11,16 @@
 # python3-matplotlib because bench/plot_performance.py draws the plots of scripts/bench.sh;
 # libcli11-dev for dtaskd's command line;
 # libcpp-httplib-dev and nlohmann-json3-dev for dtaskd's HTTP endpoint (--http) and
-# python3-prometheus-client and python3-jsonschema for the tests that check what it serves.
+# python3-prometheus-client and python3-jsonschema for the tests that check what it serves;
+# chromium, chromium-driver and python3-selenium because tests/dashboard_test.py opens the
+# dashboard in a real (headless) browser.
 
 dtask_setup() {
     local packages=(build-essential cmake ninja-build pkg-config libzmq3-dev cppzmq-dev
                     libcereal-dev doctest-dev libbenchmark-dev libcli11-dev clang libclang-rt-14-dev iproute2
                     python3-matplotlib libcpp-httplib-dev nlohmann-json3-dev
-                    python3-prometheus-client python3-jsonschema)
+                    python3-prometheus-client python3-jsonschema chromium chromium-driver
+                    python3-selenium)
     if [[ "${DTASK_SKIP_SETUP:-0}" == 1 ]]; then
         echo "setup.sh: skipped (DTASK_SKIP_SETUP=1)"
         return 0

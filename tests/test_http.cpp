@@ -212,14 +212,21 @@ TEST_CASE("Http.beyond_loopback_needs_the_option_and_then_the_token" * doctest::
     const std::string token = read_file(http.broker.keys() + "/monitor.token");
     const std::string bare = token.substr(0, token.find('\n'));
     CHECK(bare.starts_with("DTASK-MONITOR-"));
-    for (const char* path : {"/", "/api/status", "/metrics"}) {
+    // The page, which holds no data, is served to anyone; it takes the token from its address.
+    const auto page = get(http.port, "/");
+    REQUIRE(page);
+    CHECK(page->status == 200);
+    CHECK(page->body.find("DTASK-MONITOR") == std::string::npos);
+    for (const char* path : {"/api/status", "/metrics"}) {
         const auto anonymous = get(http.port, path);
         REQUIRE(anonymous);
         CHECK(anonymous->status == 401);
+        CHECK(anonymous->has_header("WWW-Authenticate"));
         CHECK(anonymous->body.find("DTASK-MONITOR") == std::string::npos);
         const auto wrong = get(http.port, path, "DTASK-MONITOR-" + std::string(64, '0'));
         REQUIRE(wrong);
         CHECK(wrong->status == 401);
+        CHECK_FALSE(wrong->has_header("WWW-Authenticate"));  // no prompt over the page's banner
         const auto other_token = get(http.port, path, http.broker.token("client"));
         REQUIRE(other_token);
         CHECK(other_token->status == 401);

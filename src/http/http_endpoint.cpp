@@ -121,10 +121,15 @@ HttpEndpoint::HttpEndpoint(const HttpOptions& options, Source source)
     const std::string token = remote ? options.token : std::string();
     server.set_pre_routing_handler(
         [token](const httplib::Request& request, httplib::Response& response) {
-            if (token.empty() || authorized(request, token))
+            // The page holds no data: served to all, it takes the token from its address
+            // (#token=...) for what it asks next.
+            if (token.empty() || request.path == "/" || authorized(request, token))
                 return httplib::Server::HandlerResponse::Unhandled;
             response.status = 401;
-            response.set_header("WWW-Authenticate", "Basic realm=\"dtask\", charset=\"UTF-8\"");
+            // A browser that sent no credential may prompt for one; the page's own wrong
+            // token must not bring up a prompt, only its "refused" banner.
+            if (!request.has_header("Authorization"))
+                response.set_header("WWW-Authenticate", "Basic realm=\"dtask\", charset=\"UTF-8\"");
             response.set_content(
                 "401: this dtask endpoint needs its monitoring token: "
                 "'Authorization: Bearer TOKEN' (the broker's monitor.token)\n",
