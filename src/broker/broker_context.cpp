@@ -4,6 +4,8 @@
 
 #include <array>
 
+#include "log.hpp"
+
 namespace dtask::detail {
 
 using namespace protocol;
@@ -78,15 +80,19 @@ void BrokerContext::check_definition(const WorkerPeer& worker, const BrokerJob& 
 void BrokerContext::fail_job(BrokerJob& job, std::uint64_t index, const Failure& failure) {
     std::array out{header(Command::failure, {job.client_job, index}), encode_body(failure)};
     post(job.client, out);
-    forget_job(job.id);
+    forget_job(job.id, "failed: " + failure.message);
 }
 
 /// Drops a job's queue; the workers holding its definition are told to drop it too
 /// (Dispatch::tell_ended). Results still on their way are then ignored.
-void BrokerContext::forget_job(std::uint64_t job_id) {
+void BrokerContext::forget_job(std::uint64_t job_id, std::string_view how) {
     auto it = jobs.all().find(job_id);
     if (it == jobs.all().end())
         return;
+    if (log_enabled(LogLevel::info)) {
+        log_info("broker", "job '" + it->second.name + "' (" + std::to_string(job_id) +
+                               ") ended: " + std::string(how));
+    }
     for (const auto& worker_id : it->second.opened_by) {
         auto worker = peers.workers().find(worker_id);
         if (worker == peers.workers().end())

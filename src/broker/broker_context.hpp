@@ -57,7 +57,8 @@ struct BrokerContext {
     void check_definition(const WorkerPeer& worker, const BrokerJob& job);
     /// Reports the failure to the job's client and forgets the job.
     void fail_job(BrokerJob& job, std::uint64_t index, const protocol::Failure& failure);
-    void forget_job(std::uint64_t job_id);
+    /// Forgets a job that ended `how` ("done", "failed: ...", "cancelled by its client").
+    void forget_job(std::uint64_t job_id, std::string_view how);
     /// Marks the worker stuck if it holds a batch of `job_id`, which ended.
     void hold_stuck(WorkerPeer& worker, std::uint64_t job_id);
     /// Forgets shared object `id` and tells the workers that hold it to drop it.

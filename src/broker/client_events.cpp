@@ -34,7 +34,9 @@ void ClientEvents::on_message(ClientPeer& client, Inbound& message) {
             return on_task(client, message);
         case Command::end:
         case Command::cancel:
-            return c_.forget_job(job_id_of(client, message.fields[0], message.command));
+            return c_.forget_job(
+                job_id_of(client, message.fields[0], message.command),
+                message.command == Command::end ? "done" : "cancelled by its client");
         case Command::share:
             return c_.shared.add(client.id, message.fields[0], std::move(message.body[0]));
         case Command::unshare:
@@ -93,6 +95,10 @@ void ClientEvents::on_submit(ClientPeer& client, Inbound& message) {
                        std::move(message.body[2]), Clock::now());
     job.shared_object = shared_object;
     client.jobs.emplace(client_job, id);
+    if (log_enabled(LogLevel::info)) {
+        log_info("broker", "job '" + job.name + "' (" + std::to_string(id) + ") started: client " +
+                               client.name + ", priority " + std::to_string(job.settings.priority));
+    }
     for (auto& [worker_id, worker] : c_.peers.workers()) {
         c_.check_definition(worker, job);
         if (worker.available_for(job))
@@ -159,7 +165,7 @@ void ClientEvents::lost(std::string id, const std::string& how) {  // by value: 
                 for (const QueuedBatch& batch : *batches)
                     queued += batch.count;
             }
-        c_.forget_job(job_id);
+        c_.forget_job(job_id, "its client " + name + " is gone (" + how + ")");
     }
     drop_shared();
     // Results still on their way from workers are dropped as they arrive.

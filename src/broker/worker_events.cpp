@@ -36,6 +36,11 @@ void WorkerEvents::hello(const std::string& id, Hello hello) {
         c_.check_definition(worker, job);
     c_.room.add(worker);
     c_.publish_worker_count();
+    if (log_enabled(LogLevel::info)) {
+        log_info("broker", "worker " + worker.hello.name + " joined (" +
+                               (worker.hello.local ? "local" : "remote") + ", " +
+                               std::to_string(c_.peers.workers().size()) + " worker(s) now)");
+    }
     c_.dispatch.feed(worker);
 }
 
@@ -150,7 +155,7 @@ void WorkerEvents::on_failure(WorkerPeer& worker, Inbound& message) {
             std::array out{header(Command::failure, {job->second.client_job, index}),
                            std::move(message.body[0])};
             c_.post(job->second.client, out);
-            c_.forget_job(job_id);
+            c_.forget_job(job_id, "failed: " + report.message);
         }
     } else {
         // The worker goes on with the rest of the batch; this subtask goes to the back of
@@ -296,6 +301,10 @@ void WorkerEvents::lost(std::string id, const std::string& how,
                         Recovery::killed_its_worker(job, first, worker.hello.name, how));
     }
     c_.publish_worker_count();
+    if (log_enabled(LogLevel::info)) {
+        log_info("broker", "worker " + worker.hello.name + " left (" + how + ", " +
+                               std::to_string(c_.peers.workers().size()) + " worker(s) now)");
+    }
     for (std::uint64_t job_id : requeued) {
         if (auto job = c_.jobs.all().find(job_id); job != c_.jobs.all().end())
             c_.dispatch.place(job->second);

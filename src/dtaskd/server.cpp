@@ -17,6 +17,7 @@
 #include <dtask/error.hpp>
 
 #include "dtaskd/control.hpp"
+#include "log.hpp"
 #include "security/key_store.hpp"
 #include "wire/protocol.hpp"
 
@@ -78,6 +79,8 @@ void raise_descriptor_limit() {
 
 int run_server(ServerOptions options) {
     StopSignals stop;
+    // A server tells what happens (workers joining and leaving, jobs) unless DTASK_LOG says.
+    detail::set_default_log_level(LogLevel::info);
     raise_descriptor_limit();
     // Nothing dtaskd creates is for anyone else: the control socket and key files included.
     umask(077);
