@@ -67,6 +67,7 @@ struct Sink {
     std::condition_variable idle;
     std::shared_ptr<const LogHandler> handler;
     std::size_t calls = 0;
+    std::mutex call_mutex;    // one call of the handler at a time
     std::mutex stderr_mutex;  // one line at a time
 };
 
@@ -109,13 +110,16 @@ void dispatch(LogLevel level, std::string_view component, std::string_view subje
         joined.append(subject).append(": ").append(text);
         text = joined;
     }
-    in_handler = true;
-    try {
-        (*handler)(level, component, text);
-    } catch (...) {
-        // A host's handler that throws loses its message, never the thread that logged.
+    {
+        std::lock_guard one_at_a_time(s.call_mutex);
+        in_handler = true;
+        try {
+            (*handler)(level, component, text);
+        } catch (...) {
+            // A host's handler that throws loses its message, never the thread that logged.
+        }
+        in_handler = false;
     }
-    in_handler = false;
     {
         std::lock_guard lock(s.mutex);
         --s.calls;

@@ -16,7 +16,7 @@ enum class LogLevel { error, warn, info, debug };
 std::string_view log_level_name(LogLevel level) noexcept;
 
 /// Receives each message written: its level, the part of dtask that wrote it ("broker",
-/// "worker", "client", "dtaskd") and its text, one line without a newline.
+/// "worker", "client", or "log" about DTASK_LOG) and its text, one line without a newline.
 using LogHandler =
     std::function<void(LogLevel level, std::string_view component, std::string_view text)>;
 
