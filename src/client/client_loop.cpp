@@ -177,10 +177,13 @@ bool ClientLoop::report(std::uint64_t id, ActiveJob& job, bool last) {
         what = e.what();
     } catch (...) {
     }
-    fail(id, std::make_exception_ptr(Error("job '" + job.run->job_name() +
-                                           "': its progress callback (RunOptions::on_progress) "
-                                           "threw: " +
-                                           what + "; the job was cancelled")));
+    // Made before the job fails: the temporary Error, whose message the one in the job
+    // shares, is gone before the user's thread can read it.
+    auto error = std::make_exception_ptr(
+        Error("job '" + job.run->job_name() +
+              "': its progress callback (RunOptions::on_progress) threw: " + what +
+              "; the job was cancelled"));
+    fail(id, std::move(error));
     return false;
 }
 
