@@ -25,6 +25,7 @@
 #include <dtask/dtask.hpp>
 
 #include "kmeans_job.hpp"
+#include "progress_bar.hpp"
 
 using namespace kmeans;
 
@@ -73,8 +74,12 @@ std::vector<Point> iterate_all(const Settings& settings, const Points& points, I
     std::vector<Point> centres(points.begin(),
                                points.begin() + static_cast<std::ptrdiff_t>(settings.clusters));
     const auto start = std::chrono::steady_clock::now();
-    for (std::uint64_t i = 0; i < settings.iterations; ++i)
+    ProgressBar bar("kmeans iterations");  // on a terminal only
+    for (std::uint64_t i = 0; i < settings.iterations; ++i) {
         centres = next_centres(centres, iterate(centres));
+        bar.step(i + 1, settings.iterations);
+    }
+    bar.finish();
     const std::chrono::duration<double, std::milli> spent =
         std::chrono::steady_clock::now() - start;
     std::fprintf(

@@ -19,6 +19,7 @@
 
 #include <dtask/dtask.hpp>
 
+#include "progress_bar.hpp"
 #include "sum_squares_job.hpp"
 
 namespace {
@@ -104,11 +105,12 @@ int main(int argc, char** argv) {
     try {
         const auto start = std::chrono::steady_clock::now();
         u128 total = 0;
+        ProgressBar bar("sum_squares");  // on a terminal only
         if (connect) {
             dtask::ClientOptions client_options;
             client_options.insecure_tcp = cluster_options.insecure_tcp;
             dtask::Client client(*connect, client_options);
-            total = client.run(sum_squares, problem, run_options);
+            total = client.run(sum_squares, problem, bar.attach(run_options));
         } else {
             dtask::Cluster cluster(cluster_options);
             // The first endpoint is the private one of the local workers.
@@ -124,8 +126,9 @@ int main(int argc, char** argv) {
                 if (endpoint.starts_with("tcp://0.0.0.0:"))
                     std::cerr << "  (with this machine's address for 0.0.0.0)\n";
             }
-            total = cluster.run(sum_squares, problem, run_options);
+            total = cluster.run(sum_squares, problem, bar.attach(run_options));
         }
+        bar.finish();
         const auto elapsed =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         std::cout << "sum of squares of 1.." << problem.n << " = " << to_string(total) << "\n";

@@ -23,6 +23,8 @@
 
 #include <dtask/dtask.hpp>
 
+#include "progress_bar.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -240,11 +242,13 @@ int main(int argc, char** argv) {
             while (auto chunk = chunks())
                 count_words(*chunk, counts);
         } else if (connect) {
+            ProgressBar bar("word_count");  // on a terminal only
             dtask::Client client(*connect);
-            counts = client.run(word_count, corpus);
+            counts = client.run(word_count, corpus, bar.attach({}));
         } else {
+            ProgressBar bar("word_count");
             dtask::Cluster cluster(cluster_options);
-            counts = cluster.run(word_count, corpus);
+            counts = cluster.run(word_count, corpus, bar.attach({}));
         }
         print_top(counts, top);
     } catch (const std::exception& e) {

@@ -17,6 +17,7 @@
 #include <dtask/detail/job_model.hpp>
 #include <dtask/init.hpp>
 
+#include "log.hpp"
 #include "parse_number.hpp"
 #include "process.hpp"
 #include "security/join_token.hpp"
@@ -144,6 +145,7 @@ const char* worker_usage() noexcept {
 
 void init(int argc, char** argv) {
     init_called = true;
+    detail::log_enabled(LogLevel::error);  // reads DTASK_LOG now: a bad value is told at once
     detail::check_registry();
     detail::close_registry();
     auto options = worker_options(argc, argv);

@@ -1,8 +1,9 @@
 #pragma once
 // Messages for a person: warnings that are not errors of any one call (a worker refused, a
-// worker lost), written to stderr with a "dtask" prefix. DTASK_LOG=quiet silences them.
-// A warning that may repeat fast (a peer's flood, a failing accept) goes through a
-// RepeatedWarning, so that it cannot fill the log.
+// worker lost), and what happens (a worker joined, a job ended), at a level
+// (dtask/log.hpp), to the host's handler or to stderr with a "dtask" prefix. A warning that
+// may repeat fast (a peer's flood, a failing accept) goes through a RepeatedWarning, so
+// that it cannot fill the log.
 
 #include <chrono>
 #include <cstddef>
@@ -10,9 +11,28 @@
 #include <string>
 #include <string_view>
 
+#include <dtask/log.hpp>
+
 namespace dtask::detail {
 
-void log_warning(std::string_view who, std::string_view message);
+/// Whether a message of `level` would be written: test it before building a costly one.
+bool log_enabled(LogLevel level) noexcept;
+/// Writes `text` from `component` ("broker", "worker"...), about `subject` if not empty (a
+/// worker's name), if `level` is at or above the threshold.
+void log(LogLevel level, std::string_view component, std::string_view subject,
+         std::string_view text);
+inline void log_warning(std::string_view component, std::string_view text) {
+    log(LogLevel::warn, component, {}, text);
+}
+inline void log_warning(std::string_view component, std::string_view subject,
+                        std::string_view text) {
+    log(LogLevel::warn, component, subject, text);
+}
+inline void log_info(std::string_view component, std::string_view text) {
+    log(LogLevel::info, component, {}, text);
+}
+/// The threshold of a program (dtaskd: info) when DTASK_LOG does not set one.
+void set_default_log_level(LogLevel level) noexcept;
 
 /// Which repeats of one kind of warning are written: the first, then at most one per
 /// `quiet`; the ones skipped are counted, and told with the next one written.

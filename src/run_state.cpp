@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <utility>
 
 #include <dtask/detail/run_state.hpp>
@@ -72,29 +73,73 @@ bool RunState::finished() const {
 
 void RunState::wait() const {
     std::unique_lock lock(mutex_);
-    ended_.wait(lock, [&] { return status_ != Status::running; });
+    ended_.wait(lock, [&] { return status_ != Status::running && !reporting_; });
 }
 
 bool RunState::wait_until(std::chrono::steady_clock::time_point deadline) const {
     std::unique_lock lock(mutex_);
-    return ended_.wait_until(lock, deadline, [&] { return status_ != Status::running; });
+    return ended_.wait_until(lock, deadline,
+                             [&] { return status_ != Status::running && !reporting_; });
 }
 
 std::unique_lock<std::mutex> RunState::wait_for_result() const {
     std::unique_lock lock(mutex_);
-    ended_.wait(lock, [&] { return status_ != Status::running; });
+    ended_.wait(lock, [&] { return status_ != Status::running && !reporting_; });
     if (status_ == Status::failed)
         std::rethrow_exception(error_);
     return lock;
 }
 
-Progress RunState::progress() const noexcept {
+Progress RunState::counts() const noexcept {
     Progress progress;
     progress.done = done_.load(std::memory_order_relaxed);
     progress.total_known = total_known_.load(std::memory_order_acquire);
     progress.total = progress.total_known ? declared_total_.load(std::memory_order_relaxed)
                                           : emitted_.load(std::memory_order_relaxed);
     return progress;
+}
+
+Progress RunState::progress() const noexcept {
+    using namespace std::chrono;
+    Progress progress = counts();
+    progress.ended = finished();
+    const auto elapsed = steady_clock::now() - submitted_;
+    progress.elapsed = duration_cast<milliseconds>(elapsed);
+    const double seconds = duration<double>(elapsed).count();
+    if (seconds > 0)
+        progress.rate = static_cast<double>(progress.done) / seconds;
+    if (progress.total_known && progress.done > 0 && progress.rate > 0) {
+        const double left =
+            static_cast<double>(progress.total - std::min(progress.total, progress.done));
+        progress.eta = milliseconds(static_cast<std::int64_t>(left / progress.rate * 1000.0));
+    }
+    return progress;
+}
+
+std::exception_ptr RunState::report_progress(bool last) {
+    const auto& callback = run_options_.on_progress;
+    if (!callback)
+        return nullptr;
+    {
+        std::lock_guard lock(mutex_);
+        if (status_ != Status::running)
+            return nullptr;
+        reporting_ = true;
+    }
+    Progress progress = this->progress();
+    progress.ended = last;
+    std::exception_ptr error;
+    try {
+        callback(progress);
+    } catch (...) {
+        error = std::current_exception();
+    }
+    {
+        std::lock_guard lock(mutex_);
+        reporting_ = false;
+    }
+    ended_.notify_all();
+    return error;
 }
 
 }  // namespace dtask::detail

@@ -14,6 +14,7 @@
 #include <dtask/init.hpp>
 #include <dtask/job.hpp>
 #include <dtask/job_handle.hpp>
+#include <dtask/log.hpp>
 #include <dtask/options.hpp>
 #include <dtask/pieces.hpp>
 #include <dtask/serialization.hpp>

@@ -41,7 +41,7 @@ public:
     /// True once the job has a result or an error.
     bool ready() const { return state().finished(); }
 
-    /// Subtasks folded so far, and of how many.
+    /// Subtasks folded so far, of how many, and how fast.
     Progress progress() const;
 
     /// Drops the job's queued subtasks and makes get() throw CancelledError. Results still
@@ -59,14 +59,6 @@ private:
     }
 
     std::shared_ptr<detail::ResultState<T>> state_;
-};
-
-/// How far a job has got. `total` is known once split has produced its last piece, or from
-/// the start when split returns a sized range.
-struct Progress {
-    std::uint64_t done = 0;
-    std::uint64_t total = 0;
-    bool total_known = false;
 };
 
 template <class T>

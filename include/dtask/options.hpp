@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <optional>
 
 namespace dtask {
 
@@ -13,6 +15,26 @@ struct SplitHint {
     std::size_t workers = 1;
     /// Pieces the caller asked for (RunOptions::subtasks), or a default of 4 per worker.
     std::size_t subtasks = 4;
+};
+
+/// How far a job has got: what JobHandle::progress() returns and RunOptions::on_progress
+/// receives.
+struct Progress {
+    /// Subtasks folded into the result so far.
+    std::uint64_t done = 0;
+    /// Subtasks in the job once total_known; before that (a split that is a generator), those
+    /// split off so far.
+    std::uint64_t total = 0;
+    /// Known once split has produced its last piece, or from the start for a sized range.
+    bool total_known = false;
+    /// Since the job was submitted.
+    std::chrono::milliseconds elapsed{0};
+    /// Subtasks folded per second, on average since the job was submitted.
+    double rate = 0;
+    /// The time left at that rate: known once the total is and a subtask is done.
+    std::optional<std::chrono::milliseconds> eta;
+    /// The job has ended: the last report (done == total if it succeeded).
+    bool ended = false;
 };
 
 /// In which order partial results are folded into the result.
@@ -80,6 +102,19 @@ struct RunOptions {
     /// The whole job's time limit from submission; 0: none. When it passes, the job is
     /// cancelled and get() throws TimeoutError.
     std::chrono::milliseconds deadline{0};
+
+    // ---- progress (docs/observability.md) ----
+
+    /// Called with the job's progress every progress_interval while it runs, never per
+    /// subtask, and once more when it ends (Progress::ended), just before get() or wait()
+    /// return: done == total when it succeeded. No call begins after that. It runs on the
+    /// thread that drives the job (the client's I/O thread, or the caller of Cluster::run), so
+    /// it must be quick and must not wait for a job; it may cancel its own. If it throws, the
+    /// job fails with an Error that says so, and it is not called again.
+    std::function<void(const Progress&)> on_progress{};
+    /// The least time between two calls of on_progress, from the end of one to the start of
+    /// the next (the last call excepted); at least 10 ms.
+    std::chrono::milliseconds progress_interval{200};
 };
 
 }  // namespace dtask

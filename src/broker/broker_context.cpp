@@ -4,6 +4,8 @@
 
 #include <array>
 
+#include "log.hpp"
+
 namespace dtask::detail {
 
 using namespace protocol;
@@ -88,6 +90,14 @@ void BrokerContext::forget_job(std::uint64_t job_id, const char* state, std::str
     if (it == jobs.all().end())
         return;
     stats.job_ended(job_id, state, error, now());
+    if (log_enabled(LogLevel::info)) {
+        const std::string how = std::string_view(state) == "failed"
+                                    ? "failed: " + std::string(error)
+                                : std::string_view(state) == "cancelled" ? "cancelled by its client"
+                                                                         : std::string(state);
+        log_info("broker",
+                 "job '" + it->second.name + "' (" + std::to_string(job_id) + ") ended: " + how);
+    }
     for (const auto& worker_id : it->second.opened_by) {
         auto worker = peers.workers().find(worker_id);
         if (worker == peers.workers().end())

@@ -60,8 +60,8 @@ struct BrokerContext {
     void check_definition(const WorkerPeer& worker, const BrokerJob& job);
     /// Reports the failure to the job's client and forgets the job.
     void fail_job(BrokerJob& job, std::uint64_t index, const protocol::Failure& failure);
-    /// `state`: how it ended for the statistics, "done", "failed" (with `error`) or
-    /// "cancelled".
+    /// Forgets a job that ended: `state` is how, for the statistics and the log, "done",
+    /// "failed" (with `error`) or "cancelled" (by its client).
     void forget_job(std::uint64_t job_id, const char* state = "done", std::string_view error = {});
     /// Publishes a status snapshot for the HTTP endpoint if one is due.
     void publish_status(Clock::time_point now);

@@ -38,7 +38,8 @@ void BrokerLoop::run() {
     try {
         event_loop();
     } catch (const std::exception& e) {
-        log_warning("broker", std::string("stopped by an unexpected error: ") + e.what());
+        log(LogLevel::error, "broker", {},
+            std::string("stopped by an unexpected error: ") + e.what());
     }
     shut_down();
 }

@@ -96,6 +96,10 @@ void ClientEvents::on_submit(ClientPeer& client, Inbound& message) {
     job.shared_object = shared_object;
     client.jobs.emplace(client_job, id);
     c_.stats.job_started(job, client.name, c_.now());
+    if (log_enabled(LogLevel::info)) {
+        log_info("broker", "job '" + job.name + "' (" + std::to_string(id) + ") started: client " +
+                               client.name + ", priority " + std::to_string(job.settings.priority));
+    }
     for (auto& [worker_id, worker] : c_.peers.workers()) {
         c_.check_definition(worker, job);
         if (worker.available_for(job))
@@ -163,7 +167,7 @@ void ClientEvents::lost(std::string id, const std::string& how) {  // by value: 
                 for (const QueuedBatch& batch : *batches)
                     queued += batch.count;
             }
-        c_.forget_job(job_id, "failed", "its client is gone (" + how + ")");
+        c_.forget_job(job_id, "failed", "its client " + name + " is gone (" + how + ")");
     }
     drop_shared();
     // Results still on their way from workers are dropped as they arrive.

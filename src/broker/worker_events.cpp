@@ -37,6 +37,11 @@ void WorkerEvents::hello(const std::string& id, Hello hello) {
     c_.room.add(worker);
     c_.stats.worker_joined(worker, c_.now());
     c_.publish_worker_count();
+    if (log_enabled(LogLevel::info)) {
+        log_info("broker", "worker " + worker.hello.name + " joined (" +
+                               (worker.hello.local ? "local" : "remote") + ", " +
+                               std::to_string(c_.peers.workers().size()) + " worker(s) now)");
+    }
     c_.dispatch.feed(worker);
 }
 
@@ -317,6 +322,10 @@ void WorkerEvents::lost(std::string id, const std::string& how,
                         Recovery::killed_its_worker(job, first, worker.hello.name, how));
     }
     c_.publish_worker_count();
+    if (log_enabled(LogLevel::info)) {
+        log_info("broker", "worker " + worker.hello.name + " left (" + how + ", " +
+                               std::to_string(c_.peers.workers().size()) + " worker(s) now)");
+    }
     for (std::uint64_t job_id : requeued) {
         if (auto job = c_.jobs.all().find(job_id); job != c_.jobs.all().end())
             c_.dispatch.place(job->second);

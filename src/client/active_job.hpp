@@ -42,6 +42,8 @@ struct ActiveJob {
     std::size_t folding_bytes = 0;     // the fold out's
     std::vector<std::string> notices;  // from the broker, for the error
     Clock::time_point deadline = Clock::time_point::max();  // RunOptions::deadline
+    // RunOptions::on_progress: when it is next called; max if never (none, or it threw).
+    Clock::time_point next_report = Clock::time_point::max();
 };
 
 }  // namespace dtask::detail

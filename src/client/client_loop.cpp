@@ -28,6 +28,13 @@ constexpr auto time_slice = std::chrono::milliseconds(20);
 /// a job's first) cost one hand-off per many.
 constexpr std::size_t max_batches_per_request = 64;
 
+/// The least RunOptions::progress_interval: a report costs a call, not a turn of the loop.
+constexpr auto min_progress_interval = std::chrono::milliseconds(10);
+
+std::chrono::milliseconds progress_interval(const RunOptions& options) {
+    return std::max(options.progress_interval, min_progress_interval);
+}
+
 /// A RunOptions duration as the broker takes it: saturated to the protocol's bound.
 std::uint64_t milliseconds_of(std::chrono::milliseconds duration) {
     return std::min(static_cast<std::uint64_t>(std::max<std::int64_t>(0, duration.count())),
@@ -81,7 +88,7 @@ void ClientLoop::turn(bool driving) {
     const Mailbox& mailbox = *core_.mailbox_;
     // Jobs whose split window is still open but whose time slice ran out
     // continue at once; otherwise sleep until the next heartbeat is due.
-    auto wake_at = std::min(connection_.next_heartbeat(), next_deadline_);
+    auto wake_at = std::min({connection_.next_heartbeat(), next_deadline_, next_report_});
     if (!inline_)
         wake_at = std::min(wake_at, core_.user_code_->stuck_at());
     const auto wait = unpumped_.empty()
@@ -106,6 +113,7 @@ void ClientLoop::turn(bool driving) {
     pump_unpumped();
     connection_.heartbeat_if_due(clock_.last());
     fail_overdue();
+    report_progress();
 }
 
 /// Cancels the jobs past their RunOptions::deadline, with a TimeoutError. Costs nothing
@@ -127,6 +135,63 @@ void ClientLoop::fail_overdue() {
         fail(id, deadline_error(job.run->job_name(), job.run->run_options().deadline,
                                 job.run->progress()));
     }
+}
+
+/// Calls the progress callbacks due by this turn's clock (never late, as it reads no later
+/// than the time). Costs nothing until the earliest is due.
+void ClientLoop::report_progress() {
+    if (now() < next_report_)
+        return;
+    next_report_ = Clock::time_point::max();
+    std::vector<std::uint64_t> due;
+    for (const auto& [id, job] : jobs_) {
+        if (now() >= job.next_report)
+            due.push_back(id);
+        else
+            next_report_ = std::min(next_report_, job.next_report);
+    }
+    for (std::uint64_t id : due) {
+        auto it = jobs_.find(id);
+        if (it == jobs_.end() || !report(id, it->second, false))
+            continue;
+        // From the end of this call: the next starts at least an interval later.
+        it->second.next_report =
+            deadline_after(clock_.fresh(), progress_interval(it->second.run->run_options()));
+        next_report_ = std::min(next_report_, it->second.next_report);
+    }
+}
+
+bool ClientLoop::report(std::uint64_t id, ActiveJob& job, bool last) {
+    if (job.next_report == Clock::time_point::max())
+        return true;  // no callback, or it threw before
+    if (last)
+        job.next_report = Clock::time_point::max();
+    std::exception_ptr thrown = job.run->report_progress(last);
+    if (!thrown)
+        return true;
+    job.next_report = Clock::time_point::max();
+    std::string what = "an exception that is not a std::exception";
+    try {
+        std::rethrow_exception(thrown);
+    } catch (const std::exception& e) {
+        what = e.what();
+    } catch (...) {
+    }
+    // Made before the job fails: the temporary Error, whose message the one in the job
+    // shares, is gone before the user's thread can read it.
+    auto error = std::make_exception_ptr(
+        Error("job '" + job.run->job_name() +
+              "': its progress callback (RunOptions::on_progress) threw: " + what +
+              "; the job was cancelled"));
+    fail(id, std::move(error));
+    return false;
+}
+
+void ClientLoop::end_report(ActiveJob& job) {
+    if (job.next_report == Clock::time_point::max())
+        return;
+    job.next_report = Clock::time_point::max();
+    (void)job.run->report_progress(true);
 }
 
 /// The client stops while drive() runs: its job fails as the I/O thread's do.
@@ -213,6 +278,10 @@ void ClientLoop::start(std::shared_ptr<RunState> run) {
         job.deadline = deadline_after(Clock::now(), options.deadline);
         next_deadline_ = std::min(next_deadline_, job.deadline);
     }
+    if (options.on_progress) {
+        job.next_report = deadline_after(Clock::now(), progress_interval(options));
+        next_report_ = std::min(next_report_, job.next_report);
+    }
     JobSettings settings;
     settings.worker_wait_ms = milliseconds_of(options.worker_wait);
     settings.priority = std::clamp(options.priority, 1u, protocol::max_priority);
@@ -233,7 +302,7 @@ void ClientLoop::pump(std::uint64_t id, ActiveJob& job) {
             unpumped_.insert(id);
             return;
         }
-        const Progress progress = job.run->progress();
+        const Progress progress = job.run->counts();
         const auto remaining = progress.total_known
                                    ? std::optional(progress.total - job.window.emitted())
                                    : std::nullopt;
@@ -335,6 +404,8 @@ void ClientLoop::pump_unpumped() {
 }
 
 void ClientLoop::finish(std::uint64_t id, ActiveJob& job) {
+    if (!report(id, job, true))
+        return;  // failed instead
     try {
         job.run->finish();
     } catch (...) {
@@ -364,6 +435,7 @@ void ClientLoop::fail(std::uint64_t id, std::exception_ptr error) {
     auto it = jobs_.find(id);
     if (it == jobs_.end())
         return;
+    end_report(it->second);
     it->second.run->fail(std::move(error));
     drop(id, Command::cancel);
 }
@@ -549,6 +621,7 @@ void ClientLoop::on_failure(Inbound& message) {
         object != nullptr &&
         decode_body<Failure>(message.body[0], "a failure").kind == FailureKind::shared_data)
         connection_.forget_share(object->id());  // refused: not held by the broker
+    end_report(it->second);
     // No copy of the error is left on this thread.
     job.run->fail(
         failure_error(message.body[0], job.run->job_name(), message.fields[1], job.notices));

@@ -56,6 +56,13 @@ private:
     /// The time of this turn or message (clock_).
     Clock::time_point now() const noexcept { return clock_.last(); }
     void fail_overdue();
+    /// Calls the progress callbacks that are due.
+    void report_progress();
+    /// Calls a job's progress callback for the end (`last`) or on time; false if it threw
+    /// and the job failed of it.
+    bool report(std::uint64_t id, ActiveJob& job, bool last);
+    /// The last call of a job that fails: what the callback throws is dropped.
+    void end_report(ActiveJob& job);
     void stop_driving();
     void stop_jobs(const std::string& reason);
     void take_requests();
@@ -91,6 +98,8 @@ private:
     // No job's deadline is before this; a job that ended may leave it early, which costs
     // one needless look in fail_overdue.
     Clock::time_point next_deadline_ = Clock::time_point::max();
+    // No job's progress report is due before this (the same way).
+    Clock::time_point next_report_ = Clock::time_point::max();
     std::unordered_set<std::uint64_t>
         unpumped_;  // jobs that ran out of time slice, not split window
     std::unordered_map<std::uint64_t, ActiveJob> jobs_;

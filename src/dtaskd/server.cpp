@@ -18,6 +18,7 @@
 
 #include "dtaskd/control.hpp"
 #include "http/http_endpoint.hpp"
+#include "log.hpp"
 #include "security/key_store.hpp"
 #include "wire/protocol.hpp"
 
@@ -79,6 +80,8 @@ void raise_descriptor_limit() {
 
 int run_server(ServerOptions options) {
     StopSignals stop;
+    // A server tells what happens (workers joining and leaving, jobs) unless DTASK_LOG says.
+    detail::set_default_log_level(LogLevel::info);
     raise_descriptor_limit();
     // Nothing dtaskd creates is for anyone else: the control socket and key files included.
     umask(077);

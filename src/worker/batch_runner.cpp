@@ -81,7 +81,7 @@ void BatchRunner::open_job(Inbound& message) {
         }
     }
     if (!job.unusable.empty())
-        log_warning("worker " + worker_name_, job.unusable);
+        log_warning("worker", worker_name_, job.unusable);
 }
 
 /// Runs map on each subtask of a batch, in order, and sends the partial results back as

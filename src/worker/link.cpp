@@ -56,11 +56,11 @@ int Link::run() {
     } catch (const std::exception& e) {
         // A send fails once ZeroMQ has ended a refused connection: the refusal says why.
         if (auto why = handshakes_ ? handshakes_->failure() : std::nullopt) {
-            log_warning("worker " + name_, *why);
+            log_warning("worker", name_, *why);
             code = worker_refused;
         } else {
-            log_warning("worker " + name_,
-                        std::string("stopped by an unexpected error: ") + e.what());
+            log(LogLevel::error, "worker", name_,
+                std::string("stopped by an unexpected error: ") + e.what());
             code = worker_failed;
         }
     }
@@ -116,8 +116,9 @@ int Link::serve() {
     try {
         connect();
     } catch (const zmq::error_t& e) {
-        log_warning("worker " + name_, "cannot connect to '" + options_.endpoint + "': " +
-                                           e.what() + " (an endpoint looks like tcp://host:5555)");
+        log_warning("worker", name_,
+                    "cannot connect to '" + options_.endpoint + "': " + e.what() +
+                        " (an endpoint looks like tcp://host:5555)");
         broker_.close();
         return worker_misused;
     }
@@ -138,7 +139,7 @@ int Link::serve() {
             return worker_done;
         if (poller_.readable(1)) {
             if (auto why = handshakes_->failure()) {
-                log_warning("worker " + name_, *why);
+                log_warning("worker", name_, *why);
                 return worker_refused;
             }
         }
@@ -173,7 +174,7 @@ int Link::serve() {
         if (verdict != Liveness::Verdict::silent)
             continue;
         if (now_ - silent_since > options_.give_up) {
-            log_warning("worker " + name_,
+            log_warning("worker", name_,
                         "the broker at " + options_.endpoint + " has been silent for " +
                             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
                                                now_ - silent_since)
@@ -196,12 +197,12 @@ std::optional<int> Link::on_message(std::vector<zmq::message_t>& frames) {
     } catch (const ProtocolError& e) {
         if (claims_command(frames[0], Command::welcome)) {
             // Settings it cannot take (a heartbeat interval out of range): no session.
-            log_warning("worker " + name_,
+            log_warning("worker", name_,
                         "the broker at " + options_.endpoint +
                             " sent a welcome this worker cannot take: " + e.what());
             return worker_refused;
         }
-        log_warning("worker " + name_,
+        log_warning("worker", name_,
                     std::string("ignoring a malformed message from the broker: ") + e.what());
         return std::nullopt;
     }
@@ -228,7 +229,7 @@ std::optional<int> Link::on_message(std::vector<zmq::message_t>& frames) {
             try {
                 runner_.shared_objects().add(message.fields[0], std::move(message.body[0]));
             } catch (const ProtocolError& e) {
-                log_warning("worker " + name_, e.what());
+                log_warning("worker", name_, e.what());
             }
             return std::nullopt;
         case Command::unshare:
@@ -246,7 +247,7 @@ std::optional<int> Link::on_message(std::vector<zmq::message_t>& frames) {
             // skip. The broker ignores the result.
             return std::nullopt;
         case Command::notice:
-            log_warning("worker " + name_, as_text(message.body[0]));
+            log_warning("worker", name_, as_text(message.body[0]));
             return std::nullopt;
         case Command::reconnect:
             connect();
@@ -254,13 +255,14 @@ std::optional<int> Link::on_message(std::vector<zmq::message_t>& frames) {
         case Command::bye:
             return worker_done;
         case Command::refuse:
-            log_warning("worker " + name_, "refused by the broker at " + options_.endpoint + ": " +
-                                               std::string(as_text(message.body[0])));
+            log_warning("worker", name_,
+                        "refused by the broker at " + options_.endpoint + ": " +
+                            std::string(as_text(message.body[0])));
             return worker_refused;
         default:
-            log_warning("worker " + name_, "ignoring a " +
-                                               std::string(command_name(message.command)) +
-                                               " message, which a broker does not send to workers");
+            log_warning("worker", name_,
+                        "ignoring a " + std::string(command_name(message.command)) +
+                            " message, which a broker does not send to workers");
             return std::nullopt;
     }
 }

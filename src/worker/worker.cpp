@@ -93,7 +93,8 @@ int run_worker(const WorkerOptions& options) {
     try {
         check_threads_start("this worker");
     } catch (const Error& e) {
-        log_warning("worker " + process_name(), std::string(e.what()).substr(7) + "; exiting");
+        log(LogLevel::error, "worker", process_name(),
+            std::string(e.what()).substr(7) + "; exiting");
         return worker_without_threads;
     }
     try {
@@ -105,18 +106,19 @@ int run_worker(const WorkerOptions& options) {
                         options.argv);
             code = link.run();
         } catch (const zmq::error_t& e) {
-            log_warning("worker " + process_name(),
-                        "cannot connect to '" + options.endpoint + "': " + e.what() +
-                            " (an endpoint looks like tcp://host:5555)");
+            log(LogLevel::error, "worker", process_name(),
+                "cannot connect to '" + options.endpoint + "': " + e.what() +
+                    " (an endpoint looks like tcp://host:5555)");
             code = worker_misused;
         }
     } catch (const std::system_error& e) {
         // The pulse thread or another could not start after all.
-        log_warning("worker " + process_name(),
-                    thread_start_message("this worker", e.code().message()).substr(7) + "; exiting");
+        log(LogLevel::error, "worker", process_name(),
+            thread_start_message("this worker", e.code().message()).substr(7) + "; exiting");
         code = worker_without_threads;
     } catch (const std::bad_alloc&) {
-        log_warning("worker " + process_name(), "out of memory outside any subtask; exiting");
+        log(LogLevel::error, "worker", process_name(),
+            "out of memory outside any subtask; exiting");
         code = worker_failed;
     }
     if (signal_fd >= 0)

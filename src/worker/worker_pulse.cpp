@@ -41,7 +41,7 @@ Pulse::Pulse(zmq::context_t& context, std::string endpoint, const std::optional<
         try {
             run();
         } catch (const std::exception& e) {
-            log_warning("worker " + worker_name_, std::string("pulse thread stopped: ") + e.what());
+            log_warning("worker", worker_name_, std::string("pulse thread stopped: ") + e.what());
         }
     });
 }
@@ -132,7 +132,7 @@ void Pulse::report_hung(const SubtaskWatch::Running& hung) {
 
 void Pulse::restart_after(std::uint64_t job, std::uint64_t index, const Failure& failure,
                           const std::string& why) {
-    log_warning("worker " + worker_name_,
+    log_warning("worker", worker_name_,
                 failure.message + (why.empty() ? "" : " (" + why + ")") +
                     "; restarting this worker process (a thread stuck in map cannot be stopped)");
     std::array frames{header(Command::hung, {job, index}), text_frame(shared_.current_routing_id()),

@@ -19,12 +19,6 @@
 #include <dtask/error.hpp>
 #include <dtask/options.hpp>
 
-namespace dtask {
-
-struct Progress;  // defined in dtask/job_handle.hpp, included at the end
-
-}  // namespace dtask
-
 namespace dtask::detail {
 
 class SharedObject;  // dtask/shared.hpp
@@ -69,7 +63,13 @@ public:
     bool finished() const;
     void wait() const;
     bool wait_until(std::chrono::steady_clock::time_point deadline) const;
+    /// Done, total and total_known only: cheap enough for every batch.
+    Progress counts() const noexcept;
+    /// The counts, with the time since submission, the rate and the time left.
     Progress progress() const noexcept;
+    /// On the thread that drives the job: calls RunOptions::on_progress with the progress
+    /// (`last`: marked as the end) unless the job has ended. Returns what it threw, or null.
+    std::exception_ptr report_progress(bool last);
     /// Fails the job with CancelledError and tells the client to drop its subtasks.
     void cancel();
     /// Set by the client when it takes the job: how cancel() reaches the I/O thread.
@@ -79,7 +79,8 @@ public:
 protected:
     /// Ends the job with a result; `publish` stores it, under the lock. False if it had ended.
     bool complete(const std::function<void()>& publish);
-    /// Waits for the end, then rethrows the error if there was one (under the lock).
+    /// Waits for the end (and for a progress report in progress), then rethrows the error if there
+    /// was one (under the lock).
     std::unique_lock<std::mutex> wait_for_result() const;
 
 private:
@@ -96,6 +97,7 @@ private:
     std::atomic<std::uint64_t> emitted_{0};
     std::atomic<std::uint64_t> declared_total_{0};
     std::atomic<bool> total_known_{false};
+    std::chrono::steady_clock::time_point submitted_ = std::chrono::steady_clock::now();
 
     mutable std::mutex mutex_;
     mutable std::condition_variable ended_;
@@ -103,6 +105,7 @@ private:
     std::atomic<Status> status_{Status::running};
     std::exception_ptr error_;
     std::function<void()> cancel_hook_;
+    bool reporting_ = false;  // on_progress runs: waiting for the end waits for it too
 };
 
 /// The part of a run that knows the result type, so JobHandle<T> can take the result.
@@ -132,6 +135,5 @@ private:
 
 }  // namespace dtask::detail
 
-// RunState::progress() returns a dtask::Progress, which is declared for users next to
-// JobHandle. Included last, so that either header may come first and both types are complete.
+// JobHandle holds a run. Included last, so that either header may come first.
 #include <dtask/job_handle.hpp>
