@@ -73,6 +73,14 @@ public:
             keys = own_keys_->path();
         }
         keys_ = keys;
+        // 3 s of silence before a peer is dropped, unless the test chooses: at dtaskd's 1.25 s,
+        // a healthy client whose threads waited for a core (TSan, a loaded machine) was once
+        // taken for dead in a test about something else.
+        const auto has = [&](const char* option) {
+            return std::find(args.begin(), args.end(), option) != args.end();
+        };
+        if (!has("--liveness") && !has("--heartbeat"))
+            args.insert(args.end(), {"--liveness", "12"});
         args.insert(args.begin(), {"--listen", listen});
         if (secure_)
             args.insert(args.end(), {"--keys", keys_});
