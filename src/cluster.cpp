@@ -69,7 +69,8 @@ std::unique_ptr<detail::HttpService> start_http(const ClusterOptions& options,
     if (factory == nullptr)
         throw Error(
             "dtask: ClusterOptions::http is set, but this program does not link dtask's "
-            "HTTP endpoint: add target_link_libraries(YOUR_TARGET PRIVATE dtask::http)");
+            "HTTP endpoint: add target_link_libraries(YOUR_TARGET PRIVATE dtask::http) (from "
+            "an installed dtask: find_package(dtask COMPONENTS http))");
     return factory(detail::HttpServiceOptions{options.http, options.http_allow_remote, token},
                    [&broker] { return broker.status(); });
 }

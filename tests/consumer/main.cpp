@@ -21,7 +21,12 @@ int main(int argc, char** argv) {
     dtask::init(argc, argv);  // in a worker process: serves, then exits
     dtask::ClusterOptions options;
     options.local_workers = 2;
+    options.http = "127.0.0.1:0";  // dtask::http, from find_package(dtask COMPONENTS http)
     dtask::Cluster cluster{options};
+    if (cluster.http_url().empty()) {
+        std::cout << "consumer: no HTTP endpoint\n";
+        return 1;
+    }
     auto total = cluster.run(sum_to, std::uint64_t{100});
     std::cout << "consumer result " << total << "\n";
     return total == 5050 ? 0 : 1;
