@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -99,17 +100,41 @@ int main(int argc, char** argv) {
     std::uint64_t unbatched = 1'000'000;
     int rounds = 5;
     int workers = 2;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    constexpr const char* usage =
+        "Usage: dtask_http_cost [--subtasks N] [--unbatched-subtasks N] [--rounds R] "
+        "[--workers W]\n"
+        "Measures the broker's HTTP endpoint with a scraper polling /metrics and /api/status\n"
+        "every 100 ms, as the median ratio of rates on/off, alternated in one run.\n";
+    for (int i = 1; i < argc; i += 2) {
         const std::string arg = argv[i];
-        const auto value = std::stoull(argv[i + 1]);
+        if (arg == "--help" || arg == "-h") {
+            std::cout << usage;
+            return 0;
+        }
+        std::uint64_t value = 0;
+        try {
+            if (i + 1 >= argc)
+                throw std::invalid_argument("no value");
+            std::size_t used = 0;
+            value = std::stoull(argv[i + 1], &used);
+            if (used != std::string(argv[i + 1]).size() || value == 0)
+                throw std::invalid_argument("not a positive number");
+        } catch (const std::exception&) {
+            std::cerr << "dtask_http_cost: " << arg << " needs a positive number\n" << usage;
+            return 2;
+        }
         if (arg == "--subtasks")
             batched = value;
         else if (arg == "--unbatched-subtasks")
             unbatched = value;
         else if (arg == "--rounds")
-            rounds = static_cast<int>(value);
+            rounds = static_cast<int>(std::min<std::uint64_t>(value, 1000));
         else if (arg == "--workers")
-            workers = static_cast<int>(value);
+            workers = static_cast<int>(std::min<std::uint64_t>(value, 256));
+        else {
+            std::cerr << "dtask_http_cost: unknown argument '" << arg << "'\n" << usage;
+            return 2;
+        }
     }
     struct Workload {
         const char* name;
