@@ -2,12 +2,7 @@
 
 #include "security/monitor_token.hpp"
 
-#include <array>
-#include <cerrno>
-
-#include <sys/random.h>
-
-#include <dtask/error.hpp>
+#include "random_hex.hpp"
 
 namespace dtask::detail {
 
@@ -17,23 +12,7 @@ constexpr std::size_t secret_bytes = 32;
 }  // namespace
 
 std::string new_monitor_token() {
-    std::array<unsigned char, secret_bytes> bytes{};
-    std::size_t got = 0;
-    while (got < bytes.size()) {
-        const ssize_t n = getrandom(bytes.data() + got, bytes.size() - got, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            throw Error("dtask: cannot read the system's random source for a monitoring token");
-        got += static_cast<std::size_t>(n);
-    }
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string text(prefix);
-    for (const unsigned char byte : bytes) {
-        text += digits[byte >> 4];
-        text += digits[byte & 0xF];
-    }
-    return text;
+    return std::string(prefix) + random_hex(secret_bytes, "a monitoring token");
 }
 
 bool is_monitor_token(std::string_view text) noexcept {

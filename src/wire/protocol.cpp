@@ -7,10 +7,11 @@
 #include <limits>
 #include <type_traits>
 
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <dtask/detail/archive.hpp>
+
+#include "random_hex.hpp"
 
 // ThreadSanitizer cannot see how libzmq (not instrumented in Debian) hands a message from
 // one thread to another: over inproc the receiver reads the very bytes the sender wrote.
@@ -439,23 +440,7 @@ void tune(zmq::socket_t& socket) {
 }
 
 std::string random_routing_id(char prefix) {
-    std::array<std::uint8_t, 16> bits{};
-    std::size_t got = 0;
-    while (got < bits.size()) {
-        const ssize_t n = getrandom(bits.data() + got, bits.size() - got, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            throw Error("dtask: cannot read random bytes for a routing id (getrandom)");
-        got += static_cast<std::size_t>(n);
-    }
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string id(1, prefix);
-    for (const auto byte : bits) {
-        id += digits[byte >> 4];
-        id += digits[byte & 15];
-    }
-    return id;
+    return std::string(1, prefix) + random_hex(16, "a routing id");
 }
 
 std::string_view as_text(const zmq::message_t& frame) noexcept {

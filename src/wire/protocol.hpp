@@ -194,8 +194,8 @@ zmq::message_t text_frame(std::string_view text);
 /// was. One of at most 33 bytes then lives inside the ZeroMQ message itself: no allocation.
 zmq::message_t payload_frame(std::string&& bytes, std::size_t offset = 0);
 /// Socket options every dtask socket uses: no high-water mark (dtask bounds its queues with
-/// credits and split windows, and a ROUTER at its mark would drop results silently) and a short
-/// linger so that closing never blocks for long.
+/// credits and split windows; the broker's listen endpoints set theirs against peers that do
+/// not read, Broker::bound_for_the_network) and a short linger so that closing never blocks.
 void tune(zmq::socket_t& socket);
 std::string_view as_text(const zmq::message_t& frame) noexcept;
 
