@@ -319,7 +319,8 @@ TEST_CASE("Reliability.local_workers_that_die_at_start_fail_jobs_at_once_and_are
     CHECK_MESSAGE(contains(what, " before they joined; "), what);
     // Said once: by a notice to the waiting job, or by the failure, not both.
     std::size_t said = 0;
-    for (auto at = what.find("at start"); at != std::string::npos; at = what.find("at start", at + 1))
+    for (auto at = what.find("at start"); at != std::string::npos;
+         at = what.find("at start", at + 1))
         ++said;
     CHECK_MESSAGE(said == 1, what);
     CHECK_MESSAGE(contains(what,
@@ -333,6 +334,29 @@ TEST_CASE("Reliability.local_workers_that_die_at_start_fail_jobs_at_once_and_are
     // A job submitted now fails at once too.
     auto later = cluster.submit(squares, std::uint64_t{10});
     CHECK(contains(error_of<dtask::TimeoutError>(later, 5s).what(), "keep dying at start"));
+}
+
+TEST_CASE("Reliability.a_remote_client_hears_that_local_workers_cannot_start_not_why" *
+          doctest::timeout(120)) {
+    // How the host's local workers die names its processes and files: a client with a
+    // credential (not the owner's) hears only that they cannot start.
+    TempDir starts;
+    const ScopedEnvAppend dying("DTASK_TEST_DIE_AT_START", starts.path());
+    auto options = small_cluster(2);
+    options.listen.push_back("tcp://127.0.0.1:*");
+    dtask::Cluster cluster(options);
+    dtask::ClientOptions remote;
+    remote.token = cluster.client_token();
+    dtask::Client client(cluster.endpoints().back(), remote);
+    auto handle = client.submit(squares, std::uint64_t{10});  // worker_wait: 60 s
+    const std::string what = error_of<dtask::TimeoutError>(handle, 60s).what();
+    CHECK_MESSAGE(contains(what, "the host's local workers cannot start; the host's log says why"),
+                  what);
+    CHECK_MESSAGE(!contains(what, "exited with status"), what);
+    CHECK_MESSAGE(!contains(what, "dtask::init"), what);
+    // The owner's own client still reads why.
+    auto own = cluster.submit(squares, std::uint64_t{10});
+    CHECK(contains(error_of<dtask::TimeoutError>(own, 60s).what(), "keep dying at start"));
 }
 
 TEST_CASE("Reliability.job_waits_for_a_worker_and_runs_when_one_arrives" * doctest::timeout(120)) {

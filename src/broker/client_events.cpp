@@ -201,27 +201,32 @@ void ClientEvents::check_worker_waits(Clock::time_point now) {
             (now >= job.worker.deadline ? " after waiting " + format_ms(job.worker.wait)
                                         : std::string(", and the local workers cannot start")) +
             "; the broker listens on " + c_.listening();
-        if (!c_.local.early_exits().empty())
-            failure.message += "; " + c_.local.early_exits();
-        if (!why_none.empty() && why_none != c_.local.early_exits() && !job.worker.told_why)
-            failure.message += "; " + why_none;  // else the client adds the notice
+        if (!owners_client(job)) {
+            if (!c_.local.early_exits().empty() || !why_none.empty())
+                failure.message += std::string("; ") + std::string(local_failures_for_others);
+        } else {
+            if (!c_.local.early_exits().empty())
+                failure.message += "; " + c_.local.early_exits();
+            if (!why_none.empty() && why_none != c_.local.early_exits() && !job.worker.told_why)
+                failure.message += "; " + why_none;  // else the client adds the notice
+        }
         c_.fail_job(job, 0, failure);
     }
 }
 
+bool ClientEvents::owners_client(const BrokerJob& job) const {
+    const auto client = c_.peers.clients().find(job.client);
+    return client != c_.peers.clients().end() && client->second.admitted_as.empty();
+}
+
 void ClientEvents::tell_waiting_jobs(const std::string& why) {
-    // The reason names the host's processes and files: only the owner's clients read it.
-    static constexpr std::string_view for_others =
-        "the host's local workers cannot start; the host's log says why";
     for (auto& entry : c_.jobs.all()) {
         BrokerJob& job = entry.second;
         if (!job.worker.waiting)
             continue;
-        const auto client = c_.peers.clients().find(job.client);
-        const bool owners =
-            client != c_.peers.clients().end() && client->second.admitted_as.empty();
-        std::array frames{header(Command::notice, {job.client_job}),
-                          text_frame(owners ? std::string_view(why) : for_others)};
+        const std::string_view text =
+            owners_client(job) ? std::string_view(why) : local_failures_for_others;
+        std::array frames{header(Command::notice, {job.client_job}), text_frame(text)};
         c_.post(job.client, frames);
         job.worker.told_why = true;
     }

@@ -6,12 +6,17 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "broker/broker_context.hpp"
 #include "broker/client_limits.hpp"
 #include "wire/protocol.hpp"
 
 namespace dtask::detail {
+
+/// What a client that is not the owner's reads of local workers that cannot start.
+inline constexpr std::string_view local_failures_for_others =
+    "the host's local workers cannot start; the host's log says why";
 
 class ClientEvents {
 public:
@@ -30,6 +35,9 @@ public:
     void tell_waiting_jobs(const std::string& why);
 
 private:
+    /// A client of the owner (no credential): it may read how the host's local workers fail,
+    /// which names the host's processes and files; other clients read only that they fail.
+    bool owners_client(const BrokerJob& job) const;
     /// The broker's id of the client's job `client_job`, 0 if it ended. Throws
     /// ProtocolError for one the client never submitted.
     std::uint64_t job_id_of(const ClientPeer& client, std::uint64_t client_job,
