@@ -215,17 +215,9 @@ void ClientLoop::take_requests() {
     if (requests.stopping)
         stopped_ = true;
     send_unshares(requests.unshared, true);  // shared objects released before these runs
-    for (auto& run : requests.incoming) {
-        if (stopped_) {
-            run->fail(std::make_exception_ptr(
-                Error("job '" + run->job_name() + "': " + requests.stop_reason)));
-        } else {
-            start(std::move(run));
-        }
-    }
-    send_unshares(requests.unshared, false);  // after the submits above, which may use them
-    for (UserCodeDone& done : requests.done)
-        on_done(done);
+    // Cancels before submits: a job cancelled, then another submitted, must reach the broker
+    // in that order, or the broker still counts the first against the client's job limit.
+    // A run cancelled before it got here is not among the jobs yet: start() sees it ended.
     for (auto& weak : requests.cancelled) {
         auto run = weak.lock();
         if (!run)
@@ -237,6 +229,17 @@ void ClientLoop::take_requests() {
             }
         }
     }
+    for (auto& run : requests.incoming) {
+        if (stopped_) {
+            run->fail(std::make_exception_ptr(
+                Error("job '" + run->job_name() + "': " + requests.stop_reason)));
+        } else {
+            start(std::move(run));
+        }
+    }
+    send_unshares(requests.unshared, false);  // after the submits above, which may use them
+    for (UserCodeDone& done : requests.done)
+        on_done(done);
     if (stopped_)
         stop_jobs(requests.stop_reason);
 }
