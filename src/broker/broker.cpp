@@ -127,7 +127,20 @@ void Broker::start() {
     thread_ = std::thread([this] {
         name_this_thread("dtask-broker");
         run();
+        loop_started();  // also if the loop ended before its first turn
     });
+    // The first status is published before anything reads it (an HTTP endpoint started
+    // with the broker would otherwise answer its first requests with none).
+    std::unique_lock lock(mutex_);
+    workers_changed_.wait(lock, [&] { return started_; });
+}
+
+void Broker::loop_started() {
+    {
+        std::lock_guard lock(mutex_);
+        started_ = true;
+    }
+    workers_changed_.notify_all();
 }
 
 void Broker::run() noexcept {

@@ -117,6 +117,8 @@ private:
     void bound_for_the_network();
 
     void run() noexcept;
+    /// Tells start() that the loop has published its first status (or ended).
+    void loop_started();
 
     BrokerOptions options_;
     zmq::context_t& context_;
@@ -130,7 +132,8 @@ private:
 
     std::atomic<std::size_t> worker_count_{0};
     mutable std::mutex mutex_;
-    mutable std::condition_variable workers_changed_;
+    mutable std::condition_variable workers_changed_;  // also: the loop started (started_)
+    bool started_ = false;
     std::vector<pid_t> local_pids_;
     mutable std::mutex status_mutex_;  // held only to swap or copy the pointer
     std::shared_ptr<const StatusSnapshot> status_;

@@ -51,6 +51,7 @@ void BrokerLoop::event_loop() {
     std::vector<zmq::message_t> frames;
     poller_.watch(socket_);
     context_.publish_status(Clock::now());  // readers have a status from the start
+    context_.broker.loop_started();
     for (;;) {
         const auto wake_at = context_.local.wake_at(next_tick_);
         // now() was read at the last wake-up, and during the burst after it.
