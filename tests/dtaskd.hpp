@@ -114,6 +114,24 @@ public:
     const std::string& before_listening() const { return before_; }
     const std::string& keys() const { return keys_; }
 
+    /// What dtaskd wrote, up to the first line that holds the text looked for.
+    struct Transcript {
+        bool found = false;
+        std::string text;
+    };
+    /// Reads dtaskd's output until a line holds `text`, waiting at most `timeout` for each.
+    Transcript read_until(const std::string& text, std::chrono::milliseconds timeout) {
+        Transcript out;
+        while (const auto line = process_->read_line(timeout)) {
+            out.text += *line + "\n";
+            if (line->find(text) != std::string::npos) {
+                out.found = true;
+                break;
+            }
+        }
+        return out;
+    }
+
     /// The current join token of "worker" or "client", from its file as a user would read it.
     std::string token(const std::string& role) const {
         std::string text = read_file(keys_ + "/" + role + ".token");

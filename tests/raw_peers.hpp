@@ -166,6 +166,11 @@ public:
     }
     /// The next message, which must be a `command`.
     Inbound expect(Command command) { return expected(next(std::chrono::seconds(10)), command); }
+    /// The protocol version in the header of the last message next() returned.
+    std::uint8_t version_heard() const {
+        REQUIRE(!frames_.empty());
+        return static_cast<const std::uint8_t*>(frames_[0].data())[2];
+    }
     /// The text of the refusal that answers `frames`.
     std::string refusal_of(std::vector<zmq::message_t> frames) {
         send(std::move(frames));

@@ -10,11 +10,11 @@
 #include <dtask/detail/archive.hpp>
 #include <dtask/detail/job_model.hpp>
 
-#include "wire/batch.hpp"
 #include "jobs.hpp"
 #include "raw_peers.hpp"
-#include "wire/protocol.hpp"
 #include "support.hpp"
+#include "wire/batch.hpp"
+#include "wire/protocol.hpp"
 
 using namespace dtask::detail;
 using namespace dtask::detail::protocol;
@@ -58,8 +58,8 @@ class FakeWorker {
 public:
     FakeWorker(zmq::context_t& context, const dtask::Cluster& cluster, std::uint32_t credits)
         : peer_(context, cluster.endpoints().back(), cluster.join_token()) {
-        peer_.send(message_of(header(Command::hello),
-                              {hello_body(Role::worker, credits, registered_jobs())}));
+        peer_.send(
+            message_of(hello_header(), {hello_body(Role::worker, credits, registered_jobs())}));
     }
 
     // What it hears, heartbeats answered: RawPeer's.

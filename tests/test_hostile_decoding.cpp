@@ -65,7 +65,7 @@ TEST_CASE("Decoding.a_bool_byte_of_2_in_a_hello_is_refused_naming_the_field" *
     const std::size_t local = 1 + 8 + hello.name.size() + 8 + hello.platform.size() + 4;
     REQUIRE(body[local] == '\0');
     body[local] = '\x02';
-    const std::string why = peer.refusal_of(message_of(header(Command::hello), {body}));
+    const std::string why = peer.refusal_of(message_of(hello_header(), {body}));
     CHECK_MESSAGE(contains(why, "a bool must be a byte 0 or 1, found 2 (in 'local')"), why);
 }
 
@@ -96,7 +96,7 @@ TEST_CASE("Decoding.a_hello_claiming_many_jobs_costs_the_broker_a_few_times_its_
     body.resize(size, '\xff');
     zmq::context_t context(1);
     RawPeer peer(context, broker.endpoint(), broker.token("worker"));
-    const std::string why = peer.refusal_of(message_of(header(Command::hello), {body}));
+    const std::string why = peer.refusal_of(message_of(hello_header(), {body}));
     CHECK_MESSAGE(contains(why, "cannot decode hello"), why);
 
     const std::size_t growth = peak_rss(broker.process().pid()) - before;

@@ -67,10 +67,10 @@ struct HandPeers {
         : worker(context, tcp_endpoint(cluster), cluster.join_token()),
           client(context, tcp_endpoint(cluster), cluster.client_token()) {
         worker.send(
-            message_of(header(Command::hello),
+            message_of(hello_header(),
                        {hello_body(Role::worker, 1, {{"by-hand.echo", "by-hand-signature"}})}));
         worker.expect(Command::welcome);
-        client.send(message_of(header(Command::hello), {hello_body(Role::client)}));
+        client.send(message_of(hello_header(), {hello_body(Role::client)}));
         client.expect(Command::welcome);
         client.expect(Command::status);
     }
@@ -225,8 +225,8 @@ TEST_CASE("Hostile.result_run_that_skips_part_of_its_batch_is_refused_and_the_jo
     const std::string endpoint = tcp_endpoint(cluster);
     zmq::context_t context(1);
     RawPeer bad(context, endpoint, cluster.join_token());
-    bad.send(message_of(header(Command::hello),
-                        {hello_body(Role::worker, 1, {registered("tests.squares")})}));
+    bad.send(
+        message_of(hello_header(), {hello_body(Role::worker, 1, {registered("tests.squares")})}));
     bad.expect(Command::welcome);
     REQUIRE(cluster.wait_for_workers(1, 10s));
     constexpr std::uint64_t n = 3000;
@@ -314,7 +314,7 @@ TEST_CASE("Hostile.task_whose_indexes_wrap_is_refused" * doctest::timeout(60)) {
                   why);
     // The worker was given nothing of it, and takes the next client's work.
     RawPeer other(context, tcp_endpoint(cluster), cluster.client_token());
-    other.send(message_of(header(Command::hello), {hello_body(Role::client)}));
+    other.send(message_of(hello_header(), {hello_body(Role::client)}));
     other.expect(Command::welcome);
     peers.submit(other, 1);
     peers.next_task();
@@ -375,7 +375,7 @@ TEST_CASE("Hostile.same_process_is_believed_only_over_inproc" * doctest::timeout
         hello.platform = platform();
         hello.pid = pid;
         hello.same_process = true;
-        client.send(message_of(header(Command::hello), {encoded(hello)}));
+        client.send(message_of(hello_header(), {encoded(hello)}));
         client.expect(Command::welcome);
         CAPTURE(pid);
         client.expect(Command::status);
@@ -393,7 +393,7 @@ TEST_CASE("Hostile.a_client_names_only_jobs_it_submitted" * doctest::timeout(60)
                                  {"by-hand.echo", "by-hand-signature", "", encoded(settings)}));
     for (const Command command : {Command::end, Command::task}) {
         RawPeer other(context, tcp_endpoint(cluster), cluster.client_token());
-        other.send(message_of(header(Command::hello), {hello_body(Role::client)}));
+        other.send(message_of(hello_header(), {hello_body(Role::client)}));
         other.expect(Command::welcome);
         other.expect(Command::status);
         std::vector<zmq::message_t> message;
@@ -423,10 +423,10 @@ TEST_CASE("Hostile.a_notice_to_a_client_from_elsewhere_names_no_worker" * doctes
     hello.platform = platform();
     hello.credits = 1;
     hello.jobs = {{"by-hand.echo", "the worker's own definition"}};
-    worker.send(message_of(header(Command::hello), {encoded(hello)}));
+    worker.send(message_of(hello_header(), {encoded(hello)}));
     worker.expect(Command::welcome);
     RawPeer client(context, tcp_endpoint(cluster), cluster.client_token());
-    client.send(message_of(header(Command::hello), {hello_body(Role::client)}));
+    client.send(message_of(hello_header(), {hello_body(Role::client)}));
     client.expect(Command::welcome);
     client.expect(Command::status);
     JobSettings settings;

@@ -27,6 +27,7 @@ using dtask::detail::protocol::Command;
 using dtask::detail::protocol::Failure;
 using dtask::detail::protocol::FailureKind;
 using dtask::detail::protocol::header;
+using dtask::detail::protocol::hello_header;
 using dtask::detail::protocol::Inbound;
 using dtask::detail::protocol::JobSettings;
 using dtask::detail::protocol::Role;
@@ -135,7 +136,7 @@ TEST_CASE("Limits.jobs_no_worker_serves_wait_aside_and_run_when_one_joins" *
     const std::string endpoint = cluster.endpoints().back();
     zmq::context_t context(1);
     RawPeer client(context, endpoint, cluster.client_token());
-    client.send(message_of(header(Command::hello), {hello_body(Role::client)}));
+    client.send(message_of(hello_header(), {hello_body(Role::client)}));
     client.expect(Command::welcome);
     constexpr std::uint64_t waiting = 5'000;
     JobSettings settings;
@@ -153,9 +154,8 @@ TEST_CASE("Limits.jobs_no_worker_serves_wait_aside_and_run_when_one_joins" *
         client.send(message_of(header(Command::heartbeat)));  // never silent for long
     }
     RawPeer worker(context, endpoint, cluster.join_token());
-    worker.send(
-        message_of(header(Command::hello),
-                   {hello_body(Role::worker, 1, {{"by-hand.nobody", "by-hand-signature"}})}));
+    worker.send(message_of(
+        hello_header(), {hello_body(Role::worker, 1, {{"by-hand.nobody", "by-hand-signature"}})}));
     worker.expect(Command::welcome);
     bool defined = false;
     bool task = false;
@@ -224,7 +224,7 @@ TEST_CASE("Limits.task_batch_past_the_client_queued_bytes_fails_its_job_only" *
     dtask::Client other(broker.endpoint(), broker.client_options());
     zmq::context_t context(1);
     RawPeer hostile(context, broker.endpoint(), broker.token("client"));
-    hostile.send(message_of(header(Command::hello), {hello_body(Role::client)}));
+    hostile.send(message_of(hello_header(), {hello_body(Role::client)}));
     hostile.expect(Command::welcome);
     JobSettings settings;
     settings.worker_wait_ms = 600'000;

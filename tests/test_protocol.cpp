@@ -17,6 +17,7 @@
 #include "support.hpp"
 #include "wire/batch.hpp"
 #include "wire/protocol.hpp"
+#include "wire/release.hpp"
 
 using namespace dtask::detail;
 using namespace dtask::detail::protocol;
@@ -157,7 +158,7 @@ TEST_CASE("Protocol.round_trip_of_every_message_shape" * doctest::timeout(10)) {
     hello.pid = 1234;
     hello.jobs = {{"a", "sig-a"}, {"b", "sig-b"}};
     std::vector<zmq::message_t> hello_frames;
-    hello_frames.push_back(header(Command::hello));
+    hello_frames.push_back(hello_header());
     hello_frames.push_back(encode_body(hello));
     auto decoded = decode_body<Hello>(parse(hello_frames, 0).body[0], "hello");
     CHECK(decoded.name == "host:1");
@@ -231,8 +232,8 @@ TEST_CASE("Protocol.garbage_and_truncated_frames_are_named" * doctest::timeout(1
                       2)
               .find("the header says 2 subtasks, the frame holds 1") != std::string::npos);
     // Body frames missing or extra.
-    CHECK(parse_error(frames_of({head(Command::hello)})).find("0 body frames, expected 1") !=
-          std::string::npos);
+    CHECK(parse_error(frames_of({head(Command::hello, {this_release})}))
+              .find("0 body frames, expected 1") != std::string::npos);
     CHECK(parse_error(frames_of({head(Command::heartbeat), "extra"}))
               .find("1 body frames, expected 0") != std::string::npos);
 }
@@ -283,18 +284,21 @@ TEST_CASE("Protocol.live_broker_refuses_garbage_and_carries_on" * doctest::timeo
         return peer.refusal_of(frames_of(std::move(parts)));
     };
     CHECK(exchange({"garbage"}).find("not a dtask message") != std::string::npos);
-    CHECK(exchange({head(Command::hello), "\x01\x02"}).find("cannot decode hello") !=
-          std::string::npos);
+    CHECK(
+        exchange({head(Command::hello, {this_release}), "\x01\x02"}).find("cannot decode hello") !=
+        std::string::npos);
     CHECK(exchange({std::string("dt\x09\x01", 4)}).find("protocol version 9") != std::string::npos);
 
     // A 13-byte hello whose name claims 3 GB: refused, nothing allocated for it.
     std::string greedy("\x01", 1);
     greedy += std::string("\x00\x5e\xd0\xb2\x00\x00\x00\x00", 8) + "name";
-    CHECK(exchange({head(Command::hello), greedy}).find("exceeds the 4 bytes left") !=
-          std::string::npos);
+    CHECK(
+        exchange({head(Command::hello, {this_release}), greedy}).find("exceeds the 4 bytes left") !=
+        std::string::npos);
 
     const std::string alien = hello_body(Role::worker, 1, {}, "big-endian, long 32 bits");
-    CHECK(exchange({head(Command::hello), alien}).find("platform") != std::string::npos);
+    CHECK(exchange({head(Command::hello, {this_release}), alien}).find("platform") !=
+          std::string::npos);
 
     // The broker is unharmed.
     CHECK(run_within(cluster, test_jobs::squares, std::uint64_t{1000}) ==
@@ -330,11 +334,25 @@ std::string hex_of(const std::string& bytes) {
     return text;
 }
 
-/// A header frame of protocol version `version` instead of this build's.
-zmq::message_t header_of_version(std::uint8_t version, Command command) {
-    auto frame = header(command);
-    static_cast<std::uint8_t*>(frame.data())[2] = version;
+/// `frame`, a header, in protocol version `other` instead of this build's.
+zmq::message_t in_version(std::uint8_t other, zmq::message_t frame) {
+    static_cast<std::uint8_t*>(frame.data())[2] = other;
     return frame;
+}
+
+/// A header frame of protocol version `other` with no field (a hello before version 8).
+zmq::message_t header_of_version(std::uint8_t other, Command command) {
+    return in_version(other, header(command));
+}
+
+/// What a broker of this build tells a peer of another release, after "the worker runs ...".
+std::string refusal_naming(const std::string& role, const std::string& theirs,
+                           bool protocols = false) {
+    const std::string ours = release_name(this_release);
+    return "this broker runs " + ours +
+           (protocols ? " (protocol version " + std::to_string(version) + ")" : "") + "; the " +
+           role + " runs " + theirs +
+           ": run workers and clients of the same release as their broker";
 }
 
 std::string encoded(const auto& value) {
@@ -395,11 +413,11 @@ TEST_CASE("Protocol.broker_forwards_a_result_only_from_the_worker_holding_its_ba
     const std::string endpoint = cluster.endpoints().back();
     zmq::context_t context(1);
     RawPeer worker(context, endpoint, cluster.join_token());
-    worker.send(message_of(header(Command::hello),
+    worker.send(message_of(hello_header(),
                            {hello_body(Role::worker, 2, {{"by-hand.echo", "by-hand-signature"}})}));
     worker.expect(Command::welcome);
     RawPeer client(context, endpoint, cluster.client_token());
-    client.send(message_of(header(Command::hello), {hello_body(Role::client)}));
+    client.send(message_of(hello_header(), {hello_body(Role::client)}));
     client.expect(Command::welcome);
     JobSettings settings;
     settings.backup_tasks = false;
@@ -480,21 +498,21 @@ TEST_CASE(
     dtask::Cluster cluster(cluster_for_peers_by_hand());
     const std::string endpoint = cluster.endpoints().back();
     zmq::context_t context(1);
-    // A worker and a client of protocol version 4 are refused with both versions named.
-    const std::string versions =
-        "malformed message: the peer speaks dtask protocol version 4, this build speaks "
-        "version " +
-        std::to_string(version) + ": build both from the same dtask release";
+    // A worker and a client of protocol version 4, whose hello carried no release, are
+    // refused with both versions named, in version 4: what they can read.
     for (const Role role : {Role::worker, Role::client}) {
         RawPeer old(context, endpoint, token_for(cluster, role));
-        CHECK(old.refusal_of(message_of(header_of_version(4, Command::hello),
-                                        {hello_body(role, 1)})) == versions);
+        CHECK(old.refusal_of(
+                  message_of(header_of_version(4, Command::hello), {hello_body(role, 1)})) ==
+              refusal_naming(role == Role::worker ? "worker" : "client",
+                             "an earlier dtask (protocol version 4)", true));
+        CHECK(old.version_heard() == 4);
     }
     // Peers of another platform, whose binary data this one cannot read.
     for (const Role role : {Role::worker, Role::client}) {
         RawPeer alien(context, endpoint, token_for(cluster, role));
-        const std::string why = alien.refusal_of(message_of(
-            header(Command::hello), {hello_body(role, 1, {}, "big-endian, long 32 bits")}));
+        const std::string why = alien.refusal_of(
+            message_of(hello_header(), {hello_body(role, 1, {}, "big-endian, long 32 bits")}));
         CHECK_MESSAGE(contains(why,
                                "the peer's platform (big-endian, long 32 bits) differs from "
                                "the broker's"),
@@ -503,7 +521,7 @@ TEST_CASE(
     // A worker with another definition (signature) of tests.squares is told so, and gets
     // none of its subtasks; the job fails after its wait, saying why.
     RawPeer other(context, endpoint, cluster.join_token());
-    other.send(message_of(header(Command::hello),
+    other.send(message_of(hello_header(),
                           {hello_body(Role::worker, 4, {{"tests.squares", "another signature"}})}));
     other.expect(Command::welcome);
     REQUIRE(cluster.wait_for_workers(1, 10s));
@@ -542,30 +560,30 @@ TEST_CASE("Protocol.refused_worker_exits_with_status_3_and_says_why" * doctest::
                   said);
 }
 
-TEST_CASE("Protocol.worker_logs_and_ignores_a_broker_of_another_protocol_version" *
+TEST_CASE("Protocol.worker_refused_by_a_broker_of_another_release_exits_3_saying_why" *
           doctest::timeout(60)) {
-    // A broker of version 4 refuses a worker of this version; the worker cannot read its
-    // answer, and says so.
+    // A broker of protocol version 7 (a dtask from before hellos carried the release) refuses
+    // this worker in its own version. The worker reads it all the same, since a refuse has
+    // the same shape in every version, and stops instead of trying again for ever.
     FakeBroker broker;
     TempDir logs;
     const std::string log = logs.path() + "/worker.log";
-    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()}, log,
+    Process worker(self_executable(),
+                   {"--dtask-worker", broker.endpoint(), "--dtask-give-up", "600"}, log,
                    broker.worker_environment());
     broker.expect(Command::hello);
-    broker.send(broker.peer(),
-                message_of(header_of_version(4, Command::refuse),
-                           {"malformed message: the peer speaks dtask protocol version " +
-                            std::to_string(version)}));
-    const std::string said =
-        "ignoring a malformed message from the broker: the peer speaks dtask protocol version 4, "
-        "this build speaks version " +
-        std::to_string(version) + ": build both from the same dtask release";
-    CHECK_MESSAGE(wait_until([&] { return contains(read_file(log), said); }, 30s), read_file(log));
-    worker.signal(SIGTERM);
+    const std::string reason = "malformed message: the peer speaks dtask protocol version " +
+                               std::to_string(version) +
+                               ", this build speaks version 7: build both from the same dtask "
+                               "release";
+    broker.send(broker.peer(), message_of(refuse_header(7), {reason}));
     const auto status = worker.wait_exit(30s);
-    REQUIRE(status.has_value());
-    CHECK_MESSAGE((WIFEXITED(*status) && WEXITSTATUS(*status) == 0),
-                  "wait status " << *status << ": the worker took the answer for a refusal");
+    REQUIRE_MESSAGE(status.has_value(), "the refused worker still runs:\n" << read_file(log));
+    CHECK_MESSAGE((WIFEXITED(*status) && WEXITSTATUS(*status) == 3),
+                  "wait status " << *status << ", expected exit status 3");
+    const std::string said = read_file(log);
+    CHECK_MESSAGE(contains(said, "refused by the broker at " + broker.endpoint() + ": " + reason),
+                  said);
 }
 
 TEST_CASE("Protocol.worker_answers_subtasks_of_another_job_definition_with_a_definition_failure" *
@@ -607,20 +625,103 @@ TEST_CASE("Protocol.refused_client_fails_its_jobs_with_the_reason_for_good" *
     CHECK_MESSAGE(contains(again, refusal), again);
 }
 
-TEST_CASE("Protocol.client_of_a_broker_of_another_protocol_version_hears_no_answer" *
+TEST_CASE("Protocol.client_refused_by_a_broker_of_another_release_fails_its_jobs_saying_why" *
           doctest::timeout(60)) {
-    // A broker of version 4 refuses a client of version 5: the client cannot read that
-    // answer, nor any other, and its job fails as with no broker at all.
+    // A broker of a later release, and protocol version, refuses this client in its own
+    // version: the client reads why, and its jobs fail with it at once.
     FakeBroker broker;
-    dtask::ClientOptions options = broker.client_options();
-    options.heartbeat_interval = 100ms;  // the broker is meant to look silent: it is
-    options.heartbeat_liveness = 5;
-    dtask::Client client(broker.endpoint(), options);
+    dtask::Client client(broker.endpoint(), broker.client_options());
     auto handle = client.submit(test_jobs::squares, std::uint64_t{10});
     broker.expect(Command::hello);
-    broker.send(broker.peer(),
-                message_of(header_of_version(4, Command::refuse),
-                           {"malformed message: the peer speaks dtask protocol version 5"}));
-    const std::string what = error_of<dtask::TransportError>(handle).what();
-    CHECK_MESSAGE(contains(what, "no answer from a broker at " + broker.endpoint()), what);
+    const std::uint8_t later = version + 1;
+    const std::string reason =
+        "this broker runs dtask 9.0.0 (protocol version " + std::to_string(later) +
+        "); the client runs " + release_name(this_release) + " (protocol version " +
+        std::to_string(version) + "): run workers and clients of the same release as their broker";
+    broker.send(broker.peer(), message_of(refuse_header(later), {reason}));
+    const std::string what = error_of<dtask::TransportError>(handle, 60s).what();
+    CHECK_MESSAGE(
+        contains(what, "the broker at " + broker.endpoint() + " refused this client: " + reason),
+        what);
+}
+
+TEST_CASE("Protocol.release_is_read_from_what_every_protocol_version_keeps" *
+          doctest::timeout(10)) {
+    const auto other = [](std::vector<zmq::message_t> frames) { return other_release(frames, 0); };
+    // This release, or no dtask message at all: nothing to say (parse() judges the rest).
+    CHECK_FALSE(other(message_of(hello_header(), {hello_body(Role::worker, 1)})));
+    CHECK_FALSE(other(message_of(header(Command::heartbeat))));
+    CHECK_FALSE(other(frames_of({"garbage"})));
+    CHECK_FALSE(other(frames_of({head(Command::hello)})));  // no release field: malformed
+
+    // The same protocol, another release: named both.
+    const std::uint64_t next_patch = this_release + 1;
+    const auto patch = other(message_of(hello_header(next_patch), {hello_body(Role::client)}));
+    REQUIRE(patch.has_value());
+    CHECK(patch->version == version);
+    CHECK(patch->reason == refusal_naming("client", release_name(next_patch)));
+
+    // A later protocol version: its hello keeps the release in the first field.
+    const std::uint64_t later = release_of(DTASK_VERSION_MAJOR, DTASK_VERSION_MINOR + 1, 0);
+    const auto newer = other(
+        message_of(in_version(version + 1, hello_header(later)), {hello_body(Role::worker, 1)}));
+    REQUIRE(newer.has_value());
+    CHECK(newer->version == version + 1);
+    CHECK(newer->reason == refusal_naming("worker",
+                                          release_name(later) + " (protocol version " +
+                                              std::to_string(version + 1) + ")",
+                                          true));
+
+    // An earlier version's hello has no release; any other message names no role.
+    const auto older =
+        other(message_of(header_of_version(7, Command::hello), {hello_body(Role::worker, 1)}));
+    REQUIRE(older.has_value());
+    CHECK(older->version == 7);
+    CHECK(older->reason == refusal_naming("worker", "an earlier dtask (protocol version 7)", true));
+    const auto beat = other(message_of(header_of_version(version + 1, Command::heartbeat)));
+    REQUIRE(beat.has_value());
+    CHECK(beat->reason ==
+          refusal_naming("peer",
+                         "a later dtask (protocol version " + std::to_string(version + 1) + ")",
+                         true));
+
+    // Any 64 bits print as a bounded text.
+    CHECK(release_name(~std::uint64_t{0}) == "dtask 4294967295.65535.65535");
+
+    // A refuse reads the same in every version; with a field, it is no refuse of any.
+    std::vector<zmq::message_t> refusal = message_of(refuse_header(3), {"why"});
+    CHECK(parse(refusal, 0).command == Command::refuse);
+    CHECK(contains(parse_error(message_of(in_version(3, header(Command::refuse, {1})), {"why"})),
+                   "protocol version 3"));
+}
+
+TEST_CASE("Protocol.listening_host_refuses_a_peer_of_another_release_naming_both" *
+          doctest::timeout(60)) {
+    dtask::Cluster cluster(cluster_for_peers_by_hand());
+    const std::string endpoint = cluster.endpoints().back();
+    zmq::context_t context(1);
+    // The next patch release, of the same protocol version: refused all the same.
+    const std::uint64_t next_patch = this_release + 1;
+    for (const Role role : {Role::worker, Role::client}) {
+        RawPeer peer(context, endpoint, token_for(cluster, role));
+        CHECK(peer.refusal_of(message_of(hello_header(next_patch), {hello_body(role, 1)})) ==
+              refusal_naming(role == Role::worker ? "worker" : "client", release_name(next_patch)));
+        CHECK(peer.version_heard() == version);
+    }
+    // A later release and protocol version: refused in its own version, which it reads.
+    const std::uint64_t later = release_of(DTASK_VERSION_MAJOR + 1, 0, 0);
+    RawPeer newer(context, endpoint, cluster.join_token());
+    CHECK(newer.refusal_of(message_of(in_version(version + 1, hello_header(later)),
+                                      {hello_body(Role::worker, 1)})) ==
+          refusal_naming(
+              "worker",
+              release_name(later) + " (protocol version " + std::to_string(version + 1) + ")",
+              true));
+    CHECK(newer.version_heard() == version + 1);
+    // None of them joined; a worker of this release does.
+    CHECK(cluster.workers() == 0);
+    RawPeer same(context, endpoint, cluster.join_token());
+    same.send(message_of(hello_header(), {hello_body(Role::worker, 1)}));
+    same.expect(Command::welcome);
+    CHECK(cluster.wait_for_workers(1, 10s));
 }

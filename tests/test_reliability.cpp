@@ -371,7 +371,7 @@ TEST_CASE("Reliability.job_waits_for_a_worker_and_runs_when_one_arrives" * docte
     using namespace dtask::detail::protocol;
     zmq::context_t context(1);
     RawPeer ticks(context, endpoint, cluster.client_token());
-    ticks.send(message_of(header(Command::hello), {hello_body(Role::client)}));
+    ticks.send(message_of(hello_header(), {hello_body(Role::client)}));
 
     std::promise<void> submitted;
     first_piece_made = &submitted;  // split runs after the submit went out

@@ -232,9 +232,9 @@ TEST_CASE("Limits.a_flood_of_malformed_messages_from_a_peer_that_never_reads_cos
         sent += flood.send(zmq::buffer(std::string_view("garbage")), zmq::send_flags::none) ? 1 : 0;
     REQUIRE(sent == count);
     using dtask::detail::protocol::Command;
-    using dtask::detail::protocol::header;
+    using dtask::detail::protocol::hello_header;
     using dtask::detail::protocol::Role;
-    auto hello = message_of(header(Command::hello), {hello_body(Role::worker, 1)});
+    auto hello = message_of(hello_header(), {hello_body(Role::worker, 1)});
     REQUIRE(zmq::send_multipart(flood, hello));
     REQUIRE_MESSAGE(client.wait_for_workers(2, 120s), "the broker never took the hello");
 
@@ -258,9 +258,9 @@ TEST_CASE("Limits.a_hello_past_its_bound_is_refused_unread" * doctest::timeout(1
     zmq::context_t context(1);
     RawPeer peer(context, broker.endpoint(), broker.token("client"));
     using dtask::detail::protocol::Command;
-    using dtask::detail::protocol::header;
+    using dtask::detail::protocol::hello_header;
     const std::string refusal =
-        peer.refusal_of(message_of(header(Command::hello), {std::string((1 << 20) + 1, 'h')}));
+        peer.refusal_of(message_of(hello_header(), {std::string((1 << 20) + 1, 'h')}));
     CHECK_MESSAGE(contains(refusal, "a hello of 1048577 bytes, more than the 1048576"), refusal);
 }
 
@@ -275,14 +275,9 @@ TEST_CASE("Limits.dtaskd_raises_its_descriptor_limit_and_says_when_it_is_at_it" 
     std::vector<int> idle;
     for (int i = 0; i < 250; ++i)
         idle.push_back(idle_connection(port_of(broker.endpoint())));
-    std::string said;
-    bool at_limit = false;
-    while (!at_limit) {
-        const auto line = broker.process().read_line(60s);
-        REQUIRE_MESSAGE(line.has_value(), "dtaskd never said it was at its limit:\n" << said);
-        said += *line + "\n";
-        at_limit = contains(*line, "at the limit of 128 open descriptors");
-    }
+    const auto at_limit = broker.read_until("at the limit of 128 open descriptors", 60s);
+    REQUIRE_MESSAGE(at_limit.found, "dtaskd never said it was at its limit:\n" << at_limit.text);
+    std::string said = at_limit.text;
     for (const int fd : idle)
         close(fd);
 
@@ -368,13 +363,13 @@ TEST_CASE("Limits.a_peer_that_reads_nothing_is_dropped_when_its_queue_is_full" *
                   without_asan_quarantine());
     zmq::context_t context(1);
     RawPeer worker(context, broker.endpoint(), broker.token("worker"));
-    worker.send(message_of(header(Command::hello),
+    worker.send(message_of(hello_header(),
                            {hello_body(Role::worker, 8, {{"by-hand.echo", "by-hand-signature"}})}));
     worker.expect(Command::welcome);
     // The client takes its welcome, then reads nothing: ten messages wait on its side at
     // most, the rest in the kernel's buffers and then in the broker.
     RawPeer client(context, broker.endpoint(), broker.token("client"), 10);
-    client.send(message_of(header(Command::hello), {hello_body(Role::client)}));
+    client.send(message_of(hello_header(), {hello_body(Role::client)}));
     client.expect(Command::welcome);
     JobSettings settings;
     settings.backup_tasks = false;

@@ -2,8 +2,8 @@
 // the network is encrypted; a refused peer is told why and does not retry for ever.
 
 #include <chrono>
-#include <string>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -102,7 +102,8 @@ TEST_CASE("Security.workers_without_a_valid_token_are_refused_with_the_reason" *
         CHECK_MESSAGE(contains(said, "needs a join token: set DTASK_TOKEN"), said);
     }
     SUBCASE("a damaged token") {
-        const auto [status, said_] = worker_outcome(endpoint, {"DTASK_TOKEN=" + cluster.join_token().substr(0, 100)});
+        const auto [status, said_] =
+            worker_outcome(endpoint, {"DTASK_TOKEN=" + cluster.join_token().substr(0, 100)});
         const std::string said = said_;
         CHECK(status == 2);
         CHECK_MESSAGE(contains(said, "the join token is damaged"), said);
@@ -115,19 +116,22 @@ TEST_CASE("Security.workers_without_a_valid_token_are_refused_with_the_reason" *
         CHECK_MESSAGE(contains(said, "not a dtask join token"), said);
     }
     SUBCASE("another cluster's token: the broker's key does not match") {
-        const auto [status, said_] = worker_outcome(endpoint, {"DTASK_TOKEN=" + other.join_token()});
+        const auto [status, said_] =
+            worker_outcome(endpoint, {"DTASK_TOKEN=" + other.join_token()});
         const std::string said = said_;
         CHECK(status == 3);
         CHECK_MESSAGE(contains(said, "belongs to another broker"), said);
     }
     SUBCASE("a credential the cluster never issued") {
-        const auto [status, said_] = worker_outcome(endpoint, {"DTASK_TOKEN=" + forged_token(cluster, TokenRole::worker)});
+        const auto [status, said_] =
+            worker_outcome(endpoint, {"DTASK_TOKEN=" + forged_token(cluster, TokenRole::worker)});
         const std::string said = said_;
         CHECK(status == 3);
         CHECK_MESSAGE(contains(said, "refused the join token (status 400)"), said);
     }
     SUBCASE("the client token, which cannot serve") {
-        const auto [status, said_] = worker_outcome(endpoint, {"DTASK_TOKEN=" + cluster.client_token()});
+        const auto [status, said_] =
+            worker_outcome(endpoint, {"DTASK_TOKEN=" + cluster.client_token()});
         const std::string said = said_;
         CHECK(status == 3);
         CHECK_MESSAGE(contains(said, "its join token is a client's: it cannot serve as a worker"),
@@ -148,8 +152,7 @@ TEST_CASE("Security.clients_without_a_valid_token_are_refused_with_the_reason" *
     }
     SUBCASE("another cluster's token") {
         options.token = other.client_token();
-        CHECK_MESSAGE(contains(client_failure(endpoint, options), "belongs to another broker"),
-                      "");
+        CHECK_MESSAGE(contains(client_failure(endpoint, options), "belongs to another broker"), "");
     }
     SUBCASE("a credential the cluster never issued") {
         options.token = forged_token(cluster, TokenRole::client);
@@ -168,8 +171,7 @@ TEST_CASE("Security.clients_without_a_valid_token_are_refused_with_the_reason" *
     }
 }
 
-TEST_CASE("Security.a_peer_without_a_credential_gets_no_message_through" *
-          doctest::timeout(60)) {
+TEST_CASE("Security.a_peer_without_a_credential_gets_no_message_through" * doctest::timeout(60)) {
     // Plain ZeroMQ and a forged key fail at the handshake, which the peer's own monitor
     // reports: ZeroMQ passes no message of a connection whose handshake failed. A peer with
     // the token, on the same endpoint, is then welcomed: nothing of the broker was harmed.
@@ -179,7 +181,7 @@ TEST_CASE("Security.a_peer_without_a_credential_gets_no_message_through" *
     auto first_failure = [&](zmq::socket_t& socket) {
         dtask::detail::HandshakeWatch watch(context, socket, endpoint);
         socket.connect(endpoint);
-        (void)socket.send(dtask::detail::protocol::header(Command::hello), zmq::send_flags::dontwait);
+        (void)socket.send(dtask::detail::protocol::hello_header(), zmq::send_flags::dontwait);
         const auto give_up = std::chrono::steady_clock::now() + 30s;
         for (;;) {
             if (auto why = watch.failure())
@@ -200,12 +202,12 @@ TEST_CASE("Security.a_peer_without_a_credential_gets_no_message_through" *
                   why);
     zmq::socket_t forged(context, zmq::socket_type::dealer);
     forged.set(zmq::sockopt::linger, 0);
-    dtask::detail::use_token(forged, dtask::detail::parse_join_token(
-                                         forged_token(cluster, TokenRole::worker)));
+    dtask::detail::use_token(
+        forged, dtask::detail::parse_join_token(forged_token(cluster, TokenRole::worker)));
     CHECK(contains(first_failure(forged), "refused the join token"));
     RawPeer admitted(context, endpoint, cluster.join_token());
-    admitted.send(message_of(dtask::detail::protocol::header(Command::hello),
-                             {hello_body(Role::worker, 1)}));
+    admitted.send(
+        message_of(dtask::detail::protocol::hello_header(), {hello_body(Role::worker, 1)}));
     admitted.expect(Command::welcome);
     CHECK(cluster.workers() == 1);
 }
@@ -247,9 +249,8 @@ TEST_CASE("Security.the_host_logs_refused_connections_once_per_address" * doctes
     while (auto line = host.read_line(30s))
         log += *line + "\n";
     std::size_t refusals = 0;
-    for (std::size_t at = 0; (at = log.find("refused a connection from 127.0.0.1", at)) !=
-                             std::string::npos;
-         ++at)
+    for (std::size_t at = 0;
+         (at = log.find("refused a connection from 127.0.0.1", at)) != std::string::npos; ++at)
         ++refusals;
     CHECK_MESSAGE(refusals == 1, log);
 }

@@ -14,6 +14,7 @@
 #include "jobs.hpp"
 #include "raw_peers.hpp"
 #include "support.hpp"
+#include "wire/release.hpp"
 
 using namespace test_support;
 using namespace test_jobs;
@@ -159,7 +160,7 @@ TEST_CASE("Server.stalled_dtaskd_drops_no_peer_whose_messages_wait_unread" *
     Dtaskd broker({"--heartbeat", "200", "--liveness", "10"});
     zmq::context_t context;
     RawPeer worker(context, broker.endpoint(), broker.token("worker"));
-    worker.send(message_of(header(Command::hello), {hello_body(Role::worker, 4)}));
+    worker.send(message_of(hello_header(), {hello_body(Role::worker, 4)}));
     worker.expect(Command::welcome);
     REQUIRE(worker.until_heartbeats(2, 10s));
     broker.process().signal(SIGSTOP);
@@ -198,6 +199,25 @@ TEST_CASE("Server.sigterm_fails_running_jobs_with_a_clear_error" * doctest::time
     REQUIRE(status.has_value());
     CHECK(WIFEXITED(*status));
     CHECK(WEXITSTATUS(*status) == 0);
+}
+
+TEST_CASE("Server.peer_of_another_release_is_refused_naming_both" * doctest::timeout(120)) {
+    using namespace dtask::detail::protocol;
+    Dtaskd broker;
+    zmq::context_t context;
+    const std::uint64_t next_patch = this_release + 1;
+    const std::string refusal = "this broker runs " + release_name(this_release) +
+                                "; the worker runs " + release_name(next_patch) +
+                                ": run workers and clients of the same release as their broker";
+    RawPeer worker(context, broker.endpoint(), broker.token("worker"));
+    CHECK(worker.refusal_of(message_of(hello_header(next_patch), {hello_body(Role::worker, 4)})) ==
+          refusal);
+    // dtaskd says it too, and serves a worker of its own release.
+    const auto said = broker.read_until("refused a peer of another release: " + refusal, 30s);
+    CHECK_MESSAGE(said.found, "dtaskd never said why; it said:\n" << said.text);
+    RawPeer same(context, broker.endpoint(), broker.token("worker"));
+    same.send(message_of(hello_header(), {hello_body(Role::worker, 4)}));
+    same.expect(Command::welcome);
 }
 
 TEST_CASE("Server.restarted_broker_gives_clients_a_clear_error" * doctest::timeout(120)) {

@@ -16,8 +16,9 @@ BrokerContext::BrokerContext(Broker& owner)
       local(owner.endpoints_, owner.options_.local_worker_credits, owner.mutex_,
             owner.local_pids_) {}
 
-void BrokerContext::refuse(const std::string& id, const std::string& reason) {
-    std::array frames{header(Command::refuse), text_frame(reason)};
+void BrokerContext::refuse(const std::string& id, const std::string& reason,
+                           std::uint8_t in_version) {
+    std::array frames{refuse_header(in_version), text_frame(reason)};
     post(id, frames);
 }
 

@@ -49,7 +49,9 @@ struct BrokerContext {
     /// When the message being handled was read (clock).
     Clock::time_point now() const noexcept { return clock.last(); }
 
-    void refuse(const std::string& id, const std::string& reason);
+    /// Refuses a peer, saying why in protocol version `in_version` (the peer's own).
+    void refuse(const std::string& id, const std::string& reason,
+                std::uint8_t in_version = protocol::version);
     /// Welcomes a peer; `bounded`: one that may have come over a listen endpoint, told the
     /// maximum message size there.
     void welcome(const std::string& id, bool bounded);

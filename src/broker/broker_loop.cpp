@@ -151,6 +151,8 @@ void BrokerLoop::on_message(std::vector<zmq::message_t>& frames) {
     const Sender sender = gatekeeper_ ? gatekeeper_->sender_of(user) : Sender::owner;
     if (sender == Sender::revoked)
         return on_revoked(std::string(id), frames[1]);
+    if (auto other = other_release(frames, 1))
+        return on_other_release(std::string(id), *other, sender, frames[1]);
     Inbound message;
     try {
         message = parse(frames, 1);
@@ -221,16 +223,8 @@ std::string BrokerLoop::who_is(const std::string& id) {
 
 void BrokerLoop::on_protocol_error(const std::string& id, const std::string& what, Sender sender,
                                    const zmq::message_t& frame) {
-    const std::string who = who_is(id);
-    // A peer over the network may send many: logged once per address and minute; the
-    // owner's (and every peer on plain TCP) once per interval of their kind.
-    if (sender == Sender::owner) {
-        if (auto more = malformed_log_.admit(now()))
-            log_warning("broker",
-                        "dropping " + who + " after a malformed message: " + what + *more);
-    } else if (gatekeeper_->should_log(frame, now())) {
-        log_warning("broker", "dropping " + who + " after a malformed message: " + what);
-    }
+    log_turned_away("dropping " + who_is(id) + " after a malformed message: " + what, sender,
+                    frame);
     // One refusal per peer and minute: a flood from a peer that never reads queues no more.
     if (refused_.should_log(id, now()))
         context_.refuse(id, "malformed message: " + what);
@@ -238,6 +232,31 @@ void BrokerLoop::on_protocol_error(const std::string& id, const std::string& wha
         worker_events_.lost(id, "it sent a malformed message (" + what + ")");
     if (context_.peers.clients().contains(id))
         client_events_.lost(id, "it sent a malformed message");
+}
+
+/// A peer of another release or protocol version: refused in its own protocol version, so
+/// that it reads why, and forgotten.
+void BrokerLoop::on_other_release(const std::string& id, const OtherRelease& other, Sender sender,
+                                  const zmq::message_t& frame) {
+    log_turned_away("refused a peer of another release: " + other.reason, sender, frame);
+    if (refused_.should_log(id, now()))
+        context_.refuse(id, other.reason, other.version);
+    if (context_.peers.workers().contains(id))
+        worker_events_.lost(id, other.reason);
+    if (context_.peers.clients().contains(id))
+        client_events_.lost(id, other.reason);
+}
+
+/// A peer over the network may send many: logged once per address and minute; the owner's
+/// (and every peer on plain TCP) once per interval of their kind.
+void BrokerLoop::log_turned_away(const std::string& line, Sender sender,
+                                 const zmq::message_t& frame) {
+    if (sender == Sender::owner) {
+        if (auto more = malformed_log_.admit(now()))
+            log_warning("broker", line + *more);
+    } else if (gatekeeper_->should_log(frame, now())) {
+        log_warning("broker", line);
+    }
 }
 
 /// Whether a peer admitted by the gatekeeper may send `message` (a hello is decoded into

@@ -21,6 +21,7 @@
 #include "security/refusal_log.hpp"
 #include "wire/liveness.hpp"
 #include "wire/protocol.hpp"
+#include "wire/release.hpp"
 #include "wire/socket_poll.hpp"
 
 namespace dtask::detail {
@@ -45,6 +46,9 @@ private:
     void on_message(std::vector<zmq::message_t>& frames);
     void on_protocol_error(const std::string& id, const std::string& what, Sender sender,
                            const zmq::message_t& frame);
+    void on_other_release(const std::string& id, const protocol::OtherRelease& other, Sender sender,
+                          const zmq::message_t& frame);
+    void log_turned_away(const std::string& line, Sender sender, const zmq::message_t& frame);
     bool admitted(std::string_view id, Sender sender, std::string_view user,
                   const zmq::message_t& frame, const protocol::Inbound& message,
                   std::optional<protocol::Hello>& hello);
@@ -72,7 +76,7 @@ private:
     AcceptFailures accept_failures_;
     RepeatedWarning malformed_log_{std::chrono::seconds(10)};  // the owner's malformed messages
     RepeatedWarning out_of_memory_log_{std::chrono::seconds(10)};
-    RefusalLog refused_;    // which peers were refused for a malformed message in the last minute
+    RefusalLog refused_;    // the peers refused (malformed, other release) in the last minute
     SocketPoll<4> poller_;  // the stop event, the exits, the gatekeeper, the failed accepts
 };
 

@@ -139,7 +139,7 @@ void Connection::say_hello() {
     hello.platform = platform();
     hello.same_process = options_.same_process;
     hello.pid = getpid();
-    std::array frames{header(Command::hello), encode_body(hello)};
+    std::array frames{hello_header(), encode_body(hello)};
     send(socket_, {}, frames);
     last_heard_ = Clock::now();
 }

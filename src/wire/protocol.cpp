@@ -64,7 +64,7 @@ struct Shape {
 bool shape_of(Command command, Shape& shape) {
     switch (command) {
         case Command::hello:
-            shape = {0, 1};
+            shape = {1, 1};  // the sender's release; the Hello
             return true;
         case Command::welcome:
             shape = {3, 0};
@@ -166,10 +166,10 @@ std::byte* write_varint(std::byte* out, std::uint64_t value) noexcept {
     return out;
 }
 
-void write_start(std::byte* out, Command command) noexcept {
+void write_start(std::byte* out, Command command, std::uint8_t in_version = version) noexcept {
     out[0] = std::byte{magic[0]};
     out[1] = std::byte{magic[1]};
-    out[2] = std::byte{version};
+    out[2] = std::byte{in_version};
     out[3] = static_cast<std::byte>(command);
 }
 
@@ -329,14 +329,17 @@ Inbound parse(std::vector<zmq::message_t>& frames, std::size_t first) {
                             std::to_string(head.size()) +
                             " bytes) does not start with the dtask magic 'dt'");
     }
+    Inbound message;
+    message.command = static_cast<Command>(std::to_integer<std::uint8_t>(bytes[3]));
     const auto peer_version = std::to_integer<std::uint8_t>(bytes[2]);
-    if (peer_version != version) {
+    // A refuse reads the same in every version: a peer of another release hears why.
+    const bool any_version_refuse =
+        message.command == Command::refuse && head.size() == header_size(0);
+    if (peer_version != version && !any_version_refuse) {
         throw ProtocolError("the peer speaks dtask protocol version " +
                             std::to_string(peer_version) + ", this build speaks version " +
                             std::to_string(version) + ": build both from the same dtask release");
     }
-    Inbound message;
-    message.command = static_cast<Command>(std::to_integer<std::uint8_t>(bytes[3]));
     Shape shape{};
     if (!shape_of(message.command, shape)) {
         throw ProtocolError("unknown dtask command 0x" + [&] {
@@ -385,6 +388,16 @@ zmq::message_t header(Command command, std::initializer_list<std::uint64_t> fiel
         write_u64(out, value);
         out += 8;
     }
+    return frame;
+}
+
+zmq::message_t hello_header(std::uint64_t release) {
+    return header(Command::hello, {release});
+}
+
+zmq::message_t refuse_header(std::uint8_t in_version) {
+    zmq::message_t frame(header_size(0));
+    write_start(static_cast<std::byte*>(frame.data()), Command::refuse, in_version);
     return frame;
 }
 

@@ -21,18 +21,29 @@
 #include <zmq_addon.hpp>
 
 #include <dtask/error.hpp>
+#include <dtask/version.hpp>
 
 namespace dtask::detail::protocol {
 
-inline constexpr std::uint8_t version = 7;
+inline constexpr std::uint8_t version = 8;
 inline constexpr std::array<std::uint8_t, 2> magic{'d', 't'};
 
+/// A dtask release as a hello carries it: major << 32 | minor << 16 | patch.
+constexpr std::uint64_t release_of(std::uint64_t major, std::uint64_t minor,
+                                   std::uint64_t patch) noexcept {
+    return major << 32 | minor << 16 | patch;
+}
+static_assert(DTASK_VERSION_MINOR < 65536 && DTASK_VERSION_PATCH < 65536);
+/// This build's release (include/dtask/version.hpp): a peer must run the same one.
+inline constexpr std::uint64_t this_release =
+    release_of(DTASK_VERSION_MAJOR, DTASK_VERSION_MINOR, DTASK_VERSION_PATCH);
+
 enum class Command : std::uint8_t {
-    hello = 0x01,       // peer -> broker: who I am, what I serve
+    hello = 0x01,       // peer -> broker: my release, who I am, what I serve
     welcome = 0x02,     // broker -> peer: accepted; heartbeat settings
     refuse = 0x03,      // broker -> peer: not accepted, and why
     heartbeat = 0x04,   // both ways, every interval
-    bye = 0x05,         // peer -> broker: leaving; broker -> worker: exit now
+    bye = 0x05,         // peer -> broker: leaving; broker -> worker: dismissed, exit now
     status = 0x06,      // broker -> client: how many workers are connected
     reconnect = 0x07,   // broker -> peer: I do not know you (any more): say hello again
     submit = 0x10,      // client -> broker: a new job (name, signature, job-wide data, settings)
@@ -165,7 +176,8 @@ struct Inbound {
     zmq::message_t* frame = nullptr;
 };
 
-/// Validates frames[first...] as a dtask message. Throws ProtocolError.
+/// Validates frames[first...] as a dtask message. Throws ProtocolError. A refuse is taken
+/// whatever protocol version its header says (its shape is the same in every version).
 Inbound parse(std::vector<zmq::message_t>& frames, std::size_t first);
 /// Whether `head`, a header frame parse() refused, says it is a `command`: a peer that
 /// cannot read its broker's welcome has no session to go on with.
@@ -173,6 +185,11 @@ bool claims_command(const zmq::message_t& head, Command command) noexcept;
 
 /// A header frame for `command` with its fixed fields.
 zmq::message_t header(Command command, std::initializer_list<std::uint64_t> fields = {});
+/// The header of a hello: its one field is the sender's release.
+zmq::message_t hello_header(std::uint64_t release = this_release);
+/// The header of a refuse in protocol version `in_version`: a refuse has no field and one
+/// text frame in every version, so that a peer of any version reads why it was refused.
+zmq::message_t refuse_header(std::uint8_t in_version = version);
 /// Writes the compact header of a task or result (`command`) for `job`, with `fields` as
 /// varints, at the end of `room` (a frame being built: task_header_room or
 /// result_header_room bytes, then the batch). Returns where in `room` the header begins.

@@ -102,7 +102,7 @@ void Link::connect() {
     hello.local = options_.local;
     hello.pid = getpid();
     hello.jobs = registered_jobs();
-    std::array frames{header(Command::hello), encode_body(hello)};
+    std::array frames{hello_header(), encode_body(hello)};
     send_to_broker(frames);
     last_heard_ = Clock::now();
 }
