@@ -15,6 +15,7 @@
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <dtask/dtask.hpp>
@@ -103,11 +104,16 @@ std::optional<double> until(Clock::time_point start, const std::function<bool()>
 class WorkerProcess {
 public:
     explicit WorkerProcess(const dtask::Cluster& cluster, const std::string& netns = {})
+        : WorkerProcess(cluster.endpoints().back(), cluster.join_token(), netns) {}
+    WorkerProcess(const std::string& endpoint, const std::string& token,
+                  const std::string& netns = {})
         : process_(netns.empty() ? test_support::self_executable()
                                  : test_support::RemoteNetwork::ip_program(),
-                   arguments(cluster.endpoints().back(), netns), {},
-                   {"DTASK_TOKEN=" + cluster.join_token()}) {}
+                   arguments(endpoint, netns), {}, {"DTASK_TOKEN=" + token}) {}
     void kill9() { process_.kill_and_reap(); }
+    std::optional<int> wait_exit(std::chrono::milliseconds timeout) {
+        return process_.wait_exit(timeout);
+    }
 
 private:
     static std::vector<std::string> arguments(const std::string& endpoint,
@@ -284,22 +290,38 @@ void poison_pill(Row& row) {
     row.recovery.push_back(*back);
 }
 
-void broker_restarted(Row& row) {
-    // The cluster keeps its keys in a directory, so that the worker's token admits it to the
-    // restarted one too.
+/// `--host KEYS`: a host that this benchmark kills, listening on a free loopback port with
+/// its keys in KEYS. It prints its endpoint and join token, then "joined" once a worker has
+/// joined, and waits to be killed.
+int run_host(const char* keys) {
+    auto options = cluster_options(0, true);
+    options.keys_directory = keys;
+    dtask::Cluster cluster(options);
+    std::printf("%s\n%s\n", cluster.endpoints().back().c_str(), cluster.join_token().c_str());
+    std::fflush(stdout);
+    if (!cluster.wait_for_workers(1, 60s))
+        return 1;
+    std::printf("joined\n");
+    std::fflush(stdout);
+    pause();
+    return 0;
+}
+
+void broker_killed_and_restarted(Row& row) {
+    // The host keeps its keys in a directory, so that the worker's token admits it to the
+    // next one too.
     test_support::TempDir keys("dtask-faults-keys");
-    std::string endpoint;
-    std::optional<WorkerProcess> remote;
-    {
-        auto options = cluster_options(0, true);
-        options.keys_directory = keys.path();
-        dtask::Cluster first(options);
-        endpoint = first.endpoints().back();
-        remote.emplace(first);
-        first.wait_for_workers(1, 30s);
-    }
+    test_support::Process host(test_support::self_executable(), {"--host", keys.path()}, "|");
+    const auto endpoint = host.read_line(30s);
+    const auto token = host.read_line(30s);
+    if (!endpoint || !token)
+        throw std::runtime_error("the host to kill did not start");
+    WorkerProcess remote(*endpoint, *token);
+    if (host.read_line(60s) != std::optional<std::string>("joined"))
+        throw std::runtime_error("the remote worker did not join the host");
+    host.kill_and_reap();  // no goodbye: the worker keeps looking for its broker
     dtask::ClusterOptions options = cluster_options(0, false);
-    options.listen.push_back(endpoint);
+    options.listen.push_back(*endpoint);
     options.keys_directory = keys.path();
     const auto start = Clock::now();
     dtask::Cluster second(options);
@@ -307,6 +329,22 @@ void broker_restarted(Row& row) {
     if (!back)
         throw std::runtime_error("the remote worker did not rejoin the restarted broker");
     row.recovery.push_back(*back);
+}
+
+void host_ends(Row& row) {
+    std::optional<WorkerProcess> remote;
+    Clock::time_point start;
+    {
+        dtask::Cluster cluster(cluster_options(0, true));
+        remote.emplace(cluster);
+        if (!cluster.wait_for_workers(1, 30s))
+            throw std::runtime_error("the remote worker did not join");
+        start = Clock::now();
+    }  // the host ends normally: it dismisses its workers
+    const auto status = remote->wait_exit(60s);
+    if (!status || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0)
+        throw std::runtime_error("the remote worker did not exit with status 0");
+    row.recovery.push_back(ms_since(start));
 }
 
 void deadline(Row& row) {
@@ -353,23 +391,29 @@ std::string cell(const std::vector<double>& values) {
 
 int main(int argc, char** argv) {
     dtask::init(argc, argv);
+    if (argc == 3 && std::string(argv[1]) == "--host")
+        return run_host(argv[2]);
     int repeat = 3;
     std::string json_path;
+    std::string only;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--help" || arg == "-h") {
             std::printf(
-                "Usage: dtask_faults [--repeat N] [--json FILE]\n"
+                "Usage: dtask_faults [--repeat N] [--json FILE] [--only TEXT]\n"
                 "Measures how long dtask takes to notice failures and recover, with the\n"
                 "default settings, and prints a Markdown table of medians (docs/reliability.md).\n"
                 "  --repeat N    runs of each scenario (default 3)\n"
                 "  --json FILE   also write every measurement to FILE\n"
+                "  --only TEXT   run only the scenarios whose name contains TEXT\n"
                 "The network partition needs root and the ip command (else it is skipped).\n");
             return 0;
         } else if (arg == "--repeat" && i + 1 < argc) {
             repeat = std::max(1, std::atoi(argv[++i]));
         } else if (arg == "--json" && i + 1 < argc) {
             json_path = argv[++i];
+        } else if (arg == "--only" && i + 1 < argc) {
+            only = argv[++i];
         } else {
             std::fprintf(stderr, "dtask_faults: unknown argument '%s' (see --help)\n", arg.c_str());
             return 2;
@@ -434,12 +478,20 @@ int main(int argc, char** argv) {
           "workers replaced",
           {},
           ""}},
-        {broker_restarted,
-         {"embedded broker restarted on its TCP port",
-          "its jobs: Error; the new one is served",
+        {broker_killed_and_restarted,
+         {"host killed (kill -9) and restarted on its TCP port",
+          "its jobs go with it; the next host has its worker back",
           "",
           {},
           "remote worker rejoined",
+          {},
+          ""}},
+        {host_ends,
+         {"host ends (Cluster destroyed)",
+          "its remote workers exit with status 0",
+          "",
+          {},
+          "remote worker exited with status 0",
           {},
           ""}},
         {worker_joins_late,
@@ -459,6 +511,9 @@ int main(int argc, char** argv) {
           {},
           ""}},
     };
+    std::erase_if(scenarios, [&](const FaultScenario& scenario) {
+        return scenario.row.failure.find(only) == std::string::npos;
+    });
     for (auto& scenario : scenarios) {
         std::fprintf(stderr, "dtask_faults: %s ...\n", scenario.row.failure.c_str());
         for (int run = 0; run < repeat; ++run) {

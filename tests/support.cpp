@@ -10,6 +10,7 @@
 #include <utility>
 
 #include <dirent.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace test_support {
@@ -63,6 +64,15 @@ std::string read_file(const std::string& path) {
     std::ostringstream text;
     text << file.rdbuf();
     return text.str();
+}
+
+std::string ending_within(Process& process, std::chrono::milliseconds timeout) {
+    const auto status = process.wait_exit(timeout);
+    if (!status)
+        return "still running";
+    if (WIFEXITED(*status))
+        return "exit status " + std::to_string(WEXITSTATUS(*status));
+    return "killed by signal " + std::to_string(WTERMSIG(*status));
 }
 
 void skip_test(const std::string& reason) {

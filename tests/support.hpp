@@ -34,6 +34,9 @@ std::vector<pid_t> children_of_this_process();
 bool wait_gone(pid_t pid, std::chrono::milliseconds timeout);
 /// The whole content of a file.
 std::string read_file(const std::string& path);
+/// How `process` ended within `timeout`: "exit status N", "killed by signal N", or "still
+/// running" (it is left running then).
+std::string ending_within(Process& process, std::chrono::milliseconds timeout);
 /// Reports the test as skipped, with the reason: ctest matches the line and counts the test
 /// as not run (never as passed), and scripts/test.sh lists it. The test returns right after.
 void skip_test(const std::string& reason);

@@ -188,30 +188,50 @@ TEST_CASE("Reliability.straggler_gets_a_backup_copy_and_the_first_result_wins" *
     }
 }
 
-TEST_CASE("Reliability.remote_worker_rejoins_a_cluster_restarted_on_the_same_endpoint" *
+TEST_CASE("Reliability.remote_worker_rejoins_a_host_killed_and_restarted_on_the_same_endpoint" *
           doctest::timeout(170)) {
-    // The restarted cluster keeps its keys in a directory, so the worker's token holds.
+    // The host keeps its keys in a directory, so that the worker's token holds for the next.
     TempDir keys;
+    Process host(helpers_directory() + "/host_that_waits", {"--listen", keys.path()}, "|");
+    const auto endpoint = host.read_line(30s);
+    const auto token = host.read_line(30s);
+    REQUIRE((endpoint.has_value() && token.has_value()));
+    Process worker(self_executable(), {"--dtask-worker", *endpoint}, {}, {"DTASK_TOKEN=" + *token});
+    REQUIRE(host.read_line(60s) == std::optional<std::string>("joined"));
+    host.kill_and_reap();  // the host vanishes without a word: the worker keeps looking for it
+    auto options = small_cluster(0);
+    options.listen.push_back(*endpoint);
+    options.keys_directory = keys.path();
+    dtask::Cluster second(options);
+    REQUIRE(second.wait_for_workers(1, 60s));
+    const auto pids = run_within(second, worker_pids, std::uint64_t{50});
+    CHECK(pids == std::set<std::int64_t>{worker.pid()});
+}
+
+TEST_CASE("Reliability.remote_worker_exits_0_when_its_host_ends" * doctest::timeout(120)) {
+    // The worker would try a silent broker for 10 minutes: only its dismissal ends it within
+    // the wait below.
+    TempDir logs;
+    const std::string log = logs.path() + "/worker.log";
     std::string endpoint;
     std::optional<Process> worker;
     {
         auto options = small_cluster(0);
         options.listen.push_back("tcp://127.0.0.1:*");
-        options.keys_directory = keys.path();
-        dtask::Cluster first(options);
-        endpoint = first.endpoints().back();
-        worker.emplace(self_executable(), std::vector<std::string>{"--dtask-worker", endpoint},
-                       std::string(), worker_environment(first));
-        REQUIRE(first.wait_for_workers(1, 30s));
-        CHECK(run_within(first, squares, std::uint64_t{100}) == serial_squares(100));
-    }  // the broker is gone; the worker keeps looking for it
-    auto options = small_cluster(0);
-    options.listen.push_back(endpoint);
-    options.keys_directory = keys.path();
-    dtask::Cluster second(options);
-    REQUIRE(second.wait_for_workers(1, 60s));
-    const auto pids = run_within(second, worker_pids, std::uint64_t{50});
-    CHECK(pids == std::set<std::int64_t>{worker->pid()});
+        dtask::Cluster cluster(options);
+        endpoint = cluster.endpoints().back();
+        auto environment = worker_environment(cluster);
+        environment.push_back("DTASK_LOG=info");
+        worker.emplace(
+            self_executable(),
+            std::vector<std::string>{"--dtask-worker", endpoint, "--dtask-give-up", "600"}, log,
+            environment);
+        REQUIRE(cluster.wait_for_workers(1, 30s));
+        CHECK(run_within(cluster, squares, std::uint64_t{100}) == serial_squares(100));
+    }  // the host ends normally
+    CHECK_MESSAGE(ending_within(*worker, 60s) == "exit status 0", read_file(log));
+    CHECK_MESSAGE(contains(read_file(log), "dismissed by the broker at " + endpoint),
+                  read_file(log));
 }
 
 TEST_CASE("Reliability.partitioned_worker_is_replaced_and_rejoins_when_the_link_heals" *

@@ -201,6 +201,60 @@ TEST_CASE("Server.sigterm_fails_running_jobs_with_a_clear_error" * doctest::time
     CHECK(WEXITSTATUS(*status) == 0);
 }
 
+namespace {
+
+/// How a worker and its dtaskd ended after dtaskd got `signal`.
+struct Ends {
+    std::string worker;  // as ending_within says
+    std::string broker;
+    std::string log;  // the worker's, at info level
+    std::string endpoint;
+};
+
+/// Starts dtaskd and a worker of this binary that tries a silent broker for `give_up`
+/// seconds; once it has joined, sends dtaskd `signal` and waits up to 60 s for both to end.
+Ends ends_after(int signal, const std::string& give_up) {
+    Dtaskd broker;
+    TempDir logs;
+    const std::string log = logs.path() + "/worker.log";
+    auto environment = broker.worker_environment();
+    environment.push_back("DTASK_LOG=info");
+    Process worker(self_executable(),
+                   {"--dtask-worker", broker.endpoint(), "--dtask-give-up", give_up}, log,
+                   environment);
+    {
+        dtask::Client client(broker.endpoint(), broker.client_options());
+        REQUIRE(client.wait_for_workers(1, 30s));
+    }
+    broker.process().signal(signal);
+    Ends ends;
+    ends.broker = ending_within(broker.process(), 30s);
+    ends.worker = ending_within(worker, 60s);
+    ends.log = read_file(log);
+    ends.endpoint = broker.endpoint();
+    return ends;
+}
+
+}  // namespace
+
+TEST_CASE("Server.sigterm_dismisses_the_workers_which_exit_0" * doctest::timeout(120)) {
+    // The worker would try a silent broker for 10 minutes: only its dismissal ends it within
+    // the wait.
+    const Ends ends = ends_after(SIGTERM, "600");
+    CHECK_MESSAGE(ends.worker == "exit status 0", ends.log);
+    CHECK_MESSAGE(contains(ends.log, "dismissed by the broker at " + ends.endpoint), ends.log);
+    CHECK(ends.broker == "exit status 0");
+}
+
+TEST_CASE("Server.workers_of_a_killed_dtaskd_give_up_with_status_4" * doctest::timeout(120)) {
+    // A broker that vanishes says nothing: its worker leaves after its give-up time (1 s
+    // past the silence limit here), with the status that says so.
+    const Ends ends = ends_after(SIGKILL, "1");
+    CHECK(ends.broker == "killed by signal 9");
+    CHECK_MESSAGE(ends.worker == "exit status 4", ends.log);
+    CHECK_MESSAGE(contains(ends.log, "giving up"), ends.log);
+}
+
 TEST_CASE("Server.peer_of_another_release_is_refused_naming_both" * doctest::timeout(120)) {
     using namespace dtask::detail::protocol;
     Dtaskd broker;

@@ -35,13 +35,15 @@ BrokerLoop::BrokerLoop(Broker& broker)
 }
 
 void BrokerLoop::run() {
+    bool stopped = false;
     try {
         event_loop();
+        stopped = true;
     } catch (const std::exception& e) {
         log(LogLevel::error, "broker", {},
             std::string("stopped by an unexpected error: ") + e.what());
     }
-    shut_down();
+    shut_down(stopped);
 }
 
 void BrokerLoop::event_loop() {
@@ -424,9 +426,11 @@ void BrokerLoop::on_children_exits() {
         client_events_.tell_waiting_jobs(why);
 }
 
-void BrokerLoop::shut_down() {
+void BrokerLoop::shut_down(bool dismiss) {
+    // A stop on purpose dismisses remote workers too: they exit 0 instead of taking the
+    // silence for a broker that vanished (status 4 after the give-up time).
     for (auto& [id, worker] : context_.peers.workers()) {
-        if (!worker.hello.local)
+        if (!dismiss && !worker.hello.local)
             continue;
         std::array frames{header(Command::bye)};
         context_.post(id, frames);
@@ -440,6 +444,11 @@ void BrokerLoop::shut_down() {
     }
     try {
         flush_outboxes();
+        // What is queued goes out while the socket closes, for up to this long (ZeroMQ's
+        // linger, 200 ms on other dtask sockets): a remote worker must not miss its
+        // dismissal because the I/O thread was slow; one that reads nothing costs the end
+        // of the broker at most that.
+        socket_.set(zmq::sockopt::linger, static_cast<int>(goodbye_linger.count()));
     } catch (const zmq::error_t& e) {
         log_warning("broker", std::string("cannot say goodbye: ") + e.what());
     }

@@ -29,6 +29,9 @@ namespace dtask::detail {
 class BrokerLoop {
 public:
     using Clock = std::chrono::steady_clock;
+    /// How long the goodbyes (dismissals, shutdown failures) have to leave the socket as it
+    /// closes.
+    static constexpr std::chrono::milliseconds goodbye_linger{2000};
 
     explicit BrokerLoop(Broker& broker);
     BrokerLoop(const BrokerLoop&) = delete;
@@ -62,7 +65,9 @@ private:
     void tick();
     void on_accept_failures();
     void on_children_exits();
-    void shut_down();
+    /// Says goodbye: `dismiss` (a normal stop) sends every worker `bye`, else only the local
+    /// ones; fails the jobs it still knows, and stops the local workers.
+    void shut_down(bool dismiss);
 
     BrokerContext context_;
     WorkerEvents worker_events_{context_};

@@ -39,7 +39,7 @@ const char* const footer =
     "the join tokens are. Give workers the worker token and clients the client token, in\n"
     "DTASK_TOKEN or in a file named by DTASK_TOKEN_FILE; each side checks the other's key.\n"
     "SIGINT or SIGTERM stop it; the jobs still running then fail on their clients with an\n"
-    "error that names the shutdown.\n";
+    "error that names the shutdown, and its workers are dismissed (they exit with status 0).\n";
 
 /// The keys directory: --keys, else the default; empty (after a message) if there is none.
 std::string keys_directory(const std::string& given) {
@@ -182,8 +182,8 @@ int main(int argc, char** argv) {
     for (const char* server_option :
          {"--listen", "--heartbeat", "--liveness", "--insecure-tcp", "--shared-mib-per-client",
           "--max-subtask-seconds", "--max-message-mib", "--max-jobs-per-client",
-          "--max-job-data-mib", "--max-queued-mib-per-client", "--max-unsent-per-peer",
-          "--http", "--http-allow-remote"}) {
+          "--max-job-data-mib", "--max-queued-mib-per-client", "--max-unsent-per-peer", "--http",
+          "--http-allow-remote"}) {
         if (command && app.count(server_option) > 0) {
             std::cerr << "dtaskd: " << server_option << " is for running dtaskd, not for '"
                       << (tokens->parsed()   ? "tokens"

@@ -253,6 +253,10 @@ std::optional<int> Link::on_message(std::vector<zmq::message_t>& frames) {
             connect();
             return std::nullopt;
         case Command::bye:
+            // Dismissed: the broker stops on purpose (its host ended, dtaskd was stopped).
+            // Only the broker this socket's session reaches can say it.
+            log(LogLevel::info, "worker", name_,
+                "dismissed by the broker at " + options_.endpoint + ", which is stopping");
             return worker_done;
         case Command::refuse:
             log_warning("worker", name_,
