@@ -19,6 +19,7 @@
 
 #include <dtask/dtask.hpp>
 
+#include "example_version.hpp"
 #include "progress_bar.hpp"
 #include "sum_squares_job.hpp"
 
@@ -43,7 +44,8 @@ void print_help() {
                  "With --listen it prints the command that starts a worker elsewhere, with\n"
                  "the join token in DTASK_TOKEN. --connect takes the client token from\n"
                  "DTASK_TOKEN or the file DTASK_TOKEN_FILE names.\n"
-                 "  --help             this text\n\n"
+                 "  --help             this text\n"
+                 "  --version          the dtask release\n\n"
               << dtask::worker_usage();
 }
 
@@ -77,6 +79,9 @@ int main(int argc, char** argv) {
         };
         if (arg == "--help" || arg == "-h") {
             print_help();
+            return 0;
+        } else if (arg == "--version") {
+            print_version("sum_squares");
             return 0;
         } else if (arg == "--n") {
             problem.n = number(arg, value());

@@ -23,6 +23,7 @@
 
 #include <dtask/dtask.hpp>
 
+#include "example_version.hpp"
 #include "progress_bar.hpp"
 
 namespace {
@@ -157,7 +158,8 @@ void print_help() {
            "  --listen ENDPOINT  also accept workers at ENDPOINT (repeatable)\n"
            "  --connect ENDPOINT submit to the broker at ENDPOINT instead of starting one\n"
            "  --serial           count in this process alone, without dtask (for comparison)\n"
-           "  --help             this text\n\n"
+           "  --help             this text\n"
+           "  --version          the dtask release\n\n"
         << dtask::worker_usage();
 }
 
@@ -206,6 +208,9 @@ int main(int argc, char** argv) {
         };
         if (arg == "--help" || arg == "-h") {
             print_help();
+            return 0;
+        } else if (arg == "--version") {
+            print_version("word_count");
             return 0;
         } else if (arg == "--top") {
             top = number(arg, value());
