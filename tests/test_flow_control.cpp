@@ -10,11 +10,12 @@
 #include <dtask/detail/archive.hpp>
 #include <dtask/detail/job_model.hpp>
 
-#include "wire/batch.hpp"
+#include "job_registry.hpp"
 #include "jobs.hpp"
 #include "raw_peers.hpp"
-#include "wire/protocol.hpp"
 #include "support.hpp"
+#include "wire/batch.hpp"
+#include "wire/protocol.hpp"
 
 using namespace dtask::detail;
 using namespace dtask::detail::protocol;

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include <dtask/export.hpp>
 #include <dtask/submitter.hpp>
 
 namespace dtask {
@@ -26,7 +27,7 @@ struct ClientOptions {
     bool insecure_tcp = false;
 };
 
-class Client final : public Submitter {
+class DTASK_EXPORT Client final : public Submitter {
 public:
     /// Connects to the broker at `endpoint` (e.g. "tcp://10.0.0.5:5555"). Connecting is
     /// asynchronous: a job submitted meanwhile waits, and fails with TransportError if no

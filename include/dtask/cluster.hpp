@@ -10,6 +10,7 @@
 
 #include <sys/types.h>
 
+#include <dtask/export.hpp>
 #include <dtask/submitter.hpp>
 
 namespace dtask {
@@ -84,7 +85,7 @@ struct ClusterOptions {
     bool http_allow_remote = false;
 };
 
-class Cluster final : public Submitter {
+class DTASK_EXPORT Cluster final : public Submitter {
 public:
     /// Starts the broker and the local workers. Returns once the broker listens; the local
     /// workers join in the background (see wait_for_workers). Throws TransportError if an

@@ -1,6 +1,8 @@
 #pragma once
 /// \file Worker mode: the host binary started again as a worker.
 
+#include <dtask/export.hpp>
+
 namespace dtask {
 
 /// Call first thing in main(). In a process started as a worker (with
@@ -12,9 +14,9 @@ namespace dtask {
 ///
 /// Worker options: --dtask-worker ENDPOINT, --dtask-credits N (batches held at once),
 /// --dtask-give-up SECONDS (how long to try to reach a silent broker before leaving).
-void init(int argc, char** argv);
+DTASK_EXPORT void init(int argc, char** argv);
 
 /// The worker options above as lines for a program's --help.
-const char* worker_usage() noexcept;
+DTASK_EXPORT const char* worker_usage() noexcept;
 
 }  // namespace dtask
