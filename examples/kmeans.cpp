@@ -1,29 +1,28 @@
-// k-means clustering of points in the plane: an iterative job whose data stays on the
-// workers. The points are placed once with share(); each iteration's job sends only the
-// current centres, in its subtasks, and every worker reuses the points it already holds.
+// k-means clustering of points in the plane: one job per iteration, until the centroids stop
+// moving. The points are placed on the workers once with share(); each iteration's job sends
+// only the current centroids, with each subtask, and every worker reuses the points it holds.
+// The points are cut into the same slices whatever the number of workers, and the slices'
+// sums are added in order, so the centroids are the same to the last bit for any number of
+// workers, and the same as --serial.
 //
-//   kmeans                       200000 points, 8 clusters, 10 iterations
+//   kmeans                       200000 points, 8 clusters, until the centroids stop moving
 //   kmeans --resend              the points sent as job-wide data with every iteration
 //   kmeans --serial              the same iterations in this process alone
 //
-// The centres go to standard output; the time per iteration to standard error.
+// The iterations and the centroids go to standard output; the time per iteration to stderr.
 
-#include <charconv>
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <iostream>
-#include <limits>
-#include <optional>
 #include <string>
-#include <string_view>
-#include <thread>
 #include <vector>
 
 #include <dtask/dtask.hpp>
 
+#include "command_line.hpp"
 #include "kmeans_job.hpp"
 #include "progress_bar.hpp"
 
@@ -34,77 +33,108 @@ namespace {
 struct Settings {
     std::uint64_t points = 200'000;
     std::uint64_t clusters = 8;
-    std::uint64_t iterations = 10;
-    std::uint64_t slices = 0;  // 0: four per worker
+    std::uint64_t max_iterations = 100;
+    double tolerance = 0;  // the most a centroid may move in an iteration that ends the run
+    std::uint64_t slices = 16;
     enum class Mode { shared, resend, serial } mode = Mode::shared;
-    dtask::ClusterOptions cluster;
-    std::optional<std::string> connect;
+    WhereToRun where;
+};
+
+struct Outcome {
+    std::vector<Point> centroids;
+    Sums last;                  // the points per centroid, from the last iteration
+    std::vector<double> moved;  // per iteration, the furthest a centroid moved
+    bool converged = false;
 };
 
 void print_help() {
-    std::cout << "Usage: kmeans [options]\n"
-                 "Clusters generated points in the plane with k-means; the points are placed\n"
-                 "on the workers once (dtask share) and each iteration sends only the centres.\n\n"
-                 "Options:\n"
-                 "  --points N         points (default 200000)\n"
-                 "  --k K              clusters (default 8)\n"
-                 "  --iterations I     iterations (default 10)\n"
-                 "  --slices S         subtasks per iteration (default: four per worker)\n"
-                 "  --workers W        local worker processes (default: one per core)\n"
-                 "  --connect ENDPOINT submit to the broker at ENDPOINT instead of starting one\n"
-                 "  --resend           send the points with every iteration (for comparison)\n"
-                 "  --serial           iterate in this process alone, without dtask\n"
-                 "  --help             this text\n\n"
-              << dtask::worker_usage();
+    std::cout
+        << "Usage: kmeans [options]\n"
+           "Clusters generated points in the plane with k-means, one job per iteration,\n"
+           "until the centroids stop moving. The points are placed on the workers once\n"
+           "(dtask share) and each iteration sends only the centroids.\n\n"
+           "Options:\n"
+           "  --points N         points (default 200000)\n"
+           "  --k K              clusters (default 8)\n"
+           "  --max-iterations I stop after I iterations even if not converged (default 100)\n"
+           "  --tolerance D      converged when no centroid moves more than D (default 0:\n"
+           "                     when none moves at all)\n"
+           "  --slices S         subtasks per iteration (default 16)\n"
+           "  --resend           send the points with every iteration (for comparison)\n"
+           "  --serial           iterate in this process alone, without dtask\n"
+        << common_usage << "\n"
+        << dtask::worker_usage();
 }
 
-std::uint64_t number(std::string_view flag, std::string_view text) {
-    std::uint64_t value = 0;
-    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (error != std::errc{} || end != text.data() + text.size()) {
-        std::cerr << "kmeans: " << flag << " takes a whole number, not '" << text << "'\n";
-        std::exit(2);
-    }
-    return value;
+double distance(const Point& a, const Point& b) {
+    return std::hypot(a.x - b.x, a.y - b.y);
 }
 
-/// Runs the iterations with `iterate(centres) -> Sums`; returns the last centres.
-template <class Iterate>
-std::vector<Point> iterate_all(const Settings& settings, const Points& points, Iterate&& iterate) {
-    std::vector<Point> centres(points.begin(),
-                               points.begin() + static_cast<std::ptrdiff_t>(settings.clusters));
+/// Iterates `sums_for(centroids) -> Sums` from the first k points until no centroid moves
+/// more than the tolerance, or max_iterations.
+template <class SumsFor>
+Outcome converge(const Settings& settings, const Points& points, SumsFor&& sums_for) {
+    Outcome outcome;
+    outcome.centroids.assign(points.begin(),
+                             points.begin() + static_cast<std::ptrdiff_t>(settings.clusters));
     const auto start = std::chrono::steady_clock::now();
     ProgressBar bar("kmeans iterations");  // on a terminal only
-    for (std::uint64_t i = 0; i < settings.iterations; ++i) {
-        centres = next_centres(centres, iterate(centres));
-        bar.step(i + 1, settings.iterations);
+    while (!outcome.converged && outcome.moved.size() < settings.max_iterations) {
+        outcome.last = sums_for(outcome.centroids);
+        const std::vector<Point> next = next_centres(outcome.centroids, outcome.last);
+        double moved = 0;
+        for (std::size_t c = 0; c < next.size(); ++c)
+            moved = std::max(moved, distance(next[c], outcome.centroids[c]));
+        outcome.centroids = next;
+        outcome.moved.push_back(moved);
+        outcome.converged = moved <= settings.tolerance;
+        bar.step(outcome.moved.size(), settings.max_iterations);
     }
+    bar.step(outcome.moved.size(), outcome.moved.size());  // the last, at 100%
     bar.finish();
     const std::chrono::duration<double, std::milli> spent =
         std::chrono::steady_clock::now() - start;
-    std::fprintf(
-        stderr, "%.2f ms per iteration\n",
-        spent.count() / static_cast<double>(std::max<std::uint64_t>(1, settings.iterations)));
-    return centres;
+    std::fprintf(stderr, "kmeans: %.2f ms per iteration\n",
+                 spent.count() / static_cast<double>(outcome.moved.size()));
+    return outcome;
 }
 
-template <class Submitter>
-std::vector<Point> run_on(Submitter& submitter, const Settings& settings, const Points& points) {
-    auto step = [&](const std::vector<Point>& centres) {
-        const std::uint64_t slices = settings.slices != 0
-                                         ? settings.slices
-                                         : 4 * std::max<std::size_t>(1, submitter.workers());
-        return Step{centres, points.size(), slices};
-    };
+/// One iteration's input: the centroids, and the points in a fixed number of slices.
+Step step_for(const Settings& settings, const Points& points, const std::vector<Point>& centroids) {
+    return Step{centroids, points.size(), settings.slices};
+}
+
+Outcome run_on(dtask::Submitter& submitter, const Settings& settings, const Points& points) {
     if (settings.mode == Settings::Mode::resend) {
-        return iterate_all(settings, points, [&](const std::vector<Point>& centres) {
-            return submitter.run(kmeans_step, step(centres), points);
+        return converge(settings, points, [&](const std::vector<Point>& centroids) {
+            return submitter.run(kmeans_step, step_for(settings, points, centroids), points);
         });
     }
     const auto shared = submitter.share(points);  // once: the workers keep it
-    return iterate_all(settings, points, [&](const std::vector<Point>& centres) {
-        return submitter.run(kmeans_step, step(centres), shared);
+    return converge(settings, points, [&](const std::vector<Point>& centroids) {
+        return submitter.run(kmeans_step, step_for(settings, points, centroids), shared);
     });
+}
+
+/// The same slices as the job, summed here in the same order.
+Outcome run_serial(const Settings& settings, const Points& points) {
+    return converge(settings, points, [&](const std::vector<Point>& centroids) {
+        Sums total;
+        for (const Slice& slice : slices_of(step_for(settings, points, centroids), {}))
+            total = fold(total, assign(points, slice.begin, slice.end, slice.centres));
+        return total;
+    });
+}
+
+void print_outcome(const Outcome& outcome) {
+    for (std::size_t i = 0; i < outcome.moved.size(); ++i)
+        std::printf("iteration %zu: the centroids moved %.6f at most\n", i + 1, outcome.moved[i]);
+    std::printf("%s after %zu iterations; the centroids and their points:\n",
+                outcome.converged ? "converged" : "not converged (--max-iterations)",
+                outcome.moved.size());
+    for (std::size_t c = 0; c < outcome.centroids.size(); ++c)
+        std::printf("%12.6f %12.6f %10llu\n", outcome.centroids[c].x, outcome.centroids[c].y,
+                    static_cast<unsigned long long>(outcome.last.count[c]));
 }
 
 }  // namespace
@@ -113,66 +143,40 @@ int main(int argc, char** argv) {
     dtask::init(argc, argv);
 
     Settings settings;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        auto value = [&]() -> std::string_view {
-            if (i + 1 >= argc) {
-                std::cerr << "kmeans: " << arg << " needs a value (see --help)\n";
-                std::exit(2);
-            }
-            return argv[++i];
-        };
-        if (arg == "--help" || arg == "-h") {
-            print_help();
-            return 0;
-        } else if (arg == "--points") {
-            settings.points = number(arg, value());
-        } else if (arg == "--k") {
-            settings.clusters = number(arg, value());
-        } else if (arg == "--iterations") {
-            settings.iterations = number(arg, value());
-        } else if (arg == "--slices") {
-            settings.slices = number(arg, value());
-        } else if (arg == "--workers") {
-            settings.cluster.local_workers = static_cast<int>(number(arg, value()));
-        } else if (arg == "--connect") {
-            settings.connect = std::string(value());
-        } else if (arg == "--resend") {
+    CommandLine args("kmeans", argc, argv);
+    while (args.next()) {
+        if (args.is("--points"))
+            settings.points = args.number(1);
+        else if (args.is("--k"))
+            settings.clusters = args.number(1, 100'000);
+        else if (args.is("--max-iterations"))
+            settings.max_iterations = args.number(1);
+        else if (args.is("--tolerance"))
+            settings.tolerance = args.real();
+        else if (args.is("--slices"))
+            settings.slices = args.number(1, 1'000'000);
+        else if (args.is("--resend"))
             settings.mode = Settings::Mode::resend;
-        } else if (arg == "--serial") {
+        else if (args.is("--serial"))
             settings.mode = Settings::Mode::serial;
-        } else {
-            std::cerr << "kmeans: unknown option '" << arg << "' (see --help)\n";
-            return 2;
-        }
+        else if (!args.common(settings.where, print_help))
+            args.unknown();
     }
-    if (settings.clusters == 0 || settings.points < settings.clusters) {
-        std::cerr << "kmeans: --k must be at least 1 and at most --points\n";
-        return 2;
-    }
+    if (settings.points < settings.clusters)
+        args.fail("--k must be at most --points");
+    if (!(settings.tolerance >= 0))
+        args.fail("--tolerance must be 0 or more");
 
     try {
         const Points points = make_points(settings.points, settings.clusters);
-        std::vector<Point> centres;
+        Outcome outcome;
         if (settings.mode == Settings::Mode::serial) {
-            centres = iterate_all(settings, points, [&](const std::vector<Point>& current) {
-                return assign(points, 0, points.size(), current);
-            });
-        } else if (settings.connect) {
-            dtask::Client client(*settings.connect);
-            centres = run_on(client, settings, points);
+            outcome = run_serial(settings, points);
         } else {
-            dtask::Cluster cluster(settings.cluster);
-            // Every local worker up first, so that each iteration is timed with all of them.
-            const int local = settings.cluster.local_workers;
-            cluster.wait_for_workers(local > 0   ? static_cast<std::size_t>(local)
-                                     : local < 0 ? std::max(1u, std::thread::hardware_concurrency())
-                                                 : 1,
-                                     std::chrono::seconds(30));
-            centres = run_on(cluster, settings, points);
+            outcome = settings.where.with_submitter(
+                [&](dtask::Submitter& submitter) { return run_on(submitter, settings, points); });
         }
-        for (const Point& centre : centres)
-            std::printf("%.3f %.3f\n", centre.x, centre.y);
+        print_outcome(outcome);
     } catch (const std::exception& e) {
         std::cerr << "kmeans: " << e.what() << "\n";
         return 1;

@@ -132,8 +132,8 @@ inline Points make_points(std::uint64_t count, std::uint64_t clusters) {
         const std::uint64_t cluster = i % clusters;
         const double angle =
             6.283185307179586 * static_cast<double>(cluster) / static_cast<double>(clusters);
-        points[i] = Point{100 * std::cos(angle) + 20 * (uniform() - 0.5),
-                          100 * std::sin(angle) + 20 * (uniform() - 0.5)};
+        points[i] = Point{100 * std::cos(angle) + 60 * (uniform() - 0.5),
+                          100 * std::sin(angle) + 60 * (uniform() - 0.5)};
     }
     return points;
 }

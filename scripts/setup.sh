@@ -23,6 +23,8 @@ dtask_setup() {
                     libcereal-dev doctest-dev libcli11-dev clang libclang-rt-14-dev iproute2
                     python3 python3-matplotlib libcpp-httplib-dev nlohmann-json3-dev
                     python3-prometheus-client python3-jsonschema chromium chromium-driver
+                    libpng-dev  # examples/mandelbrot.cpp alone writes PNG files
+                    doxygen     # scripts/docs.sh: the API reference
                     python3-selenium)
     if [[ "${DTASK_SKIP_SETUP:-0}" == 1 ]]; then
         echo "setup.sh: skipped (DTASK_SKIP_SETUP=1)"

@@ -16,7 +16,7 @@ Stages, stopping at the first failure:
   3. clang++ build with ASan+UBSan (Debug: -O0 compiles four times faster) in build-asan/,
      then ctest
   4. g++ build with TSan (Debug) in build-tsan/, then ctest (without the tests that only
-     compile code or install the package: stage 2 ran them with g++)
+     compile code, install the package or check the docs: stage 2 ran them with g++)
   5. fuzz: each libFuzzer target of fuzz/ for 10 s (scripts/fuzz.sh 10, in build-fuzz/)
 
 Each stage's tests run while the next stage builds, at a lower priority (nice 10): the
@@ -163,7 +163,7 @@ else
         -DDTASK_SANITIZE=thread -DDTASK_BUILD_BENCHMARKS=OFF
     stage "tsan: build" nice -n 10 cmake --build build-tsan -j2
     wait_ctest
-    start_ctest build-tsan tsan -E '^(CompileFail|CompileClean|Packaging)[.]'
+    start_ctest build-tsan tsan -E '^(CompileFail|CompileClean|Packaging|Docs)[.]'
 
     stage "fuzz" env FUZZ_NICE=10 scripts/fuzz.sh 10
     wait_ctest

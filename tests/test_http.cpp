@@ -50,6 +50,22 @@ struct HttpDtaskd {
     int port = 0;
 };
 
+/// An HttpDtaskd with `count` workers of this binary, and a client that has seen them join.
+struct HttpDtaskdAtWork {
+    explicit HttpDtaskdAtWork(int count) {
+        workers.reserve(count);
+        for (int i = 0; i < count; ++i)
+            workers.emplace_back(self_executable(),
+                                 std::vector<std::string>{"--dtask-worker", http.broker.endpoint()},
+                                 std::string{}, http.broker.worker_environment());
+        REQUIRE(client.wait_for_workers(count, 60s));
+    }
+
+    HttpDtaskd http;
+    std::vector<Process> workers;
+    dtask::Client client{http.broker.endpoint(), http.broker.client_options()};
+};
+
 httplib::Result get(int port, const std::string& path, const std::string& token = {}) {
     httplib::Client client("127.0.0.1", port);
     client.set_connection_timeout(10, 0);
@@ -100,13 +116,9 @@ void check_with_python(const std::string& script, const std::string& text,
 }  // namespace
 
 TEST_CASE("Http.metrics_equal_the_numbers_of_the_jobs_that_ran" * doctest::timeout(180)) {
-    HttpDtaskd http;
-    Process worker_a(self_executable(), {"--dtask-worker", http.broker.endpoint()}, {},
-                     http.broker.worker_environment());
-    Process worker_b(self_executable(), {"--dtask-worker", http.broker.endpoint()}, {},
-                     http.broker.worker_environment());
-    dtask::Client client(http.broker.endpoint(), http.broker.client_options());
-    REQUIRE(client.wait_for_workers(2, 60s));
+    HttpDtaskdAtWork at_work(2);
+    auto& http = at_work.http;
+    auto& client = at_work.client;
     // No backup copies: each subtask's result then comes back exactly once.
     const dtask::RunOptions once{.backup_tasks = false};
     CHECK(client.submit(squares, std::uint64_t{20'000}, once).get() == serial_squares(20'000));
@@ -141,11 +153,9 @@ TEST_CASE("Http.metrics_equal_the_numbers_of_the_jobs_that_ran" * doctest::timeo
 }
 
 TEST_CASE("Http.status_follows_its_schema" * doctest::timeout(180)) {
-    HttpDtaskd http;
-    Process worker(self_executable(), {"--dtask-worker", http.broker.endpoint()}, {},
-                   http.broker.worker_environment());
-    dtask::Client client(http.broker.endpoint(), http.broker.client_options());
-    REQUIRE(client.wait_for_workers(1, 60s));
+    HttpDtaskdAtWork at_work(1);
+    auto& http = at_work.http;
+    auto& client = at_work.client;
     CHECK(client.submit(squares, std::uint64_t{5'000}).get() == serial_squares(5'000));
     CHECK_THROWS_AS(client.submit(throws_on_seven, std::uint64_t{10}).get(), dtask::TaskError);
     const auto status = status_when(http.port, [](const nlohmann::json& s) {
@@ -175,13 +185,9 @@ TEST_CASE("Http.status_follows_its_schema" * doctest::timeout(180)) {
 }
 
 TEST_CASE("Http.a_hundred_requests_at_once_leave_a_running_job_exact" * doctest::timeout(180)) {
-    HttpDtaskd http;
-    Process worker_a(self_executable(), {"--dtask-worker", http.broker.endpoint()}, {},
-                     http.broker.worker_environment());
-    Process worker_b(self_executable(), {"--dtask-worker", http.broker.endpoint()}, {},
-                     http.broker.worker_environment());
-    dtask::Client client(http.broker.endpoint(), http.broker.client_options());
-    REQUIRE(client.wait_for_workers(2, 60s));
+    HttpDtaskdAtWork at_work(2);
+    auto& http = at_work.http;
+    auto& client = at_work.client;
     auto handle =
         client.submit(squares, std::uint64_t{300'000}, dtask::RunOptions{.batch_size = 1});
     std::atomic<int> answered{0};
@@ -245,11 +251,9 @@ TEST_CASE("Http.beyond_loopback_needs_the_option_and_then_the_token" * doctest::
 }
 
 TEST_CASE("Http.dtaskd_status_prints_workers_jobs_and_events" * doctest::timeout(120)) {
-    HttpDtaskd http;
-    Process worker(self_executable(), {"--dtask-worker", http.broker.endpoint()}, {},
-                   http.broker.worker_environment());
-    dtask::Client client(http.broker.endpoint(), http.broker.client_options());
-    REQUIRE(client.wait_for_workers(1, 60s));
+    HttpDtaskdAtWork at_work(1);
+    auto& http = at_work.http;
+    auto& client = at_work.client;
     CHECK(client.submit(squares, std::uint64_t{3'000}).get() == serial_squares(3'000));
     status_when(http.port, [](const nlohmann::json& s) {
         return s["jobs"].size() == 1 && s["jobs"][0]["state"] == "done";

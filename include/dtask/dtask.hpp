@@ -1,5 +1,7 @@
 #pragma once
-/// \file The one header to include: distributed, task-parallel map-reduce.
+/// \file
+/// The one header to include: map-reduce jobs (Job), what runs them (Cluster, Client), their
+/// options, errors and logging. The user guide is docs/guide.md.
 ///
 ///     inline const dtask::Job<long> total{"total", split, map, reduce};
 ///     int main(int argc, char** argv) {

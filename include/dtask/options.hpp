@@ -1,5 +1,7 @@
 #pragma once
-/// \file Options of a job definition and of one run of a job.
+/// \file
+/// The options of a job's definition (JobOptions) and of one run of it (RunOptions), and what
+/// split and on_progress are told (SplitHint, Progress).
 
 #include <chrono>
 #include <cstddef>
@@ -9,16 +11,20 @@
 
 namespace dtask {
 
-/// What split is told about the cluster, so that it can choose a good number of pieces.
+/// What split is told about the cluster, so that it can choose a good number of pieces. A
+/// hint only: split may return any number of pieces, and a generator split may ignore it.
 struct SplitHint {
-    /// Workers serving the job when it was submitted (at least 1).
+    /// Workers when the job was submitted (at least 1): for a Cluster, the local workers it
+    /// starts or the workers connected, whichever is more; for a Client, the workers its
+    /// broker last reported. Remote workers that join later are not counted.
     std::size_t workers = 1;
-    /// Pieces the caller asked for (RunOptions::subtasks), or a default of 4 per worker.
+    /// Pieces to aim for: RunOptions::subtasks if set, else 4 per worker. Small pieces cost
+    /// little: consecutive ones travel to a worker in one batch (docs/performance.md).
     std::size_t subtasks = 4;
 };
 
 /// How far a job has got: what JobHandle::progress() returns and RunOptions::on_progress
-/// receives.
+/// receives. A copy, taken at one moment: it does not change afterwards.
 struct Progress {
     /// Subtasks folded into the result so far.
     std::uint64_t done = 0;
@@ -27,39 +33,50 @@ struct Progress {
     std::uint64_t total = 0;
     /// Known once split has produced its last piece, or from the start for a sized range.
     bool total_known = false;
-    /// Since the job was submitted.
+    /// Time since the job was submitted.
     std::chrono::milliseconds elapsed{0};
     /// Subtasks folded per second, on average since the job was submitted.
     double rate = 0;
-    /// The time left at that rate: known once the total is and a subtask is done.
+    /// The time left at that rate: set once the total is known and a subtask is done, empty
+    /// before.
     std::optional<std::chrono::milliseconds> eta;
     /// The job has ended: the last report (done == total if it succeeded).
     bool ended = false;
 };
 
-/// In which order partial results are folded into the result.
+/// In which order partial results are folded into the result (JobOptions::order).
 enum class ReduceOrder {
     /// In subtask order: the same result on every run and on any number of workers, even
     /// for a non-commutative reduce (string concatenation, a floating-point sum).
     subtask_order,
-    /// As results arrive: less buffering, for reduces that are commutative and associative.
+    /// As results arrive: less buffering, for reduces that are commutative and associative
+    /// (a sum of integers, a count per word). The result may differ from run to run otherwise.
     arrival_order,
 };
 
-/// Part of a job's definition: true of every run of the job.
+/// Part of a job's definition, the last argument of the Job constructor: true of every run of
+/// the job. Designated initializers name what differs from the defaults, e.g.
+/// `dtask::JobOptions{.order = dtask::ReduceOrder::arrival_order}`.
 struct JobOptions {
+    /// In which order reduce receives the partial results. Default: subtask order.
     ReduceOrder order = ReduceOrder::subtask_order;
-    /// Bump when the meaning of the job's data changes without its types changing, so that
-    /// workers built from the old source are refused instead of misreading the new data.
+    /// Part of the job's signature, which a worker's definition must match for the worker to
+    /// get the job's subtasks. Bump it when the meaning of the job's data changes without its
+    /// types changing, so that workers built from the old source are left out instead of
+    /// misreading the new data. Default 0.
     std::uint32_t revision = 0;
 };
 
-/// Options of one run of a job.
+/// Options of one run of a job: the last argument of run() and submit(). Every field has a
+/// default; name only those you change, e.g. `dtask::RunOptions{.priority = 4}`. Durations
+/// are std::chrono durations (`std::chrono::seconds(5)` converts).
 struct RunOptions {
-    /// How many pieces split should aim for (SplitHint::subtasks); 0: 4 per worker.
+    /// How many pieces split should aim for (SplitHint::subtasks); 0 (the default): 4 per
+    /// worker.
     std::size_t subtasks = 0;
     /// How many subtasks may be split off but not yet folded; bounds the memory of a job in
-    /// the host and the broker, whatever the number of subtasks. 0: the default (65536).
+    /// the host and the broker, whatever the number of subtasks split yields. 0: the default
+    /// (65536).
     std::size_t window = 0;
     /// The same bound in bytes of subtask payloads in flight (at least one subtask is always
     /// sent). 0: the default (32 MiB).
@@ -75,9 +92,11 @@ struct RunOptions {
     /// time (fewer at the tail; at most 4096).
     std::size_t batch_size = 0;
     /// The job's share of the workers when jobs compete: the broker serves jobs in turn, and a
-    /// job of priority p takes p × 64 subtasks per turn. 1 to 1000.
+    /// job of priority p takes p × 64 subtasks per turn. 1 to 1000 (others are clamped to
+    /// that range); default 1.
     unsigned priority = 1;
-    /// How long the job waits for a worker that serves it before failing with TimeoutError.
+    /// How long the job waits for a worker that serves it (one with the same definition of
+    /// the job) before failing with TimeoutError (reason no_worker). Default 60 s.
     std::chrono::milliseconds worker_wait{std::chrono::seconds(60)};
 
     // ---- fault tolerance (docs/reliability.md) ----
@@ -86,21 +105,25 @@ struct RunOptions {
     /// itself spoiled count: it killed the worker running it alone (PoisonSubtaskError), it ran
     /// past subtask_timeout (TimeoutError), or it threw a TransientError with retry_transient
     /// (TaskError). Subtasks lost with a worker that died of something else run again freely.
-    /// 1 to 1000.
+    /// 1 to 1000 (others are clamped to that range); default 3.
     unsigned max_attempts = 3;
-    /// How long one subtask may run on a worker; 0: no limit. A subtask that runs longer is
-    /// given to another worker, and the worker it hung restarts itself (a thread stuck in map
-    /// cannot be stopped any other way). Choose it well above the slowest normal subtask.
+    /// How long one subtask may run on a worker; 0 (the default): no limit, unless the broker
+    /// sets one (ClusterOptions::max_subtask_time, dtaskd's `--max-subtask-seconds`). A subtask
+    /// that runs longer is given to another worker, and the worker it hung restarts itself (a
+    /// thread stuck in map cannot be stopped any other way); once it has used up
+    /// max_attempts, the job fails with TimeoutError (reason subtask_timeout). Choose it well
+    /// above the slowest normal subtask.
     std::chrono::milliseconds subtask_timeout{0};
     /// At the tail of the job, when no subtask is queued and a worker is idle, a subtask that
     /// has run much longer than the job's average gets a backup copy on the idle worker; the
-    /// first result is folded, the other dropped. Needs a map without side effects.
+    /// first result is folded, the other dropped. Needs a map without side effects; turn it
+    /// off for a map that writes files or sends mail. Default on.
     bool backup_tasks = true;
     /// Rerun a subtask whose map threw a TransientError (up to max_attempts) instead of
-    /// failing the job at once, as it does for every other exception.
+    /// failing the job at once, as it does for every other exception. Default off.
     bool retry_transient = false;
-    /// The whole job's time limit from submission; 0: none. When it passes, the job is
-    /// cancelled and get() throws TimeoutError.
+    /// The whole job's time limit from submission; 0 (the default): none. When it passes, the
+    /// job is cancelled and get() throws TimeoutError (reason deadline).
     std::chrono::milliseconds deadline{0};
 
     // ---- progress (docs/observability.md) ----
@@ -110,10 +133,10 @@ struct RunOptions {
     /// return: done == total when it succeeded. No call begins after that. It runs on the
     /// thread that drives the job (the client's I/O thread, or the caller of Cluster::run), so
     /// it must be quick and must not wait for a job; it may cancel its own. If it throws, the
-    /// job fails with an Error that says so, and it is not called again.
+    /// job fails with an Error that says so, and it is not called again. Empty by default.
     std::function<void(const Progress&)> on_progress{};
     /// The least time between two calls of on_progress, from the end of one to the start of
-    /// the next (the last call excepted); at least 10 ms.
+    /// the next (the last call excepted). Default 200 ms; less than 10 ms counts as 10 ms.
     std::chrono::milliseconds progress_interval{200};
 };
 

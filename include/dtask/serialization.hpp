@@ -1,7 +1,19 @@
 #pragma once
-/// \file What dtask serializes with: cereal's binary archive and the cereal support for the
-/// standard types a job most often uses, so that `std::vector<std::string>` as a subtask
-/// just works. Types of your own need a `serialize` member (see cereal's documentation).
+/// \file
+/// What dtask serializes with: cereal's binary archive and the cereal support for the
+/// standard types a job most often uses (strings, containers, pairs, tuples, optionals,
+/// variants, smart pointers, chrono durations, complex numbers, and `__int128` as two 64-bit
+/// halves), so that `std::vector<std::string>` as a subtask just works. Types of your own
+/// need a `serialize` member that names every field (see cereal's documentation):
+///
+///     struct Range {
+///         std::uint64_t lo = 0, hi = 0;
+///         template <class Archive>
+///         void serialize(Archive& archive) { archive(lo, hi); }
+///     };
+///
+/// The bytes are the platform's own (byte order, type sizes): host and workers must be of
+/// the same kind of platform, which the broker checks when a worker joins.
 
 #include <cstdint>
 #include <type_traits>

@@ -1,6 +1,7 @@
 #pragma once
-/// \file dtask::Shared<D>: data placed on the workers once (Cluster::share, Client::share) and
-/// used as the job-wide data of any number of later jobs, as Dask's scatter or Ray's put.
+/// \file
+/// dtask::Shared<D>: data placed on the workers once (Cluster::share, Client::share) and used
+/// as the job-wide data of any number of later jobs, as Dask's scatter or Ray's put.
 
 #include <atomic>
 #include <cstddef>
@@ -54,17 +55,22 @@ private:
 
 }  // namespace detail
 
-/// A handle to data of type D placed on the workers: a job whose map takes a `const D&` as
+/// A handle to data of type D placed on the workers. A job whose map takes a `const D&` as
 /// its second parameter gets it beside each subtask, as job-wide data given by value. Each
 /// worker receives it once, before the first job that uses it. Copies share one object; it
 /// is freed at the broker and on the workers when the last copy is destroyed or release()
-/// is called (a job still running keeps it there until it ends).
+/// is called (a job still running keeps it there until it ends). Use it only with the
+/// Cluster or Client whose share() made it: submit() and run() throw Error for another's, a
+/// released or an empty handle. Example: examples/kmeans.cpp.
 template <class D>
 class Shared {
 public:
+    /// An empty handle (valid() is false), to assign a share()'s result to.
     Shared() = default;
 
-    /// Frees it at the broker and on the workers now, for every copy of this handle.
+    /// Frees it at the broker and on the workers now, for every copy of this handle; jobs
+    /// already submitted with it keep it until they end. Returns at once; a second call does
+    /// nothing.
     void release() noexcept {
         if (holder_)
             holder_->object->release();
@@ -74,6 +80,7 @@ public:
     /// Bytes of its serialized form: what the broker and each worker hold (docs/architecture.md).
     std::size_t size() const noexcept { return holder_ ? holder_->object->bytes().size() : 0; }
 
+    /// \cond internal
     /// For Cluster and Client: the object, checked to be usable by `owner`.
     std::shared_ptr<const detail::SharedObject> object_for(const void* owner) const {
         if (!holder_)
@@ -93,6 +100,7 @@ public:
     /// For Cluster and Client.
     explicit Shared(std::shared_ptr<detail::SharedObject> object)
         : holder_(std::make_shared<Holder>(std::move(object))) {}
+    /// \endcond
 
 private:
     /// Releases the object when the last copy of the handle goes; runs hold the object alone.

@@ -1,5 +1,7 @@
 #pragma once
-/// \file run() and submit(), shared by Cluster and Client: one code path for submitting jobs.
+/// \file
+/// run(), submit() and share(), shared by Cluster and Client: one code path for submitting
+/// jobs.
 
 #include <cstddef>
 #include <memory>
@@ -15,9 +17,20 @@
 
 namespace dtask {
 
+/// What Cluster and Client have in common: running jobs (run, submit) and placing data on the
+/// workers (share). Code that takes a `dtask::Submitter&` works with both. Every member may
+/// be called from several threads at once.
+///
+/// The input is taken by value and moved into the run, which keeps it until the job ends.
+/// Its type must be exactly the one split takes (a job whose split takes a `std::uint64_t`
+/// refuses an `int` such as `1000000`: write `std::uint64_t{1000000}`), and job-wide data's
+/// exactly map's second parameter; otherwise submit() and run() throw JobDefinitionError.
+/// split is called on the calling thread, before submit() returns: what it throws, submit()
+/// and run() throw.
 class Submitter {
 public:
-    /// Starts `job` on `input` and returns at once.
+    /// Starts `job` on `input` and returns at once with the job's handle; the job's errors
+    /// come from the handle's get().
     template <class T, class Input>
     JobHandle<T> submit(const Job<T>& job, Input input, RunOptions options = {}) {
         const NoShared none;
@@ -27,7 +40,8 @@ public:
     }
 
     /// Starts `job` on `input`, with job-wide data that every worker receives once and map
-    /// receives beside each subtask.
+    /// receives beside each subtask. `shared` is serialized once, now; for data used by many
+    /// jobs, share() it instead.
     template <class T, class Input, class Data>
     requires(!std::is_same_v<std::remove_cvref_t<Data>, RunOptions>) JobHandle<T> submit(
         const Job<T>& job, Input input, const Data& shared, RunOptions options = {}) {
@@ -36,7 +50,10 @@ public:
         return JobHandle<T>(std::move(run));
     }
 
-    /// Runs `job` on `input` and returns its result; throws what the job failed with.
+    /// Runs `job` on `input`, blocks until it ends, and returns its result; throws what the
+    /// job failed with (error.hpp). On a Cluster the calling thread does the job's host-side
+    /// work itself (split's pieces, reduce, on_progress); on a Client the client's threads do
+    /// it while this one waits.
     template <class T, class Input>
     T run(const Job<T>& job, Input input, RunOptions options = {}) {
         const NoShared none;
@@ -45,6 +62,7 @@ public:
         return JobHandle<T>(std::move(state)).get();
     }
 
+    /// run() with job-wide data, as submit() takes it.
     template <class T, class Input, class Data>
     requires(!std::is_same_v<std::remove_cvref_t<Data>, RunOptions>) T
         run(const Job<T>& job, Input input, const Data& shared, RunOptions options = {}) {
@@ -53,9 +71,11 @@ public:
         return JobHandle<T>(std::move(state)).get();
     }
 
-    /// Places `value` on the workers for any number of later jobs (dtask::Shared). It goes to
-    /// the broker with the first job that uses it, and to each worker once, before the first
-    /// such job the worker runs.
+    /// Places `value` on the workers for any number of later jobs (dtask::Shared). It is
+    /// serialized now and goes to the broker with the first job that uses it, and to each
+    /// worker once, before the first such job the worker runs. The broker keeps at most
+    /// ClusterOptions::shared_bytes_per_client of a client's shared data: a job past it fails.
+    /// D must be serializable (a compile error says so otherwise).
     template <class D>
     Shared<D> share(const D& value) {
         static_assert(detail::is_serializable_v<D>,
@@ -76,6 +96,8 @@ public:
         return JobHandle<T>(std::move(run));
     }
 
+    /// run() with shared data placed by share(). Unlike the other run()s, on a Cluster too
+    /// the client's threads do the host-side work while this one waits.
     template <class T, class Input, class D>
     T run(const Job<T>& job, Input input, const Shared<D>& shared, RunOptions options = {}) {
         auto state = make_shared_run(job, input, shared, options);
@@ -88,6 +110,7 @@ public:
     /// Workers connected to the broker now.
     virtual std::size_t workers() const = 0;
 
+    /// \cond internal
 protected:
     Submitter() = default;
     ~Submitter() = default;
@@ -132,6 +155,7 @@ private:
         run->use_shared_object(std::move(object));
         return run;
     }
+    /// \endcond
 };
 
 }  // namespace dtask

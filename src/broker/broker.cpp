@@ -132,7 +132,7 @@ void Broker::start() {
     // The first status is published before anything reads it (an HTTP endpoint started
     // with the broker would otherwise answer its first requests with none).
     std::unique_lock lock(mutex_);
-    workers_changed_.wait(lock, [&] { return started_; });
+    state_changed_.wait(lock, [&] { return started_; });
 }
 
 void Broker::loop_started() {
@@ -140,7 +140,7 @@ void Broker::loop_started() {
         std::lock_guard lock(mutex_);
         started_ = true;
     }
-    workers_changed_.notify_all();
+    state_changed_.notify_all();
 }
 
 void Broker::run() noexcept {
@@ -159,7 +159,7 @@ void Broker::stop() {
 
 bool Broker::wait_for_workers(std::size_t count, std::chrono::milliseconds timeout) const {
     std::unique_lock lock(mutex_);
-    return workers_changed_.wait_for(lock, timeout, [&] { return worker_count_.load() >= count; });
+    return state_changed_.wait_for(lock, timeout, [&] { return worker_count_.load() >= count; });
 }
 
 std::vector<pid_t> Broker::local_worker_pids() const {

@@ -132,7 +132,8 @@ private:
 
     std::atomic<std::size_t> worker_count_{0};
     mutable std::mutex mutex_;
-    mutable std::condition_variable workers_changed_;  // also: the loop started (started_)
+    mutable std::condition_variable
+        state_changed_;  // the loop started, or the worker count changed
     bool started_ = false;
     std::vector<pid_t> local_pids_;
     mutable std::mutex status_mutex_;  // held only to swap or copy the pointer

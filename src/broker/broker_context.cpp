@@ -43,7 +43,7 @@ void BrokerContext::publish_worker_count() {
         std::lock_guard lock(broker.mutex_);
         broker.worker_count_ = peers.workers().size();
     }
-    broker.workers_changed_.notify_all();
+    broker.state_changed_.notify_all();
     // A client in this process reads the count from the broker itself: its spare connections
     // may idle for long without reading.
     for (const auto& [id, client] : peers.clients()) {
@@ -65,16 +65,20 @@ void BrokerContext::check_definition(const WorkerPeer& worker, const BrokerJob& 
     post(worker.id, to_worker);
     // A client from elsewhere hears of its own job only: not which host runs the worker, nor
     // the worker's definition (another program's types).
-    auto client = peers.clients().find(job.client);
-    const bool owners = client != peers.clients().end() && client->second.admitted_as.empty();
     const std::string told =
-        owners ? text
-               : "a worker was built with a different definition of job '" + job.name +
-                     "' (client: " + job.signature +
-                     "); it will receive none of this job's subtasks: rebuild it from the same "
-                     "source";
+        owners_client(job.client)
+            ? text
+            : "a worker was built with a different definition of job '" + job.name +
+                  "' (client: " + job.signature +
+                  "); it will receive none of this job's subtasks: rebuild it from the same "
+                  "source";
     std::array to_client{header(Command::notice, {job.client_job}), text_frame(told)};
     post(job.client, to_client);
+}
+
+bool BrokerContext::owners_client(const std::string& client) const {
+    const auto it = peers.clients().find(client);
+    return it != peers.clients().end() && it->second.admitted_as.empty();
 }
 
 void BrokerContext::fail_job(BrokerJob& job, std::uint64_t index, const Failure& failure) {

@@ -71,6 +71,9 @@ struct BrokerContext {
     void drop_shared(std::uint64_t id);
     /// The broker's endpoints, for messages a person reads.
     std::string listening() const;
+    /// Whether `client` is the owner's own (admitted without a credential): only it may read
+    /// how the host's local workers fail, which names the host's processes and files.
+    bool owners_client(const std::string& client) const;
 
     Broker& broker;
     const BrokerOptions& options;

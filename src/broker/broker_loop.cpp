@@ -429,7 +429,7 @@ void BrokerLoop::shut_down() {
         std::lock_guard lock(context_.broker.mutex_);
         context_.broker.worker_count_ = 0;
     }
-    context_.broker.workers_changed_.notify_all();
+    context_.broker.state_changed_.notify_all();
 }
 
 }  // namespace dtask::detail

@@ -201,7 +201,7 @@ void ClientEvents::check_worker_waits(Clock::time_point now) {
             (now >= job.worker.deadline ? " after waiting " + format_ms(job.worker.wait)
                                         : std::string(", and the local workers cannot start")) +
             "; the broker listens on " + c_.listening();
-        if (!owners_client(job)) {
+        if (!c_.owners_client(job.client)) {
             if (!c_.local.early_exits().empty() || !why_none.empty())
                 failure.message += std::string("; ") + std::string(local_failures_for_others);
         } else {
@@ -214,18 +214,13 @@ void ClientEvents::check_worker_waits(Clock::time_point now) {
     }
 }
 
-bool ClientEvents::owners_client(const BrokerJob& job) const {
-    const auto client = c_.peers.clients().find(job.client);
-    return client != c_.peers.clients().end() && client->second.admitted_as.empty();
-}
-
 void ClientEvents::tell_waiting_jobs(const std::string& why) {
     for (auto& entry : c_.jobs.all()) {
         BrokerJob& job = entry.second;
         if (!job.worker.waiting)
             continue;
         const std::string_view text =
-            owners_client(job) ? std::string_view(why) : local_failures_for_others;
+            c_.owners_client(job.client) ? std::string_view(why) : local_failures_for_others;
         std::array frames{header(Command::notice, {job.client_job}), text_frame(text)};
         c_.post(job.client, frames);
         job.worker.told_why = true;

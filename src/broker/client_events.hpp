@@ -35,9 +35,6 @@ public:
     void tell_waiting_jobs(const std::string& why);
 
 private:
-    /// A client of the owner (no credential): it may read how the host's local workers fail,
-    /// which names the host's processes and files; other clients read only that they fail.
-    bool owners_client(const BrokerJob& job) const;
     /// The broker's id of the client's job `client_job`, 0 if it ended. Throws
     /// ProtocolError for one the client never submitted.
     std::uint64_t job_id_of(const ClientPeer& client, std::uint64_t client_job,

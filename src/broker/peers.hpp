@@ -130,6 +130,7 @@ public:
 
     Map<WorkerPeer>& workers() noexcept { return workers_; }
     Map<ClientPeer>& clients() noexcept { return clients_; }
+    const Map<ClientPeer>& clients() const noexcept { return clients_; }
 
 private:
     Map<WorkerPeer> workers_;
