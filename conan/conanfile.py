@@ -1,16 +1,23 @@
-"""Conan 2 recipe for dtask. From the repository root: conan create conan/ -s compiler.cppstd=20"""
+"""Conan 2 recipe for dtask. From the repository root: conan create conan/ -s compiler.cppstd=20
+
+The package is libdtask alone (static, or shared with -o dtask/*:shared=True), with its
+headers: no dtaskd and no dtask::http (whose cpp-httplib and nlohmann/json a host that only
+embeds dtask does not need). tests/packaging/conan_recipe.py builds from exactly what this
+recipe exports, with the CMake variables it sets, on every test run.
+"""
 
 import os
+import re
 
 from conan import ConanFile
+from conan.errors import ConanInvalidConfiguration
 from conan.tools.build import check_min_cppstd
 from conan.tools.cmake import CMake, CMakeDeps, CMakeToolchain, cmake_layout
-from conan.tools.files import copy, rmdir
+from conan.tools.files import copy, load, rmdir
 
 
 class DtaskConan(ConanFile):
     name = "dtask"
-    version = "0.1.0"
     license = "MIT"
     description = "Embeddable distributed task-parallel map-reduce for C++"
     topics = ("distributed", "map-reduce", "task-parallel", "zeromq")
@@ -19,15 +26,16 @@ class DtaskConan(ConanFile):
     options = {"shared": [True, False], "fPIC": [True, False]}
     default_options = {"shared": False, "fPIC": True}
 
+    def set_version(self):
+        # The one version: project(dtask VERSION x.y.z) in CMakeLists.txt.
+        cmake = load(self, os.path.join(self.recipe_folder, "..", "CMakeLists.txt"))
+        self.version = re.search(r"project\(dtask\s+VERSION\s+(\d+\.\d+\.\d+)", cmake).group(1)
+
     def export_sources(self):
         # The recipe lives in conan/; the sources are at the repository root.
         root = os.path.join(self.recipe_folder, "..")
         for pattern in ("CMakeLists.txt", "LICENSE", "cmake/*", "include/*", "src/*"):
             copy(self, pattern, root, self.export_sources_folder)
-
-    def config_options(self):
-        if self.settings.os == "Windows":
-            del self.options.fPIC
 
     def configure(self):
         if self.options.shared:
@@ -44,12 +52,20 @@ class DtaskConan(ConanFile):
         self.requires("zeromq/4.3.5")
 
     def validate(self):
+        if self.settings.os != "Linux":
+            raise ConanInvalidConfiguration(
+                f"dtask runs on Linux only (it uses pidfd_open, eventfd, signalfd, ipc:// "
+                f"sockets and /proc/self/exe), not on {self.settings.os}")
         check_min_cppstd(self, 20)
 
     def generate(self):
         toolchain = CMakeToolchain(self)
-        toolchain.cache_variables["DTASK_BUILD_TESTS"] = False
-        toolchain.cache_variables["DTASK_BUILD_EXAMPLES"] = False
+        # The library and its headers: none of the parts that need more than the
+        # requirements above (dtaskd: CLI11; the HTTP endpoint: cpp-httplib, nlohmann/json),
+        # nor the tests, examples, benchmarks and fuzzers, which are not exported.
+        for option in ("TESTS", "EXAMPLES", "BENCHMARKS", "FUZZERS", "HTTP", "DTASKD"):
+            toolchain.cache_variables[f"DTASK_BUILD_{option}"] = False
+        toolchain.cache_variables["DTASK_INSTALL"] = True
         toolchain.generate()
         CMakeDeps(self).generate()
 
@@ -61,12 +77,15 @@ class DtaskConan(ConanFile):
     def package(self):
         copy(self, "LICENSE", self.source_folder, os.path.join(self.package_folder, "licenses"))
         CMake(self).install()
-        # Consumers get the config files that CMakeDeps generates from package_info().
+        # Consumers get the CMake config and .pc files that CMakeDeps and PkgConfigDeps
+        # generate from package_info().
         rmdir(self, os.path.join(self.package_folder, "lib", "cmake"))
+        rmdir(self, os.path.join(self.package_folder, "lib", "pkgconfig"))
 
     def package_info(self):
         self.cpp_info.set_property("cmake_file_name", "dtask")
         self.cpp_info.set_property("cmake_target_name", "dtask::dtask")
+        self.cpp_info.set_property("pkg_config_name", "dtask")
         self.cpp_info.libs = ["dtask"]
-        if self.settings.os in ("Linux", "FreeBSD"):
-            self.cpp_info.system_libs = ["pthread"]
+        self.cpp_info.requires = ["cereal::cereal", "cppzmq::cppzmq", "zeromq::zeromq"]
+        self.cpp_info.system_libs = ["pthread"]

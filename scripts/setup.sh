@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that building and testing dtask needs.
+# Installs the Debian packages that building, testing and measuring dtask use, and no others.
 #
 # Called by scripts/demo.sh and scripts/test.sh; sourcing it works too (it then also defines
 # dtask_setup). It asks dpkg first, so a machine that has everything makes no apt call at all.
@@ -8,7 +8,10 @@
 # (libclang-rt-14-dev: libFuzzer, for scripts/fuzz.sh);
 # iproute2 (the ip and tc commands) because tests cut a worker off with network namespaces
 # and slow its link down with tc;
-# python3-matplotlib because bench/plot_performance.py draws the plots of scripts/bench.sh;
+# python3 for the test scripts (tests/*.py, tests/http, tests/packaging) and
+# bench/plot_performance.py, which draws the plots of scripts/bench.sh with python3-matplotlib;
+# pkg-config because cpp-httplib is found through it and a test builds a program with
+# dtask.pc alone;
 # libcli11-dev for dtaskd's command line;
 # libcpp-httplib-dev and nlohmann-json3-dev for dtaskd's HTTP endpoint (--http) and
 # python3-prometheus-client and python3-jsonschema for the tests that check what it serves;
@@ -17,8 +20,8 @@
 
 dtask_setup() {
     local packages=(build-essential cmake ninja-build pkg-config libzmq3-dev cppzmq-dev
-                    libcereal-dev doctest-dev libbenchmark-dev libcli11-dev clang libclang-rt-14-dev iproute2
-                    python3-matplotlib libcpp-httplib-dev nlohmann-json3-dev
+                    libcereal-dev doctest-dev libcli11-dev clang libclang-rt-14-dev iproute2
+                    python3 python3-matplotlib libcpp-httplib-dev nlohmann-json3-dev
                     python3-prometheus-client python3-jsonschema chromium chromium-driver
                     libpng-dev  # examples/mandelbrot.cpp alone writes PNG files
                     doxygen     # scripts/docs.sh: the API reference

@@ -10,7 +10,9 @@ Usage: scripts/test.sh [--no-sanitizers] [--help]
 Stages, stopping at the first failure:
   1. install missing Debian packages (scripts/setup.sh)
   2. Release build with g++ in build/, then ctest (the only stage that builds and
-     smoke-runs the benchmarks: the others check a compiler and sanitizers on the library)
+     smoke-runs the benchmarks: the others check a compiler and sanitizers on the library).
+     Its libdtask is shared (BUILD_SHARED_LIBS=ON), the others' static: the examples run
+     against libdtask.so here, and the packaging tests build the other kind themselves
   3. clang++ build with ASan+UBSan (Debug: -O0 compiles four times faster) in build-asan/,
      then ctest
   4. g++ build with TSan (Debug) in build-tsan/, then ctest (without the tests that only
@@ -137,7 +139,8 @@ report_skipped() {
 
 stage "setup" scripts/setup.sh
 
-stage "release: configure" configure build -DCMAKE_BUILD_TYPE=Release -DDTASK_SANITIZE=
+stage "release: configure" configure build -DCMAKE_BUILD_TYPE=Release -DDTASK_SANITIZE= \
+    -DBUILD_SHARED_LIBS=ON
 stage "release: build" cmake --build build -j2
 if ((!sanitizers)); then
     stage "release: ctest" run_ctest build release

@@ -1,9 +1,9 @@
 #include <algorithm>
 
 #include <dtask/client.hpp>
-#include <dtask/detail/job_model.hpp>
 
 #include "client/client_core.hpp"
+#include "job_registry.hpp"
 #include "process.hpp"
 #include "security/join_token.hpp"
 #include "thread_start.hpp"

@@ -6,12 +6,12 @@
 #include <unistd.h>
 
 #include <dtask/cluster.hpp>
-#include <dtask/detail/job_model.hpp>
 #include <dtask/error.hpp>
 
 #include "broker/broker.hpp"
 #include "client/client_core.hpp"
 #include "http/http_service.hpp"
+#include "job_registry.hpp"
 #include "private_socket.hpp"
 #include "process.hpp"
 #include "security/join_token.hpp"

@@ -14,9 +14,9 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include <dtask/detail/job_model.hpp>
 #include <dtask/init.hpp>
 
+#include "job_registry.hpp"
 #include "log.hpp"
 #include "parse_number.hpp"
 #include "process.hpp"

@@ -1,11 +1,12 @@
 // The job registry: every job of the binary by name, filled during static initialisation
 // and closed by dtask::init(), so that host and workers know the same jobs.
 
+#include "job_registry.hpp"
+
 #include <algorithm>
 #include <map>
 #include <mutex>
 
-#include <dtask/detail/job_model.hpp>
 #include <dtask/error.hpp>
 
 namespace dtask::detail {

@@ -26,6 +26,8 @@ def main():
     parser.add_argument("--compiler", required=True)
     parser.add_argument("--source-dir", required=True, type=pathlib.Path)
     parser.add_argument("--guide", default="docs/guide.md")
+    parser.add_argument("--include", action="append", default=[],
+                        help="a further include directory (the generated headers)")
     args = parser.parse_args()
 
     guide = args.source_dir / args.guide
@@ -46,7 +48,8 @@ def main():
             source.write_text(code, encoding="utf-8")
             compiled = subprocess.run(
                 [args.compiler, "-std=gnu++20", "-fsyntax-only", "-Wall", "-Wextra", "-Werror",
-                 f"-I{args.source_dir / 'include'}", str(source)],
+                 f"-I{args.source_dir / 'include'}", *(f"-I{d}" for d in args.include),
+                 str(source)],
                 capture_output=True, text=True)
             if compiled.returncode != 0:
                 failures.append(f"{args.guide}:{line}: the program does not compile:\n"

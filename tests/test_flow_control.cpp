@@ -10,6 +10,7 @@
 #include <dtask/detail/archive.hpp>
 #include <dtask/detail/job_model.hpp>
 
+#include "job_registry.hpp"
 #include "jobs.hpp"
 #include "raw_peers.hpp"
 #include "support.hpp"

@@ -18,6 +18,7 @@
 #include <dtask/detail/job_model.hpp>
 
 #include "broker/batches.hpp"
+#include "job_registry.hpp"
 #include "jobs.hpp"
 #include "raw_peers.hpp"
 #include "support.hpp"

@@ -4,6 +4,7 @@
 
 #include <dtask/detail/job_model.hpp>
 
+#include "job_registry.hpp"
 #include "jobs.hpp"
 #include "support.hpp"
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include <dtask/export.hpp>
 #include <dtask/submitter.hpp>
 
 namespace dtask {
@@ -37,7 +38,7 @@ struct ClientOptions {
 /// process, on the client's threads, and map on the broker's workers. The client has an I/O
 /// thread that keeps the connection alive (heartbeats) whatever the program does; all its
 /// members may be called from any thread.
-class Client final : public Submitter {
+class DTASK_EXPORT Client final : public Submitter {
 public:
     /// Connects to the broker at `endpoint` (such as "tcp://10.0.0.5:5555"). Connecting is
     /// asynchronous: a job submitted meanwhile waits, and fails with TransportError if no

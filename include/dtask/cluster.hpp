@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include <dtask/export.hpp>
 #include <dtask/submitter.hpp>
 
 namespace dtask {
@@ -101,7 +102,7 @@ struct ClusterOptions {
 /// program is the rule: create it in main() after init(), and keep it while jobs run. The
 /// broker runs on a thread of its own, the client on an I/O thread and a small pool for
 /// split and reduce (see Job); all its members may be called from any thread.
-class Cluster final : public Submitter {
+class DTASK_EXPORT Cluster final : public Submitter {
 public:
     /// Starts the broker and the local workers. Returns once the broker listens; the local
     /// workers join in the background (see wait_for_workers), and jobs submitted meanwhile

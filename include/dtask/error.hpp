@@ -2,11 +2,15 @@
 /// \file
 /// Exceptions thrown by dtask. Every error is a dtask::Error; catch a subclass to treat one
 /// kind of failure on its own. JobHandle::get() and run() rethrow what the job failed with;
-/// an exception thrown by your own split pieces or reduce is rethrown as it is.
+/// an exception thrown by your own split pieces or reduce is rethrown as it is. Each class is
+/// exported whole (DTASK_EXPORT): one type_info across a shared libdtask's boundary, so that
+/// a catch in your program matches what the library throws.
 
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+
+#include <dtask/export.hpp>
 
 namespace dtask {
 
@@ -14,7 +18,7 @@ namespace dtask {
 /// as itself for misuse (a JobHandle with no job, a result taken twice, an empty or released
 /// Shared handle, invalid options), and for a job whose Cluster or Client was destroyed while
 /// it ran, whose on_progress threw, or whose shared data the broker refused.
-class Error : public std::runtime_error {
+class DTASK_EXPORT Error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
@@ -23,7 +27,7 @@ public:
 /// (thrown by init(), and by the Cluster and Client constructors), a Job constructed after
 /// init() (thrown by its constructor), an input or job-wide data of the wrong type given to
 /// submit() or run(), or job-wide data that a worker could not decode.
-class JobDefinitionError : public Error {
+class DTASK_EXPORT JobDefinitionError : public Error {
 public:
     using Error::Error;
 };
@@ -31,7 +35,7 @@ public:
 /// map threw an exception on a worker (a TransientError too, unless the job retries it and
 /// has attempts left). Carries where and what, so the caller can tell which piece of the
 /// input was bad without reading worker logs. The job fails at the first such subtask.
-class TaskError : public Error {
+class DTASK_EXPORT TaskError : public Error {
 public:
     /// Made by dtask from what a worker reported; what() reads "job 'JOB': subtask N failed
     /// on worker WORKER: TYPE: MESSAGE".
@@ -60,7 +64,7 @@ private:
 /// A subtask killed the worker running it, or made it fall silent, on every attempt: more
 /// often than RunOptions::max_attempts allows, so it looks like a poison pill. The message
 /// names the subtask and how the last worker died.
-class PoisonSubtaskError : public Error {
+class DTASK_EXPORT PoisonSubtaskError : public Error {
 public:
     using Error::Error;
 };
@@ -69,14 +73,14 @@ public:
 using WorkerLostError [[deprecated("renamed PoisonSubtaskError")]] = PoisonSubtaskError;
 
 /// The job was cancelled through its JobHandle.
-class CancelledError : public Error {
+class DTASK_EXPORT CancelledError : public Error {
 public:
     using Error::Error;
 };
 
 /// The job could not finish in time; reason() says which limit it hit, and the message names
 /// the option that sets it.
-class TimeoutError : public Error {
+class DTASK_EXPORT TimeoutError : public Error {
 public:
     /// Which time limit the job hit.
     enum class Reason {
@@ -101,7 +105,7 @@ private:
 /// (ClusterOptions::max_jobs_per_client and the next two, dtaskd's `--max-jobs-per-client`
 /// and the next two). The message names the limit; the client's other jobs go on. A
 /// Cluster's own jobs have no such limits.
-class LimitError : public Error {
+class DTASK_EXPORT LimitError : public Error {
 public:
     using Error::Error;
 };
@@ -110,7 +114,7 @@ public:
 /// again, as with a resource that was briefly unavailable. With RunOptions::retry_transient the
 /// subtask is run again, up to RunOptions::max_attempts; without, it fails the job like any
 /// other exception (TaskError).
-class TransientError : public Error {
+class DTASK_EXPORT TransientError : public Error {
 public:
     using Error::Error;
 };
@@ -120,21 +124,21 @@ public:
 /// bind, by the Client constructor for one ZeroMQ cannot parse; a job fails with it when no
 /// broker answers, the broker refuses the client (a wrong or rotated token: every later job
 /// fails too), goes silent, or no longer knows the client (it restarted).
-class TransportError : public Error {
+class DTASK_EXPORT TransportError : public Error {
 public:
     using Error::Error;
 };
 
 /// The broker shut down while the job ran. A TransportError, so that code which treats
 /// every lost broker alike keeps doing so.
-class BrokerShutdownError : public TransportError {
+class DTASK_EXPORT BrokerShutdownError : public TransportError {
 public:
     using TransportError::TransportError;
 };
 
 /// A peer sent a message that does not follow the dtask protocol (truncated, garbage, or
 /// from an incompatible version).
-class ProtocolError : public TransportError {
+class DTASK_EXPORT ProtocolError : public TransportError {
 public:
     using TransportError::TransportError;
 };

@@ -3,6 +3,8 @@
 /// Worker mode: the host binary started again as a worker serves inside dtask::init() and
 /// never returns to main().
 
+#include <dtask/export.hpp>
+
 namespace dtask {
 
 /// Call first thing in main(), before parsing your own options. In a process started as a
@@ -23,9 +25,9 @@ namespace dtask {
 /// broker, which gives its subtasks to others), 2 a bad command line or a missing token,
 /// 3 refused by the broker (a wrong or rotated token, another platform), 4 gave up on a
 /// silent broker, 5 stopped by an unexpected error; the reason is on stderr.
-void init(int argc, char** argv);
+DTASK_EXPORT void init(int argc, char** argv);
 
 /// The worker options as lines for a program's `--help`: a static string, never null.
-const char* worker_usage() noexcept;
+DTASK_EXPORT const char* worker_usage() noexcept;
 
 }  // namespace dtask

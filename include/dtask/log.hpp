@@ -6,6 +6,8 @@
 #include <functional>
 #include <string_view>
 
+#include <dtask/export.hpp>
+
 namespace dtask {
 
 /// How much a message matters, most first. A message is written if its level is at or
@@ -19,7 +21,7 @@ enum class LogLevel {
 };
 
 /// The level's name as DTASK_LOG spells it: "error", "warn", "info" or "debug".
-std::string_view log_level_name(LogLevel level) noexcept;
+DTASK_EXPORT std::string_view log_level_name(LogLevel level) noexcept;
 
 /// Receives each message written: its level, the part of dtask that wrote it ("broker",
 /// "worker", "client", or "log" about DTASK_LOG) and its text, one line without a newline.
@@ -33,10 +35,10 @@ using LogHandler =
 /// from a handler). Messages a handler makes dtask write go to stderr. Local worker
 /// processes are other processes: their messages go to stderr, which they share with the
 /// host.
-void set_log_handler(LogHandler handler);
+DTASK_EXPORT void set_log_handler(LogHandler handler);
 
 /// Sets the threshold of this process, in place of DTASK_LOG's. Local workers started after
 /// it keep DTASK_LOG's: they are other processes.
-void set_log_level(LogLevel level) noexcept;
+DTASK_EXPORT void set_log_level(LogLevel level) noexcept;
 
 }  // namespace dtask

@@ -53,13 +53,6 @@ private:
     std::atomic<bool> released_{false};
 };
 
-/// What a worker holds of shared objects: for tests and diagnostics, read in map.
-struct WorkerSharedObjects {
-    std::uint64_t received = 0;  // share messages received since the process started
-    std::size_t held = 0;        // objects in its table now
-};
-WorkerSharedObjects worker_shared_objects() noexcept;
-
 }  // namespace detail
 
 /// A handle to data of type D placed on the workers. A job whose map takes a `const D&` as

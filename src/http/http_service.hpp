@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 
+#include <dtask/export.hpp>
+
 #include "http/snapshot.hpp"
 
 namespace dtask::detail {
@@ -29,8 +31,9 @@ using StatusSource = std::function<std::shared_ptr<const StatusSnapshot>()>;
 using HttpServiceFactory = std::unique_ptr<HttpService> (*)(const HttpServiceOptions&,
                                                             StatusSource);
 
-/// Called once by dtask_http at start-up.
-void register_http_service(HttpServiceFactory factory) noexcept;
+/// Called once by dtask_http at start-up: the one internal function a shared libdtask exports,
+/// since dtask_http is a library of its own that the host links beside it.
+DTASK_EXPORT void register_http_service(HttpServiceFactory factory) noexcept;
 /// The registered factory, or null when dtask_http is not linked.
 HttpServiceFactory http_service_factory() noexcept;
 

@@ -10,6 +10,7 @@
 #include <dtask/detail/type_name.hpp>
 #include <dtask/error.hpp>
 
+#include "job_registry.hpp"
 #include "log.hpp"
 
 namespace dtask::detail {

@@ -5,9 +5,9 @@
 
 #include <unistd.h>
 
-#include <dtask/detail/job_model.hpp>
 #include <dtask/error.hpp>
 
+#include "job_registry.hpp"
 #include "log.hpp"
 #include "wire/burst.hpp"
 #include "wire/protocol.hpp"

@@ -5,7 +5,6 @@
 #include <atomic>
 
 #include <dtask/error.hpp>
-#include <dtask/shared.hpp>
 
 #include "wire/protocol.hpp"
 

@@ -16,6 +16,13 @@
 
 namespace dtask::detail {
 
+/// What a worker holds of shared objects: for tests, read in map.
+struct WorkerSharedObjects {
+    std::uint64_t received = 0;  // share messages received since the process started
+    std::size_t held = 0;        // objects in its table now
+};
+WorkerSharedObjects worker_shared_objects() noexcept;
+
 class SharedTable {
 public:
     /// Objects held at most: a broker sends far fewer (its clients release theirs).

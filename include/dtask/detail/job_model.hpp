@@ -1,14 +1,14 @@
 #pragma once
 /// \file The type-erased side of a job definition: what a worker needs to run map by the
-/// job's name, and the registry that finds it there.
+/// job's name, and how a job enters the registry that finds it there.
 
 #include <cstddef>
 #include <memory>
 #include <span>
 #include <string>
-#include <string_view>
 #include <utility>
-#include <vector>
+
+#include <dtask/export.hpp>
 
 namespace dtask::detail {
 
@@ -36,26 +36,11 @@ private:
     std::string signature_;
 };
 
-/// Every job defined in this binary, by name. Jobs register themselves when constructed;
-/// throws JobDefinitionError once dtask::init() has run (close_registry): a job constructed
+/// Every job defined in this binary registers itself here when constructed, and leaves when
+/// destroyed: the registry is libdtask's (src/job_registry.hpp), these two are what Job<T>
+/// calls. Registering throws JobDefinitionError once dtask::init() has run: a job constructed
 /// later, in main() or a function, is unknown to worker processes, which never run main().
-void register_job(const JobModel* job);
-/// Called by dtask::init(): jobs constructed from now on are refused.
-void close_registry() noexcept;
-/// For tests of the registry itself: while one lives, jobs may be constructed after init.
-struct LateJobsAllowed {
-    LateJobsAllowed() noexcept;
-    ~LateJobsAllowed();
-    LateJobsAllowed(const LateJobsAllowed&) = delete;
-    LateJobsAllowed& operator=(const LateJobsAllowed&) = delete;
-};
-void unregister_job(const JobModel* job) noexcept;
-const JobModel* find_job(std::string_view name);
-/// (name, signature) of every registered job.
-std::vector<std::pair<std::string, std::string>> registered_jobs();
-/// Throws JobDefinitionError if two jobs share a name. Registration happens during static
-/// initialisation, where throwing would end the program without a word, so the error waits
-/// for dtask::init() and the first Cluster.
-void check_registry();
+DTASK_EXPORT void register_job(const JobModel* job);
+DTASK_EXPORT void unregister_job(const JobModel* job) noexcept;
 
 }  // namespace dtask::detail

@@ -17,13 +17,14 @@
 #include <string>
 
 #include <dtask/error.hpp>
+#include <dtask/export.hpp>
 #include <dtask/options.hpp>
 
 namespace dtask::detail {
 
 class SharedObject;  // dtask/shared.hpp
 
-class RunState {
+class DTASK_EXPORT RunState {
 public:
     RunState(std::string job_name, std::string signature, std::string shared,
              RunOptions run_options, JobOptions job_options);

@@ -4,10 +4,12 @@
 #include <string>
 #include <typeinfo>
 
+#include <dtask/export.hpp>
+
 namespace dtask::detail {
 
 /// The demangled name of a type, e.g. "std::vector<int>" rather than "St6vectorIiSaIiEE".
-std::string demangle(const char* mangled_name);
+DTASK_EXPORT std::string demangle(const char* mangled_name);
 
 template <class T>
 std::string type_name() {
