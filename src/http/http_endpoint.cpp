@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <dtask/error.hpp>
 
@@ -86,6 +87,7 @@ struct HttpEndpoint::State {
     }
 
     httplib::Server server;
+    int listening = -1;  // the server's listening socket, once bound
     std::thread thread;
     std::atomic<bool> finished{false};  // listen_after_bind returned
     std::string url;
@@ -93,6 +95,9 @@ struct HttpEndpoint::State {
     std::shared_ptr<const StatusSnapshot> json_of;
     std::shared_ptr<const std::string> json;
 };
+
+/// Connections the kernel holds for the endpoint until its thread accepts them.
+constexpr int listen_backlog = 128;
 
 HttpAddress check_http_options(const HttpOptions& options) {
     const HttpAddress address = parse_http_address(options.address);
@@ -159,6 +164,13 @@ HttpEndpoint::HttpEndpoint(const HttpOptions& options, Source source)
             return unavailable(response);
         response.set_content(metrics_text(*snapshot), "text/plain; version=0.0.4; charset=utf-8");
     });
+    // cpp-httplib listens with a backlog of 5 (compiled into Debian's library): a burst of
+    // requests (dashboards, a scraper) overflows it, and a handshake the kernel drops costs
+    // its reader seconds of TCP retransmissions. Its socket is listened on again, larger.
+    server.set_socket_options([state = state_.get()](socket_t socket) {
+        httplib::default_socket_options(socket);
+        state->listening = socket;
+    });
     int port = address.port;
     if (address.port == 0)
         port = server.bind_to_any_port(address.host);
@@ -167,6 +179,8 @@ HttpEndpoint::HttpEndpoint(const HttpOptions& options, Source source)
     if (port <= 0)
         throw Error("dtask: cannot serve HTTP on '" + options.address +
                     "': the address is in use or not this machine's");
+    if (state_->listening >= 0)
+        ::listen(state_->listening, listen_backlog);
     const bool v6 = address.host.find(':') != std::string::npos;
     state_->url = "http://" + (v6 ? "[" + address.host + "]" : address.host) + ":" +
                   std::to_string(port) + "/";
