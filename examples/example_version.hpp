@@ -8,6 +8,5 @@
 #include <dtask/version.hpp>
 
 inline void print_version(std::string_view program) {
-    std::cout << program << " " << DTASK_VERSION_MAJOR << "." << DTASK_VERSION_MINOR << "."
-              << DTASK_VERSION_PATCH << "\n";
+    std::cout << program << " " << DTASK_VERSION_STRING << "\n";
 }

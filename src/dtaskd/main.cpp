@@ -22,11 +22,7 @@
 
 namespace {
 
-#define DTASKD_STRING(x) #x
-#define DTASKD_VERSION_TEXT(major, minor, patch) \
-    DTASKD_STRING(major) "." DTASKD_STRING(minor) "." DTASKD_STRING(patch)
-constexpr const char* version =
-    DTASKD_VERSION_TEXT(DTASK_VERSION_MAJOR, DTASK_VERSION_MINOR, DTASK_VERSION_PATCH);
+constexpr const char* version = DTASK_VERSION_STRING;
 
 constexpr int usage_status = 2;
 

@@ -12,10 +12,6 @@ namespace dtask::detail {
 
 namespace {
 
-#define DTASK_HTTP_STRING(x) #x
-#define DTASK_HTTP_VERSION(major, minor, patch) \
-    DTASK_HTTP_STRING(major) "." DTASK_HTTP_STRING(minor) "." DTASK_HTTP_STRING(patch)
-
 template <class T>
 nlohmann::json or_null(const std::optional<T>& value) {
     return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
@@ -26,8 +22,7 @@ nlohmann::json or_null(const std::optional<T>& value) {
 std::string status_json(const StatusSnapshot& snapshot) {
     using nlohmann::json;
     json out;
-    out["version"] =
-        DTASK_HTTP_VERSION(DTASK_VERSION_MAJOR, DTASK_VERSION_MINOR, DTASK_VERSION_PATCH);
+    out["version"] = DTASK_VERSION_STRING;
     out["protocol"] = static_cast<int>(protocol::version);
     out["time"] = snapshot.time;
     out["uptime_seconds"] = snapshot.uptime_seconds;
