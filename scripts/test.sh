@@ -14,7 +14,9 @@ Stages, stopping at the first failure:
      Its libdtask is shared (BUILD_SHARED_LIBS=ON), the others' static: the examples run
      against libdtask.so here, and the packaging tests build the other kind themselves
   3. clang++ build with ASan+UBSan (Debug: -O0 compiles four times faster) in build-asan/,
-     then ctest
+     then ctest. Stages 3 and 4 are unity builds (six sources per compiler run), which
+     halves their compile time; stage 2 compiles each source alone, as users do, which
+     also shows a source that misses an include
   4. g++ build with TSan (Debug) in build-tsan/, then ctest (without the tests that only
      compile code, install the package or check the docs: stage 2 ran them with g++)
   5. fuzz: each libFuzzer target of fuzz/ for 10 s (scripts/fuzz.sh 10, in build-fuzz/)
@@ -147,11 +149,15 @@ if ((!sanitizers)); then
 else
     start_ctest build release
 
+    # The sanitizer builds compile six sources at a time (see --help).
+    unity=(-DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=6)
+
     # Ours first so that options already in the environment (verbosity=1, ...) can add to them.
     export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
     stage "clang asan+ubsan: configure" configure build-asan -DCMAKE_BUILD_TYPE=Debug \
-        -DCMAKE_CXX_COMPILER=clang++ -DDTASK_SANITIZE=address,undefined -DDTASK_BUILD_BENCHMARKS=OFF
+        -DCMAKE_CXX_COMPILER=clang++ -DDTASK_SANITIZE=address,undefined -DDTASK_BUILD_BENCHMARKS=OFF \
+        "${unity[@]}"
     stage "clang asan+ubsan: build" nice -n 10 cmake --build build-asan -j2
     wait_ctest
     start_ctest build-asan "clang asan+ubsan"
@@ -160,7 +166,7 @@ else
     # it: scripts/tsan.supp silences reports from inside libzmq, and only those.
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/scripts/tsan.supp${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
     stage "tsan: configure" configure build-tsan -DCMAKE_BUILD_TYPE=Debug \
-        -DDTASK_SANITIZE=thread -DDTASK_BUILD_BENCHMARKS=OFF
+        -DDTASK_SANITIZE=thread -DDTASK_BUILD_BENCHMARKS=OFF "${unity[@]}"
     stage "tsan: build" nice -n 10 cmake --build build-tsan -j2
     wait_ctest
     start_ctest build-tsan tsan -E '^(CompileFail|CompileClean|Packaging|Docs)[.]'

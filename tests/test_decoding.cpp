@@ -23,16 +23,14 @@
 
 #include <dtask/detail/archive.hpp>
 
+#include "support.hpp"
 #include "wire/protocol.hpp"
 
 using namespace dtask::detail;
 using namespace dtask::detail::protocol;
+using test_support::contains;
 
 namespace {
-
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
-}
 
 /// Bytes that an allocator of this kind holds now, and the most it ever held.
 struct Counted {

@@ -33,7 +33,7 @@ struct Counts {
 };
 
 /// The sum of a job, and each worker's counts (by pid) as it ran its last subtask of it.
-struct Tally {
+struct WeightedTally {
     std::uint64_t sum = 0;
     std::map<std::int64_t, Counts> workers;
 
@@ -44,19 +44,19 @@ struct Tally {
 };
 
 /// Σ data[i % size] · (i + 1) for i in 0..n-1, with the data as job-wide data.
-inline const dtask::Job<Tally> weighted_sum{
+inline const dtask::Job<WeightedTally> weighted_sum{
     "tests.shared.weighted_sum",
     [](const std::uint64_t& n, dtask::SplitHint) {
         return dtask::pieces(n, [](std::uint64_t i) { return i; });
     },
     [](const std::uint64_t& i, const std::vector<std::uint64_t>& data) {
         const auto counts = dtask::detail::worker_shared_objects();
-        Tally tally;
+        WeightedTally tally;
         tally.sum = data[i % data.size()] * (i + 1);
         tally.workers[getpid()] = Counts{counts.received, counts.held};
         return tally;
     },
-    [](Tally total, Tally part) {
+    [](WeightedTally total, WeightedTally part) {
         total.sum += part.sum;
         for (const auto& [pid, counts] : part.workers)
             total.workers[pid] = counts;
@@ -105,7 +105,7 @@ inline const dtask::Job<std::uint64_t> fragile_sum{
 const dtask::RunOptions one_per_batch{.batch_size = 1};
 
 template <class D>
-Tally run_tally(dtask::Submitter& submitter, std::uint64_t n, const dtask::Shared<D>& shared) {
+WeightedTally run_tally(dtask::Submitter& submitter, std::uint64_t n, const dtask::Shared<D>& shared) {
     auto handle = submitter.submit(weighted_sum, n, shared, one_per_batch);
     return get_within(handle);
 }
@@ -124,12 +124,12 @@ TEST_CASE("SharedData.jobs_reuse_one_object_each_worker_receives_it_once" * doct
         // Two jobs at once and one run(): every way in uses the same object.
         auto first = cluster.submit(weighted_sum, std::uint64_t{300}, shared, one_per_batch);
         auto second = cluster.submit(weighted_sum, std::uint64_t{301}, shared, one_per_batch);
-        const Tally third = cluster.run(weighted_sum, std::uint64_t{302}, shared, one_per_batch);
-        const Tally tallies[] = {get_within(first), get_within(second), third};
+        const WeightedTally third = cluster.run(weighted_sum, std::uint64_t{302}, shared, one_per_batch);
+        const WeightedTally tallies[] = {get_within(first), get_within(second), third};
         CHECK(tallies[0].sum == expected_sum(data, 300));
         CHECK(tallies[1].sum == expected_sum(data, 301));
         CHECK(tallies[2].sum == expected_sum(data, 302));
-        for (const Tally& tally : tallies) {
+        for (const WeightedTally& tally : tallies) {
             for (const auto& [pid, counts] : tally.workers)
                 seen[pid] = counts;
         }
@@ -180,7 +180,7 @@ TEST_CASE("SharedData.a_worker_that_joins_later_receives_it_and_uses_it" * docte
     REQUIRE(cluster.wait_for_workers(1, 30s));
     const auto data = numbers(500, 3);
     const auto shared = cluster.share(data);
-    const Tally before = run_tally(cluster, 200, shared);
+    const WeightedTally before = run_tally(cluster, 200, shared);
     CHECK(before.sum == expected_sum(data, 200));
     REQUIRE(before.workers.size() == 1);
 
@@ -190,7 +190,7 @@ TEST_CASE("SharedData.a_worker_that_joins_later_receives_it_and_uses_it" * docte
     std::map<std::int64_t, Counts> seen;
     const bool used = wait_until(
         [&] {
-            const Tally tally = run_tally(cluster, 200, shared);
+            const WeightedTally tally = run_tally(cluster, 200, shared);
             CHECK(tally.sum == expected_sum(data, 200));
             for (const auto& [pid, counts] : tally.workers)
                 seen[pid] = counts;
@@ -226,7 +226,7 @@ TEST_CASE("SharedData.release_frees_it_at_the_broker_and_on_the_workers" * docte
     const auto shared_c = cluster.share(c);
     CHECK(run_tally(cluster, 100, shared_c).sum == expected_sum(c, 100));
     // The releases were sent before this job's submit: every worker has dropped a and b.
-    const Tally after = run_tally(cluster, 100, shared_c);
+    const WeightedTally after = run_tally(cluster, 100, shared_c);
     CHECK(after.sum == expected_sum(c, 100));
     REQUIRE(!after.workers.empty());
     for (const auto& worker : after.workers) {
@@ -244,7 +244,7 @@ TEST_CASE("SharedData.a_client_that_leaves_frees_its_objects" * doctest::timeout
         client_options.token = cluster.client_token();
         dtask::Client client(tcp_endpoint(cluster), client_options);
         const auto shared = client.share(data);
-        const Tally tally = run_tally(client, 100, shared);
+        const WeightedTally tally = run_tally(client, 100, shared);
         CHECK(tally.sum == expected_sum(data, 100));
         for (const auto& [pid, counts] : tally.workers)
             CHECK(counts.held == 1);
@@ -253,7 +253,7 @@ TEST_CASE("SharedData.a_client_that_leaves_frees_its_objects" * doctest::timeout
     bool freed = false;
     const bool done = wait_until(
         [&] {
-            const Tally tally = run_tally(cluster, 100, mine);
+            const WeightedTally tally = run_tally(cluster, 100, mine);
             freed = !tally.workers.empty();
             for (const auto& [pid, counts] : tally.workers)
                 freed = freed && counts.held == 1;
