@@ -1,12 +1,12 @@
 // k-means clustering of points in the plane: one job per iteration, until the centroids stop
-// moving. The points are placed on the workers once with share(); each iteration's job sends
-// only the current centroids, with each subtask, and every worker reuses the points it holds.
-// The points are cut into the same slices whatever the number of workers, and the slices'
-// sums are added in order, so the centroids are the same to the last bit for any number of
-// workers, and the same as --serial.
+// moving. The points are placed on the workers once with share(); each iteration's job has
+// the current centroids as its job-wide data, which each worker receives once per job, and
+// every worker reuses the points it holds. The points are cut into the same slices whatever
+// the number of workers, and the slices' sums are added in order, so the centroids are the
+// same to the last bit for any number of workers, and the same as --serial.
 //
 //   kmeans                       200000 points, 8 clusters, until the centroids stop moving
-//   kmeans --resend              the points sent as job-wide data with every iteration
+//   kmeans --resend              the points placed again for every iteration (for comparison)
 //   kmeans --serial              the same iterations in this process alone
 //
 // The iterations and the centroids go to standard output; the time per iteration to stderr.
@@ -41,7 +41,7 @@ struct Settings {
 };
 
 struct Outcome {
-    std::vector<Point> centroids;
+    Centres centroids;
     Sums last;                  // the points per centroid, from the last iteration
     std::vector<double> moved;  // per iteration, the furthest a centroid moved
     bool converged = false;
@@ -52,7 +52,7 @@ void print_help() {
         << "Usage: kmeans [options]\n"
            "Clusters generated points in the plane with k-means, one job per iteration,\n"
            "until the centroids stop moving. The points are placed on the workers once\n"
-           "(dtask share) and each iteration sends only the centroids.\n\n"
+           "(dtask share) and each iteration's job-wide data is the centroids.\n\n"
            "Options:\n"
            "  --points N         points (default 200000)\n"
            "  --k K              clusters (default 8)\n"
@@ -60,7 +60,8 @@ void print_help() {
            "  --tolerance D      converged when no centroid moves more than D (default 0:\n"
            "                     when none moves at all)\n"
            "  --slices S         subtasks per iteration (default 16)\n"
-           "  --resend           send the points with every iteration (for comparison)\n"
+           "  --resend           place the points again for every iteration, so that every\n"
+           "                     worker receives them each time (for comparison)\n"
            "  --serial           iterate in this process alone, without dtask\n"
         << common_usage << "\n"
         << dtask::worker_usage();
@@ -81,7 +82,7 @@ Outcome converge(const Settings& settings, const Points& points, SumsFor&& sums_
     ProgressBar bar("kmeans iterations");  // on a terminal only
     while (!outcome.converged && outcome.moved.size() < settings.max_iterations) {
         outcome.last = sums_for(outcome.centroids);
-        const std::vector<Point> next = next_centres(outcome.centroids, outcome.last);
+        const Centres next = next_centres(outcome.centroids, outcome.last);
         double moved = 0;
         for (std::size_t c = 0; c < next.size(); ++c)
             moved = std::max(moved, distance(next[c], outcome.centroids[c]));
@@ -99,29 +100,31 @@ Outcome converge(const Settings& settings, const Points& points, SumsFor&& sums_
     return outcome;
 }
 
-/// One iteration's input: the centroids, and the points in a fixed number of slices.
-Step step_for(const Settings& settings, const Points& points, const std::vector<Point>& centroids) {
-    return Step{centroids, points.size(), settings.slices};
+/// One iteration's input: the points in a fixed number of slices.
+Step step_for(const Settings& settings, const Points& points) {
+    return Step{points.size(), settings.slices};
 }
 
 Outcome run_on(dtask::Submitter& submitter, const Settings& settings, const Points& points) {
     if (settings.mode == Settings::Mode::resend) {
-        return converge(settings, points, [&](const std::vector<Point>& centroids) {
-            return submitter.run(kmeans_step, step_for(settings, points, centroids), points);
+        return converge(settings, points, [&](const Centres& centroids) {
+            // Placed for this job alone: released when it ends, sent to every worker again.
+            return submitter.run(kmeans_step, step_for(settings, points), submitter.share(points),
+                                 centroids);
         });
     }
-    const auto shared = submitter.share(points);  // once: the workers keep it
-    return converge(settings, points, [&](const std::vector<Point>& centroids) {
-        return submitter.run(kmeans_step, step_for(settings, points, centroids), shared);
+    const auto placed = submitter.share(points);  // once: the workers keep it
+    return converge(settings, points, [&](const Centres& centroids) {
+        return submitter.run(kmeans_step, step_for(settings, points), placed, centroids);
     });
 }
 
 /// The same slices as the job, summed here in the same order.
 Outcome run_serial(const Settings& settings, const Points& points) {
-    return converge(settings, points, [&](const std::vector<Point>& centroids) {
+    return converge(settings, points, [&](const Centres& centroids) {
         Sums total;
-        for (const Slice& slice : slices_of(step_for(settings, points, centroids), {}))
-            total = fold(total, assign(points, slice.begin, slice.end, slice.centres));
+        for (const Slice& slice : slices_of(step_for(settings, points), {}))
+            total = fold(total, assign(points, slice.begin, slice.end, centroids));
         return total;
     });
 }

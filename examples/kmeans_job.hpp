@@ -1,8 +1,8 @@
 #pragma once
-// k-means in the plane, one iteration per job: the points are the job-wide data (placed on
-// the workers once with share(), or sent with every job), each subtask a slice of them with
-// the current centres, each partial the slice's sums per nearest centre. Shared by the
-// kmeans example and dtask_perf's shared_data scenario.
+// k-means in the plane, one iteration per job: the points are placed on the workers with
+// share() and stay there across iterations, the current centres are each job's job-wide data,
+// each subtask a slice of the points, each partial the slice's sums per nearest centre.
+// Shared by the kmeans example and dtask_perf's shared_data scenario.
 
 #include <algorithm>
 #include <cmath>
@@ -24,15 +24,15 @@ struct Point {
     }
 };
 using Points = std::vector<Point>;
+using Centres = std::vector<Point>;
 
-/// One subtask: the points [begin, end) and the centres to assign them to.
+/// One subtask: the points [begin, end).
 struct Slice {
     std::uint64_t begin = 0;
     std::uint64_t end = 0;
-    std::vector<Point> centres;
     template <class Archive>
     void serialize(Archive& archive) {
-        archive(begin, end, centres);
+        archive(begin, end);
     }
 };
 
@@ -57,20 +57,15 @@ struct Sums {
     }
 };
 
-/// An iteration's input: the centres, and how many points to cut into how many slices.
+/// An iteration's input: how many points to cut into how many slices.
 struct Step {
-    std::vector<Point> centres;
     std::uint64_t points = 0;
     std::uint64_t slices = 0;
-    template <class Archive>
-    void serialize(Archive& archive) {
-        archive(centres, points, slices);
-    }
 };
 
 /// The points' sums per nearest centre, for the points of [begin, end).
 inline Sums assign(const Points& points, std::uint64_t begin, std::uint64_t end,
-                   const std::vector<Point>& centres) {
+                   const Centres& centres) {
     Sums sums;
     sums.sum.assign(centres.size(), Point{});
     sums.count.assign(centres.size(), 0);
@@ -98,8 +93,7 @@ inline std::vector<Slice> slices_of(const Step& step, dtask::SplitHint) {
     std::vector<Slice> slices;
     const std::uint64_t count = std::max<std::uint64_t>(1, step.slices);
     for (std::uint64_t s = 0; s < count; ++s)
-        slices.push_back(
-            Slice{step.points * s / count, step.points * (s + 1) / count, step.centres});
+        slices.push_back(Slice{step.points * s / count, step.points * (s + 1) / count});
     return slices;
 }
 
@@ -109,8 +103,8 @@ inline Sums fold(Sums total, Sums part) {
 }
 
 /// The next centres: each the mean of its points (a centre with none stays where it was).
-inline std::vector<Point> next_centres(const std::vector<Point>& centres, const Sums& sums) {
-    std::vector<Point> next = centres;
+inline Centres next_centres(const Centres& centres, const Sums& sums) {
+    Centres next = centres;
     for (std::size_t c = 0; c < centres.size(); ++c) {
         if (sums.count[c] != 0)
             next[c] = Point{sums.sum[c].x / static_cast<double>(sums.count[c]),
@@ -138,13 +132,17 @@ inline Points make_points(std::uint64_t count, std::uint64_t clusters) {
     return points;
 }
 
-/// One iteration: the points are job-wide data, placed once with share() or sent each time.
+/// One iteration: the points are placed with share() (map's second parameter), the centres
+/// are the job's own job-wide data (its third):
+/// `submitter.run(kmeans_step, step, placed_points, centres)`.
 inline const dtask::Job<Sums> kmeans_step{
     "kmeans.step", slices_of,
-    [](const Slice& slice, const Points& points) {
+    [](const Slice& slice, const Points& points, const Centres& centres) {
         if (slice.end > points.size() || slice.begin > slice.end)
             throw std::out_of_range("slice beyond the points");
-        return assign(points, slice.begin, slice.end, slice.centres);
+        if (centres.empty())
+            throw std::invalid_argument("no centres to assign the points to");
+        return assign(points, slice.begin, slice.end, centres);
     },
     fold};
 

@@ -6,20 +6,16 @@
 //   DTASK_TOKEN=... sum_squares --dtask-worker tcp://host:5555   be a remote worker
 //   DTASK_TOKEN=... sum_squares --connect tcp://host:5555        submit to a running broker
 
-#include <charconv>
 #include <chrono>
 #include <cstdint>
-#include <cstdlib>
 #include <iostream>
-#include <optional>
 #include <ranges>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include <dtask/dtask.hpp>
 
-#include "example_version.hpp"
+#include "command_line.hpp"
 #include "progress_bar.hpp"
 #include "sum_squares_job.hpp"
 
@@ -49,16 +45,6 @@ void print_help() {
               << dtask::worker_usage();
 }
 
-std::uint64_t number(std::string_view flag, std::string_view text) {
-    std::uint64_t value = 0;
-    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (error != std::errc{} || end != text.data() + text.size()) {
-        std::cerr << "sum_squares: " << flag << " takes a whole number, not '" << text << "'\n";
-        std::exit(2);
-    }
-    return value;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -66,46 +52,27 @@ int main(int argc, char** argv) {
 
     Problem problem{1'000'000, 10};
     dtask::ClusterOptions cluster_options;
-    std::optional<std::string> connect;
+    WhereToRun where;  // --connect; --workers is cluster_options', which may be 0 here
     dtask::RunOptions run_options;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        auto value = [&]() -> std::string_view {
-            if (i + 1 >= argc) {
-                std::cerr << "sum_squares: " << arg << " needs a value (see --help)\n";
-                std::exit(2);
-            }
-            return argv[++i];
-        };
-        if (arg == "--help" || arg == "-h") {
-            print_help();
-            return 0;
-        } else if (arg == "--version") {
-            print_version("sum_squares");
-            return 0;
-        } else if (arg == "--n") {
-            problem.n = number(arg, value());
-        } else if (arg == "--subtasks") {
-            problem.pieces = number(arg, value());
-            if (problem.pieces == 0) {
-                std::cerr << "sum_squares: --subtasks must be at least 1\n";
-                return 2;
-            }
-        } else if (arg == "--workers") {
-            cluster_options.local_workers = static_cast<int>(number(arg, value()));
-        } else if (arg == "--listen") {
-            cluster_options.listen.emplace_back(value());
-        } else if (arg == "--connect") {
-            connect = std::string(value());
-        } else if (arg == "--insecure-tcp") {
+    CommandLine args("sum_squares", argc, argv);
+    while (args.next()) {
+        if (args.is("--n")) {
+            problem.n = args.number();
+        } else if (args.is("--subtasks")) {
+            problem.pieces = args.number(1);
+        } else if (args.is("--workers")) {
+            cluster_options.local_workers = static_cast<int>(args.number(0, 1024));
+        } else if (args.is("--listen")) {
+            cluster_options.listen.emplace_back(args.value());
+        } else if (args.is("--insecure-tcp")) {
             cluster_options.insecure_tcp = true;
-        } else if (arg == "--wait") {
-            run_options.worker_wait = std::chrono::seconds(number(arg, value()));
-        } else {
-            std::cerr << "sum_squares: unknown option '" << arg << "' (see --help)\n";
-            return 2;
+        } else if (args.is("--wait")) {
+            run_options.worker_wait = std::chrono::seconds(args.number(0, 315'360'000));
+        } else if (!args.common(where, print_help)) {  // --help, --version, --connect
+            args.unknown();
         }
     }
+    const auto& connect = where.connect;
 
     try {
         const auto start = std::chrono::steady_clock::now();

@@ -7,9 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <cstdint>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -23,7 +21,7 @@
 
 #include <dtask/dtask.hpp>
 
-#include "example_version.hpp"
+#include "command_line.hpp"
 #include "progress_bar.hpp"
 
 namespace {
@@ -163,16 +161,6 @@ void print_help() {
         << dtask::worker_usage();
 }
 
-std::uint64_t number(std::string_view flag, std::string_view text) {
-    std::uint64_t value = 0;
-    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (error != std::errc{} || end != text.data() + text.size()) {
-        std::cerr << "word_count: " << flag << " takes a whole number, not '" << text << "'\n";
-        std::exit(2);
-    }
-    return value;
-}
-
 void print_top(const Counts& counts, std::size_t top) {
     std::vector<std::pair<std::string, std::uint64_t>> ranked(counts.begin(), counts.end());
     std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
@@ -196,49 +184,33 @@ int main(int argc, char** argv) {
     std::size_t top = 10;
     bool serial = false;
     dtask::ClusterOptions cluster_options;
-    std::optional<std::string> connect;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        auto value = [&]() -> std::string_view {
-            if (i + 1 >= argc) {
-                std::cerr << "word_count: " << arg << " needs a value (see --help)\n";
-                std::exit(2);
-            }
-            return argv[++i];
-        };
-        if (arg == "--help" || arg == "-h") {
-            print_help();
-            return 0;
-        } else if (arg == "--version") {
-            print_version("word_count");
-            return 0;
-        } else if (arg == "--top") {
-            top = number(arg, value());
-        } else if (arg == "--chunk") {
-            corpus.chunk_bytes = std::max<std::size_t>(1, number(arg, value()));
-        } else if (arg == "--workers") {
-            cluster_options.local_workers = static_cast<int>(number(arg, value()));
-        } else if (arg == "--listen") {
-            cluster_options.listen.emplace_back(value());
-        } else if (arg == "--connect") {
-            connect = std::string(value());
-        } else if (arg == "--serial") {
+    WhereToRun where;  // --connect; --workers is cluster_options', which may be 0 here
+    CommandLine args("word_count", argc, argv);
+    while (args.next()) {
+        if (args.is("--top")) {
+            top = args.number();
+        } else if (args.is("--chunk")) {
+            corpus.chunk_bytes = args.number(1, std::size_t{1} << 30);
+        } else if (args.is("--workers")) {
+            cluster_options.local_workers = static_cast<int>(args.number(0, 1024));
+        } else if (args.is("--listen")) {
+            cluster_options.listen.emplace_back(args.value());
+        } else if (args.is("--serial")) {
             serial = true;
-        } else if (!arg.starts_with("-") && corpus.directory.empty()) {
-            corpus.directory = std::string(arg);
-        } else {
-            std::cerr << "word_count: unknown option '" << arg << "' (see --help)\n";
-            return 2;
+        } else if (!args.arg().starts_with("-")) {
+            if (!corpus.directory.empty())
+                args.fail("one directory only, not '" + corpus.directory + "' and '" +
+                          std::string(args.arg()) + "'");
+            corpus.directory = std::string(args.arg());
+        } else if (!args.common(where, print_help)) {  // --help, --version, --connect
+            args.unknown();
         }
     }
-    if (corpus.directory.empty()) {
-        std::cerr << "word_count: which directory? (see --help)\n";
-        return 2;
-    }
-    if (!fs::is_directory(corpus.directory)) {
-        std::cerr << "word_count: '" << corpus.directory << "' is not a directory\n";
-        return 2;
-    }
+    if (corpus.directory.empty())
+        args.fail("which directory?");
+    if (!fs::is_directory(corpus.directory))
+        args.fail("'" + corpus.directory + "' is not a directory");
+    const auto& connect = where.connect;
 
     try {
         Counts counts;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "broker/shared_objects.hpp"
+#include "dtaskd.hpp"
 #include "support.hpp"
 #include "worker/shared_table.hpp"
 
@@ -62,6 +63,45 @@ inline const dtask::Job<WeightedTally> weighted_sum{
             total.workers[pid] = counts;
         return total;
     }};
+
+/// A job's own job-wide data, beside the placed data.
+struct Weights {
+    std::vector<std::uint64_t> values;
+
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(values);
+    }
+};
+
+/// Σ placed[i % size] · weights[i % count] for i in 0..n-1: the placed data stays on the
+/// workers, the weights are each job's own.
+inline const dtask::Job<Tally> weighted_by_job{
+    "tests.shared.weighted_by_job",
+    [](const std::uint64_t& n, dtask::SplitHint) {
+        return dtask::pieces(n, [](std::uint64_t i) { return i; });
+    },
+    [](const std::uint64_t& i, const std::vector<std::uint64_t>& placed, const Weights& weights) {
+        const auto counts = dtask::detail::worker_shared_objects();
+        Tally tally;
+        tally.sum = placed[i % placed.size()] * weights.values[i % weights.values.size()];
+        tally.workers[getpid()] = Counts{counts.received, counts.held};
+        return tally;
+    },
+    [](Tally total, Tally part) {
+        total.sum += part.sum;
+        for (const auto& [pid, counts] : part.workers)
+            total.workers[pid] = counts;
+        return total;
+    }};
+
+std::uint64_t expected_weighted(const std::vector<std::uint64_t>& placed, const Weights& weights,
+                                std::uint64_t n) {
+    std::uint64_t sum = 0;
+    for (std::uint64_t i = 0; i < n; ++i)
+        sum += placed[i % placed.size()] * weights.values[i % weights.values.size()];
+    return sum;
+}
 
 std::uint64_t expected_sum(const std::vector<std::uint64_t>& data, std::uint64_t n) {
     std::uint64_t sum = 0;
@@ -261,6 +301,118 @@ TEST_CASE("SharedData.a_client_that_leaves_frees_its_objects" * doctest::timeout
         },
         30s);
     CHECK_MESSAGE(done, "the workers still hold the shared data of a client that left");
+}
+
+TEST_CASE("SharedData.a_map_takes_placed_data_and_each_job_its_own_data" * doctest::timeout(120)) {
+    dtask::Cluster cluster(small_cluster(2));
+    REQUIRE(cluster.wait_for_workers(2, 30s));
+    const auto data = numbers(1000, 7);
+    const auto placed = cluster.share(data);
+    std::map<std::int64_t, Counts> seen;
+    for (std::uint64_t round = 0; round < 4; ++round) {
+        // Two jobs at once and a run(), each with other weights beside the same placed data.
+        const Weights first_weights{numbers(3 + round, round + 1)};
+        const Weights second_weights{numbers(5, 100 * round)};
+        const Weights third_weights{{round + 2}};
+        auto first = cluster.submit(weighted_by_job, std::uint64_t{300}, placed, first_weights,
+                                    one_per_batch);
+        auto second = cluster.submit(weighted_by_job, std::uint64_t{301}, placed, second_weights,
+                                     one_per_batch);
+        const Tally third =
+            cluster.run(weighted_by_job, std::uint64_t{302}, placed, third_weights, one_per_batch);
+        const Tally tallies[] = {get_within(first), get_within(second), third};
+        CHECK(tallies[0].sum == expected_weighted(data, first_weights, 300));
+        CHECK(tallies[1].sum == expected_weighted(data, second_weights, 301));
+        CHECK(tallies[2].sum == expected_weighted(data, third_weights, 302));
+        for (const Tally& tally : tallies) {
+            for (const auto& [pid, counts] : tally.workers)
+                seen[pid] = counts;
+        }
+    }
+    REQUIRE(!seen.empty());
+    for (const auto& worker : seen) {
+        INFO("worker " << worker.first);
+        CHECK(worker.second.received == 1);  // the placed data once, for 12 jobs
+        CHECK(worker.second.held == 1);
+    }
+}
+
+TEST_CASE("SharedData.a_map_of_three_parameters_is_refused_without_both" * doctest::timeout(120)) {
+    dtask::Cluster cluster(small_cluster(1));
+    const auto data = numbers(10, 1);
+    const auto placed = cluster.share(data);
+    const Weights weights{{2, 3}};
+    auto refused = [](auto&& submit, const char* given) {
+        try {
+            (void)submit();
+            FAIL("the job was accepted");
+        } catch (const dtask::JobDefinitionError& e) {
+            const std::string what = e.what();
+            CHECK_MESSAGE(contains(what,
+                                   "job 'tests.shared.weighted_by_job' takes placed data of "
+                                   "type std::vector<unsigned long"),
+                          what);
+            CHECK_MESSAGE(contains(what, "run(job, input, share(placed), data)"), what);
+            CHECK_MESSAGE(contains(what, given), what);
+        }
+    };
+    refused([&] { return cluster.submit(weighted_by_job, std::uint64_t{3}, placed); },
+            "placed data (share()): a std::vector<unsigned long");
+    refused([&] { return cluster.submit(weighted_by_job, std::uint64_t{3}, placed); },
+            "job-wide data: none");
+    refused([&] { return cluster.run(weighted_by_job, std::uint64_t{3}, weights); },
+            "placed data (share()): none; job-wide data: a (anonymous namespace)::Weights");
+    refused([&] { return cluster.submit(weighted_by_job, std::uint64_t{3}); },
+            "placed data (share()): none; job-wide data: none");
+    refused(
+        [&] {
+            return cluster.submit(weighted_by_job, std::uint64_t{3},
+                                  cluster.share(std::string("text")), weights);
+        },
+        "placed data (share()): a std::");
+    refused([&] { return cluster.submit(weighted_by_job, std::uint64_t{3}, placed, 7u); },
+            "job-wide data: a unsigned int");
+    // A map of two parameters takes one of them, not both.
+    CHECK_THROWS_WITH_AS(cluster.submit(weighted_sum, std::uint64_t{3}, placed, weights),
+                         doctest::Contains("takes one piece of job-wide data"),
+                         dtask::JobDefinitionError);
+    // Given both, it runs.
+    CHECK(cluster.run(weighted_by_job, std::uint64_t{20}, placed, weights).sum ==
+          expected_weighted(data, weights, 20));
+}
+
+TEST_CASE("SharedData.placed_and_job_wide_data_through_dtaskd_within_its_bounds" *
+          doctest::timeout(150)) {
+    // dtaskd with at most 1 MiB of job-wide data per job: 1.6 MB placed with share() is
+    // within its bounds and stays on the worker across jobs; 1.6 MB of a job's own data
+    // beside it is refused, naming the bound, and the client goes on.
+    Dtaskd broker({"--max-job-data-mib", "1"});
+    Process worker(self_executable(), {"--dtask-worker", broker.endpoint()}, {},
+                   broker.worker_environment());
+    dtask::Client client(broker.endpoint(), broker.client_options());
+    REQUIRE(client.wait_for_workers(1, 30s));
+    const auto data = numbers(200'000, 1);
+    const auto placed = client.share(data);
+    REQUIRE(placed.size() > (std::size_t{1} << 20));
+    for (std::uint64_t round = 0; round < 3; ++round) {
+        const Weights weights{numbers(7, 10 * round + 1)};
+        auto handle =
+            client.submit(weighted_by_job, std::uint64_t{500}, placed, weights, one_per_batch);
+        const Tally tally = get_within(handle);
+        CHECK(tally.sum == expected_weighted(data, weights, 500));
+        REQUIRE(tally.workers.size() == 1);
+        CHECK(tally.workers.begin()->first == worker.pid());
+        CHECK(tally.workers.begin()->second.received == 1);
+        CHECK(tally.workers.begin()->second.held == 1);
+    }
+    const Weights too_many{numbers(200'000, 1)};
+    auto too_big = client.submit(weighted_by_job, std::uint64_t{5}, placed, too_many);
+    const auto error = error_of<dtask::LimitError>(too_big);
+    CHECK_MESSAGE(contains(error.what(), "the limit is 1048576 bytes (--max-job-data-mib"),
+                  error.what());
+    const Weights weights{{3}};
+    auto after = client.submit(weighted_by_job, std::uint64_t{50}, placed, weights);
+    CHECK(get_within(after).sum == expected_weighted(data, weights, 50));
 }
 
 TEST_CASE("SharedData.data_that_fails_to_decode_fails_the_job_clearly" * doctest::timeout(120)) {

@@ -22,7 +22,10 @@ namespace dtask {
 ///   split's input, which the run keeps until it ends, but not to split's local variables
 ///   (capture those by value); what the input points to must outlive the job.
 /// - map(const Subtask&) -> Partial, or map(const Subtask&, const Shared&) -> Partial with
-///   job-wide data sent to each worker once per job. Runs on a worker process, found there by
+///   job-wide data sent to each worker once per job (or placed once for many jobs with
+///   share()), or map(const Subtask&, const Placed&, const Shared&) -> Partial with both:
+///   data placed with share() that stays on the workers, and each job's own job-wide data
+///   (Submitter::submit(job, input, placed, data)). Runs on a worker process, found there by
 ///   the job's name, so it must not capture anything. Many workers run it at once, each on one
 ///   subtask at a time. An exception it throws fails the job with a TaskError.
 /// - reduce(T accumulator, Partial) -> T folds partial results into the result, which starts
@@ -30,7 +33,7 @@ namespace dtask {
 ///   the job's strand, one call at a time, and takes the accumulator by value: add to it in
 ///   place and return it, never build a new one (that copies the whole result at each fold).
 ///
-/// Subtask, Partial and Shared cross processes: they must be serializable with cereal
+/// Subtask, Partial, Placed and Shared cross processes: they must be serializable with cereal
 /// (dtask/serialization.hpp) and default-constructible. Input and T never leave the host.
 /// Mistakes the compiler can see (a capturing map, an unserializable type, a reduce of the
 /// wrong signature) are compile errors that say so. An exception thrown by split, its pieces

@@ -56,7 +56,8 @@ private:
 }  // namespace detail
 
 /// A handle to data of type D placed on the workers. A job whose map takes a `const D&` as
-/// its second parameter gets it beside each subtask, as job-wide data given by value. Each
+/// its second parameter gets it beside each subtask, as job-wide data given by value; a map
+/// of three parameters gets it as its second, beside the job's own job-wide data. Each
 /// worker receives it once, before the first job that uses it. Copies share one object; it
 /// is freed at the broker and on the workers when the last copy is destroyed or release()
 /// is called (a job still running keeps it there until it ends). Use it only with the

@@ -4,6 +4,7 @@
 /// jobs.
 
 #include <cstddef>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -17,6 +18,15 @@
 
 namespace dtask {
 
+namespace detail {
+
+template <class D>
+inline constexpr bool is_shared_handle_v = false;
+template <class D>
+inline constexpr bool is_shared_handle_v<Shared<D>> = true;
+
+}  // namespace detail
+
 /// What Cluster and Client have in common: running jobs (run, submit) and placing data on the
 /// workers (share). Code that takes a `dtask::Submitter&` works with both. Every member may
 /// be called from several threads at once.
@@ -24,7 +34,8 @@ namespace dtask {
 /// The input is taken by value and moved into the run, which keeps it until the job ends.
 /// Its type must be exactly the one split takes (a job whose split takes a `std::uint64_t`
 /// refuses an `int` such as `1000000`: write `std::uint64_t{1000000}`), and job-wide data's
-/// exactly map's second parameter; otherwise submit() and run() throw JobDefinitionError.
+/// exactly map's last parameter (placed data's its second, for a map of three parameters);
+/// otherwise submit() and run() throw JobDefinitionError.
 /// split is called on the calling thread, before submit() returns: what it throws, submit()
 /// and run() throw.
 class Submitter {
@@ -107,6 +118,58 @@ public:
         return JobHandle<T>(std::move(state)).get();
     }
 
+    /// Starts `job` on `input` with both kinds of data, for a map that takes three parameters,
+    /// map(const Subtask&, const P& placed, const D& data): `placed`, placed by share(), stays
+    /// on the workers across jobs; `data` is this job's own, serialized now and sent with it
+    /// (as k-means sends each iteration's centroids beside the points placed once).
+    template <class T, class Input, class P, class D>
+    requires(!std::is_same_v<std::remove_cvref_t<D>, RunOptions>) JobHandle<T> submit(
+        const Job<T>& job, Input input, const Shared<P>& placed, const D& data,
+        RunOptions options = {}) {
+        static_assert(!detail::is_shared_handle_v<D>,
+                      "dtask::Submitter: a job takes one placed dtask::Shared; its job-wide "
+                      "data is given by value: submit(job, input, placed, data)");
+        auto run = make_placed_run(job, input, placed, data, options);
+        enqueue(run);
+        return JobHandle<T>(std::move(run));
+    }
+
+    /// run() with placed data and job-wide data, as submit() takes them; the client's threads
+    /// do the host-side work, as with any shared data.
+    template <class T, class Input, class P, class D>
+    requires(!std::is_same_v<std::remove_cvref_t<D>, RunOptions>) T
+        run(const Job<T>& job, Input input, const Shared<P>& placed, const D& data,
+            RunOptions options = {}) {
+        static_assert(!detail::is_shared_handle_v<D>,
+                      "dtask::Submitter: a job takes one placed dtask::Shared; its job-wide "
+                      "data is given by value: submit(job, input, placed, data)");
+        auto state = make_placed_run(job, input, placed, data, options);
+        enqueue(state);
+        state->wait();
+        return JobHandle<T>(std::move(state)).get();
+    }
+
+    /// \cond internal
+    /// The placed data after the job-wide data: refused, with a message that says the order.
+    template <class T, class Input, class D, class P>
+    requires(!detail::is_shared_handle_v<D>) JobHandle<T> submit(const Job<T>&, Input, const D&,
+                                                                 const Shared<P>&,
+                                                                 RunOptions = {}) {
+        static_assert(detail::is_shared_handle_v<D>,
+                      "dtask::Submitter: the placed data (a dtask::Shared from share()) comes "
+                      "before the job-wide data: submit(job, input, placed, data)");
+        std::abort();
+    }
+    template <class T, class Input, class D, class P>
+    requires(!detail::is_shared_handle_v<D>) T
+        run(const Job<T>&, Input, const D&, const Shared<P>&, RunOptions = {}) {
+        static_assert(detail::is_shared_handle_v<D>,
+                      "dtask::Submitter: the placed data (a dtask::Shared from share()) comes "
+                      "before the job-wide data: submit(job, input, placed, data)");
+        std::abort();
+    }
+    /// \endcond
+
     /// Workers connected to the broker now.
     virtual std::size_t workers() const = 0;
 
@@ -140,8 +203,8 @@ private:
 
     template <class T, class Input, class Data>
     auto make_run(const Job<T>& job, Input& input, const Data& shared, RunOptions options) {
-        return job.model().start(typeid(Input), &input, typeid(Data), &shared, hint_for(options),
-                                 options);
+        return job.model().start(typeid(Input), &input, typeid(NoShared), typeid(Data), &shared,
+                                 hint_for(options), options);
     }
 
     /// A run whose job-wide data is a shared object: checked as data of type D would be, and
@@ -149,9 +212,17 @@ private:
     template <class T, class Input, class D>
     auto make_shared_run(const Job<T>& job, Input& input, const Shared<D>& shared,
                          RunOptions options) {
-        auto object = shared.object_for(this);
-        auto run = job.model().start(typeid(Input), &input, typeid(D), nullptr, hint_for(options),
-                                     options);
+        return make_placed_run(job, input, shared, NoShared{}, options);
+    }
+
+    /// A run with a shared object (placed data of type P, or the job-wide data of a map of
+    /// two parameters) and job-wide data of its own (NoShared for none).
+    template <class T, class Input, class P, class D>
+    auto make_placed_run(const Job<T>& job, Input& input, const Shared<P>& placed, const D& data,
+                         RunOptions options) {
+        auto object = placed.object_for(this);
+        auto run = job.model().start(typeid(Input), &input, typeid(P), typeid(D), &data,
+                                     hint_for(options), options);
         run->use_shared_object(std::move(object));
         return run;
     }

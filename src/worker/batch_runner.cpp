@@ -71,10 +71,18 @@ void BatchRunner::open_job(Inbound& message) {
                        "' (worker: " + job.model->signature() + "; client: " + signature + ")";
     } else {
         try {
-            // A shared object (field 2) stands for the data frame, decoded once per job type.
-            job.shared = message.fields[2] != 0
-                             ? shared_objects_.decoded(message.fields[2], *job.model)
-                             : job.model->load_shared(as_bytes(message.body[2]));
+            // A shared object (field 2), decoded once per job type, is the placed data of a
+            // map that takes both; for any other map it stands for the data frame.
+            const std::uint64_t object = message.fields[2];
+            if (job.model->takes_placed() && object == 0)
+                throw ProtocolError("the broker sent job '" + name +
+                                    "', whose map takes placed data, without a shared object");
+            if (object != 0)
+                job.placed = shared_objects_.decoded(object, *job.model);
+            if (object == 0 || job.model->takes_placed())
+                job.shared = job.model->load_shared(as_bytes(message.body[2]));
+            else
+                job.shared = std::move(job.placed);
         } catch (...) {
             Failure failure;
             describe_current_exception(failure);
@@ -149,7 +157,8 @@ BatchRunner::Clock::time_point BatchRunner::run_batch(Inbound& message, Clock::t
         run.writer.begin();
         std::optional<Failure> failure;
         try {
-            job.model->run_map(job.shared.get(), subtask, index, run.writer.out());
+            job.model->run_map(job.placed.get(), job.shared.get(), subtask, index,
+                               run.writer.out());
             run.writer.end();  // throws for a partial result over 4 GiB
             if (!fits(run, record_start, index))
                 throw Error("subtask " + std::to_string(index) + "'s partial result is " +

@@ -49,6 +49,7 @@ public:
 private:
     struct OpenJob {
         const JobModel* model = nullptr;
+        std::shared_ptr<const void> placed;  // a shared object, for a map that takes both
         std::shared_ptr<const void> shared;
         std::string unusable;                  // why this worker cannot run it, if it cannot
         std::chrono::milliseconds timeout{0};  // RunOptions::subtask_timeout; 0: none

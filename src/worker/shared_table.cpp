@@ -48,7 +48,7 @@ std::shared_ptr<const void> SharedTable::decoded(std::uint64_t id, const JobMode
         if (user == &model)
             return value;
     }
-    auto value = model.load_shared(protocol::as_bytes(it->second.bytes));
+    auto value = model.load_object(protocol::as_bytes(it->second.bytes));
     it->second.decoded.emplace_back(&model, value);
     return value;
 }

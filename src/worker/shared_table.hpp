@@ -32,7 +32,7 @@ public:
     void add(std::uint64_t id, zmq::message_t bytes);
     /// Drops object `id`, if held.
     void remove(std::uint64_t id);
-    /// Object `id` decoded by `model`'s load_shared, decoded at its first use by that model.
+    /// Object `id` decoded by `model`'s load_object, decoded at its first use by that model.
     /// Throws ProtocolError if it is not held, and what decoding throws.
     std::shared_ptr<const void> decoded(std::uint64_t id, const JobModel& model);
     /// A new session: the broker no longer knows what this worker holds.

@@ -37,7 +37,7 @@
 
 namespace dtask {
 
-/// No job-wide data: the map of such a job takes its subtask alone.
+/// No job-wide (or placed) data: the map of such a job takes its subtask alone.
 struct NoShared {
     template <class Archive>
     void serialize(Archive&) {}
@@ -112,9 +112,11 @@ template <class T>
 class JobModelFor : public JobModel {
 public:
     using JobModel::JobModel;
-    /// Starts a run: checks the input's (and the job-wide data's) type, calls split.
+    /// Starts a run: checks the types of the input, of the placed data (a shared object's,
+    /// or NoShared) and of the job-wide data `shared` (NoShared for none), and calls split.
     /// `input` is moved from.
     virtual std::shared_ptr<ResultState<T>> start(const std::type_info& input_type, void* input,
+                                                  const std::type_info& placed_type,
                                                   const std::type_info& shared_type,
                                                   const void* shared, SplitHint hint,
                                                   RunOptions options) const = 0;
@@ -215,16 +217,29 @@ private:
     T accumulator_{};
 };
 
+/// Map's parameter `I`, or NoShared if it has no such parameter.
+template <class Map, std::size_t I, bool = (I < callable_traits<Map>::arity)>
+struct map_arg_or_none {
+    using type = NoShared;
+};
+template <class Map, std::size_t I>
+struct map_arg_or_none<Map, I, true> {
+    using type = arg_t<Map, I>;
+};
+
 /// The types a job's functions name. Apart from JobModelImpl so that the compile-time checks
 /// can name them without instantiating the model, whose members would then be compiled too.
+/// map(subtask), map(subtask, shared) or map(subtask, placed, shared).
 template <class Split, class Map>
 struct JobTypes {
     using map_traits = callable_traits<Map>;
+    static constexpr bool takes_placed = map_traits::arity == 3;
     using Input = arg_t<Split, 0>;
     using Subtask = arg_t<Map, 0>;
     using Partial = std::remove_cvref_t<typename map_traits::result>;
-    using Shared =
-        std::conditional_t<map_traits::arity == 2, arg_t<Map, map_traits::arity - 1>, NoShared>;
+    using Placed =
+        std::conditional_t<takes_placed, typename map_arg_or_none<Map, 1>::type, NoShared>;
+    using Shared = typename map_arg_or_none<Map, takes_placed ? 2 : 1>::type;
     using MapPointer = typename map_traits::function_pointer;
 };
 
@@ -236,8 +251,10 @@ public:
     using Input = typename JobTypes<Split, Map>::Input;
     using Subtask = typename JobTypes<Split, Map>::Subtask;
     using Partial = typename JobTypes<Split, Map>::Partial;
+    using Placed = typename JobTypes<Split, Map>::Placed;
     using Shared = typename JobTypes<Split, Map>::Shared;
     using MapPointer = typename JobTypes<Split, Map>::MapPointer;
+    static constexpr bool placed_too = JobTypes<Split, Map>::takes_placed;
 
     JobModelImpl(std::string name, Split split, MapPointer map, Reduce reduce, JobOptions options)
         : JobModelFor<T>(std::move(name), make_signature(options)),
@@ -252,6 +269,9 @@ public:
         };
         std::string signature = "subtask " + describe(type_name<Subtask>(), sizeof(Subtask)) +
                                 ", partial " + describe(type_name<Partial>(), sizeof(Partial));
+        if constexpr (placed_too) {
+            signature += ", placed " + describe(type_name<Placed>(), sizeof(Placed));
+        }
         if constexpr (!std::is_same_v<Shared, NoShared>) {
             signature += ", shared " + describe(type_name<Shared>(), sizeof(Shared));
         }
@@ -260,6 +280,7 @@ public:
     }
 
     std::shared_ptr<ResultState<T>> start(const std::type_info& input_type, void* input,
+                                          const std::type_info& placed_type,
                                           const std::type_info& shared_type, const void* shared,
                                           SplitHint hint, RunOptions options) const override {
         if (input_type != typeid(Input)) {
@@ -267,47 +288,95 @@ public:
                                      type_name<Input>() + ", but was given a " +
                                      demangle(input_type.name()));
         }
-        if (shared_type != typeid(Shared)) {
-            if constexpr (std::is_same_v<Shared, NoShared>) {
-                throw JobDefinitionError(
-                    "job '" + this->name() +
-                    "' takes no job-wide data (its map has one parameter), but was given a " +
-                    demangle(shared_type.name()));
-            } else {
-                throw JobDefinitionError(
-                    "job '" + this->name() + "' needs job-wide data of type " +
-                    type_name<Shared>() + " (its map's second parameter), but was given " +
-                    (shared_type == typeid(NoShared) ? std::string("none")
-                                                     : "a " + demangle(shared_type.name())));
-            }
-        }
-        std::string shared_bytes;  // none for a shared object (null): placed by share()
-        if (shared != nullptr)
+        check_data(placed_type, shared_type);
+        std::string shared_bytes;  // none when a shared object stands for the job-wide data
+        if (shared_type == typeid(Shared))
             save_to(shared_bytes, *static_cast<const Shared*>(shared));
         return std::make_shared<RunStateFor<T, Input, Subtask, Partial, Shared, Split, Reduce>>(
             *this, std::move(*static_cast<Input*>(input)), std::move(shared_bytes), hint, options,
             options_, split_, reduce_);
     }
 
+    bool takes_placed() const noexcept override { return placed_too; }
+
     std::shared_ptr<const void> load_shared(std::span<const std::byte> bytes) const override {
         return std::make_shared<const Shared>(
             load_from<Shared>(bytes, "the job-wide data of job '" + this->name() + "'"));
     }
 
-    void run_map(const void* shared, std::span<const std::byte> bytes, std::uint64_t index,
-                 std::string& out) const override {
+    std::shared_ptr<const void> load_object(std::span<const std::byte> bytes) const override {
+        if constexpr (placed_too) {
+            return std::make_shared<const Placed>(
+                load_from<Placed>(bytes, "the placed data of job '" + this->name() + "'"));
+        } else {
+            return load_shared(bytes);
+        }
+    }
+
+    void run_map(const void* placed, const void* shared, std::span<const std::byte> bytes,
+                 std::uint64_t index, std::string& out) const override {
         const Subtask subtask = load_from<Subtask>(bytes, [&] {
             return "subtask " + std::to_string(index) + " of job '" + this->name() + "'";
         });
-        if constexpr (std::is_same_v<Shared, NoShared>) {
+        if constexpr (placed_too) {
+            save_to(out, map_(subtask, *static_cast<const Placed*>(placed),
+                              *static_cast<const Shared*>(shared)));
+        } else if constexpr (std::is_same_v<Shared, NoShared>) {
+            (void)placed;
             (void)shared;
             save_to(out, map_(subtask));
         } else {
+            (void)placed;
             save_to(out, map_(subtask, *static_cast<const Shared*>(shared)));
         }
     }
 
 private:
+    /// Throws JobDefinitionError unless the run was given the data map takes: a shared
+    /// object's (`placed_type`, NoShared for none) and its own job-wide data's.
+    void check_data(const std::type_info& placed_type, const std::type_info& shared_type) const {
+        const bool placed_given = placed_type != typeid(NoShared);
+        const bool shared_given = shared_type != typeid(NoShared);
+        auto given = [&] {
+            auto one = [](const std::type_info& type) {
+                return type == typeid(NoShared) ? std::string("none")
+                                                : "a " + demangle(type.name());
+            };
+            return "placed data (share()): " + one(placed_type) +
+                   "; job-wide data: " + one(shared_type);
+        };
+        if constexpr (placed_too) {
+            if (placed_type != typeid(Placed) || shared_type != typeid(Shared)) {
+                throw JobDefinitionError(
+                    "job '" + this->name() + "' takes placed data of type " + type_name<Placed>() +
+                    " (its map's second parameter, placed with share()) and "
+                    "job-wide data of type " +
+                    type_name<Shared>() +
+                    " (its third): run it as run(job, input, share(placed), data); it was "
+                    "given " +
+                    given());
+            }
+        } else if constexpr (std::is_same_v<Shared, NoShared>) {
+            if (placed_given || shared_given) {
+                throw JobDefinitionError("job '" + this->name() +
+                                         "' takes no job-wide data (its map has one parameter), "
+                                         "but was given " +
+                                         given());
+            }
+        } else if (placed_given && shared_given) {
+            throw JobDefinitionError("job '" + this->name() +
+                                     "' takes one piece of job-wide data, of type " +
+                                     type_name<Shared>() +
+                                     " (its map's second parameter), by value or placed with "
+                                     "share(), but was given both (" +
+                                     given() + "); a map that takes both has three parameters");
+        } else if (placed_type != typeid(Shared) && shared_type != typeid(Shared)) {
+            throw JobDefinitionError("job '" + this->name() + "' needs job-wide data of type " +
+                                     type_name<Shared>() +
+                                     " (its map's second parameter), but was given " + given());
+        }
+    }
+
     Split split_;
     MapPointer map_;
     Reduce reduce_;
@@ -330,6 +399,7 @@ constexpr bool check_job_definition() {
     using Model = JobTypes<Split, Map>;
     using Subtask = typename Model::Subtask;
     using Partial = typename Model::Partial;
+    using Placed = typename Model::Placed;
     using Shared = typename Model::Shared;
     using Input = typename Model::Input;
     using SplitArgs = typename callable_traits<Split>::args;
@@ -340,10 +410,11 @@ constexpr bool check_job_definition() {
                   "dtask::Job: map must not capture anything (it runs in another process, where "
                   "the captured variables do not exist); pass what it needs as job-wide data: "
                   "map(const Subtask&, const Shared&)");
-    constexpr bool map_takes_one_or_two =
-        callable_traits<Map>::arity == 1 || callable_traits<Map>::arity == 2;
-    static_assert(map_takes_one_or_two,
-                  "dtask::Job: map takes (const Subtask&) or (const Subtask&, const Shared&)");
+    constexpr bool map_takes_one_to_three =
+        callable_traits<Map>::arity >= 1 && callable_traits<Map>::arity <= 3;
+    static_assert(map_takes_one_to_three,
+                  "dtask::Job: map takes (const Subtask&), (const Subtask&, const Shared&) or "
+                  "(const Subtask&, const Placed&, const Shared&)");
     constexpr bool map_returns = !std::is_void_v<Partial>;
     static_assert(map_returns, "dtask::Job: map must return its partial result");
     constexpr bool split_takes_two = callable_traits<Split>::arity == 2;
@@ -362,12 +433,12 @@ constexpr bool check_job_definition() {
     constexpr bool result_starts_empty = std::is_default_constructible_v<T>;
     static_assert(result_starts_empty,
                   "dtask::Job<T>: the result starts as T{}, so T must be default-constructible");
-    constexpr bool values_decode = std::is_default_constructible_v<Subtask> &&
-                                   std::is_default_constructible_v<Partial> &&
-                                   std::is_default_constructible_v<Shared>;
+    constexpr bool values_decode =
+        std::is_default_constructible_v<Subtask> && std::is_default_constructible_v<Partial> &&
+        std::is_default_constructible_v<Placed> && std::is_default_constructible_v<Shared>;
     static_assert(values_decode,
-                  "dtask::Job: subtask, partial and job-wide data types are decoded into a "
-                  "default-constructed value, so they must be default-constructible");
+                  "dtask::Job: subtask, partial, placed and job-wide data types are decoded into "
+                  "a default-constructed value, so they must be default-constructible");
     constexpr bool input_moves = std::is_move_constructible_v<Input>;
     static_assert(input_moves, "dtask::Job: the input type must be movable");
     static_assert(is_serializable_v<Subtask>,
@@ -378,16 +449,20 @@ constexpr bool check_job_definition() {
                   "dtask::Job: the partial type (what map returns) must be serializable with "
                   "cereal: give it a `template <class Archive> void serialize(Archive& a)` "
                   "member");
+    static_assert(is_serializable_v<Placed>,
+                  "dtask::Job: the placed data type (the second of map's three parameters) must "
+                  "be serializable with cereal: give it a `template <class Archive> void "
+                  "serialize(Archive& a)` member");
     static_assert(is_serializable_v<Shared>,
-                  "dtask::Job: the job-wide data type (map's second parameter) must be "
+                  "dtask::Job: the job-wide data type (map's last parameter) must be "
                   "serializable with cereal: give it a `template <class Archive> void "
                   "serialize(Archive& a)` member");
     // The input and the result never leave the host (split and reduce run there): they need
     // no serialization.
-    return map_captures_nothing && map_takes_one_or_two && map_returns && split_takes_two &&
+    return map_captures_nothing && map_takes_one_to_three && map_returns && split_takes_two &&
            split_takes_hint && split_gives_subtasks && reduce_folds && result_starts_empty &&
            values_decode && input_moves && is_serializable_v<Subtask> &&
-           is_serializable_v<Partial> && is_serializable_v<Shared>;
+           is_serializable_v<Partial> && is_serializable_v<Placed> && is_serializable_v<Shared>;
 }
 
 }  // namespace dtask::detail

@@ -25,10 +25,17 @@ public:
     /// The job's types, human-readable: two builds agree on it iff they read each other's bytes.
     const std::string& signature() const noexcept { return signature_; }
 
+    /// Whether map takes placed data (a shared object) beside its job-wide data: three
+    /// parameters. Otherwise a shared object, if any, stands for the job-wide data.
+    virtual bool takes_placed() const noexcept = 0;
     /// Decodes the job-wide data once per job on a worker.
     virtual std::shared_ptr<const void> load_shared(std::span<const std::byte> bytes) const = 0;
+    /// Decodes a shared object as this job uses it: its placed data if takes_placed(), else
+    /// its job-wide data.
+    virtual std::shared_ptr<const void> load_object(std::span<const std::byte> bytes) const = 0;
     /// Runs map on one serialized subtask and appends the serialized partial to `out`.
-    virtual void run_map(const void* shared, std::span<const std::byte> subtask,
+    /// `placed` is null unless takes_placed().
+    virtual void run_map(const void* placed, const void* shared, std::span<const std::byte> subtask,
                          std::uint64_t index, std::string& out) const = 0;
 
 private:
