@@ -76,19 +76,19 @@ struct Weights {
 
 /// Σ placed[i % size] · weights[i % count] for i in 0..n-1: the placed data stays on the
 /// workers, the weights are each job's own.
-inline const dtask::Job<Tally> weighted_by_job{
+inline const dtask::Job<WeightedTally> weighted_by_job{
     "tests.shared.weighted_by_job",
     [](const std::uint64_t& n, dtask::SplitHint) {
         return dtask::pieces(n, [](std::uint64_t i) { return i; });
     },
     [](const std::uint64_t& i, const std::vector<std::uint64_t>& placed, const Weights& weights) {
         const auto counts = dtask::detail::worker_shared_objects();
-        Tally tally;
+        WeightedTally tally;
         tally.sum = placed[i % placed.size()] * weights.values[i % weights.values.size()];
         tally.workers[getpid()] = Counts{counts.received, counts.held};
         return tally;
     },
-    [](Tally total, Tally part) {
+    [](WeightedTally total, WeightedTally part) {
         total.sum += part.sum;
         for (const auto& [pid, counts] : part.workers)
             total.workers[pid] = counts;
@@ -145,7 +145,8 @@ inline const dtask::Job<std::uint64_t> fragile_sum{
 const dtask::RunOptions one_per_batch{.batch_size = 1};
 
 template <class D>
-WeightedTally run_tally(dtask::Submitter& submitter, std::uint64_t n, const dtask::Shared<D>& shared) {
+WeightedTally run_tally(dtask::Submitter& submitter, std::uint64_t n,
+                        const dtask::Shared<D>& shared) {
     auto handle = submitter.submit(weighted_sum, n, shared, one_per_batch);
     return get_within(handle);
 }
@@ -164,7 +165,8 @@ TEST_CASE("SharedData.jobs_reuse_one_object_each_worker_receives_it_once" * doct
         // Two jobs at once and one run(): every way in uses the same object.
         auto first = cluster.submit(weighted_sum, std::uint64_t{300}, shared, one_per_batch);
         auto second = cluster.submit(weighted_sum, std::uint64_t{301}, shared, one_per_batch);
-        const WeightedTally third = cluster.run(weighted_sum, std::uint64_t{302}, shared, one_per_batch);
+        const WeightedTally third =
+            cluster.run(weighted_sum, std::uint64_t{302}, shared, one_per_batch);
         const WeightedTally tallies[] = {get_within(first), get_within(second), third};
         CHECK(tallies[0].sum == expected_sum(data, 300));
         CHECK(tallies[1].sum == expected_sum(data, 301));
@@ -318,13 +320,13 @@ TEST_CASE("SharedData.a_map_takes_placed_data_and_each_job_its_own_data" * docte
                                     one_per_batch);
         auto second = cluster.submit(weighted_by_job, std::uint64_t{301}, placed, second_weights,
                                      one_per_batch);
-        const Tally third =
+        const WeightedTally third =
             cluster.run(weighted_by_job, std::uint64_t{302}, placed, third_weights, one_per_batch);
-        const Tally tallies[] = {get_within(first), get_within(second), third};
+        const WeightedTally tallies[] = {get_within(first), get_within(second), third};
         CHECK(tallies[0].sum == expected_weighted(data, first_weights, 300));
         CHECK(tallies[1].sum == expected_weighted(data, second_weights, 301));
         CHECK(tallies[2].sum == expected_weighted(data, third_weights, 302));
-        for (const Tally& tally : tallies) {
+        for (const WeightedTally& tally : tallies) {
             for (const auto& [pid, counts] : tally.workers)
                 seen[pid] = counts;
         }
@@ -398,7 +400,7 @@ TEST_CASE("SharedData.placed_and_job_wide_data_through_dtaskd_within_its_bounds"
         const Weights weights{numbers(7, 10 * round + 1)};
         auto handle =
             client.submit(weighted_by_job, std::uint64_t{500}, placed, weights, one_per_batch);
-        const Tally tally = get_within(handle);
+        const WeightedTally tally = get_within(handle);
         CHECK(tally.sum == expected_weighted(data, weights, 500));
         REQUIRE(tally.workers.size() == 1);
         CHECK(tally.workers.begin()->first == worker.pid());
