@@ -331,6 +331,59 @@ void broker_killed_and_restarted(Row& row) {
     row.recovery.push_back(*back);
 }
 
+#ifdef DTASK_FAULTS_DTASKD
+/// A dtaskd with its keys in `keys`, listening on `endpoint` (port 0: a free one); waits
+/// until it listens and returns its endpoint.
+std::string start_dtaskd(std::optional<test_support::Process>& dtaskd, const std::string& keys,
+                         const std::string& endpoint) {
+    dtaskd.emplace(DTASK_FAULTS_DTASKD,
+                   std::vector<std::string>{"--listen", endpoint, "--keys", keys}, "|&");
+    const std::string prefix = "dtaskd: listening on ";
+    while (auto line = dtaskd->read_line(30s)) {
+        if (line->starts_with(prefix))
+            return line->substr(prefix.size());
+    }
+    throw std::runtime_error("dtaskd did not start");
+}
+
+std::string token_in(const std::string& keys, const char* role) {
+    std::ifstream file(keys + "/" + role + ".token");
+    std::string token;
+    std::getline(file, token);
+    return token;
+}
+
+void dtaskd_restarted(Row& row) {
+    // The client and the workers, of this binary, see dtaskd killed and started again on the
+    // same endpoint with the same keys; the pause is from the kill until the job folds a
+    // result the new dtaskd brought.
+    test_support::TempDir keys("dtask-faults-keys");
+    test_support::TempDir scratch("dtask-faults");
+    std::optional<test_support::Process> dtaskd;
+    const std::string endpoint = start_dtaskd(dtaskd, keys.path(), "tcp://127.0.0.1:*");
+    WorkerProcess first(endpoint, token_in(keys.path(), "worker"));
+    WorkerProcess second(endpoint, token_in(keys.path(), "worker"));
+    dtask::Client client(endpoint, {.token = token_in(keys.path(), "client")});
+    if (!client.wait_for_workers(2, 30s))
+        throw std::runtime_error("the workers did not join dtaskd");
+    auto job = client.submit(work, steady_work, scratch.path());
+    until(Clock::now(), [&] { return job.progress().done >= 20; });
+    dtaskd->kill_and_reap();
+    const auto start = Clock::now();
+    start_dtaskd(dtaskd, keys.path(), endpoint);
+    row.detection.push_back(ms_since(start));
+    // Results on their way at the kill have been folded by now: the next come from the new
+    // dtaskd.
+    const auto before = job.progress().done;
+    const auto going = until(start, [&] { return job.progress().done > before; });
+    if (!going)
+        throw std::runtime_error("the job did not go on after dtaskd restarted");
+    row.recovery.push_back(*going);
+    if (job.get() != steady_work.count)
+        throw std::runtime_error("wrong result after dtaskd restarted");
+}
+#endif
+
 void host_ends(Row& row) {
     std::optional<WorkerProcess> remote;
     Clock::time_point start;
@@ -486,6 +539,16 @@ int main(int argc, char** argv) {
           "remote worker rejoined",
           {},
           ""}},
+#ifdef DTASK_FAULTS_DTASKD
+        {dtaskd_restarted,
+         {"dtaskd killed (kill -9) and restarted on its endpoint, a client's job running",
+          "nothing: the right result, after a pause",
+          "dtaskd listening again",
+          {},
+          "job folding again (the pause)",
+          {},
+          ""}},
+#endif
         {host_ends,
          {"host ends (Cluster destroyed)",
           "its remote workers exit with status 0",

@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
     const std::vector<std::pair<std::string, std::vector<std::string>>> messages{
         {"hello_worker", {head(Command::hello, {this_release}), as_string(encode_body(hello))}},
         {"hello_client", {head(Command::hello, {this_release}), as_string(encode_body(client))}},
-        {"welcome", {head(Command::welcome, {1000, 5, 0})}},
+        {"welcome", {head(Command::welcome, {1000, 5, 0, 1})}},
         {"refuse", {head(Command::refuse), "not accepted"}},
         {"hello_other_release",
          {head(Command::hello, {this_release + 1}), as_string(encode_body(hello))}},

@@ -35,7 +35,8 @@ struct Client::Impl {
                                                   .heartbeat_liveness = options.heartbeat_liveness,
                                                   .same_process = false,
                                                   .worker_count = {},
-                                                  .token = client_token(endpoint, options)}) {}
+                                                  .token = client_token(endpoint, options),
+                                                  .restart_grace = options.broker_restart_grace}) {}
 
     std::string endpoint;
     zmq::context_t context{1};
@@ -47,6 +48,8 @@ Client::Client(std::string endpoint, ClientOptions options) {
     detail::check_registry();
     if (options.heartbeat_interval.count() <= 0 || options.heartbeat_liveness == 0)
         throw Error("dtask::Client: heartbeat_interval and heartbeat_liveness must be positive");
+    if (options.broker_restart_grace.count() < 0)
+        throw Error("dtask::Client: broker_restart_grace must not be negative (0: no wait)");
     if (endpoint.empty())
         throw Error("dtask::Client: the broker's endpoint is empty (e.g. tcp://host:5555)");
     detail::check_threads_start("a Client");

@@ -126,7 +126,7 @@ TEST_CASE("Hostile.decoder_refuses_a_run_whose_indexes_wrap_or_that_is_empty" *
 
 TEST_CASE("Hostile.decoder_refuses_a_welcome_or_job_out_of_range" * doctest::timeout(30)) {
     const auto welcome = [](std::uint64_t interval, std::uint64_t liveness) {
-        return parse_error(one_frame(header(Command::welcome, {interval, liveness, 0})));
+        return parse_error(one_frame(header(Command::welcome, {interval, liveness, 0, 1})));
     };
     CHECK(welcome(1, 1).empty());
     CHECK(welcome(max_heartbeat_interval_ms, max_heartbeat_liveness).empty());
@@ -333,7 +333,7 @@ TEST_CASE("Hostile.worker_exits_on_a_welcome_out_of_range" * doctest::timeout(60
                    broker.worker_environment());
     broker.expect(Command::hello);
     broker.send(broker.peer(),
-                message_of(header(Command::welcome, {std::uint64_t{1} << 63, 3, 0})));
+                message_of(header(Command::welcome, {std::uint64_t{1} << 63, 3, 0, 1})));
     const auto status = worker.wait_exit(30s);
     REQUIRE_MESSAGE(status.has_value(), "the worker took the welcome: " << read_file(log));
     CHECK_MESSAGE((WIFEXITED(*status) && WEXITSTATUS(*status) == 3), "wait status " << *status);
@@ -350,7 +350,7 @@ TEST_CASE("Hostile.client_fails_its_jobs_on_a_welcome_out_of_range" * doctest::t
     dtask::Client client(broker.endpoint(), broker.client_options());
     auto handle = client.submit(test_jobs::squares, std::uint64_t{10});
     broker.expect(Command::hello);
-    broker.send(broker.peer(), message_of(header(Command::welcome, {250, 1'000'000, 0})));
+    broker.send(broker.peer(), message_of(header(Command::welcome, {250, 1'000'000, 0, 1})));
     const std::string what = error_of<dtask::TransportError>(handle, 30s).what();
     CHECK_MESSAGE(contains(what, "the broker at " + broker.endpoint() +
                                      " sent a welcome this client cannot take: malformed welcome "

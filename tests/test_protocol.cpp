@@ -182,7 +182,7 @@ TEST_CASE("Protocol.garbage_and_truncated_frames_are_named" * doctest::timeout(1
     CHECK(parse_error(frames_of({"GET / HTTP/1.1"})).find("not a dtask message") !=
           std::string::npos);
     CHECK(parse_error(frames_of({"dt"})).find("not a dtask message") != std::string::npos);
-    CHECK(parse_error(frames_of({std::string("dt\x09\x01", 4)})).find("protocol version 9") !=
+    CHECK(parse_error(frames_of({std::string("dt\x0a\x01", 4)})).find("protocol version 10") !=
           std::string::npos);
     CHECK(parse_error(frames_of({std::string("dt") + char(protocol::version) + "\x7f"}))
               .find("unknown dtask command 0x7f") != std::string::npos);
@@ -287,7 +287,8 @@ TEST_CASE("Protocol.live_broker_refuses_garbage_and_carries_on" * doctest::timeo
     CHECK(
         exchange({head(Command::hello, {this_release}), "\x01\x02"}).find("cannot decode hello") !=
         std::string::npos);
-    CHECK(exchange({std::string("dt\x09\x01", 4)}).find("protocol version 9") != std::string::npos);
+    CHECK(exchange({std::string("dt\x0a\x01", 4)}).find("protocol version 10") !=
+          std::string::npos);
 
     // A 13-byte hello whose name claims 3 GB: refused, nothing allocated for it.
     std::string greedy("\x01", 1);
@@ -467,7 +468,7 @@ TEST_CASE("Protocol.client_folds_a_subtask_once_when_its_result_comes_twice" *
     auto handle = client.submit(test_jobs::concat_unordered, n);
     broker.expect(Command::hello);
     const std::string peer = broker.peer();
-    broker.send(peer, message_of(header(Command::welcome, {250, 1000, 0})));
+    broker.send(peer, message_of(header(Command::welcome, {250, 1000, 0, 1})));
     broker.send(peer, message_of(header(Command::status, {1})));
     const std::uint64_t job = broker.expect(Command::submit).fields[0];
     std::vector<std::uint64_t> subtasks;
@@ -594,7 +595,7 @@ TEST_CASE("Protocol.worker_answers_subtasks_of_another_job_definition_with_a_def
                    broker.worker_environment());
     broker.expect(Command::hello);
     const std::string peer = broker.peer();
-    broker.send(peer, message_of(header(Command::welcome, {250, 1000, 0})));
+    broker.send(peer, message_of(header(Command::welcome, {250, 1000, 0, 1})));
     broker.send(peer, message_of(header(Command::job, {7, 0, 0}),
                                  {"tests.squares", "another signature", ""}));
     std::vector<zmq::message_t> task;

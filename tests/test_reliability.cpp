@@ -417,7 +417,7 @@ TEST_CASE("Reliability.worker_says_hello_again_on_a_new_connection_when_its_brok
     broker.expect(Command::hello);
     const std::string first_id = broker.peer();
     // Welcomed with heartbeats every 100 ms, 3 missed meaning silence, then never a word.
-    broker.send(first_id, message_of(header(Command::welcome, {100, 3, 0})));
+    broker.send(first_id, message_of(header(Command::welcome, {100, 3, 0, 1})));
     std::optional<std::string> second_id;
     const auto give_up = std::chrono::steady_clock::now() + 30s;
     while (!second_id && std::chrono::steady_clock::now() < give_up) {

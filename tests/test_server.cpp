@@ -275,6 +275,7 @@ TEST_CASE("Server.peer_of_another_release_is_refused_naming_both" * doctest::tim
 }
 
 TEST_CASE("Server.restarted_broker_gives_clients_a_clear_error" * doctest::timeout(120)) {
+    // Without a grace period (BrokerRestart.* shows the jobs carrying on with one).
     auto first = std::make_unique<Dtaskd>();
     const std::string endpoint = first->endpoint();
     Process worker(self_executable(), {"--dtask-worker", endpoint}, {},
@@ -282,6 +283,7 @@ TEST_CASE("Server.restarted_broker_gives_clients_a_clear_error" * doctest::timeo
     dtask::ClientOptions options = first->client_options();
     options.heartbeat_interval = 100ms;
     options.heartbeat_liveness = 5;
+    options.broker_restart_grace = 0ms;
     dtask::Client client(endpoint, options);
     REQUIRE(client.wait_for_workers(1, 30s));
     auto handle = client.submit(busy, Busy{1'000'000, 1000});

@@ -31,6 +31,13 @@ struct ClientOptions {
     /// Connect with plain TCP, without a token, to a broker that runs that way (its owner
     /// asked for insecure_tcp): no encryption, no authentication of either side. Default off.
     bool insecure_tcp = false;
+    /// How long running jobs wait for a broker that went away (killed, restarted, out of
+    /// reach) to come back on the same endpoint (docs/reliability.md, "Broker restarts").
+    /// A restarted broker gets the jobs again, with what was sent and did not come back;
+    /// results folded before are kept. Past it, the jobs fail with TransportError saying how
+    /// long they waited. 0: they fail at once. Default 60 s, the time a worker waits for its
+    /// broker before it gives up (--dtask-give-up).
+    std::chrono::milliseconds broker_restart_grace{std::chrono::seconds(60)};
 };
 
 /// Submits jobs to a broker in another process: a dtaskd, or a Cluster that listens. run(),

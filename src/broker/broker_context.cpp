@@ -5,14 +5,26 @@
 #include <array>
 
 #include "log.hpp"
+#include "random_hex.hpp"
 
 namespace dtask::detail {
 
 using namespace protocol;
 
+namespace {
+
+/// A random incarnation, never 0 (a client's "none known yet").
+std::uint64_t new_incarnation() {
+    const std::uint64_t drawn = std::stoull(random_hex(8, "the broker's incarnation"), nullptr, 16);
+    return drawn != 0 ? drawn : 1;
+}
+
+}  // namespace
+
 BrokerContext::BrokerContext(Broker& owner)
     : broker(owner),
       options(owner.options_),
+      incarnation(new_incarnation()),
       local(owner.endpoints_, owner.options_.local_worker_credits, owner.mutex_,
             owner.local_pids_) {}
 
@@ -30,7 +42,7 @@ void BrokerContext::welcome(const std::string& id, bool bounded) {
                                           : 0;
     std::array frames{
         header(Command::welcome, {static_cast<std::uint64_t>(options.heartbeat_interval.count()),
-                                  options.heartbeat_liveness, max_message})};
+                                  options.heartbeat_liveness, max_message, incarnation})};
     post(id, frames);
 }
 

@@ -79,6 +79,9 @@ struct BrokerContext {
 
     Broker& broker;
     const BrokerOptions& options;
+    /// Drawn at random when the broker starts and sent in every welcome: a client that says
+    /// hello again after losing its broker learns from it whether the broker restarted.
+    const std::uint64_t incarnation;
     Peers peers;
     Jobs jobs{options.max_subtask_time};
     FairShare fair_share;

@@ -10,6 +10,7 @@
 
 #include <dtask/detail/run_state.hpp>
 
+#include "client/kept_batches.hpp"
 #include "client/reduce_order.hpp"
 #include "client/split_window.hpp"
 #include "client/user_code.hpp"
@@ -31,6 +32,7 @@ struct ActiveJob {
     BatchSizer sizer;                  // subtasks in the next batch
     SplitWindow window;                // how many more may be split off
     FoldOrder order;                   // which results fold now
+    KeptBatches kept;                  // sent and not wholly back, for a restarted broker
     bool exhausted = false;            // split has no more
     std::shared_ptr<Strand> strand;    // where its split and reduce run
     bool splitting = false;            // a split request is out

@@ -43,6 +43,9 @@ struct ClientCoreOptions {
     std::function<std::size_t()> worker_count;
     /// The join token's keys for a broker that uses CurveZMQ; none for one that does not.
     std::optional<JoinToken> token;
+    /// How long jobs wait for a broker that was lost to come back (broker_restart.hpp); 0:
+    /// they fail at once. A broker in this process cannot come back without this client.
+    std::chrono::milliseconds restart_grace{0};
 };
 
 class ClientCore {

@@ -41,6 +41,18 @@ std::uint64_t milliseconds_of(std::chrono::milliseconds duration) {
                     protocol::max_duration_ms);
 }
 
+/// How the broker runs a job, from its RunOptions.
+JobSettings settings_of(const RunOptions& options) {
+    JobSettings settings;
+    settings.worker_wait_ms = milliseconds_of(options.worker_wait);
+    settings.priority = std::clamp(options.priority, 1u, protocol::max_priority);
+    settings.max_attempts = std::clamp(options.max_attempts, 1u, protocol::max_job_attempts);
+    settings.subtask_timeout_ms = milliseconds_of(options.subtask_timeout);
+    settings.backup_tasks = options.backup_tasks;
+    settings.retry_transient = options.retry_transient;
+    return settings;
+}
+
 }  // namespace
 
 ClientLoop::ClientLoop(ClientCore& core)
@@ -285,15 +297,35 @@ void ClientLoop::start(std::shared_ptr<RunState> run) {
         job.next_report = deadline_after(Clock::now(), progress_interval(options));
         next_report_ = std::min(next_report_, job.next_report);
     }
-    JobSettings settings;
-    settings.worker_wait_ms = milliseconds_of(options.worker_wait);
-    settings.priority = std::clamp(options.priority, 1u, protocol::max_priority);
-    settings.max_attempts = std::clamp(options.max_attempts, 1u, protocol::max_job_attempts);
-    settings.subtask_timeout_ms = milliseconds_of(options.subtask_timeout);
-    settings.backup_tasks = options.backup_tasks;
-    settings.retry_transient = options.retry_transient;
-    connection_.send_submit(id, *run, settings);
+    connection_.send_submit(id, *run, settings_of(options));
     pump(id, job);
+}
+
+/// The broker restarted: registers the running jobs again, in the order of their ids, with
+/// their job-wide data and shared objects, and sends again the batches not wholly back.
+/// What was folded stays folded; a result that comes back twice is folded once.
+void ClientLoop::resume(std::chrono::milliseconds pause) {
+    std::vector<std::uint64_t> ids;
+    ids.reserve(jobs_.size());
+    for (const auto& entry : jobs_)
+        ids.push_back(entry.first);
+    std::sort(ids.begin(), ids.end());
+    std::size_t batches = 0;
+    for (const std::uint64_t id : ids) {
+        ActiveJob& job = jobs_.at(id);
+        connection_.send_submit(id, *job.run, settings_of(job.run->run_options()));
+        job.kept.for_each_out([&](zmq::message_t& frame) {
+            connection_.resend_batch(frame);
+            ++batches;
+        });
+        if (job.exhausted || job.tail_told)
+            connection_.send_about(Command::split_done, id);
+    }
+    log_warning("client", "the broker at " + core_.options_.endpoint +
+                              " is back (it restarted) after " + std::to_string(pause.count()) +
+                              " ms: " + std::to_string(ids.size()) +
+                              " running job(s) registered again, " + std::to_string(batches) +
+                              " batch(es) of subtasks sent again");
 }
 
 /// Splits off and sends batches of subtasks while the split window is open: here, while the
@@ -385,7 +417,10 @@ bool ClientLoop::send_split(std::uint64_t id, ActiveJob& job, std::uint64_t coun
         const std::uint64_t first = job.window.on_sent(count, bytes.size(), now());
         job.run->count_emitted(count);
         job.tail_told = false;
-        connection_.send_batch(id, first, count, bytes);
+        if (connection_.keeps_batches())
+            job.kept.keep(first, count, connection_.send_batch(id, first, count, bytes, true));
+        else
+            connection_.send_batch(id, first, count, bytes);
     }
     return true;
 }
@@ -483,6 +518,11 @@ void ClientLoop::on_result(Inbound& message) {
         if (fresh == 0)
             return;  // duplicates only: another copy came back first
         job.window.on_partials(count, bytes);
+        if (connection_.keeps_batches()) {
+            job.kept.returned(first, fresh);
+            if (connection_.restart().resumed())
+                connection_.restart().heard();
+        }
         // Bounded so that a worker's absurd report is not read as a negative time.
         const auto map_ns =
             std::min<std::uint64_t>(message.fields[3], std::numeric_limits<std::int64_t>::max());

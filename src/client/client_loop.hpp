@@ -50,6 +50,8 @@ public:
     void on_notice(protocol::Inbound& message);
     /// Fails every job with a TransportError saying `why`.
     void fail_all(const std::string& why);
+    /// The broker restarted, `pause` after it was lost: the jobs go on there.
+    void resume(std::chrono::milliseconds pause);
 
 private:
     void turn(bool driving = false);

@@ -19,18 +19,26 @@ Connection::Connection(zmq::context_t& context, const ClientCoreOptions& options
     : options_(options),
       loop_(loop),
       socket_(context, zmq::socket_type::dealer),
-      liveness_(options.heartbeat_interval, options.heartbeat_liveness) {
+      liveness_(options.heartbeat_interval, options.heartbeat_liveness),
+      context_(context),
+      restart_(options.same_process ? std::chrono::milliseconds(0) : options.restart_grace) {
+    open();
+    say_hello();
+}
+
+/// Sets up and connects the socket, whose routing id is new: nothing said on an earlier
+/// socket (and nothing an earlier broker sent) reaches this session.
+void Connection::open() {
     tune(socket_);
     // 128 random bits: no other peer can guess it and take over this client's record.
     socket_.set(zmq::sockopt::routing_id, random_routing_id('c'));
     if (options_.token) {
         use_token(socket_, *options_.token);
-        handshakes_.emplace(context, socket_, options_.endpoint);
+        handshakes_.emplace(context_, socket_, options_.endpoint);
         poller_.watch_other(1, handshakes_->fd());
     }
     retry_interrupted([&] { socket_.connect(options_.endpoint); });
     poller_.watch(socket_);
-    say_hello();
 }
 
 bool Connection::wait(int other_fd, std::chrono::milliseconds timeout) {
@@ -70,9 +78,12 @@ void Connection::heartbeat_if_due(Clock::time_point now) {
     send(socket_, {}, beat);
     next_heartbeat_ = now + liveness_.interval();
     check_broker(now);
+    check_restart(now);
 }
 
 void Connection::send_submit(std::uint64_t id, const RunState& run, const JobSettings& settings) {
+    if (holding())
+        return;  // registered when the broker is back
     tell_finished();
     JobSettings sent = settings;
     if (const SharedObject* object = run.shared_object()) {
@@ -91,27 +102,41 @@ void Connection::send_submit(std::uint64_t id, const RunState& run, const JobSet
 }
 
 void Connection::send_unshare(std::uint64_t id) {
-    if (shares_sent_.erase(id) == 0)
+    if (shares_sent_.erase(id) == 0 || holding())
         return;  // no job used it since the last hello: the broker never had it
     std::array frames{header(Command::unshare, {id})};
     send(socket_, {}, frames);
 }
 
-void Connection::send_batch(std::uint64_t id, std::uint64_t first, std::uint64_t count,
-                            std::string& bytes) {
+zmq::message_t Connection::send_batch(std::uint64_t id, std::uint64_t first, std::uint64_t count,
+                                      std::string& bytes, bool keep) {
     const std::size_t start =
         write_batch_header(std::as_writable_bytes(std::span(bytes).first(task_header_room)),
                            Command::task, id, {first, count});
     std::array frames{payload_frame(std::move(bytes), start)};
+    zmq::message_t kept;
+    if (keep)
+        kept.copy(frames[0]);
+    if (!holding())
+        send(socket_, {}, frames);
+    return kept;
+}
+
+void Connection::resend_batch(zmq::message_t& frame) {
+    std::array frames{std::move(frame)};
     send(socket_, {}, frames);
 }
 
 void Connection::send_about(Command command, std::uint64_t id) {
+    if (holding())
+        return;  // the broker that knew the job is gone
     std::array frames{header(command, {id})};
     send(socket_, {}, frames);
 }
 
 void Connection::tell_finished() {
+    if (holding())
+        return;  // kept, and dropped when the broker is back: it never knew them
     for (const std::uint64_t id : finished_)
         send_about(Command::end, id);
     finished_.clear();
@@ -133,6 +158,7 @@ void Connection::say_goodbye_if_possible() noexcept {
 void Connection::say_hello() {
     awaiting_welcome_ = true;
     shares_sent_.clear();  // a new session: the broker forgot the old one's shared objects
+    finished_.clear();     // and its jobs: an end for one it never knew would be refused
     Hello hello;
     hello.role = Role::client;
     hello.name = process_name();
@@ -162,12 +188,7 @@ void Connection::on_message(std::vector<zmq::message_t>& frames) {
     }
     switch (message.command) {
         case Command::welcome:
-            welcomed_ = true;
-            awaiting_welcome_ = false;
-            liveness_.adopt(message);
-            max_message_ = message.fields[2];
-            progress_ = ConnectionProgress(connection_fd(frames[0]));
-            return;
+            return on_welcome(message, frames[0]);
         case Command::heartbeat:
             return;
         case Command::status:
@@ -188,17 +209,70 @@ void Connection::on_message(std::vector<zmq::message_t>& frames) {
             // handles messages in order, so the welcome to that hello is on its way.
             if (awaiting_welcome_)
                 return;
-            return on_broker_lost("the broker no longer knew this client (it restarted?)");
+            return on_broker_lost("the broker at " + options_.endpoint +
+                                  " no longer knew this client (it restarted?)");
         default:
             log_warning("client", "ignoring a " + std::string(command_name(message.command)) +
                                       " message, which a broker does not send to clients");
     }
 }
 
+void Connection::on_welcome(const Inbound& message, const zmq::message_t& header) {
+    welcomed_ = true;
+    awaiting_welcome_ = false;
+    liveness_.adopt(message);
+    max_message_ = message.fields[2];
+    progress_ = ConnectionProgress(connection_fd(header));
+    switch (restart_.welcomed(message.fields[3], last_heard_)) {
+        case BrokerRestart::Welcome::carry_on:
+            return;
+        case BrokerRestart::Welcome::resume:
+            finished_.clear();  // ended while the client waited: the new broker never knew them
+            return loop_.resume(
+                std::chrono::duration_cast<std::chrono::milliseconds>(last_heard_ - lost_at_));
+        case BrokerRestart::Welcome::forgotten:
+            finished_.clear();
+            return loop_.fail_all(
+                "the broker at " + options_.endpoint +
+                " no longer knew this client: it did not restart (the same broker welcomed it "
+                "again), but dropped this client, and its jobs with it (was this client silent "
+                "for too long, or did it leave too many messages unread?)");
+    }
+}
+
 void Connection::on_broker_lost(const std::string& why) {
+    const auto now = Clock::now();
+    const bool waiting = restart_.waiting();
+    if (restart_.lost(now)) {
+        if (!waiting) {
+            lost_why_ = why;
+            lost_at_ = now;
+            log_warning("client",
+                        why + "; waiting up to " + std::to_string(restart_.grace().count()) +
+                            " ms for it to come back (ClientOptions::broker_restart_grace)");
+        }
+        // A new socket: a hello on the old one could reach a broker after messages that
+        // the broker no longer knows what to do with.
+        handshakes_.reset();
+        socket_ = zmq::socket_t(context_, zmq::socket_type::dealer);
+        progress_ = {};
+        open();
+        say_hello();
+        return;
+    }
     loop_.fail_all(why);
     if (refusal_.empty())
         say_hello();
+}
+
+void Connection::check_restart(Clock::time_point now) {
+    if (auto waited = restart_.expired(now)) {
+        finished_.clear();
+        loop_.fail_all(lost_why_ + "; waited " + std::to_string(waited->count()) +
+                       " ms for it to come back, in vain (the grace period, "
+                       "ClientOptions::broker_restart_grace, is " +
+                       std::to_string(restart_.grace().count()) + " ms)");
+    }
 }
 
 void Connection::check_broker(Clock::time_point now) {

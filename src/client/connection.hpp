@@ -1,7 +1,8 @@
 #pragma once
 // The connection: one DEALER to the broker and the session on it (hello, welcome, refusal,
-// reconnect), heartbeats both ways under the Liveness rule, and the routing of each message
-// received to the client loop. Every message the client sends goes out from here.
+// reconnect, the wait for a restarted broker), heartbeats both ways under the Liveness rule,
+// and the routing of each message received to the client loop. Every message the client
+// sends goes out from here; while it waits for its broker, those about jobs are held back.
 
 #include <chrono>
 #include <cstdint>
@@ -12,6 +13,7 @@
 
 #include <zmq.hpp>
 
+#include "client/broker_restart.hpp"
 #include "client/client_core.hpp"
 #include "security/handshake_watch.hpp"
 #include "wire/connection_progress.hpp"
@@ -63,8 +65,16 @@ public:
     // ---- what the client says ----
     void send_submit(std::uint64_t id, const RunState& run, const protocol::JobSettings& settings);
     /// A task message: `bytes` holds task_header_room bytes, then the batch of `count`
-    /// subtasks from `first`.
-    void send_batch(std::uint64_t id, std::uint64_t first, std::uint64_t count, std::string& bytes);
+    /// subtasks from `first`. With `keep`, returns the frame (sharing its bytes) to send
+    /// again after a broker restart; else an empty one.
+    zmq::message_t send_batch(std::uint64_t id, std::uint64_t first, std::uint64_t count,
+                              std::string& bytes, bool keep = false);
+    /// A task frame kept from send_batch, sent again to a restarted broker.
+    void resend_batch(zmq::message_t& frame);
+    /// Whether batches are worth keeping: the client waits for a restarted broker.
+    bool keeps_batches() const noexcept { return restart_.grace().count() > 0; }
+    /// The broker's restart policy: the loop tells it when a job hears a result.
+    BrokerRestart& restart() noexcept { return restart_; }
     /// Shared object `id` was released: the broker frees it, if this session sent it.
     void send_unshare(std::uint64_t id);
     /// The broker refused shared object `id`: the next job that uses it sends it again.
@@ -81,9 +91,15 @@ public:
     void say_goodbye_if_possible() noexcept;
 
 private:
+    void open();
     void say_hello();
+    void on_welcome(const protocol::Inbound& message, const zmq::message_t& header);
+    /// Whether job messages are held back: the broker is lost and the client waits for it.
+    bool holding() const noexcept { return restart_.waiting(); }
     void on_message(std::vector<zmq::message_t>& frames);
     void check_broker(Clock::time_point now);
+    /// Fails the jobs once the wait for a lost broker has lasted its grace period.
+    void check_restart(Clock::time_point now);
     void on_broker_lost(const std::string& why);
 
     const ClientCoreOptions& options_;
@@ -103,6 +119,10 @@ private:
     std::uint64_t max_message_ = 0;        // the broker's maximum frame, 0: none
     std::vector<std::uint64_t> finished_;  // jobs done whose end the broker has yet to hear
     std::unordered_set<std::uint64_t> shares_sent_;  // shared objects this session sent
+    zmq::context_t& context_;
+    BrokerRestart restart_;      // whether to wait for a lost broker, and for how long
+    std::string lost_why_;       // why the wait under way began
+    Clock::time_point lost_at_;  // when
 };
 
 }  // namespace dtask::detail

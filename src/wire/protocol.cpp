@@ -67,7 +67,7 @@ bool shape_of(Command command, Shape& shape) {
             shape = {1, 1};  // the sender's release; the Hello
             return true;
         case Command::welcome:
-            shape = {3, 0};
+            shape = {4, 0};  // heartbeat interval, liveness, maximum frame, incarnation
             return true;
         case Command::refuse:
             shape = {0, 1};

@@ -25,7 +25,7 @@
 
 namespace dtask::detail::protocol {
 
-inline constexpr std::uint8_t version = 8;
+inline constexpr std::uint8_t version = 9;
 inline constexpr std::array<std::uint8_t, 2> magic{'d', 't'};
 
 /// A dtask release as a hello carries it: major << 32 | minor << 16 | patch.
@@ -40,7 +40,7 @@ inline constexpr std::uint64_t this_release =
 
 enum class Command : std::uint8_t {
     hello = 0x01,       // peer -> broker: my release, who I am, what I serve
-    welcome = 0x02,     // broker -> peer: accepted; heartbeat settings
+    welcome = 0x02,     // broker -> peer: accepted; heartbeat settings, broker incarnation
     refuse = 0x03,      // broker -> peer: not accepted, and why
     heartbeat = 0x04,   // both ways, every interval
     bye = 0x05,         // peer -> broker: leaving; broker -> worker: dismissed, exit now

@@ -1,0 +1,71 @@
+#pragma once
+// Kept batches: a client that waits for a restarted broker (ClientOptions::broker_restart_grace)
+// keeps each batch it sent, as the task frame sent (ZeroMQ shares its bytes: nothing is
+// copied), until every result in it has come back, so that it can send it again to the new
+// broker. The split window bounds them: at most window_bytes of subtasks, in at most
+// max_batches_out batches, are out at once. It keeps count; the loop sends.
+
+#include <algorithm>
+#include <cstdint>
+#include <deque>
+#include <iterator>
+
+#include <zmq.hpp>
+
+namespace dtask::detail {
+
+class KeptBatches {
+public:
+    /// The batch of `count` subtasks from `first` was sent as `frame` (after those kept).
+    void keep(std::uint64_t first, std::uint64_t count, zmq::message_t frame) {
+        kept_.push_back(Kept{first, count, count, std::move(frame)});
+    }
+
+    /// `fresh` results of a run from `first` came back for the first time (runs never cross
+    /// batches): a batch wholly back is let go.
+    void returned(std::uint64_t first, std::uint64_t fresh) {
+        auto after = std::upper_bound(
+            kept_.begin(), kept_.end(), first,
+            [](std::uint64_t index, const Kept& batch) { return index < batch.first; });
+        if (after == kept_.begin())
+            return;
+        Kept& batch = *std::prev(after);
+        if (first >= batch.first + batch.count)
+            return;
+        batch.left -= std::min(batch.left, fresh);
+        if (batch.left == 0)
+            batch.frame.rebuild();  // its bytes go now, its place when those before go
+        while (!kept_.empty() && kept_.front().left == 0)
+            kept_.pop_front();
+    }
+
+    /// Calls `send(frame)` with a copy (sharing the bytes) of each batch not wholly back,
+    /// in index order.
+    template <class Send>
+    void for_each_out(Send&& send) {
+        for (Kept& batch : kept_) {
+            if (batch.left == 0)
+                continue;
+            zmq::message_t copy;
+            copy.copy(batch.frame);
+            send(copy);
+        }
+    }
+
+    /// Batches not wholly back.
+    std::size_t out() const noexcept {
+        return static_cast<std::size_t>(std::count_if(
+            kept_.begin(), kept_.end(), [](const Kept& batch) { return batch.left != 0; }));
+    }
+
+private:
+    struct Kept {
+        std::uint64_t first = 0;
+        std::uint64_t count = 0;
+        std::uint64_t left = 0;  // results still to come
+        zmq::message_t frame;    // the task message as sent; empty once wholly back
+    };
+    std::deque<Kept> kept_;  // in index order; the front is still out
+};
+
+}  // namespace dtask::detail
