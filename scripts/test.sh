@@ -14,12 +14,14 @@ Stages, stopping at the first failure:
      Its libdtask is shared (BUILD_SHARED_LIBS=ON), the others' static: the examples run
      against libdtask.so here, and the packaging tests build the other kind themselves
   3. clang++ build with ASan+UBSan (Debug: -O0 compiles four times faster) in build-asan/,
-     then ctest. Stages 3 and 4 are unity builds (six sources per compiler run), which
-     halves their compile time; stage 2 compiles each source alone, as users do, which
-     also shows a source that misses an include
+     then ctest
   4. g++ build with TSan (Debug) in build-tsan/, then ctest (without the tests that only
      compile code, install the package or check the docs: stage 2 ran them with g++)
   5. fuzz: each libFuzzer target of fuzz/ for 10 s (scripts/fuzz.sh 10, in build-fuzz/)
+
+Stages 2 to 4 are unity builds (six sources per compiler run), which halves their compile
+time. The packaging tests of stage 2 build the library as users do, one source at a time,
+which shows a source that misses an include.
 
 Each stage's tests run while the next stage builds, at a lower priority (nice 10): the
 tests mostly wait on processes and sockets, and they must pass on a busy machine anyway.
@@ -141,16 +143,16 @@ report_skipped() {
 
 stage "setup" scripts/setup.sh
 
+# Six sources per compiler run (see --help).
+unity=(-DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=6)
+
 stage "release: configure" configure build -DCMAKE_BUILD_TYPE=Release -DDTASK_SANITIZE= \
-    -DBUILD_SHARED_LIBS=ON
+    -DBUILD_SHARED_LIBS=ON "${unity[@]}"
 stage "release: build" cmake --build build -j2
 if ((!sanitizers)); then
     stage "release: ctest" run_ctest build release
 else
     start_ctest build release
-
-    # The sanitizer builds compile six sources at a time (see --help).
-    unity=(-DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=6)
 
     # Ours first so that options already in the environment (verbosity=1, ...) can add to them.
     export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
