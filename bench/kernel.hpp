@@ -23,12 +23,11 @@ inline std::uint64_t spin(std::uint64_t iterations) {
 /// Nanoseconds per iteration of spin on this thread now: spins for at least `sample`
 /// (doubling the iterations until a run lasts that long) and divides.
 inline double spin_ns_per_iteration(std::chrono::nanoseconds sample) {
-    using Clock = std::chrono::steady_clock;
     std::uint64_t iterations = 1024;
     for (;;) {
-        const auto start = Clock::now();
+        const auto start = std::chrono::steady_clock::now();
         const bool nonzero = spin(iterations) != 0;
-        const auto elapsed = Clock::now() - start;
+        const auto elapsed = std::chrono::steady_clock::now() - start;
         if (nonzero && elapsed >= sample)
             return std::chrono::duration<double, std::nano>(elapsed).count() /
                    static_cast<double>(iterations);
