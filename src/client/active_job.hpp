@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 
 #include "client/reduce_order.hpp"
 #include "client/split_window.hpp"
+#include "client/subtask_copies.hpp"
 #include "client/user_code.hpp"
 #include "wire/batch_sizer.hpp"
 
@@ -41,6 +43,10 @@ struct ActiveJob {
     std::size_t to_fold_bytes = 0;     // their frames' sizes
     std::size_t folding_bytes = 0;     // the fold out's
     std::vector<std::string> notices;  // from the broker, for the error
+    // Repro bundles (RunOptions::replay_dir): where they go, empty for nowhere; and with a
+    // directory, the subtasks out, kept for a bundle.
+    std::string replay_dir;
+    std::optional<SubtaskCopies> copies;
     Clock::time_point deadline = Clock::time_point::max();  // RunOptions::deadline
     // RunOptions::on_progress: when it is next called; max if never (none, or it threw).
     Clock::time_point next_report = Clock::time_point::max();

@@ -8,6 +8,7 @@
 #include <dtask/shared.hpp>
 
 #include "client/mailbox.hpp"
+#include "client/repro_writer.hpp"
 #include "client/user_code.hpp"
 #include "log.hpp"
 #include "wire/batch.hpp"
@@ -285,6 +286,9 @@ void ClientLoop::start(std::shared_ptr<RunState> run) {
         job.next_report = deadline_after(Clock::now(), progress_interval(options));
         next_report_ = std::min(next_report_, job.next_report);
     }
+    job.replay_dir = replay_directory(options);
+    if (!job.replay_dir.empty())
+        job.copies.emplace();
     JobSettings settings;
     settings.worker_wait_ms = milliseconds_of(options.worker_wait);
     settings.priority = std::clamp(options.priority, 1u, protocol::max_priority);
@@ -385,6 +389,9 @@ bool ClientLoop::send_split(std::uint64_t id, ActiveJob& job, std::uint64_t coun
         const std::uint64_t first = job.window.on_sent(count, bytes.size(), now());
         job.run->count_emitted(count);
         job.tail_told = false;
+        if (job.copies)
+            job.copies->on_sent(first, count,
+                                std::as_bytes(std::span(bytes)).subspan(task_header_room));
         connection_.send_batch(id, first, count, bytes);
     }
     return true;
@@ -482,6 +489,8 @@ void ClientLoop::on_result(Inbound& message) {
                      : job.order.take_arrived(first, count, *message.frame, job.to_fold);
         if (fresh == 0)
             return;  // duplicates only: another copy came back first
+        if (job.copies)
+            job.copies->on_returned(first, fresh);
         job.window.on_partials(count, bytes);
         // Bounded so that a worker's absurd report is not read as a negative time.
         const auto map_ns =
@@ -625,9 +634,13 @@ void ClientLoop::on_failure(Inbound& message) {
         decode_body<Failure>(message.body[0], "a failure").kind == FailureKind::shared_data)
         connection_.forget_share(object->id());  // refused: not held by the broker
     end_report(it->second);
+    const std::uint64_t index = message.fields[1];
+    const std::string bundle =
+        job.copies
+            ? write_failure_bundle(job.replay_dir, *job.run, *job.copies, index, message.body[0])
+            : std::string();
     // No copy of the error is left on this thread.
-    job.run->fail(
-        failure_error(message.body[0], job.run->job_name(), message.fields[1], job.notices));
+    job.run->fail(failure_error(message.body[0], job.run->job_name(), index, job.notices, bundle));
     drop(id, Command::end);
 }
 
