@@ -146,7 +146,8 @@ TEST_CASE("Replay.subtask_that_crashes_its_worker_replays_to_the_same_signal" *
     // A sanitizer in this build sees the crash in the replay and reports it, to a file of
     // this test's own (the test's other processes must report nothing).
     std::vector<std::string> environment;
-    for (const char* variable : {"ASAN_OPTIONS", "TSAN_OPTIONS"}) {
+    // Every runtime's options: UBSan's (linked with ASan) set the same log_path too.
+    for (const char* variable : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"}) {
         const char* value = std::getenv(variable);
         environment.push_back(std::string(variable) + "=" + (value ? value : "") +
                               ":log_path=" + scratch.path() + "/report");
@@ -161,7 +162,9 @@ TEST_CASE("Replay.subtask_that_crashes_its_worker_replays_to_the_same_signal" *
         for (const auto& name : files_in(scratch.path()))
             if (name.starts_with("report"))
                 reports += read_file(scratch.path() + "/" + name);
-        CHECK_MESSAGE(contains(reports, "SEGV"), reports);
+        CHECK_MESSAGE(contains(reports, "SEGV"), "wait status " << replayed.status
+                                                                << ", output: " << replayed.output
+                                                                << ", reports: " << reports);
     }
 }
 
