@@ -1,5 +1,5 @@
 // Writes the seed corpus of every fuzz target into fuzz/corpus/<target>/: real messages of
-// every command, and a value of every type the archive fuzzer decodes. Run by hand after
+// every command, a value of every type the archive fuzzer decodes, and repro bundles. Run by hand after
 // the protocol changes (scripts/fuzz.sh --seeds); the seeds are checked in.
 #include <array>
 #include <cstdio>
@@ -11,6 +11,7 @@
 #include <dtask/detail/archive.hpp>
 
 #include "frames.hpp"
+#include "repro_bundle.hpp"
 #include "types.hpp"
 #include "wire/batch.hpp"
 #include "wire/protocol.hpp"
@@ -127,5 +128,20 @@ int main(int argc, char** argv) {
             write("fuzz_archive", "type_" + std::to_string(which), bytes);
         });
     }
+
+    ReproBundle bundle;
+    bundle.job = "sum_squares";
+    bundle.signature = "subtask unsigned long (8 bytes), partial unsigned long (8 bytes), "
+                       "revision 0";
+    bundle.subtask = 7;
+    bundle.worker = "host:99";
+    bundle.exception_type = "std::invalid_argument";
+    bundle.error = "bad input 7";
+    bundle.shared = "shared bytes";
+    bundle.subtask_bytes = std::string("\x07\0\0\0\0\0\0\0", 8);
+    write("fuzz_repro_bundle", "exception", encode_bundle(bundle));
+    bundle.failure = ReproFailure::crash;
+    bundle.exception_type.clear();
+    write("fuzz_repro_bundle", "crash", encode_bundle(bundle));
     return 0;
 }

@@ -6,8 +6,8 @@ usage() {
     cat <<'USAGE'
 Usage: scripts/fuzz.sh [seconds] [--seeds] [--help]
 
-Builds fuzz_archive, fuzz_broker, fuzz_worker and fuzz_client (-fsanitize=fuzzer,address,
-undefined) in build-fuzz/ and runs each for `seconds` (default 60), starting from its seeds
+Builds fuzz_archive, fuzz_broker, fuzz_worker, fuzz_client and fuzz_repro_bundle
+(-fsanitize=fuzzer,address,undefined) in build-fuzz/ and runs each for `seconds` (default 60), starting from its seeds
 in fuzz/corpus/<target>/ and what earlier runs found (build-fuzz/corpus/<target>/, not
 checked in). Prints the executions and coverage (cov: edges, ft: features) of each target,
 and exits non-zero if any crashed, leaked, hit a sanitizer or allocated more than
@@ -34,7 +34,7 @@ done
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 build=build-fuzz
-targets=(fuzz_archive fuzz_broker fuzz_worker fuzz_client)
+targets=(fuzz_archive fuzz_broker fuzz_worker fuzz_client fuzz_repro_bundle)
 
 generator=()
 [[ -f "$build/CMakeCache.txt" ]] || generator=(-G Ninja)

@@ -1,6 +1,7 @@
-// dtask::init: a process started as a worker serves and never returns from it; any other
-// process checks and closes the job registry. A local worker that reaches a Cluster or a
-// Client instead (main() forgot init) ends at once with a status its host recognises.
+// dtask::init: a process started as a worker serves and never returns from it, nor does one
+// started to replay a subtask (--dtask-replay); any other process checks and closes the job
+// registry. A local worker that reaches a Cluster or a Client instead (main() forgot init)
+// ends at once with a status its host recognises.
 
 #include <atomic>
 #include <cstdio>
@@ -20,6 +21,7 @@
 #include "log.hpp"
 #include "parse_number.hpp"
 #include "process.hpp"
+#include "replay.hpp"
 #include "security/join_token.hpp"
 #include "worker/worker.hpp"
 
@@ -140,7 +142,12 @@ const char* worker_usage() noexcept {
            "  --dtask-credits N         batches of subtasks to hold at once, at most\n"
            "                            (default 256; the broker sets a credit limit below it)\n"
            "  --dtask-give-up SECONDS   leave after the broker has been unreachable this long\n"
-           "                            (default 60)\n";
+           "                            (default 60)\n"
+           "Replay (runs one failed subtask again, in the foreground, and exits):\n"
+           "  --dtask-replay FILE       run the map of the subtask in repro bundle FILE\n"
+           "                            (RunOptions::replay_dir, DTASK_REPLAY_DIR) and print\n"
+           "                            its result or error; exit status 0 if map returned,\n"
+           "                            1 if it threw, 2 if FILE cannot be replayed\n";
 }
 
 void init(int argc, char** argv) {
@@ -148,6 +155,11 @@ void init(int argc, char** argv) {
     detail::log_enabled(LogLevel::error);  // reads DTASK_LOG now: a bad value is told at once
     detail::check_registry();
     detail::close_registry();
+    if (auto bundle = detail::replay_argument(argc, argv)) {
+        const int status = detail::replay(*bundle);
+        std::fflush(stdout);
+        std::exit(status);
+    }
     auto options = worker_options(argc, argv);
     if (!options)
         return;

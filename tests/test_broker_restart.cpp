@@ -132,9 +132,9 @@ TEST_CASE("BrokerRestart.a_broker_that_keeps_vanishing_without_a_result_uses_one
 
 TEST_CASE("KeptBatches.keeps_what_is_out_and_lets_go_what_came_back" * doctest::timeout(10)) {
     KeptBatches kept;
-    kept.keep(0, 4, frame_of("a"));
-    kept.keep(4, 2, frame_of("b"));
-    kept.keep(6, 3, frame_of("c"));
+    kept.keep(0, 4, 0, frame_of("a"));
+    kept.keep(4, 2, 0, frame_of("b"));
+    kept.keep(6, 3, 0, frame_of("c"));
     CHECK(frames_out(kept) == std::vector<std::string>{"a", "b", "c"});
     kept.returned(4, 2);  // b back whole, behind a
     CHECK(frames_out(kept) == std::vector<std::string>{"a", "c"});

@@ -38,9 +38,10 @@ public:
 class DTASK_EXPORT TaskError : public Error {
 public:
     /// Made by dtask from what a worker reported; what() reads "job 'JOB': subtask N failed
-    /// on worker WORKER: TYPE: MESSAGE".
+    /// on worker WORKER: TYPE: MESSAGE", then names the repro bundle if one was written.
     TaskError(std::string job, std::uint64_t subtask, std::string worker,
-              std::string exception_type, std::string exception_message);
+              std::string exception_type, std::string exception_message,
+              std::string repro_bundle = {});
 
     /// The job's name.
     const std::string& job() const noexcept { return job_; }
@@ -52,6 +53,9 @@ public:
     const std::string& exception_type() const noexcept { return exception_type_; }
     /// The exception's what(), as the worker saw it.
     const std::string& exception_message() const noexcept { return exception_message_; }
+    /// The repro bundle written for the subtask (RunOptions::replay_dir), which
+    /// `PROGRAM --dtask-replay PATH` runs again; empty if none was.
+    const std::string& repro_bundle() const noexcept { return repro_bundle_; }
 
 private:
     std::string job_;
@@ -59,6 +63,7 @@ private:
     std::string worker_;
     std::string exception_type_;
     std::string exception_message_;
+    std::string repro_bundle_;
 };
 
 /// A subtask killed the worker running it, or made it fall silent, on every attempt: more
@@ -67,6 +72,14 @@ private:
 class DTASK_EXPORT PoisonSubtaskError : public Error {
 public:
     using Error::Error;
+    /// Made by dtask: `what`, then the repro bundle named if one was written.
+    PoisonSubtaskError(const std::string& what, std::string repro_bundle);
+
+    /// The repro bundle written for the subtask (RunOptions::replay_dir); empty if none was.
+    const std::string& repro_bundle() const noexcept { return repro_bundle_; }
+
+private:
+    std::string repro_bundle_;
 };
 
 /// The old name of PoisonSubtaskError, which said less about what happened.
@@ -90,14 +103,19 @@ public:
         deadline,         ///< the job passed its RunOptions::deadline and was cancelled
     };
 
-    /// Made by dtask: `what` is the message, naming the job and the limit.
-    TimeoutError(Reason reason, const std::string& what);
+    /// Made by dtask: `what` is the message, naming the job and the limit, then the repro
+    /// bundle if one was written (subtask_timeout only).
+    TimeoutError(Reason reason, const std::string& what, std::string repro_bundle = {});
 
     /// Which limit the job hit.
     Reason reason() const noexcept { return reason_; }
+    /// The repro bundle written for the subtask that timed out (RunOptions::replay_dir);
+    /// empty if none was.
+    const std::string& repro_bundle() const noexcept { return repro_bundle_; }
 
 private:
     Reason reason_;
+    std::string repro_bundle_;
 };
 
 /// The broker refused the job: it would take its client past one of the broker's limits. The

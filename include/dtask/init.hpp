@@ -21,6 +21,12 @@ namespace dtask {
 /// before leaving, default 60). A remote worker's join token comes from DTASK_TOKEN or the file
 /// DTASK_TOKEN_FILE names, never from the command line, where `ps` would show it.
 ///
+/// With `--dtask-replay FILE` it runs the map of the failed subtask in repro bundle FILE
+/// (RunOptions::replay_dir) in this process, in the foreground, prints what it returned or
+/// threw, and exits: 0 if map returned, 1 if it threw, 2 if FILE cannot be replayed (unreadable,
+/// damaged, another format version, a job this binary does not define or defines otherwise);
+/// a crash in map crashes the process, where a debugger or a sanitizer sees it.
+///
 /// A worker's exit status: 0 told to leave or stopped by SIGTERM or SIGINT (it tells the
 /// broker, which gives its subtasks to others), 2 a bad command line or a missing token,
 /// 3 refused by the broker (a wrong or rotated token, another platform), 4 gave up on a

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 
 namespace dtask {
 
@@ -125,6 +126,14 @@ struct RunOptions {
     /// The whole job's time limit from submission; 0 (the default): none. When it passes, the
     /// job is cancelled and get() throws TimeoutError (reason deadline).
     std::chrono::milliseconds deadline{0};
+    /// A directory where a failed subtask leaves a repro bundle (its bytes, the job-wide data
+    /// and the error), for `PROGRAM --dtask-replay FILE` to run its map again in the
+    /// foreground, under a debugger or a sanitizer; the error names the file. For a map that
+    /// threw (TaskError), killed its workers (PoisonSubtaskError) or timed out (TimeoutError).
+    /// Created if missing; files are readable by their owner alone. Empty (the default): the
+    /// directory DTASK_REPLAY_DIR names, if set; else no bundle is written. While it is set,
+    /// the host keeps a copy of the subtasks out (within RunOptions::window_bytes).
+    std::string replay_dir{};
 
     // ---- progress (docs/observability.md) ----
 

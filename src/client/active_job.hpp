@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,7 +33,8 @@ struct ActiveJob {
     BatchSizer sizer;                  // subtasks in the next batch
     SplitWindow window;                // how many more may be split off
     FoldOrder order;                   // which results fold now
-    KeptBatches kept;                  // sent and not wholly back, for a restarted broker
+    bool keeps_batches = false;        // for a restarted broker, or for repro bundles
+    KeptBatches kept;                  // sent and not wholly back, if keeps_batches
     bool exhausted = false;            // split has no more
     std::shared_ptr<Strand> strand;    // where its split and reduce run
     bool splitting = false;            // a split request is out
@@ -43,6 +45,8 @@ struct ActiveJob {
     std::size_t to_fold_bytes = 0;     // their frames' sizes
     std::size_t folding_bytes = 0;     // the fold out's
     std::vector<std::string> notices;  // from the broker, for the error
+    // Repro bundles (RunOptions::replay_dir): where they go, empty for nowhere.
+    std::string replay_dir;
     Clock::time_point deadline = Clock::time_point::max();  // RunOptions::deadline
     // RunOptions::on_progress: when it is next called; max if never (none, or it threw).
     Clock::time_point next_report = Clock::time_point::max();

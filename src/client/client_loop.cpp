@@ -8,6 +8,7 @@
 #include <dtask/shared.hpp>
 
 #include "client/mailbox.hpp"
+#include "client/repro_writer.hpp"
 #include "client/user_code.hpp"
 #include "log.hpp"
 #include "wire/batch.hpp"
@@ -297,6 +298,8 @@ void ClientLoop::start(std::shared_ptr<RunState> run) {
         job.next_report = deadline_after(Clock::now(), progress_interval(options));
         next_report_ = std::min(next_report_, job.next_report);
     }
+    job.replay_dir = replay_directory(options);
+    job.keeps_batches = connection_.keeps_batches() || !job.replay_dir.empty();
     connection_.send_submit(id, *run, settings_of(options));
     pump(id, job);
 }
@@ -417,10 +420,13 @@ bool ClientLoop::send_split(std::uint64_t id, ActiveJob& job, std::uint64_t coun
         const std::uint64_t first = job.window.on_sent(count, bytes.size(), now());
         job.run->count_emitted(count);
         job.tail_told = false;
-        if (connection_.keeps_batches())
-            job.kept.keep(first, count, connection_.send_batch(id, first, count, bytes, true));
-        else
+        if (job.keeps_batches) {
+            const std::size_t records = bytes.size() - protocol::task_header_room;
+            auto frame = connection_.send_batch(id, first, count, bytes, true);
+            job.kept.keep(first, count, frame.size() - records, std::move(frame));
+        } else {
             connection_.send_batch(id, first, count, bytes);
+        }
     }
     return true;
 }
@@ -518,11 +524,10 @@ void ClientLoop::on_result(Inbound& message) {
         if (fresh == 0)
             return;  // duplicates only: another copy came back first
         job.window.on_partials(count, bytes);
-        if (connection_.keeps_batches()) {
+        if (job.keeps_batches)
             job.kept.returned(first, fresh);
-            if (connection_.restart().resumed())
-                connection_.restart().heard();
-        }
+        if (connection_.keeps_batches() && connection_.restart().resumed())
+            connection_.restart().heard();
         // Bounded so that a worker's absurd report is not read as a negative time.
         const auto map_ns =
             std::min<std::uint64_t>(message.fields[3], std::numeric_limits<std::int64_t>::max());
@@ -665,9 +670,13 @@ void ClientLoop::on_failure(Inbound& message) {
         decode_body<Failure>(message.body[0], "a failure").kind == FailureKind::shared_data)
         connection_.forget_share(object->id());  // refused: not held by the broker
     end_report(it->second);
+    const std::uint64_t index = message.fields[1];
+    const std::string bundle =
+        job.replay_dir.empty()
+            ? std::string()
+            : write_failure_bundle(job.replay_dir, *job.run, job.kept, index, message.body[0]);
     // No copy of the error is left on this thread.
-    job.run->fail(
-        failure_error(message.body[0], job.run->job_name(), message.fields[1], job.notices));
+    job.run->fail(failure_error(message.body[0], job.run->job_name(), index, job.notices, bundle));
     drop(id, Command::end);
 }
 

@@ -5,38 +5,18 @@
 #include <optional>
 #include <typeinfo>
 
-#include <cxxabi.h>
-
 #include <dtask/detail/type_name.hpp>
 #include <dtask/error.hpp>
 
 #include "job_registry.hpp"
 #include "log.hpp"
+#include "wire/failure.hpp"
 
 namespace dtask::detail {
 
 using namespace protocol;
 
 namespace {
-
-/// The type and message of the exception being handled, whatever was thrown.
-void describe_current_exception(Failure& failure) {
-    const std::type_info* type = abi::__cxa_current_exception_type();
-    failure.exception_type = type != nullptr ? demangle(type->name()) : "unknown exception";
-    try {
-        throw;
-    } catch (const std::bad_alloc& e) {
-        // Said as what happened: the worker ran out of memory (or map asked for an absurd
-        // size), which a bare "std::bad_alloc" leaves the user to guess.
-        failure.exception_type = demangle(typeid(e).name());
-        failure.message = std::string("out of memory (") + e.what() + ")";
-    } catch (const std::exception& e) {
-        failure.exception_type = demangle(typeid(e).name());
-        failure.message = e.what();
-    } catch (...) {
-        failure.message = "(not derived from std::exception)";
-    }
-}
 
 /// Tells the pulse thread which batch the main thread runs, for a scope.
 class InBatch {

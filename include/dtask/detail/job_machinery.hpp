@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <ranges>
 #include <set>
 #include <span>
@@ -329,6 +330,20 @@ public:
             (void)placed;
             save_to(out, map_(subtask, *static_cast<const Shared*>(shared)));
         }
+    }
+
+    std::string describe_partial(std::span<const std::byte> bytes) const override {
+        std::string text =
+            type_name<Partial>() + " of " + std::to_string(bytes.size()) + " bytes serialized";
+        if constexpr (requires(std::ostream & out, const Partial& partial) { out << partial; }) {
+            const Partial partial = load_from<Partial>(bytes, "the partial result");
+            text += ": " + print_bounded(
+                               [](std::ostream& out, const void* value) {
+                                   out << *static_cast<const Partial*>(value);
+                               },
+                               &partial);
+        }
+        return text;
     }
 
 private:

@@ -3,6 +3,8 @@
 /// job's name, and how a job enters the registry that finds it there.
 
 #include <cstddef>
+#include <cstdint>
+#include <iosfwd>
 #include <memory>
 #include <span>
 #include <string>
@@ -37,11 +39,19 @@ public:
     /// `placed` is null unless takes_placed().
     virtual void run_map(const void* placed, const void* shared, std::span<const std::byte> subtask,
                          std::uint64_t index, std::string& out) const = 0;
+    /// A serialized partial, for a person (replay): its type and size, and its value if the
+    /// type can be written to a std::ostream.
+    virtual std::string describe_partial(std::span<const std::byte> partial) const = 0;
 
 private:
     std::string name_;
     std::string signature_;
 };
+
+/// `print(out, value)` into a string, cut after a few thousand characters: a partial's value
+/// as replay shows it.
+DTASK_EXPORT std::string print_bounded(void (*print)(std::ostream& out, const void* value),
+                                       const void* value);
 
 /// Every job defined in this binary registers itself here when constructed, and leaves when
 /// destroyed: the registry is libdtask's (src/job_registry.hpp), these two are what Job<T>
