@@ -423,7 +423,8 @@ bool ClientLoop::send_split(std::uint64_t id, ActiveJob& job, std::uint64_t coun
         if (job.keeps_batches) {
             const std::size_t records = bytes.size() - protocol::task_header_room;
             auto frame = connection_.send_batch(id, first, count, bytes, true);
-            job.kept.keep(first, count, frame.size() - records, std::move(frame));
+            const std::size_t header = frame.size() - records;
+            job.kept.keep(first, count, header, std::move(frame));
         } else {
             connection_.send_batch(id, first, count, bytes);
         }
