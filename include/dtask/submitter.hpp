@@ -152,6 +152,7 @@ private:
         auto object = shared.object_for(this);
         auto run = job.model().start(typeid(Input), &input, typeid(D), nullptr, hint_for(options),
                                      options);
+        run->confirm_shared(object->bytes());
         run->use_shared_object(std::move(object));
         return run;
     }
