@@ -5,6 +5,7 @@
 //   sum_squares --listen tcp://0.0.0.0:5555 --workers 0    wait for remote workers
 //   DTASK_TOKEN=... sum_squares --dtask-worker tcp://host:5555   be a remote worker
 //   DTASK_TOKEN=... sum_squares --connect tcp://host:5555        submit to a running broker
+//   sum_squares --checkpoint sum.db   killed halfway, the same command resumes
 
 #include <charconv>
 #include <chrono>
@@ -39,6 +40,8 @@ void print_help() {
                  "  --connect ENDPOINT submit to the broker at ENDPOINT (dtaskd, or another\n"
                  "                     sum_squares with --listen) instead of starting one\n"
                  "  --wait SECONDS     how long the job waits for a worker (default 60)\n"
+                 "  --checkpoint FILE  keep the job's progress in FILE: run again after a crash\n"
+                 "                     to resume (removed when the job succeeds)\n"
                  "  --insecure-tcp     plain TCP for --listen and --connect: no encryption, no\n"
                  "                     join token, anyone who reaches the port joins\n\n"
                  "With --listen it prints the command that starts a worker elsewhere, with\n"
@@ -101,6 +104,8 @@ int main(int argc, char** argv) {
             cluster_options.insecure_tcp = true;
         } else if (arg == "--wait") {
             run_options.worker_wait = std::chrono::seconds(number(arg, value()));
+        } else if (arg == "--checkpoint") {
+            run_options.checkpoint = value();
         } else {
             std::cerr << "sum_squares: unknown option '" << arg << "' (see --help)\n";
             return 2;
