@@ -311,7 +311,8 @@ TEST_CASE("Checkpoint.a_failed_run_resumes_where_it_stopped" * doctest::timeout(
     const std::string checkpoint = dir.path() + "/job.checkpoint";
     const Trap trap{dir.path(), 30};
     dtask::Cluster cluster(test_support::small_cluster());
-    const dtask::RunOptions options{.window = 4, .batch_size = 1, .checkpoint = checkpoint};
+    const dtask::RunOptions options{
+        .window = 4, .batch_size = 1, .backup_tasks = false, .checkpoint = checkpoint};
     touch(dir.path() + "/fail");
     {
         auto handle = cluster.submit(trapped, std::uint64_t{60}, trap, options);
@@ -320,12 +321,16 @@ TEST_CASE("Checkpoint.a_failed_run_resumes_where_it_stopped" * doctest::timeout(
     REQUIRE(exists(checkpoint));
     const auto folded = dtask::detail::CheckpointStore::folded_count(checkpoint);
     REQUIRE(folded.has_value());
-    CHECK(*folded == 30);  // subtask order: everything before the subtask that failed
+    // Subtask order: a prefix of those before the one that failed; subtask 30 went out only
+    // once 27 were folded (the window is 4), and the results of the others may still have
+    // been on their way when the job failed.
+    CHECK(*folded >= 27);
+    CHECK(*folded <= 30);
     unlink((dir.path() + "/fail").c_str());
     CHECK(test_support::run_within(cluster, trapped, std::uint64_t{60}, trap, options) ==
           expected_text(60));
     const auto calls = calls_in(dir.path());
-    for (std::uint64_t i = 0; i < 30; ++i)
+    for (std::uint64_t i = 0; i < *folded; ++i)
         CHECK_MESSAGE(calls.at(i) == 1, "subtask " << i << " ran again");
     CHECK_FALSE(exists(checkpoint));
 }

@@ -1,5 +1,6 @@
 #include <cstring>
 #include <exception>
+#include <system_error>
 
 #include <dtask/detail/checkpoint.hpp>
 #include <dtask/error.hpp>
@@ -103,14 +104,12 @@ Checkpoint::~Checkpoint() {
 void Checkpoint::abandon() noexcept {
     stop_writer();
     {
+        // Under the fold lock: a remove() that comes meanwhile waits for the snapshot.
         std::unique_lock lock(mutex_);
-        bool is_open = false;
-        {
-            std::lock_guard store_lock(store_mutex_);
-            is_open = store_ != nullptr;
-        }
-        if (is_open && !spoiled_ && snapshot_ && failure_.empty() &&
-            SaveSchedule::due_at_end(unsaved_) && !save(lock))
+        const bool write = !closed_ && !spoiled_ && snapshot_ && failure_.empty() &&
+                           SaveSchedule::due_at_end(unsaved_);
+        closed_ = true;
+        if (write && !save(lock))
             log_warning("client", "checkpoint '" + path_ + "': " + failure_);
     }
     std::lock_guard store_lock(store_mutex_);
@@ -143,7 +142,12 @@ void Checkpoint::confirm(const std::string& key, const std::string& value) {
 
 void Checkpoint::start(Snapshot snapshot) {
     snapshot_ = std::move(snapshot);
-    writer_ = std::thread([this] { write_loop(); });
+    try {
+        writer_ = std::thread([this] { write_loop(); });
+    } catch (const std::system_error& e) {
+        throw Error("checkpoint '" + path_ + "': no thread could be started to write it (" +
+                    e.what() + "): raise the limit on threads (ulimit -u)");
+    }
 }
 
 void Checkpoint::write_loop() {
@@ -194,12 +198,17 @@ void Checkpoint::stop_writer() noexcept {
         stopping_ = true;
     }
     wake_.notify_all();
+    std::lock_guard lock(writer_mutex_);
     if (writer_.joinable())
         writer_.join();
 }
 
 void Checkpoint::remove() noexcept {
     stop_writer();
+    {
+        std::lock_guard lock(mutex_);
+        closed_ = true;
+    }
     std::lock_guard lock(store_mutex_);
     if (!store_)
         return;

@@ -101,9 +101,11 @@ private:
     FoldedSet folded_;
     std::uint64_t unsaved_ = 0;  // folded since the last snapshot
     bool spoiled_ = false;
+    bool closed_ = false;  // removed or abandoned: nothing more is written
     bool stopping_ = false;
     std::string failure_;  // why a write failed
     Snapshot snapshot_;
+    std::mutex writer_mutex_;  // remove() and abandon() may race (a job cancelled as it ends)
     std::thread writer_;
 };
 
