@@ -45,6 +45,8 @@ const Scenario scenarios[] = {
      "CurveZMQ vs plain TCP, 1 remote worker: empty subtasks, one-subtask latency, 1 MiB"},
     {"shared_data", perf::shared_data,
      "k-means iterations with the points shared once, next to resending them every job"},
+    {"checkpoint_cost", perf::checkpoint_cost,
+     "1 ms subtasks with a checkpoint (RunOptions::checkpoint), next to none"},
 };
 
 void print_help() {

@@ -41,6 +41,7 @@ std::vector<Figure> broker_scaling(const Settings& settings);
 std::vector<Figure> startup(const Settings& settings);
 std::vector<Figure> curve_cost(const Settings& settings);
 std::vector<Figure> shared_data(const Settings& settings);
+std::vector<Figure> checkpoint_cost(const Settings& settings);
 
 /// The hidden mode behind `memory`: in a fresh process (so that earlier scenarios do not
 /// count), runs one job of `subtasks` empty subtasks on 2 local workers, and prints the peak

@@ -56,12 +56,22 @@ endforeach()
 # of the .pc). A static libdtask's users link it too (pkg-config --static): as -lzmq in
 # Libs.private rather than through libzmq.pc, whose own private requirements pkg-config
 # --static then expands, and on Debian 12 they name a file that is not installed
-# (norm.pc: libprotokit.a); a host links the shared libzmq all the same.
+# (norm.pc: libprotokit.a); a host links the shared libzmq all the same. SQLite
+# (RunOptions::checkpoint) likewise: sqlite3.pc for a shared libdtask, -lsqlite3 for a static
+# one (sqlite3.pc --static would add -lz, whose development files a host may not have).
 set(dtask_pc_requires_private "")
 set(dtask_pc_libs_private "${CMAKE_THREAD_LIBS_INIT}")
 if(dtask_library_type STREQUAL "SHARED_LIBRARY")
-  set(dtask_pc_requires_private "libzmq")
+  set(dtask_pc_requires_private "libzmq sqlite3")
 else()
+  string(PREPEND dtask_pc_libs_private "-lsqlite3 ")
+  get_target_property(dtask_sqlite_location SQLite::SQLite3 IMPORTED_LOCATION)
+  if(dtask_sqlite_location)
+    get_filename_component(dtask_sqlite_dir "${dtask_sqlite_location}" DIRECTORY)
+    if(NOT dtask_sqlite_dir IN_LIST CMAKE_CXX_IMPLICIT_LINK_DIRECTORIES)
+      string(PREPEND dtask_pc_libs_private "-L${dtask_sqlite_dir} ")
+    endif()
+  endif()
   set(dtask_zmq_location "")
   if(TARGET libzmq)
     get_target_property(dtask_zmq_location libzmq IMPORTED_LOCATION)

@@ -46,10 +46,12 @@ class DtaskConan(ConanFile):
         cmake_layout(self, build_folder="build-conan")
 
     def requirements(self):
-        # cereal appears in dtask's public headers; ZeroMQ only in its sources.
+        # cereal appears in dtask's public headers; ZeroMQ and SQLite (RunOptions::checkpoint)
+        # only in its sources.
         self.requires("cereal/1.3.2", transitive_headers=True)
         self.requires("cppzmq/4.10.0")
         self.requires("zeromq/4.3.5")
+        self.requires("sqlite3/3.40.1")
 
     def validate(self):
         if self.settings.os != "Linux":
@@ -87,5 +89,6 @@ class DtaskConan(ConanFile):
         self.cpp_info.set_property("cmake_target_name", "dtask::dtask")
         self.cpp_info.set_property("pkg_config_name", "dtask")
         self.cpp_info.libs = ["dtask"]
-        self.cpp_info.requires = ["cereal::cereal", "cppzmq::cppzmq", "zeromq::zeromq"]
+        self.cpp_info.requires = ["cereal::cereal", "cppzmq::cppzmq", "zeromq::zeromq",
+                                  "sqlite3::sqlite3"]
         self.cpp_info.system_libs = ["pthread"]

@@ -5,6 +5,7 @@
 //   sum_squares --listen tcp://0.0.0.0:5555 --workers 0    wait for remote workers
 //   DTASK_TOKEN=... sum_squares --dtask-worker tcp://host:5555   be a remote worker
 //   DTASK_TOKEN=... sum_squares --connect tcp://host:5555        submit to a running broker
+//   sum_squares --checkpoint sum.db   killed halfway, the same command resumes
 
 #include <chrono>
 #include <cstdint>
@@ -35,6 +36,8 @@ void print_help() {
                  "  --connect ENDPOINT submit to the broker at ENDPOINT (dtaskd, or another\n"
                  "                     sum_squares with --listen) instead of starting one\n"
                  "  --wait SECONDS     how long the job waits for a worker (default 60)\n"
+                 "  --checkpoint FILE  keep the job's progress in FILE: run again after a crash\n"
+                 "                     to resume (removed when the job succeeds)\n"
                  "  --insecure-tcp     plain TCP for --listen and --connect: no encryption, no\n"
                  "                     join token, anyone who reaches the port joins\n\n"
                  "With --listen it prints the command that starts a worker elsewhere, with\n"
@@ -68,6 +71,8 @@ int main(int argc, char** argv) {
             cluster_options.insecure_tcp = true;
         } else if (args.is("--wait")) {
             run_options.worker_wait = std::chrono::seconds(args.number(0, 315'360'000));
+        } else if (args.is("--checkpoint")) {
+            run_options.checkpoint = args.value();
         } else if (!args.common(where, print_help)) {  // --help, --version, --connect
             args.unknown();
         }

@@ -12,6 +12,7 @@
 # bench/plot_performance.py, which draws the plots of scripts/bench.sh with python3-matplotlib;
 # pkg-config because cpp-httplib is found through it and a test builds a program with
 # dtask.pc alone;
+# libsqlite3-dev because a job's checkpoint (RunOptions::checkpoint) is an SQLite file;
 # libcli11-dev for dtaskd's command line;
 # libcpp-httplib-dev and nlohmann-json3-dev for dtaskd's HTTP endpoint (--http) and
 # python3-prometheus-client and python3-jsonschema for the tests that check what it serves;
@@ -20,7 +21,7 @@
 
 dtask_setup() {
     local packages=(build-essential cmake ninja-build pkg-config libzmq3-dev cppzmq-dev
-                    libcereal-dev doctest-dev libcli11-dev clang libclang-rt-14-dev iproute2
+                    libcereal-dev libsqlite3-dev doctest-dev libcli11-dev clang libclang-rt-14-dev iproute2
                     python3 python3-matplotlib libcpp-httplib-dev nlohmann-json3-dev
                     python3-prometheus-client python3-jsonschema chromium chromium-driver
                     libpng-dev  # examples/mandelbrot.cpp alone writes PNG files

@@ -38,9 +38,19 @@ bool RunState::fail(std::exception_ptr error) {
             return false;
         error_ = std::move(error);
         status_ = Status::failed;
+        closing_ = true;
+    }
+    close_unfinished();
+    return true;
+}
+
+void RunState::close_unfinished() {
+    ended_unfinished();
+    {
+        std::lock_guard lock(mutex_);
+        closing_ = false;
     }
     ended_.notify_all();
-    return true;
 }
 
 void RunState::cancel() {
@@ -51,10 +61,11 @@ void RunState::cancel() {
             return;
         error_ = std::make_exception_ptr(CancelledError("job '" + job_name_ + "' was cancelled"));
         status_ = Status::failed;
+        closing_ = true;
         hook = std::move(cancel_hook_);
         cancel_hook_ = nullptr;
     }
-    ended_.notify_all();
+    close_unfinished();
     if (hook)
         hook();
 }
@@ -73,18 +84,18 @@ bool RunState::finished() const {
 
 void RunState::wait() const {
     std::unique_lock lock(mutex_);
-    ended_.wait(lock, [&] { return status_ != Status::running && !reporting_; });
+    ended_.wait(lock, [&] { return status_ != Status::running && !reporting_ && !closing_; });
 }
 
 bool RunState::wait_until(std::chrono::steady_clock::time_point deadline) const {
     std::unique_lock lock(mutex_);
-    return ended_.wait_until(lock, deadline,
-                             [&] { return status_ != Status::running && !reporting_; });
+    return ended_.wait_until(
+        lock, deadline, [&] { return status_ != Status::running && !reporting_ && !closing_; });
 }
 
 std::unique_lock<std::mutex> RunState::wait_for_result() const {
     std::unique_lock lock(mutex_);
-    ended_.wait(lock, [&] { return status_ != Status::running && !reporting_; });
+    ended_.wait(lock, [&] { return status_ != Status::running && !reporting_ && !closing_; });
     if (status_ == Status::failed)
         std::rethrow_exception(error_);
     return lock;

@@ -147,6 +147,20 @@ struct RunOptions {
     /// The least time between two calls of on_progress, from the end of one to the start of
     /// the next (the last call excepted). Default 200 ms; less than 10 ms counts as 10 ms.
     std::chrono::milliseconds progress_interval{200};
+
+    // ---- checkpoint (docs/reliability.md) ----
+
+    /// A file where the host keeps the job's progress (an SQLite database): which subtasks
+    /// are folded and the result so far, written every checkpoint_interval, never per
+    /// subtask. Run the same job on the same input with the same file after the host died,
+    /// and it resumes: the subtasks folded before are neither split nor run again, and the
+    /// result is the one an uninterrupted run gives. A file of another job, input or
+    /// definition is refused with an Error; a job that succeeds removes its file. Needs the
+    /// input and the result type to be serializable with cereal. Empty (the default): none.
+    std::string checkpoint{};
+    /// The least time between two writes of the checkpoint. Default 2 s; less than 10 ms
+    /// counts as 10 ms.
+    std::chrono::milliseconds checkpoint_interval{std::chrono::seconds(2)};
 };
 
 }  // namespace dtask

@@ -45,6 +45,11 @@ public:
         }
         /// To the next piece.
         void operator++(int) { ++index_; }
+        /// Past `count` pieces without making them (a checkpointed run resuming).
+        iterator& operator+=(difference_type count) {
+            index_ += static_cast<std::uint64_t>(count);
+            return *this;
+        }
         /// Same index: iterators of one range only.
         bool operator==(const iterator& other) const { return index_ == other.index_; }
 

@@ -223,6 +223,7 @@ private:
         auto object = placed.object_for(this);
         auto run = job.model().start(typeid(Input), &input, typeid(P), typeid(D), &data,
                                      hint_for(options), options);
+        run->confirm_shared(object->bytes());
         run->use_shared_object(std::move(object));
         return run;
     }

@@ -30,11 +30,18 @@ static=()
 [[ "$kind" == static ]] && static=(--static)
 flags="$(pkg-config "${static[@]}" --cflags --libs dtask)"
 echo "pkg-config ${static[*]} --cflags --libs dtask: $flags"
-# libzmq is private: a program linked with a shared libdtask must not be told to link it.
-if [[ "$kind" == shared && " $flags " == *" -lzmq "* ]]; then
-    echo "pkg_config_consumer.sh: a shared libdtask's flags name -lzmq" >&2
-    exit 1
-fi
+# libzmq and SQLite are private: a program linked with a shared libdtask must not be told to
+# link them, one linked with a static libdtask must.
+for lib in -lzmq -lsqlite3; do
+    if [[ "$kind" == shared && " $flags " == *" $lib "* ]]; then
+        echo "pkg_config_consumer.sh: a shared libdtask's flags name $lib" >&2
+        exit 1
+    fi
+    if [[ "$kind" == static && " $flags " != *" $lib "* ]]; then
+        echo "pkg_config_consumer.sh: a static libdtask's flags lack $lib" >&2
+        exit 1
+    fi
+done
 
 rm -rf "$build"
 mkdir -p "$build"

@@ -2,6 +2,7 @@
 /// \file The machinery behind dtask::Job<T>: the compile-time checks of a definition, the
 /// typed job model that serializes subtasks and runs map, and the state of one run of a job.
 
+#include <algorithm>
 #include <array>
 #include <concepts>
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include <ranges>
 #include <set>
 #include <span>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -30,6 +32,7 @@
 
 #include <dtask/detail/archive.hpp>
 #include <dtask/detail/callable_traits.hpp>
+#include <dtask/detail/checkpoint.hpp>
 #include <dtask/detail/job_model.hpp>
 #include <dtask/detail/run_state.hpp>
 #include <dtask/detail/type_name.hpp>
@@ -154,7 +157,30 @@ public:
         }
     }
 
+    /// Passes over up to `count` pieces without making them: a range's iterator is advanced
+    /// (at once if it can jump), a generator is called and what it gives dropped.
+    void skip(std::uint64_t count) {
+        if constexpr (std::ranges::input_range<Pieces>) {
+            using Iterator = typename piece_iterator<Pieces>::type;
+            using Step = std::iter_difference_t<Iterator>;
+            if constexpr (std::ranges::sized_range<const Pieces> &&
+                          requires(Iterator & it, Step step) { it += step; }) {
+                const std::uint64_t left = *size() - std::min(*size(), taken_);
+                count = std::min(count, left);
+                *it_ += static_cast<Step>(count);
+                taken_ += count;
+            } else {
+                for (; count > 0 && *it_ != std::ranges::end(pieces_); --count, ++taken_)
+                    ++*it_;
+            }
+        } else {
+            for (; count > 0 && pieces_(); --count)
+                ++taken_;
+        }
+    }
+
     bool next(std::string& out) {
+        ++taken_;
         if constexpr (std::ranges::input_range<Pieces>) {
             if (*it_ == std::ranges::end(pieces_))
                 return false;
@@ -173,6 +199,7 @@ public:
 private:
     Pieces pieces_;
     std::optional<typename piece_iterator<Pieces>::type> it_;
+    std::uint64_t taken_ = 0;  // pieces made or skipped
 };
 
 template <class Pieces, class Subtask>
@@ -187,35 +214,186 @@ class RunStateFor final : public ResultState<T> {
 public:
     using Pieces = std::remove_cvref_t<std::invoke_result_t<const Split&, const Input&, SplitHint>>;
 
-    RunStateFor(const JobModel& model, Input&& input, std::string shared, SplitHint hint,
-                RunOptions run_options, JobOptions job_options, const Split& split,
+    /// `shared_given`: the job-wide data is `shared` (else a shared object, chosen later).
+    RunStateFor(const JobModel& model, Input&& input, std::string shared, bool shared_given,
+                SplitHint hint, RunOptions run_options, JobOptions job_options, const Split& split,
                 const Reduce& reduce)
         : ResultState<T>(model.name(), model.signature(), std::move(shared), run_options,
                          job_options),
           input_(std::move(input)),
-          pieces_(split(input_, hint)),
-          reduce_(reduce) {
-        if (auto size = pieces_.size())
+          reduce_(reduce),
+          takes_placed_(model.takes_placed()) {
+        if (!run_options.checkpoint.empty())
+            open_checkpoint(hint, shared_given);
+        pieces_.emplace(split(input_, hint));
+        if (checkpoint_)
+            resume();
+        else if (auto size = pieces_->size())
             this->declare_total(*size);
     }
 
-    bool next_subtask(std::string& out) override { return pieces_.next(out); }
+    bool next_subtask(std::string& out) override {
+        if (!checkpoint_)
+            return pieces_->next(out);
+        if (skip_at_ != skips_.end())
+            skip_folded();
+        if (!pieces_->next(out))
+            return false;
+        ++made_;
+        ++position_;
+        return true;
+    }
 
     void fold(std::span<const std::byte> bytes, std::uint64_t index) override {
         Partial partial = load_from<Partial>(bytes, [&] {
             return "the partial result of subtask " + std::to_string(index) + " of job '" +
                    this->job_name() + "'";
         });
-        accumulator_ = std::invoke(reduce_, std::move(accumulator_), std::move(partial));
+        if (!checkpoint_) {
+            accumulator_ = std::invoke(reduce_, std::move(accumulator_), std::move(partial));
+            return;
+        }
+        auto lock = checkpoint_->fold_lock();
+        try {
+            accumulator_ = std::invoke(reduce_, std::move(accumulator_), std::move(partial));
+        } catch (...) {
+            checkpoint_->spoil();  // the accumulator was moved into reduce
+            throw;
+        }
+        checkpoint_->folded(split_index(index));
     }
 
-    void finish() override { this->publish(std::move(accumulator_)); }
+    void finish() override {
+        if (checkpoint_)
+            checkpoint_->remove();
+        this->publish(std::move(accumulator_));
+    }
+
+    void ended_unfinished() noexcept override {
+        if (checkpoint_)
+            checkpoint_->abandon();
+    }
+
+    void confirm_shared(const std::string& bytes) override {
+        if (checkpoint_)
+            checkpoint_->confirm(takes_placed_ ? "placed data" : "job-wide data",
+                                 content_hash(bytes));
+    }
 
 private:
+    /// Opens the checkpoint, refusing another run's; a resumed run splits with the hint
+    /// the checkpoint's run had, so that its pieces are the same.
+    void open_checkpoint(SplitHint& hint, bool shared_given) {
+        if constexpr (!is_serializable_v<Input>) {
+            throw JobDefinitionError("job '" + this->job_name() +
+                                     "': RunOptions::checkpoint needs the input type " +
+                                     type_name<Input>() +
+                                     " to be serializable with cereal, so that the checkpoint "
+                                     "can tell it from another input");
+        } else if constexpr (!is_serializable_v<T>) {
+            throw JobDefinitionError("job '" + this->job_name() +
+                                     "': RunOptions::checkpoint needs the result type " +
+                                     type_name<T>() +
+                                     " to be serializable with cereal, so that the checkpoint "
+                                     "can keep the result so far");
+        } else {
+            std::string input_bytes;
+            save_to(input_bytes, input_);
+            Checkpoint::Fields identity{
+                {"format", "1"},
+                {"job", this->job_name()},
+                {"signature", this->signature()},
+                {"result type", type_name<T>()},
+                {"input type", type_name<Input>()},
+                {"reduce order", this->job_options().order == ReduceOrder::subtask_order
+                                     ? "subtask order"
+                                     : "arrival order"},
+                {"input", content_hash(input_bytes)}};
+            if constexpr (std::is_same_v<Shared, NoShared>)
+                identity.emplace_back("job-wide data", "none");
+            else if (shared_given)
+                identity.emplace_back("job-wide data", content_hash(this->shared()));
+            const std::string hint_text =
+                std::to_string(hint.workers) + " " + std::to_string(hint.subtasks);
+            checkpoint_ =
+                std::make_unique<Checkpoint>(this->run_options().checkpoint, identity,
+                                             Checkpoint::Fields{{"split hint", hint_text}},
+                                             this->run_options().checkpoint_interval);
+            if (checkpoint_->resumed()) {
+                std::istringstream kept(checkpoint_->kept("split hint"));
+                if (!(kept >> hint.workers >> hint.subtasks))
+                    throw Error("checkpoint '" + checkpoint_->path() +
+                                "' is damaged: its split hint is not two numbers");
+                accumulator_ =
+                    load_from<T>(std::span(reinterpret_cast<const std::byte*>(
+                                               checkpoint_->resumed_accumulator().data()),
+                                           checkpoint_->resumed_accumulator().size()),
+                                 "the result so far in checkpoint '" + checkpoint_->path() + "'");
+            }
+            checkpoint_->start([this](std::string& out) { save_to(out, accumulator_); });
+        }
+    }
+
+    /// The subtasks folded before are passed over: those of the prefix now, the ranges
+    /// above it as split reaches them.
+    void resume() {
+        const FoldedSet& before = checkpoint_->resumed_folded();
+        skips_.assign(before.ranges().begin(), before.ranges().end());
+        skip_at_ = skips_.begin();
+        if (auto size = pieces_->size()) {
+            const std::uint64_t end = skips_.empty() ? before.prefix() : skips_.back().second;
+            if (end > *size)
+                throw Error("checkpoint '" + checkpoint_->path() + "' has subtask " +
+                            std::to_string(end - 1) + " folded, but split now makes " +
+                            std::to_string(*size) +
+                            ": split must make the same pieces of "
+                            "the same input");
+            this->declare_total(*size - before.count());
+        }
+        pieces_->skip(before.prefix());
+        position_ = before.prefix();
+        if (before.prefix() != 0)
+            segments_.emplace_back(0, before.prefix());
+    }
+
+    /// Before the next piece: passes over a range folded before, if it begins here.
+    void skip_folded() {
+        if (skip_at_->first != position_)
+            return;
+        pieces_->skip(skip_at_->second - skip_at_->first);
+        position_ = skip_at_->second;
+        ++skip_at_;
+        segments_.emplace_back(made_, position_);
+    }
+
+    /// The index split gave the piece that this run sent as `index` (pieces passed over
+    /// are not sent, so the two differ once one was).
+    std::uint64_t split_index(std::uint64_t index) const {
+        auto after = std::upper_bound(
+            segments_.begin(), segments_.end(), index,
+            [](std::uint64_t sent, const std::pair<std::uint64_t, std::uint64_t>& segment) {
+                return sent < segment.first;
+            });
+        if (after == segments_.begin())
+            return index;
+        const auto& segment = *std::prev(after);
+        return segment.second + (index - segment.first);
+    }
+
     Input input_;  // split's range may refer to it: it lives as long as the run
-    PieceSource<Pieces, Subtask> pieces_;
-    Reduce reduce_;  // a copy: the run may outlive a Job that is not at namespace scope
+    std::optional<PieceSource<Pieces, Subtask>> pieces_;
+    Reduce reduce_;      // a copy: the run may outlive a Job that is not at namespace scope
+    bool takes_placed_;  // map takes placed data: a shared object is that, not job-wide data
     T accumulator_{};
+    // ---- with a checkpoint ----
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> skips_;  // folded before, first -> end
+    std::vector<std::pair<std::uint64_t, std::uint64_t>>::iterator skip_at_ = skips_.end();
+    std::uint64_t position_ = 0;  // split's index of the next piece
+    std::uint64_t made_ = 0;      // pieces sent: this run's index of the next one
+    // (this run's index, split's index) where the two begin to differ by another amount
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> segments_;
+    // Last: it stops its writer, which reads the accumulator, before the members go.
+    std::unique_ptr<Checkpoint> checkpoint_;
 };
 
 /// Map's parameter `I`, or NoShared if it has no such parameter.
@@ -294,8 +472,8 @@ public:
         if (shared_type == typeid(Shared))
             save_to(shared_bytes, *static_cast<const Shared*>(shared));
         return std::make_shared<RunStateFor<T, Input, Subtask, Partial, Shared, Split, Reduce>>(
-            *this, std::move(*static_cast<Input*>(input)), std::move(shared_bytes), hint, options,
-            options_, split_, reduce_);
+            *this, std::move(*static_cast<Input*>(input)), std::move(shared_bytes),
+            shared_type == typeid(Shared), hint, options, options_, split_, reduce_);
     }
 
     bool takes_placed() const noexcept override { return placed_too; }

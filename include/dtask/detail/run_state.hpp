@@ -51,6 +51,9 @@ public:
     virtual void fold(std::span<const std::byte> partial, std::uint64_t index) = 0;
     /// Publishes the accumulator as the result.
     virtual void finish() = 0;
+    /// The job-wide data is a shared object of these bytes (RunOptions::checkpoint checks
+    /// them as it checks the input). Before the run is handed to the client.
+    virtual void confirm_shared(const std::string& bytes) { (void)bytes; }
     void count_emitted(std::uint64_t count) noexcept {
         emitted_.fetch_add(count, std::memory_order_relaxed);
     }
@@ -78,6 +81,9 @@ public:
     bool set_cancel_hook(std::function<void()> hook);
 
 protected:
+    /// The job failed or was cancelled (on the thread that ended it, before get() returns):
+    /// a checkpoint writes what is unsaved and lets go of its file.
+    virtual void ended_unfinished() noexcept {}
     /// Ends the job with a result; `publish` stores it, under the lock. False if it had ended.
     bool complete(const std::function<void()>& publish);
     /// Waits for the end (and for a progress report in progress), then rethrows the error if there
@@ -86,6 +92,9 @@ protected:
 
 private:
     enum class Status { running, succeeded, failed };
+
+    /// After the job failed: ended_unfinished(), then waiting for the end is over.
+    void close_unfinished();
 
     std::string job_name_;
     std::string signature_;
@@ -107,6 +116,7 @@ private:
     std::exception_ptr error_;
     std::function<void()> cancel_hook_;
     bool reporting_ = false;  // on_progress runs: waiting for the end waits for it too
+    bool closing_ = false;    // ended_unfinished() runs: so does waiting for the end
 };
 
 /// The part of a run that knows the result type, so JobHandle<T> can take the result.
