@@ -55,7 +55,11 @@ extern "C" void kill_children_and_end(int signal_number) {
 
 BenchChild::BenchChild(const std::vector<std::string>& args, bool pipe_stdout,
                        const std::vector<std::string>& environment)
-    : process_(self_executable(), args, pipe_stdout ? "|" : "", environment) {
+    : BenchChild(Program{self_executable()}, args, pipe_stdout, environment) {}
+
+BenchChild::BenchChild(const Program& program, const std::vector<std::string>& args,
+                       bool pipe_stdout, const std::vector<std::string>& environment)
+    : process_(program.path, args, pipe_stdout ? "|" : "", environment) {
     remember(process_.pid());
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 // The processes dtask_perf starts itself: echo servers of the raw baselines, remote dtask
-// workers, and the fresh process that measures memory. Each is this binary started again
-// (a test_support::Process, shared with the tests), and is killed and reaped on every path
+// workers, the fresh process that measures memory, each this binary started again; and a
+// dtaskd. Each is a test_support::Process (shared with the tests), killed and reaped on every path
 // out: by its owner's destructor, and by a handler of SIGINT and SIGTERM for the case where
 // the benchmark is stopped from outside.
 
@@ -24,6 +24,12 @@ public:
     /// give it: never on the command line).
     explicit BenchChild(const std::vector<std::string>& args, bool pipe_stdout = false,
                         const std::vector<std::string>& environment = {});
+    /// Another program than this binary (dtaskd).
+    struct Program {
+        std::string path;
+    };
+    BenchChild(const Program& program, const std::vector<std::string>& args,
+               bool pipe_stdout = false, const std::vector<std::string>& environment = {});
     ~BenchChild();
     BenchChild(BenchChild&& other) noexcept;
     BenchChild& operator=(BenchChild&&) = delete;

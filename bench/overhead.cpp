@@ -30,10 +30,10 @@ struct EchoOnBothTransports {
 
 /// Seconds that `job` takes on `input`, its result checked.
 template <class Input>
-double timed_run(dtask::Cluster& cluster, const dtask::Job<std::uint64_t>& job, Input input,
+double timed_run(dtask::Submitter& submitter, const dtask::Job<std::uint64_t>& job, Input input,
                  std::uint64_t expected, dtask::RunOptions options = {}) {
     const auto start = Clock::now();
-    const std::uint64_t result = cluster.run(job, std::move(input), options);
+    const std::uint64_t result = submitter.run(job, std::move(input), options);
     const double seconds = seconds_since(start);
     check_result(job.name().c_str(), result, expected);
     return seconds;
@@ -49,19 +49,19 @@ std::uint64_t unbatched_empty_subtasks(const Settings& settings) {
     return settings.quick ? 2'000 : 300'000;
 }
 
-double empty_subtask_rate(dtask::Cluster& cluster, std::uint64_t subtasks,
+double empty_subtask_rate(dtask::Submitter& submitter, std::uint64_t subtasks,
                           dtask::RunOptions options) {
     return static_cast<double>(subtasks) /
-           timed_run(cluster, identity_job, subtasks, identity_result(subtasks), options);
+           timed_run(submitter, identity_job, subtasks, identity_result(subtasks), options);
 }
 
 std::uint64_t latency_jobs(const Settings& settings) {
     return settings.quick ? 50 : 2000;
 }
 
-void warm_up_one_subtask_jobs(dtask::Cluster& cluster) {
+void warm_up_one_subtask_jobs(dtask::Submitter& submitter) {
     for (int warm_up = 0; warm_up < 20; ++warm_up)
-        timed_run(cluster, identity_job, std::uint64_t{1}, 1);
+        timed_run(submitter, identity_job, std::uint64_t{1}, 1);
 }
 
 std::vector<double> one_subtask_latencies_us(dtask::Cluster& cluster, std::uint64_t jobs) {
@@ -76,9 +76,9 @@ std::uint64_t payload_subtasks(const Settings& settings) {
     return settings.quick ? 8 : 512;
 }
 
-double payload_rate(dtask::Cluster& cluster, std::uint64_t subtasks) {
+double payload_rate(dtask::Submitter& submitter, std::uint64_t subtasks) {
     const double mebibytes = static_cast<double>(subtasks * payload_bytes) / (1 << 20);
-    return mebibytes / timed_run(cluster, payload_job, PayloadPlan{subtasks, payload_bytes},
+    return mebibytes / timed_run(submitter, payload_job, PayloadPlan{subtasks, payload_bytes},
                                  subtasks * payload_bytes);
 }
 

@@ -41,7 +41,13 @@ std::vector<Figure> broker_scaling(const Settings& settings);
 std::vector<Figure> startup(const Settings& settings);
 std::vector<Figure> curve_cost(const Settings& settings);
 std::vector<Figure> shared_data(const Settings& settings);
+<<<<<<< HEAD
 std::vector<Figure> checkpoint_cost(const Settings& settings);
+=======
+#ifdef DTASK_PERF_DTASKD
+std::vector<Figure> kept_batches(const Settings& settings);
+#endif
+>>>>>>> benchkeep
 
 /// The hidden mode behind `memory`: in a fresh process (so that earlier scenarios do not
 /// count), runs one job of `subtasks` empty subtasks on 2 local workers, and prints the peak
@@ -101,14 +107,14 @@ struct RemoteFleet {
 /// Empty subtasks in one job: automatic batching unless `batch_size` says otherwise.
 std::uint64_t batched_empty_subtasks(const Settings& settings);
 std::uint64_t unbatched_empty_subtasks(const Settings& settings);
-/// Subtasks per second of one job of `subtasks` empty subtasks.
-double empty_subtask_rate(dtask::Cluster& cluster, std::uint64_t subtasks,
+/// Subtasks per second of one job of `subtasks` empty subtasks, on a Cluster or a Client.
+double empty_subtask_rate(dtask::Submitter& submitter, std::uint64_t subtasks,
                           dtask::RunOptions options = {});
 
 /// One-subtask jobs per repetition.
 std::uint64_t latency_jobs(const Settings& settings);
 /// A few one-subtask jobs whose latencies are not kept: connections and caches warm.
-void warm_up_one_subtask_jobs(dtask::Cluster& cluster);
+void warm_up_one_subtask_jobs(dtask::Submitter& submitter);
 /// The latency in µs of each of `jobs` one-subtask jobs run one after another.
 std::vector<double> one_subtask_latencies_us(dtask::Cluster& cluster, std::uint64_t jobs);
 
@@ -116,7 +122,7 @@ std::vector<double> one_subtask_latencies_us(dtask::Cluster& cluster, std::uint6
 inline constexpr std::size_t payload_bytes = 1 << 20;
 std::uint64_t payload_subtasks(const Settings& settings);
 /// MiB/s of one job of `subtasks` subtasks of payload_bytes each.
-double payload_rate(dtask::Cluster& cluster, std::uint64_t subtasks);
+double payload_rate(dtask::Submitter& submitter, std::uint64_t subtasks);
 
 /// The `fraction` quantile of `values` (0.5: the median), the nearest rank.
 double quantile(std::vector<double> values, double fraction);
