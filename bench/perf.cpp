@@ -45,15 +45,12 @@ const Scenario scenarios[] = {
      "CurveZMQ vs plain TCP, 1 remote worker: empty subtasks, one-subtask latency, 1 MiB"},
     {"shared_data", perf::shared_data,
      "k-means iterations with the points shared once, next to resending them every job"},
-<<<<<<< HEAD
     {"checkpoint_cost", perf::checkpoint_cost,
      "1 ms subtasks with a checkpoint (RunOptions::checkpoint), next to none"},
-=======
 #ifdef DTASK_PERF_DTASKD
     {"kept_batches", perf::kept_batches,
      "a Client through dtaskd keeping its batches for a broker restart, vs keeping none"},
 #endif
->>>>>>> benchkeep
 };
 
 void print_help() {

@@ -41,13 +41,10 @@ std::vector<Figure> broker_scaling(const Settings& settings);
 std::vector<Figure> startup(const Settings& settings);
 std::vector<Figure> curve_cost(const Settings& settings);
 std::vector<Figure> shared_data(const Settings& settings);
-<<<<<<< HEAD
 std::vector<Figure> checkpoint_cost(const Settings& settings);
-=======
 #ifdef DTASK_PERF_DTASKD
 std::vector<Figure> kept_batches(const Settings& settings);
 #endif
->>>>>>> benchkeep
 
 /// The hidden mode behind `memory`: in a fresh process (so that earlier scenarios do not
 /// count), runs one job of `subtasks` empty subtasks on 2 local workers, and prints the peak

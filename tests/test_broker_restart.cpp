@@ -150,6 +150,24 @@ TEST_CASE("KeptBatches.keeps_what_is_out_and_lets_go_what_came_back" * doctest::
     CHECK(frames_out(kept).empty());
 }
 
+TEST_CASE("KeptBatches.those_back_behind_a_slow_batch_do_not_pile_up" * doctest::timeout(10)) {
+    // Arrival order: batch 0 stays out while 10,000 after it come back, one at a time.
+    KeptBatches kept;
+    kept.keep(0, 1, 0, frame_of("slow"));
+    std::size_t most = 0;
+    for (std::uint64_t i = 1; i <= 10'000; ++i) {
+        kept.keep(i, 1, 0, frame_of("x"));
+        kept.returned(i, 1);
+        most = std::max(most, kept.places());
+    }
+    CHECK(kept.out() == 1);
+    CHECK(most <= 200);
+    CHECK(frames_out(kept) == std::vector<std::string>{"slow"});
+    kept.returned(0, 1);
+    CHECK(kept.out() == 0);
+    CHECK(kept.places() == 0);
+}
+
 namespace {
 
 /// A client process of restart_client and what it said.

@@ -41,11 +41,23 @@ public:
         Kept& batch = *std::prev(after);
         if (first >= batch.first + batch.count)
             return;
-        batch.left -= std::min(batch.left, fresh);
         if (batch.left == 0)
-            batch.frame.rebuild();  // its bytes go now, its place when those before go
-        while (!kept_.empty() && kept_.front().left == 0)
+            return;
+        batch.left -= std::min(batch.left, fresh);
+        if (batch.left != 0)
+            return;
+        batch.frame.rebuild();  // its bytes go now, its place when those before go
+        ++back_;
+        while (!kept_.empty() && kept_.front().left == 0) {
             kept_.pop_front();
+            --back_;
+        }
+        // Behind a slow batch, in arrival order, the places of those back would pile up
+        // without bound: past half the store, they go at once (amortized constant time).
+        if (back_ > 64 && back_ * 2 > kept_.size()) {
+            std::erase_if(kept_, [](const Kept& kept) { return kept.left == 0; });
+            back_ = 0;
+        }
     }
 
     /// Calls `send(frame)` with a copy (sharing the bytes) of each batch not wholly back,
@@ -87,6 +99,9 @@ public:
         return std::nullopt;
     }
 
+    /// Places in the store: batches out, and some wholly back behind them.
+    std::size_t places() const noexcept { return kept_.size(); }
+
     /// Batches not wholly back.
     std::size_t out() const noexcept {
         return static_cast<std::size_t>(std::count_if(
@@ -102,6 +117,7 @@ private:
         zmq::message_t frame;    // the task message as sent; empty once wholly back
     };
     std::deque<Kept> kept_;  // in index order; the front is still out
+    std::size_t back_ = 0;   // places of batches wholly back
 };
 
 }  // namespace dtask::detail
