@@ -23,6 +23,19 @@
 
 namespace test_support {
 
+/// Whether this build runs under AddressSanitizer or ThreadSanitizer.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool sanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool sanitized = true;
+#else
+constexpr bool sanitized = false;
+#endif
+#else
+constexpr bool sanitized = false;
+#endif
+
 /// Directory of the example binaries (set by CMake).
 std::string examples_directory();
 /// Directory of the helper binaries built for the tests.

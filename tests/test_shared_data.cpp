@@ -44,6 +44,14 @@ struct WeightedTally {
     }
 };
 
+/// Folds a partial tally: the sums add up, each worker's latest counts are kept.
+WeightedTally add_tallies(WeightedTally total, WeightedTally part) {
+    total.sum += part.sum;
+    for (const auto& [pid, counts] : part.workers)
+        total.workers[pid] = counts;
+    return total;
+}
+
 /// Σ data[i % size] · (i + 1) for i in 0..n-1, with the data as job-wide data.
 inline const dtask::Job<WeightedTally> weighted_sum{
     "tests.shared.weighted_sum",
@@ -57,12 +65,7 @@ inline const dtask::Job<WeightedTally> weighted_sum{
         tally.workers[getpid()] = Counts{counts.received, counts.held};
         return tally;
     },
-    [](WeightedTally total, WeightedTally part) {
-        total.sum += part.sum;
-        for (const auto& [pid, counts] : part.workers)
-            total.workers[pid] = counts;
-        return total;
-    }};
+    add_tallies};
 
 /// A job's own job-wide data, beside the placed data.
 struct Weights {
@@ -88,12 +91,7 @@ inline const dtask::Job<WeightedTally> weighted_by_job{
         tally.workers[getpid()] = Counts{counts.received, counts.held};
         return tally;
     },
-    [](WeightedTally total, WeightedTally part) {
-        total.sum += part.sum;
-        for (const auto& [pid, counts] : part.workers)
-            total.workers[pid] = counts;
-        return total;
-    }};
+    add_tallies};
 
 std::uint64_t expected_weighted(const std::vector<std::uint64_t>& placed, const Weights& weights,
                                 std::uint64_t n) {

@@ -98,19 +98,6 @@ const dtask::Job<std::uint64_t> stuck_first{
     },
     [](std::uint64_t total, std::string part) { return total + part.size(); }};
 
-// A sanitizer's shadow memory counts in the host's RSS, and its slowness in 16 MiB copies.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool sanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
-#else
-constexpr bool sanitized = false;
-#endif
-
 /// A line of /proc/self/status ("VmHWM:", "VmRSS:"), in KiB.
 std::uint64_t status_kib(const std::string& field) {
     std::ifstream status("/proc/self/status");
@@ -272,6 +259,7 @@ TEST_CASE("UserCode.partials_waiting_behind_a_slow_subtask_stay_under_the_bound"
           doctest::timeout(170)) {
     // Under a sanitizer, shadow memory makes the host's RSS meaningless and 16 MiB copies slow:
     // a shorter run with a smaller bound checks the result alone.
+    // A sanitizer's shadow memory counts in the host's RSS, and its slowness in 16 MiB copies.
     const std::uint64_t n = sanitized ? 12 : 100;
     dtask::RunOptions options;
     if (sanitized)
