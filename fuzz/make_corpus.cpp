@@ -1,6 +1,6 @@
 // Writes the seed corpus of every fuzz target into fuzz/corpus/<target>/: real messages of
-// every command, a value of every type the archive fuzzer decodes, and repro bundles. Run by hand after
-// the protocol changes (scripts/fuzz.sh --seeds); the seeds are checked in.
+// every command, a value of every type the archive fuzzer decodes, and repro bundles. Run by hand
+// after the protocol changes (scripts/fuzz.sh --seeds); the seeds are checked in.
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -89,6 +89,7 @@ int main(int argc, char** argv) {
         {"bye", {head(Command::bye)}},
         {"status", {head(Command::status, {3})}},
         {"reconnect", {head(Command::reconnect)}},
+        {"pace", {head(Command::pace, {2000})}},
         {"submit",
          {head(Command::submit, {1}), "sum_squares", "sig-a", "",
           as_string(encode_body(settings))}},
@@ -131,8 +132,9 @@ int main(int argc, char** argv) {
 
     ReproBundle bundle;
     bundle.job = "sum_squares";
-    bundle.signature = "subtask unsigned long (8 bytes), partial unsigned long (8 bytes), "
-                       "revision 0";
+    bundle.signature =
+        "subtask unsigned long (8 bytes), partial unsigned long (8 bytes), "
+        "revision 0";
     bundle.subtask = 7;
     bundle.worker = "host:99";
     bundle.exception_type = "std::invalid_argument";

@@ -107,6 +107,7 @@ struct Cluster::Impl {
             options.worker_credits == 0 ? detail::default_worker_credits : options.worker_credits;
         settings.heartbeat_interval = options.heartbeat_interval;
         settings.heartbeat_liveness = std::max(1u, options.heartbeat_liveness);
+        settings.heartbeats_per_second = options.heartbeats_per_second;
         settings.shared_bytes_per_client = options.shared_bytes_per_client;
         settings.client_limits = {options.max_jobs_per_client, options.max_job_data_bytes,
                                   options.max_queued_bytes_per_client};

@@ -124,7 +124,7 @@ TEST_CASE("Hostile.decoder_refuses_a_run_whose_indexes_wrap_or_that_is_empty" *
     }
 }
 
-TEST_CASE("Hostile.decoder_refuses_a_welcome_or_job_out_of_range" * doctest::timeout(30)) {
+TEST_CASE("Hostile.decoder_refuses_a_welcome_pace_or_job_out_of_range" * doctest::timeout(30)) {
     const auto welcome = [](std::uint64_t interval, std::uint64_t liveness) {
         return parse_error(one_frame(header(Command::welcome, {interval, liveness, 0, 1})));
     };
@@ -138,6 +138,13 @@ TEST_CASE("Hostile.decoder_refuses_a_welcome_or_job_out_of_range" * doctest::tim
     CHECK(contains(welcome(0, 3), "heartbeat interval (ms) 0 is out of range"));
     CHECK(contains(welcome(250, 0), "heartbeat liveness 0 is out of range (1 to 1000)"));
     CHECK(contains(welcome(250, 1001), "heartbeat liveness 1001 is out of range"));
+    const auto pace = [](std::uint64_t interval) {
+        return parse_error(one_frame(header(Command::pace, {interval})));
+    };
+    CHECK(pace(1).empty());
+    CHECK(pace(max_heartbeat_interval_ms).empty());
+    CHECK(contains(pace(0), "malformed pace message: heartbeat interval (ms) 0 is out of range"));
+    CHECK(contains(pace(max_heartbeat_interval_ms + 1), "is out of range (1 to 3600000)"));
     std::vector<zmq::message_t> job;
     job.push_back(header(Command::job, {7, max_duration_ms + 1, 0}));
     for (int i = 0; i < 3; ++i)

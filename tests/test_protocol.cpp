@@ -182,7 +182,7 @@ TEST_CASE("Protocol.garbage_and_truncated_frames_are_named" * doctest::timeout(1
     CHECK(parse_error(frames_of({"GET / HTTP/1.1"})).find("not a dtask message") !=
           std::string::npos);
     CHECK(parse_error(frames_of({"dt"})).find("not a dtask message") != std::string::npos);
-    CHECK(parse_error(frames_of({std::string("dt\x0a\x01", 4)})).find("protocol version 10") !=
+    CHECK(parse_error(frames_of({std::string("dt\x0b\x01", 4)})).find("protocol version 11") !=
           std::string::npos);
     CHECK(parse_error(frames_of({std::string("dt") + char(protocol::version) + "\x7f"}))
               .find("unknown dtask command 0x7f") != std::string::npos);
@@ -287,7 +287,7 @@ TEST_CASE("Protocol.live_broker_refuses_garbage_and_carries_on" * doctest::timeo
     CHECK(
         exchange({head(Command::hello, {this_release}), "\x01\x02"}).find("cannot decode hello") !=
         std::string::npos);
-    CHECK(exchange({std::string("dt\x0a\x01", 4)}).find("protocol version 10") !=
+    CHECK(exchange({std::string("dt\x0b\x01", 4)}).find("protocol version 11") !=
           std::string::npos);
 
     // A 13-byte hello whose name claims 3 GB: refused, nothing allocated for it.

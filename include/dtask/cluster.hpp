@@ -52,6 +52,12 @@ struct ClusterOptions {
     /// dead or frozen worker is noticed within 1.5 s (silent for 1.25 s, seen at the next
     /// beat). Raise both for workers on slow or lossy links.
     unsigned heartbeat_liveness = 5;
+    /// Heartbeats the broker sends each second at most, for a Cluster that many remote
+    /// workers join: past 600 (150 peers at 250 ms), the interval doubles as peers join, up to
+    /// 32 times, and the time to notice a frozen peer grows with it (docs/deployment.md). A
+    /// peer whose connection closes is noticed at the next beat whatever the interval. 0: no
+    /// bound. Default 600.
+    unsigned heartbeats_per_second = 600;
     /// Bytes of shared data (share()) the broker keeps for one client at most: a job that
     /// would take it past this fails, naming this option. 0: no bound. Default 4 GiB.
     std::size_t shared_bytes_per_client = std::size_t{4} << 30;

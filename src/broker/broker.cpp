@@ -104,6 +104,10 @@ void Broker::bound_for_the_network() {
                 static_cast<int>(std::min<std::size_t>(options_.max_unsent_per_peer,
                                                        std::numeric_limits<int>::max())));
     socket_.set(zmq::sockopt::handshake_ivl, static_cast<int>(handshake_limit.count()));
+    // A thousand workers started at once connect at once: past ZeroMQ's backlog of 100, the
+    // kernel drops their SYNs, and each retries after 1, 3, 7, 15 s... (the kernel caps this
+    // at net.core.somaxconn).
+    socket_.set(zmq::sockopt::backlog, listen_backlog);
     accepts_ = std::make_unique<SocketMonitor>(context_, socket_, ZMQ_EVENT_ACCEPT_FAILED);
 }
 

@@ -35,6 +35,8 @@ struct BrokerSecurity {
 /// How long a connection to a listen endpoint may take to finish its handshake (ZeroMQ's
 /// greeting, and CurveZMQ's with the gatekeeper's answer) before it is cut.
 inline constexpr std::chrono::milliseconds handshake_limit{5000};
+/// Connections waiting to be accepted on a listen endpoint (ZMQ_BACKLOG), at most.
+inline constexpr int listen_backlog = 4096;
 
 /// Messages of one peer over the network that wait unread at most (ZMQ_RCVHWM on the listen
 /// endpoints): a peer that sends faster than the broker handles them is held back.
@@ -43,6 +45,8 @@ inline constexpr std::size_t max_unread_per_peer = 10'000;
 /// Messages to one peer over the network that may wait unread (ZMQ_SNDHWM on the listen
 /// endpoints) before the broker drops that peer; the default of max_unsent_per_peer.
 inline constexpr std::size_t default_max_unsent_per_peer = 100'000;
+/// 150 peers at 250 ms; a thousand heartbeated every 2 s (docs/deployment.md).
+inline constexpr unsigned default_heartbeats_per_second = 600;
 
 /// The largest hello taken from a peer not yet introduced: a larger one is refused unread.
 inline constexpr std::size_t max_hello_bytes = std::size_t{1} << 20;
@@ -60,6 +64,9 @@ struct BrokerOptions {
     unsigned local_worker_credits = 64;
     std::chrono::milliseconds heartbeat_interval{250};
     unsigned heartbeat_liveness = 5;
+    /// Heartbeats sent each second at most: with more peers than this × the interval, the
+    /// interval doubles (HeartbeatPace); 0: no bound.
+    unsigned heartbeats_per_second = default_heartbeats_per_second;
     /// Bytes of shared objects kept for one client at most (SharedObjects); 0: no bound.
     std::size_t shared_bytes_per_client = std::size_t{4} << 30;
     /// The subtask timeout of a job whose client set none; 0: none (Jobs::submit).

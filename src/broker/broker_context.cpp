@@ -41,7 +41,7 @@ void BrokerContext::welcome(const std::string& id, bool bounded) {
                                           ? static_cast<std::uint64_t>(options.max_message_bytes)
                                           : 0;
     std::array frames{
-        header(Command::welcome, {static_cast<std::uint64_t>(options.heartbeat_interval.count()),
+        header(Command::welcome, {static_cast<std::uint64_t>(pace.interval().count()),
                                   options.heartbeat_liveness, max_message, incarnation})};
     post(id, frames);
 }

@@ -14,6 +14,7 @@
 #include "broker/credits.hpp"
 #include "broker/dispatch.hpp"
 #include "broker/fair_share.hpp"
+#include "broker/heartbeat_pace.hpp"
 #include "broker/jobs.hpp"
 #include "broker/local_workers.hpp"
 #include "broker/peers.hpp"
@@ -83,6 +84,9 @@ struct BrokerContext {
     /// hello again after losing its broker learns from it whether the broker restarted.
     const std::uint64_t incarnation;
     Peers peers;
+    /// The interval peers heartbeat at now (welcome, pace), which the loop's tick keeps.
+    HeartbeatPace pace{options.heartbeat_interval, options.heartbeat_liveness,
+                       options.heartbeats_per_second};
     Jobs jobs{options.max_subtask_time};
     FairShare fair_share;
     Recovery recovery;

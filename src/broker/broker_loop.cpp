@@ -49,7 +49,7 @@ void BrokerLoop::run() {
 void BrokerLoop::event_loop() {
     for (unsigned i = 0; i < context_.options.local_workers; ++i)
         context_.local.spawn();
-    next_tick_ = Clock::now() + context_.options.heartbeat_interval;
+    next_tick_ = Clock::now() + context_.pace.interval();
     std::vector<zmq::message_t> frames;
     poller_.watch(socket_);
     context_.publish_status(Clock::now());  // readers have a status from the start
@@ -71,7 +71,7 @@ void BrokerLoop::event_loop() {
         context_.local.respawn_due(now());
         if (now() >= next_tick_) {
             tick();
-            next_tick_ = Clock::now() + context_.options.heartbeat_interval;
+            next_tick_ = Clock::now() + context_.pace.interval();
         }
         // Last before the wait, which then hears of what comes after.
         poller_.drained(drain(frames));
@@ -91,21 +91,36 @@ void BrokerLoop::event_loop() {
 /// (ZMQ_SNDHWM): what the broker queues for a peer that does not read stays bounded. Dropping
 /// it posts more (its work goes to others), sent in the next round.
 void BrokerLoop::flush_outboxes() {
-    std::vector<std::string> full;
+    std::vector<std::string> full, gone;
     for (;;) {
         try {
-            context_.results.flush_routed(socket_, full);
+            context_.results.flush_routed(socket_, full, gone);
         } catch (...) {
-            context_.outbox.flush_routed(socket_, full);
+            context_.outbox.flush_routed(socket_, full, gone);
             throw;
         }
-        context_.outbox.flush_routed(socket_, full);
-        if (full.empty())
+        context_.outbox.flush_routed(socket_, full, gone);
+        if (full.empty() && gone.empty())
             return;
         for (auto& id : full)
             drop_unread(std::move(id));
+        for (auto& id : gone)
+            drop_gone(std::move(id));
         full.clear();
+        gone.clear();
     }
+}
+
+/// ZeroMQ forgot the peer's routing id: its connection closed (the process died, or the
+/// network cut it). What was on its way to or from it may be lost with the connection, so
+/// it is dropped as a dead one is, at once rather than after a silence (a tick at most, when
+/// its heartbeat finds it gone).
+void BrokerLoop::drop_gone(std::string id) {
+    const std::string how = "its connection closed";
+    if (context_.peers.workers().contains(id))
+        worker_events_.lost(std::move(id), how);
+    else if (context_.peers.clients().contains(id))
+        client_events_.lost(std::move(id), how);
 }
 
 void BrokerLoop::drop_unread(std::string id) {
@@ -365,6 +380,16 @@ void BrokerLoop::on_hello(const std::string& id, Hello hello, Sender sender, std
 
 void BrokerLoop::tick() {
     const auto now = Clock::now();
+    // A client in this process watches no heartbeats, and one may idle for long without
+    // reading (ClientCore::run_here's spare connections).
+    const auto heartbeated = [](const ClientPeer& client) { return !client.same_process; };
+    const auto& clients = context_.peers.clients();
+    const std::size_t peers =
+        context_.peers.workers().size() +
+        static_cast<std::size_t>(std::count_if(
+            clients.begin(), clients.end(), [&](const auto& c) { return heartbeated(c.second); }));
+    const bool paced = context_.pace.update(peers, now);
+    liveness_.set_interval(context_.pace.judged(now));
     const Liveness& rule = liveness_;
     const auto silence = rule.silence();
     const bool unread_now = poller_.unread(socket_);
@@ -378,19 +403,27 @@ void BrokerLoop::tick() {
     for (const auto& id : silent.clients)
         client_events_.lost(id, how);
 
+    // A new pace is told instead of this tick's heartbeat, and is one.
+    const auto beat = [&] {
+        return paced ? header(Command::pace,
+                              {static_cast<std::uint64_t>(context_.pace.interval().count())})
+                     : header(Command::heartbeat);
+    };
     for (auto& [id, worker] : context_.peers.workers()) {
         context_.dispatch.tell_ended(worker);
-        std::array frames{header(Command::heartbeat)};
+        std::array frames{beat()};
         context_.post(id, frames);
     }
     for (const auto& [id, client] : context_.peers.clients()) {
-        // A client in this process watches no heartbeats, and one may idle for long without
-        // reading (ClientCore::run_here's spare connections).
-        if (client.same_process)
+        if (!heartbeated(client))
             continue;
-        std::array frames{header(Command::heartbeat)};
+        std::array frames{beat()};
         context_.post(id, frames);
     }
+    if (paced)
+        log(LogLevel::info, "broker", {},
+            "heartbeats every " + format_ms(context_.pace.interval()) + " from now on, for " +
+                std::to_string(peers) + " peers");
     client_events_.check_worker_waits(now);
     context_.dispatch.feed_idle();  // batches running long enough by now may get backup copies
 }

@@ -44,6 +44,7 @@ private:
     void event_loop();
     void flush_outboxes();
     void drop_unread(std::string id);
+    void drop_gone(std::string id);
     bool drain(std::vector<zmq::message_t>& frames);
     Clock::time_point now() const noexcept { return context_.now(); }
     void on_message(std::vector<zmq::message_t>& frames);

@@ -191,6 +191,8 @@ void Connection::on_message(std::vector<zmq::message_t>& frames) {
             return on_welcome(message, frames[0]);
         case Command::heartbeat:
             return;
+        case Command::pace:
+            return liveness_.set_interval(std::chrono::milliseconds(message.fields[0]));
         case Command::status:
             return loop_.on_status(message.fields[0]);
         case Command::result:

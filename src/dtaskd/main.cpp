@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> listen;
     unsigned heartbeat_ms = 250;
     unsigned liveness = 5;
+    unsigned heartbeats_per_second = dtask::detail::default_heartbeats_per_second;
     std::size_t shared_mib = 4096;
     unsigned max_subtask_seconds = 3600;
     std::size_t max_message_mib = 256;
@@ -87,6 +88,11 @@ int main(int argc, char** argv) {
     app.add_option("--liveness", liveness, "missed heartbeats before a peer counts as gone")
         ->type_name("N")
         ->check(CLI::Range(1, 1000))
+        ->capture_default_str();
+    app.add_option("--heartbeats-per-second", heartbeats_per_second,
+                   "heartbeats sent each second at most: with more peers, the interval "
+                   "doubles (up to 32 times); 0: no bound")
+        ->type_name("N")
         ->capture_default_str();
     app.add_option("--shared-mib-per-client", shared_mib,
                    "MiB of shared data (share()) kept for one client at most; 0: no bound")
@@ -176,10 +182,10 @@ int main(int argc, char** argv) {
     }
     const bool command = tokens->parsed() || rotate->parsed() || status->parsed();
     for (const char* server_option :
-         {"--listen", "--heartbeat", "--liveness", "--insecure-tcp", "--shared-mib-per-client",
-          "--max-subtask-seconds", "--max-message-mib", "--max-jobs-per-client",
-          "--max-job-data-mib", "--max-queued-mib-per-client", "--max-unsent-per-peer", "--http",
-          "--http-allow-remote"}) {
+         {"--listen", "--heartbeat", "--liveness", "--heartbeats-per-second", "--insecure-tcp",
+          "--shared-mib-per-client", "--max-subtask-seconds", "--max-message-mib",
+          "--max-jobs-per-client", "--max-job-data-mib", "--max-queued-mib-per-client",
+          "--max-unsent-per-peer", "--http", "--http-allow-remote"}) {
         if (command && app.count(server_option) > 0) {
             std::cerr << "dtaskd: " << server_option << " is for running dtaskd, not for '"
                       << (tokens->parsed()   ? "tokens"
@@ -229,6 +235,7 @@ int main(int argc, char** argv) {
             listen.empty() ? std::vector<std::string>{"tcp://127.0.0.1:5555"} : listen;
         options.broker.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
         options.broker.heartbeat_liveness = liveness;
+        options.broker.heartbeats_per_second = heartbeats_per_second;
         options.broker.shared_bytes_per_client = shared_mib << 20;
         options.broker.max_subtask_time = std::chrono::seconds(max_subtask_seconds);
         options.broker.max_message_bytes = max_message_mib << 20;

@@ -78,6 +78,13 @@ public:
                 static_cast<unsigned>(std::min<std::uint64_t>(welcome.fields[1], max_liveness));
     }
 
+    /// Heartbeats at `interval` from now on: a broker's pace message (range checked by parse),
+    /// or the broker's own pace.
+    void set_interval(std::chrono::milliseconds interval) noexcept {
+        interval_ = std::clamp(interval, std::chrono::milliseconds(1),
+                               std::chrono::milliseconds(max_interval_ms));
+    }
+
     /// Bounds of what a welcome may set: an hour between heartbeats, 1,000 of them missed.
     static constexpr std::uint64_t max_interval_ms = protocol::max_heartbeat_interval_ms;
     static constexpr std::uint64_t max_liveness = protocol::max_heartbeat_liveness;

@@ -29,18 +29,21 @@ void Outbox::flush(zmq::socket_t& socket) {
     clear();
 }
 
-void Outbox::flush_routed(zmq::socket_t& socket, std::vector<std::string>& full) {
+void Outbox::flush_routed(zmq::socket_t& socket, std::vector<std::string>& full,
+                          std::vector<std::string>& gone) {
     std::size_t first = 0;
     try {
         for (const std::uint32_t size : sizes_) {
             const auto message = std::span(frames_).subspan(first, size);
             first += size;
-            if (protocol::send_routed(socket, message) != protocol::Delivery::full)
+            const auto delivery = protocol::send_routed(socket, message);
+            if (delivery == protocol::Delivery::queued)
                 continue;
             // The routing id was not taken: it is still in the message's first frame.
+            auto& ids = delivery == protocol::Delivery::full ? full : gone;
             const std::string_view to = protocol::as_text(message[0]);
-            if (std::find(full.begin(), full.end(), to) == full.end())
-                full.emplace_back(to);
+            if (std::find(ids.begin(), ids.end(), to) == ids.end())
+                ids.emplace_back(to);
         }
     } catch (...) {
         clear();

@@ -23,9 +23,11 @@ public:
     /// not yet sent are dropped.
     void flush(zmq::socket_t& socket);
     /// The same for a ROUTER with ZMQ_ROUTER_MANDATORY, whose messages all have a routing id:
-    /// a message to a peer that is gone is dropped; one to a peer that has left too many
-    /// unread is dropped too, and that peer's id is added to `full` (once).
-    void flush_routed(zmq::socket_t& socket, std::vector<std::string>& full);
+    /// a message to a peer that has left too many unread is dropped, and that peer's id is
+    /// added to `full` (once); one to a peer whose connection is gone is dropped, and its id
+    /// added to `gone` (once).
+    void flush_routed(zmq::socket_t& socket, std::vector<std::string>& full,
+                      std::vector<std::string>& gone);
     bool empty() const noexcept { return sizes_.empty(); }
 
 private:

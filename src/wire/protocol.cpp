@@ -84,6 +84,9 @@ bool shape_of(Command command, Shape& shape) {
         case Command::reconnect:
             shape = {0, 0};
             return true;
+        case Command::pace:
+            shape = {1, 0};  // heartbeat interval
+            return true;
         case Command::submit:
             shape = {1, 4};
             return true;
@@ -207,6 +210,9 @@ void check_fields(Command command, const std::array<std::uint64_t, 4>& fields) {
             out_of("heartbeat interval (ms)", fields[0], 1, max_heartbeat_interval_ms);
             out_of("heartbeat liveness", fields[1], 1, max_heartbeat_liveness);
             return;
+        case Command::pace:
+            out_of("heartbeat interval (ms)", fields[0], 1, max_heartbeat_interval_ms);
+            return;
         case Command::job:
             out_of("subtask timeout (ms)", fields[1], 0, max_duration_ms);
             return;
@@ -266,6 +272,8 @@ std::string_view command_name(Command command) noexcept {
             return "status";
         case Command::reconnect:
             return "reconnect";
+        case Command::pace:
+            return "pace";
         case Command::submit:
             return "submit";
         case Command::task:

@@ -25,7 +25,7 @@
 
 namespace dtask::detail::protocol {
 
-inline constexpr std::uint8_t version = 9;
+inline constexpr std::uint8_t version = 10;
 inline constexpr std::array<std::uint8_t, 2> magic{'d', 't'};
 
 /// A dtask release as a hello carries it: major << 32 | minor << 16 | patch.
@@ -46,6 +46,7 @@ enum class Command : std::uint8_t {
     bye = 0x05,         // peer -> broker: leaving; broker -> worker: dismissed, exit now
     status = 0x06,      // broker -> client: how many workers are connected
     reconnect = 0x07,   // broker -> peer: I do not know you (any more): say hello again
+    pace = 0x08,        // broker -> peer: heartbeat at this interval from now on
     submit = 0x10,      // client -> broker: a new job (name, signature, job-wide data, settings)
     task = 0x11,        // client -> broker -> worker: a batch of a job's subtasks
     result = 0x12,      // worker -> broker -> client: a batch of partial results

@@ -242,6 +242,11 @@ std::optional<int> Link::on_message(std::vector<zmq::message_t>& frames) {
             return std::nullopt;
         case Command::heartbeat:
             return std::nullopt;
+        case Command::pace:
+            // Many peers: the broker heartbeats less often, and so may this worker.
+            liveness_.set_interval(std::chrono::milliseconds(message.fields[0]));
+            shared_.interval_ms.store(static_cast<long>(liveness_.interval().count()));
+            return std::nullopt;
         case Command::revoke:
             // The batch was read, and so run, before the revoke behind it: nothing to
             // skip. The broker ignores the result.
