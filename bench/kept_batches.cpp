@@ -3,7 +3,6 @@
 // default), as ratios to a Client that keeps none (a grace of 0) measured in the same run.
 // Both clients submit to one dtaskd, started as users start it, with 2 worker processes.
 
-#include <fstream>
 #include <optional>
 #include <string>
 #include <utility>
@@ -11,8 +10,8 @@
 
 #include <time.h>
 
+#include "dtaskd_child.hpp"
 #include "scenarios.hpp"
-#include "temp_dir.hpp"
 
 #ifdef DTASK_PERF_DTASKD
 namespace perf {
@@ -20,58 +19,33 @@ namespace {
 
 using namespace std::chrono_literals;
 
-/// A dtaskd with a keys directory of its own, 2 worker processes of this binary joined with
+/// A dtaskd, 2 worker processes of this binary joined with
 /// its worker token in DTASK_TOKEN, and two clients with its client token (read from its
 /// file, as users do): one with the default grace, which keeps its batches, and one with 0.
 struct DtaskdFleet {
-    test_support::TempDir keys{"dtask-perf-keys"};  // first: removed after dtaskd has gone
-    std::optional<BenchChild> dtaskd;
-    std::string endpoint;
+    // 3 s of silence before a peer is dropped, as the tests start it: on a loaded machine a
+    // client whose I/O thread waited for a core must not be taken for dead.
+    DtaskdChild dtaskd{{"--liveness", "12"}};
     std::vector<BenchChild> workers;
     std::optional<dtask::Client> keeping;
     std::optional<dtask::Client> not_keeping;
 
     DtaskdFleet() {
-        // 3 s of silence before a peer is dropped, as the tests start it: on a loaded machine
-        // a client whose I/O thread waited for a core must not be taken for dead. Warnings
-        // only: it logs each job's start and end otherwise.
-        dtaskd.emplace(BenchChild::Program{DTASK_PERF_DTASKD},
-                       std::vector<std::string>{"--listen", "tcp://127.0.0.1:*", "--keys",
-                                                keys.path(), "--liveness", "12"},
-                       true, std::vector<std::string>{"DTASK_LOG=warn"});
-        const std::string listening = "dtaskd: listening on ";
-        while (auto line = dtaskd->read_line(30s)) {
-            if (line->starts_with(listening))
-                endpoint = line->substr(listening.size());
-            if (line->starts_with("dtaskd: join tokens in "))
-                break;
-        }
-        if (endpoint.empty())
-            throw std::runtime_error("dtaskd did not start");
         // A worker whose broker went silent leaves after 10 s, as in RemoteFleet.
         for (int i = 0; i < 2; ++i)
-            workers.emplace_back(
-                std::vector<std::string>{"--dtask-worker", endpoint, "--dtask-give-up", "10"},
-                false, std::vector<std::string>{"DTASK_TOKEN=" + token("worker")});
+            workers.emplace_back(std::vector<std::string>{"--dtask-worker", dtaskd.endpoint,
+                                                          "--dtask-give-up", "10"},
+                                 false,
+                                 std::vector<std::string>{"DTASK_TOKEN=" + dtaskd.token("worker")});
         dtask::ClientOptions options;
-        options.token = token("client");
-        keeping.emplace(endpoint, options);
+        options.token = dtaskd.token("client");
+        keeping.emplace(dtaskd.endpoint, options);
         options.broker_restart_grace = 0ms;
-        not_keeping.emplace(endpoint, options);
+        not_keeping.emplace(dtaskd.endpoint, options);
         for (dtask::Client* client : {&*keeping, &*not_keeping}) {
             if (!client->wait_for_workers(2, 60s))
                 throw std::runtime_error("the workers did not join dtaskd within 60 s");
         }
-    }
-
-    /// The join token of `role`, from its file in the keys directory.
-    std::string token(const std::string& role) const {
-        std::ifstream file(keys.path() + "/" + role + ".token");
-        std::string text;
-        std::getline(file, text);
-        if (text.empty())
-            throw std::runtime_error("dtaskd wrote no " + role + " token in " + keys.path());
-        return text;
     }
 };
 

@@ -51,6 +51,10 @@ const Scenario scenarios[] = {
     {"kept_batches", perf::kept_batches,
      "a Client through dtaskd keeping its batches for a broker restart, vs keeping none"},
 #endif
+#if defined(DTASK_PERF_DTASKD) && defined(DTASK_PERF_SWARM)
+    {"many_workers", perf::many_workers,
+     "dtaskd with 1,000 workers vs 1: idle and per-subtask CPU, join storm, deaths noticed"},
+#endif
 };
 
 void print_help() {

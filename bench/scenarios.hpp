@@ -45,6 +45,9 @@ std::vector<Figure> checkpoint_cost(const Settings& settings);
 #ifdef DTASK_PERF_DTASKD
 std::vector<Figure> kept_batches(const Settings& settings);
 #endif
+#if defined(DTASK_PERF_DTASKD) && defined(DTASK_PERF_SWARM)
+std::vector<Figure> many_workers(const Settings& settings);
+#endif
 
 /// The hidden mode behind `memory`: in a fresh process (so that earlier scenarios do not
 /// count), runs one job of `subtasks` empty subtasks on 2 local workers, and prints the peak
