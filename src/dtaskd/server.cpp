@@ -56,8 +56,9 @@ private:
     int fd_ = -1;
 };
 
-/// Raises the soft limit of open descriptors to the hard one: each peer holds one, and
-/// the usual soft limit (1,024) is far below what a busy broker needs. Says the figure.
+/// Raises the soft limit of open descriptors to the hard one: a remote worker holds two (its
+/// main and pulse connections), a client one, and the usual soft limit (1,024) is far below
+/// what a busy broker needs. Says the figure.
 void raise_descriptor_limit() {
     rlimit limit{};
     if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
@@ -73,7 +74,7 @@ void raise_descriptor_limit() {
     };
     std::cerr << "dtaskd: open descriptors: at most " << figure(limit.rlim_cur)
               << (limit.rlim_cur != before ? " (raised from " + figure(before) + ")" : "")
-              << ", about one per connected peer\n";
+              << ", two per remote worker and one per client\n";
 }
 
 }  // namespace
