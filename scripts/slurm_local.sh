@@ -29,6 +29,13 @@ die() {
     exit 1
 }
 
+# die_with_log LOG MESSAGE: the message and the log's last lines (the log goes with DIR).
+die_with_log() {
+    echo "slurm_local.sh: $2; the end of $1:" >&2
+    tail -n 10 "$1" >&2 2>/dev/null || true
+    exit 1
+}
+
 marker=".dtask-slurm-local"
 
 install_packages() {
@@ -52,10 +59,10 @@ for s in held:
 print(" ".join(str(s.getsockname()[1]) for s in held))'
 }
 
-# wait_until SECONDS WHAT COMMAND...: polls COMMAND until it succeeds, failing after SECONDS.
+# wait_until SECONDS COMMAND...: polls COMMAND until it succeeds, failing after SECONDS.
 wait_until() {
-    local limit="$1" what="$2"
-    shift 2
+    local limit="$1"
+    shift
     local deadline=$((SECONDS + limit))
     until "$@" >/dev/null 2>&1; do
         ((SECONDS < deadline)) || return 1
@@ -67,6 +74,13 @@ node_is_idle() {
     [[ "$(sinfo -h -N -o %T 2>/dev/null)" == idle ]]
 }
 
+# On up's exit: after a failure, what it started and made goes.
+undo_failed_up() {
+    local status=$?
+    ((status == 0)) || down "$up_dir"
+    exit "$status"
+}
+
 up() {
     local dir="$1"
     [[ ! -e "$dir" ]] || die "'$dir' already exists: choose a new directory (or run down first)"
@@ -76,11 +90,12 @@ up() {
     done
     ((EUID == 0)) || die "slurmd starts jobs as their user, so it must run as root"
 
-    mkdir -m 0700 -p "$dir"
+    mkdir -m 0700 "$dir"
     dir="$(cd "$dir" && pwd)"
     touch "$dir/$marker"
     # A failed up leaves nothing running and nothing on disk.
-    trap 'status=$?; ((status == 0)) || down "'"$dir"'"; exit $status' EXIT
+    up_dir="$dir"
+    trap undo_failed_up EXIT
     mkdir -m 0700 "$dir/ctld" "$dir/spool"
     # munged wants its socket's directory searchable by all (its key stays 0600); --force
     # below lets it run when a parent is not (a test's private TMPDIR).
@@ -91,12 +106,12 @@ up() {
     munged --force --socket="$dir/munge/munge.socket" --key-file="$dir/munge/munge.key" \
         --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" \
         --seed-file="$dir/munge/munged.seed" ||
-        die "munged did not start: see $dir/munge/munged.log"
+        die_with_log "$dir/munge/munged.log" "munged did not start"
 
-    local node ports ctld_port slurmd_port memory_mib
+    local node ctld_port slurmd_port memory_mib
     node="$(hostname -s)"
     read -r ctld_port slurmd_port < <(free_ports)
-    memory_mib=$(($(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) / 1024 * 9 / 10))
+    memory_mib=$(($(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) * 9 / 10240))
     cat >"$dir/slurm.conf" <<CONF
 # Written by scripts/slurm_local.sh: one node, this machine, for tests.
 ClusterName=dtasklocal
@@ -132,9 +147,9 @@ PartitionName=dtask Nodes=$node Default=YES MaxTime=60 State=UP
 CONF
     export SLURM_CONF="$dir/slurm.conf"
     # -i: ignore state a previous controller may have saved (there is none in a new DIR).
-    slurmctld -i || die "slurmctld did not start: see $dir/slurmctld.log"
-    slurmd || die "slurmd did not start: see $dir/slurmd.log"
-    if ! wait_until 60 "node idle" node_is_idle; then
+    slurmctld -i || die_with_log "$dir/slurmctld.log" "slurmctld did not start"
+    slurmd || die_with_log "$dir/slurmd.log" "slurmd did not start"
+    if ! wait_until 60 node_is_idle; then
         echo "slurm_local.sh: the node is not idle after 60 s: sinfo says" \
              "'$(sinfo -h -N -o '%T %E' 2>&1)'; last lines of the logs:" >&2
         tail -n 5 "$dir/slurmctld.log" "$dir/slurmd.log" >&2 || true
