@@ -18,6 +18,7 @@
 # python3-prometheus-client and python3-jsonschema for the tests that check what it serves;
 # chromium, chromium-driver and python3-selenium because tests/dashboard_test.py opens the
 # dashboard in a real (headless) browser.
+# Slurm (slurm-wlm, munge) is not here: scripts/test.sh --with-slurm installs it.
 
 dtask_setup() {
     local packages=(build-essential cmake ninja-build pkg-config libzmq3-dev cppzmq-dev
@@ -26,6 +27,7 @@ dtask_setup() {
                     python3-prometheus-client python3-jsonschema chromium chromium-driver
                     libpng-dev  # examples/mandelbrot.cpp alone writes PNG files
                     doxygen     # scripts/docs.sh: the API reference
+                    systemd     # systemd-analyze verify checks deploy/systemd/ (a test)
                     python3-selenium)
     if [[ "${DTASK_SKIP_SETUP:-0}" == 1 ]]; then
         echo "setup.sh: skipped (DTASK_SKIP_SETUP=1)"

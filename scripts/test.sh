@@ -5,7 +5,7 @@ set -euo pipefail
 
 usage() {
     cat <<'USAGE'
-Usage: scripts/test.sh [--no-sanitizers] [--help]
+Usage: scripts/test.sh [--no-sanitizers] [--with-slurm] [--help]
 
 Stages, stopping at the first failure:
   1. install missing Debian packages (scripts/setup.sh)
@@ -28,6 +28,11 @@ tests mostly wait on processes and sockets, and they must pass on a busy machine
 A stage's test output is shown when they end.
 
   --no-sanitizers  skip stages 3 to 5 (quick local runs)
+  --with-slurm     also install Debian's slurm-wlm and munge (scripts/slurm_local.sh
+                   install), so that Slurm.sbatch_sum_squares_exit_status_is_0 runs: it
+                   starts a single-node Slurm of its own as root, submits
+                   examples/slurm/sum_squares.sbatch and removes that Slurm again. Without
+                   Slurm installed, the test is not registered
   --help           show this help
 
 Every test runs through tests/run_checked.sh: a sanitizer report from any process of a
@@ -39,9 +44,11 @@ USAGE
 }
 
 sanitizers=1
+with_slurm=0
 for arg in "$@"; do
     case "$arg" in
         --no-sanitizers) sanitizers=0 ;;
+        --with-slurm) with_slurm=1 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "test.sh: unknown argument '$arg'" >&2; usage >&2; exit 2 ;;
     esac
@@ -142,6 +149,9 @@ report_skipped() {
 }
 
 stage "setup" scripts/setup.sh
+if ((with_slurm)); then
+    stage "setup: slurm" scripts/slurm_local.sh install
+fi
 
 # Six sources per compiler run (see --help).
 unity=(-DCMAKE_UNITY_BUILD=ON -DCMAKE_UNITY_BUILD_BATCH_SIZE=6)

@@ -56,9 +56,9 @@ private:
     int fd_ = -1;
 };
 
-/// Raises the soft limit of open descriptors to the hard one: each client holds one and each
-/// worker two (its pulse connection), and the usual soft limit (1,024) is far below what a
-/// busy broker needs. Says the figure.
+/// Raises the soft limit of open descriptors to the hard one: a remote worker holds two (its
+/// main and pulse connections), a client one, and the usual soft limit (1,024) is far below
+/// what a busy broker needs. Says the figure.
 void raise_descriptor_limit() {
     rlimit limit{};
     if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
@@ -74,7 +74,7 @@ void raise_descriptor_limit() {
     };
     std::cerr << "dtaskd: open descriptors: at most " << figure(limit.rlim_cur)
               << (limit.rlim_cur != before ? " (raised from " + figure(before) + ")" : "")
-              << ", two per connected worker\n";
+              << ", two per remote worker and one per client\n";
 }
 
 }  // namespace
