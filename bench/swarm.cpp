@@ -9,8 +9,8 @@
 //
 // Prints "welcomed N MS" once every connection has its welcome (MS from the start), then
 // "lapse ID" for each connection that heard nothing from the broker for its whole silence,
-// where a real worker would reconnect, and "pace MS" when the broker sets a new heartbeat
-// interval. Runs until killed; dies with its parent.
+// where a real worker would reconnect, and "pace MS" when a welcome or pace gives a new
+// heartbeat interval. Runs until killed; dies with its parent.
 
 #include <array>
 #include <chrono>
@@ -69,6 +69,17 @@ struct Member {
     bool lapsed = false;
 };
 
+/// Prints the heartbeat interval `member` was given (in a welcome or a pace) if it is not the
+/// one printed last.
+void note_interval(const Member& member, std::uint64_t& printed) {
+    const auto interval = static_cast<std::uint64_t>(member.liveness.interval().count());
+    if (interval == printed)
+        return;
+    printed = interval;
+    std::printf("pace %llu\n", static_cast<unsigned long long>(interval));
+    std::fflush(stdout);
+}
+
 /// Handles one message from the broker; false if the swarm must stop (refused).
 bool on_message(Member& member, std::vector<zmq::message_t>& frames, Clock::time_point now,
                 std::size_t& welcomed, std::uint64_t& paced) {
@@ -76,6 +87,7 @@ bool on_message(Member& member, std::vector<zmq::message_t>& frames, Clock::time
     switch (message.command) {
         case Command::welcome:
             member.liveness.adopt(message);
+            note_interval(member, paced);
             member.runner.set_max_message(message.fields[2]);
             if (!member.welcomed)
                 ++welcomed;
@@ -83,11 +95,7 @@ bool on_message(Member& member, std::vector<zmq::message_t>& frames, Clock::time
             return true;
         case Command::pace:
             member.liveness.set_interval(std::chrono::milliseconds(message.fields[0]));
-            if (static_cast<std::uint64_t>(member.liveness.interval().count()) != paced) {
-                paced = static_cast<std::uint64_t>(member.liveness.interval().count());
-                std::printf("pace %llu\n", static_cast<unsigned long long>(paced));
-                std::fflush(stdout);
-            }
+            note_interval(member, paced);
             return true;
         case Command::job:
             member.runner.open_job(message);

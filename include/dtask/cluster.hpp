@@ -55,7 +55,7 @@ struct ClusterOptions {
     /// Heartbeats the broker sends each second at most, for a Cluster that many remote
     /// workers join: past 600 (150 peers at 250 ms), the interval doubles as peers join, up to
     /// 32 times, and the time to notice a frozen peer grows with it (docs/deployment.md). A
-    /// peer whose connection closes is noticed at the next beat whatever the interval. 0: no
+    /// peer whose connection closes is noticed within two beats whatever the interval. 0: no
     /// bound. Default 600.
     unsigned heartbeats_per_second = 600;
     /// Bytes of shared data (share()) the broker keeps for one client at most: a job that

@@ -113,8 +113,8 @@ void BrokerLoop::flush_outboxes() {
 
 /// ZeroMQ forgot the peer's routing id: its connection closed (the process died, or the
 /// network cut it). What was on its way to or from it may be lost with the connection, so
-/// it is dropped as a dead one is, at once rather than after a silence (a tick at most, when
-/// its heartbeat finds it gone).
+/// it is dropped as a dead one is, at once rather than after a silence (two ticks at most,
+/// when a heartbeat finds it gone).
 void BrokerLoop::drop_gone(std::string id) {
     const std::string how = "its connection closed";
     if (context_.peers.workers().contains(id))
