@@ -28,8 +28,8 @@ constexpr int worker_hosts = 3;
 /// Subtasks of each job: many more than the workers hold at once.
 constexpr std::uint64_t subtasks = 3'000;
 
-/// Where the processes of a test run: dtaskd on host 0, workers of this binary on hosts 1..3,
-/// the client here. Members in that order: each outlives what runs over it.
+/// dtaskd on host 0 and a worker of this binary on each of hosts 1..3; the test is the
+/// client, on this machine. dtaskd is declared first: it outlives its workers.
 struct Site {
     explicit Site(const ManyHosts& hosts)
         : broker({}, "tcp://" + hosts.address(0) + ":*", {}, {}, hosts.on(0)) {
