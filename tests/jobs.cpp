@@ -203,6 +203,28 @@ const dtask::Job<std::set<std::int64_t>> gated{
     },
     add_pid};
 
+const dtask::Job<SpreadTally> gated_tally{
+    "tests.gated_tally",
+    [](const std::uint64_t& n, dtask::SplitHint) {
+        return dtask::pieces(n, [](std::uint64_t i) { return i; });
+    },
+    [](const std::uint64_t& index, const Gate& gate) {
+        const std::int64_t pid = getpid();
+        const int fd = open(running_mark(gate.directory, pid).c_str(), O_CREAT | O_WRONLY, 0600);
+        if (fd < 0)
+            throw std::runtime_error("cannot create " + running_mark(gate.directory, pid));
+        close(fd);
+        const std::string release = gate_release(gate.directory);
+        wait_in_map(gate.wait_ms, [&] { return access(release.c_str(), F_OK) == 0; });
+        return FromProcess{index, pid};
+    },
+    [](SpreadTally tally, FromProcess part) {
+        tally.sum += part.value;
+        ++tally.count;
+        tally.pids.insert(part.pid);
+        return tally;
+    }};
+
 const dtask::Job<std::set<std::int64_t>> rendezvous{
     "tests.rendezvous",
     [](const std::uint64_t& n, dtask::SplitHint) {

@@ -301,6 +301,37 @@ inline std::set<std::int64_t> add_pid(std::set<std::int64_t> pids, std::int64_t 
 /// which subtasks ever started. The result is the set of worker pids that ran them.
 extern const dtask::Job<std::set<std::int64_t>> gated;
 
+/// A subtask's number and the process that ran it.
+struct FromProcess {
+    std::uint64_t value = 0;
+    std::int64_t pid = 0;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(value, pid);
+    }
+};
+/// The sum of 0..n-1, how many subtasks were folded (one folded twice shows) and the
+/// processes whose results were folded.
+struct SpreadTally {
+    std::uint64_t sum = 0;
+    std::uint64_t count = 0;
+    std::set<std::int64_t> pids;
+    template <class Archive>
+    void serialize(Archive& archive) {
+        archive(sum, count, pids);
+    }
+};
+
+/// The file a gated_tally subtask leaves in its gate's directory while it runs in `pid`.
+inline std::string running_mark(const std::string& directory, std::int64_t pid) {
+    return directory + "/running-" + std::to_string(pid);
+}
+
+/// Subtasks 0..n-1 that mark their process as running one (running_mark) and then wait
+/// until the test creates gate_release(): a test sees work in flight on every worker before
+/// it acts, and checks an exact sum and count afterwards.
+extern const dtask::Job<SpreadTally> gated_tally;
+
 /// Subtasks that each wait until two distinct processes have started one: run with batches
 /// of one subtask on two workers, a job that both must serve, whatever their speeds. Its
 /// result names both only without backup copies (RunOptions::backup_tasks = false): with

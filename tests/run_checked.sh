@@ -71,17 +71,21 @@ processes_of_this_run() {
         sed -e 's|^/proc/||' -e 's|/environ$||'
 }
 
-# Network namespaces named for a test process (dtask-test-PID) that is gone.
+# Network namespaces named for a test process that is gone: dtask-test-PID (RemoteNetwork,
+# with its link dtvPIDh here) and dtask-hosts-PID-NAME (ManyHosts, with its link dtmPIDr).
 remove_abandoned_namespaces() {
     command -v ip >/dev/null 2>&1 || return 0
-    local name id
+    local name id link
     while read -r name _; do
-        [[ "$name" == dtask-test-* ]] || continue
-        id="${name#dtask-test-}"
-        [[ -d "/proc/$id" ]] && continue
+        case "$name" in
+            dtask-test-*) id="${name#dtask-test-}" link="dtv${id}h" ;;
+            dtask-hosts-*) id="${name#dtask-hosts-}" id="${id%%-*}" link="dtm${id}r" ;;
+            *) continue ;;
+        esac
+        [[ "$id" =~ ^[0-9]+$ && ! -d "/proc/$id" ]] || continue
         echo "run_checked.sh: removing network namespace $name, left by a test process" >&2
         ip netns del "$name" >/dev/null 2>&1
-        ip link del "dtv${id}h" >/dev/null 2>&1
+        ip link del "$link" >/dev/null 2>&1
     done < <(ip netns list 2>/dev/null)
 }
 
