@@ -47,11 +47,15 @@ public:
         drained_ = empty;
         sends_when_drained_ = protocol::sends_on_this_thread();
     }
-    /// Whether messages wait on the socket (ZMQ_EVENTS), which leaves it not drained.
+    /// Whether messages wait on the socket (ZMQ_EVENTS). ZMQ_EVENTS takes the descriptor's
+    /// signal: if none wait, the socket is drained as after an empty receive (ZMQ_FD signals
+    /// what comes next); if some do, it is not, and the next wait does not sleep.
     bool unread(zmq::socket_t& socket) {
-        drained_ = false;
-        return (protocol::retry_interrupted([&] { return socket.get(zmq::sockopt::events); }) &
-                ZMQ_POLLIN) != 0;
+        const bool waiting =
+            (protocol::retry_interrupted([&] { return socket.get(zmq::sockopt::events); }) &
+             ZMQ_POLLIN) != 0;
+        drained(!waiting);
+        return waiting;
     }
 
     /// Sleeps until the socket or another descriptor is readable, or `timeout`; does not

@@ -11,6 +11,7 @@
 #include "log.hpp"
 #include "wire/burst.hpp"
 #include "wire/protocol.hpp"
+#include "worker/rejoin.hpp"
 
 namespace dtask::detail {
 
@@ -81,6 +82,7 @@ void Link::connect() {
     if (broker_)
         runner_.forget_all();  // a new session: what the old one opened is void
     progress_ = {};            // until the new session's welcome
+    welcomed_ = false;
     handshakes_.reset();
     broker_ = zmq::socket_t(context_, zmq::socket_type::dealer);
     tune(broker_);
@@ -182,10 +184,10 @@ int Link::serve() {
                             " s: giving up");
             return worker_gave_up;
         }
-        if (now_ - last_heard_ > liveness_.silence() + backoff) {
+        if (time_to_rejoin(now_ - last_heard_, liveness_.silence(), backoff, welcomed_)) {
             // Reconnect with a fresh socket, waiting longer each time.
             connect();
-            backoff = std::min(backoff * 2, std::chrono::milliseconds(std::chrono::seconds(8)));
+            backoff = next_rejoin_backoff(backoff);
         }
     }
 }
@@ -208,6 +210,7 @@ std::optional<int> Link::on_message(std::vector<zmq::message_t>& frames) {
     }
     switch (message.command) {
         case Command::welcome:
+            welcomed_ = true;
             liveness_.adopt(message);
             runner_.set_max_message(message.fields[2]);
             progress_ = ConnectionProgress(connection_fd(frames[0]));

@@ -1,7 +1,8 @@
 #pragma once
 // The link: the worker's main thread's connection loop. It says hello on a fresh socket with
 // a routing id of its own, sends a heartbeat only after an interval in which it sent nothing
-// else, reconnects with a doubling backoff while the broker is silent (the Liveness rule),
+// else, reconnects with a doubling backoff while the broker is silent (the Liveness rule,
+// worker/rejoin.hpp),
 // gives up after WorkerOptions::give_up, and hands job, task and end to the batch runner.
 
 #include <chrono>
@@ -49,6 +50,7 @@ private:
     Clock::time_point last_drained_ = Clock::now();         // a receive last found the socket empty
     Clock::time_point last_heard_;
     ConnectionProgress progress_;  // the connection the welcome came on: moving bytes is life
+    bool welcomed_ = false;        // the socket's hello was answered
     // The time: read after each poll, then carried from batch to batch, whose runs read it
     // when they end.
     Clock::time_point now_;
