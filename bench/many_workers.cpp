@@ -1,8 +1,8 @@
 // many_workers: one dtaskd holding a thousand workers over TCP, each figure beside the same
 // dtaskd with one worker in the same repetition. The workers are connections of a few
 // dtask_swarm processes (bench/swarm.cpp: the workers' own protocol code, one thread for a
-// hundred connections), so that the broker's CPU is measured apart from a thousand worker
-// processes', which this 2-core machine cannot run at once (docs/deployment.md).
+// hundred connections), so that the broker's CPU is measured apart from the workers'; then
+// with a thousand real worker processes, all started at once.
 
 #include <algorithm>
 #include <filesystem>
@@ -158,6 +158,17 @@ std::vector<Figure> many_workers(const Settings& settings) {
     Figure frozen{"many_workers", "many_workers.frozen_" + std::to_string(per_swarm) + "_noticed",
                   "ms", Better::lower};
     Figure memory{"many_workers", "many_workers.memory_per_worker", "KiB", Better::lower};
+    Figure processes_joined{"many_workers",
+                            "many_workers.join_storm_" + std::to_string(many) + "_processes", "ms",
+                            Better::lower};
+    Figure processes_idle{"many_workers",
+                          "many_workers.idle_cpu_" + std::to_string(many) + "_processes",
+                          "% of a core", Better::lower};
+    processes_idle.baseline = "1 worker";
+    processes_idle.target = Target::value_at_most(5);
+    Figure processes_cpu{"many_workers",
+                         "many_workers.idle_cpu_of_the_" + std::to_string(many) + "_processes",
+                         "% of a core", Better::lower};
     std::size_t lapses = 0;
     double interval_ms = 0;
 
@@ -216,6 +227,33 @@ std::vector<Figure> many_workers(const Settings& settings) {
         fleet.pop_back();
         for (auto& swarm : fleet)
             lapses += swarm->lapses();
+        fleet.clear();
+        ms_until_at_most(client, 0, 120s);
+
+        // Real worker processes, this binary started as users start remote workers, all at
+        // once: what they cost the machine beside the broker.
+        std::vector<BenchChild> processes;
+        const std::string worker_token = "DTASK_TOKEN=" + dtaskd.token("worker");
+        const auto spawned = Clock::now();
+        for (std::size_t i = 0; i < many; ++i)
+            processes.emplace_back(std::vector<std::string>{"--dtask-worker", dtaskd.endpoint,
+                                                            "--dtask-give-up", "10"},
+                                   false, std::vector<std::string>{worker_token});
+        if (!client.wait_for_workers(many, 300s))
+            throw std::runtime_error(std::to_string(client.workers()) + " of " +
+                                     std::to_string(many) +
+                                     " worker processes joined within 300 s");
+        processes_joined.add(1e3 * seconds_since(spawned));
+        std::this_thread::sleep_for(settings.quick ? 500ms : 5s);  // the settling measured
+        double workers_before = 0;
+        for (const auto& process : processes)
+            workers_before += process_cpu_seconds(process.pid());
+        const auto watched = Clock::now();
+        processes_idle.add(idle_cpu_percent(broker, window), one_idle);
+        double workers_after = 0;
+        for (const auto& process : processes)
+            workers_after += process_cpu_seconds(process.pid());
+        processes_cpu.add(100 * (workers_after - workers_before) / seconds_since(watched));
     }
     if (lapses > 0)
         throw WrongResult(std::to_string(lapses) +
@@ -238,7 +276,14 @@ std::vector<Figure> many_workers(const Settings& settings) {
     frozen.target = Target::value_at_most(interval_ms * 6);
     for (Figure* figure : {&killed, &frozen})
         figure->detail("heartbeat_interval_ms", interval_ms);
-    std::vector<Figure> figures{idle, cost, joined, killed, frozen, memory};
+    processes_joined.detail(
+        "from", "the worker processes started (all at once) to the client counting all");
+    processes_idle.detail("measure", "as idle_cpu_, with worker processes instead of swarms");
+    processes_cpu.detail("measure",
+                         "CPU time of all the worker processes, per second of wall time, idle");
+    std::vector<Figure> figures{idle,         cost,   joined,           killed,
+                                frozen,       memory, processes_joined, processes_idle,
+                                processes_cpu};
     for (Figure& figure : figures) {
         figure.detail("workers", static_cast<double>(many));
         figure.detail("swarm_processes", static_cast<double>(swarms));
