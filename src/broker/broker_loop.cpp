@@ -117,10 +117,15 @@ void BrokerLoop::flush_outboxes() {
 /// when a heartbeat finds it gone).
 void BrokerLoop::drop_gone(std::string id) {
     const std::string how = "its connection closed";
-    if (context_.peers.workers().contains(id))
-        worker_events_.lost(std::move(id), how);
-    else if (context_.peers.clients().contains(id))
+    if (const auto worker = context_.peers.workers().find(id);
+        worker != context_.peers.workers().end()) {
+        // A local worker's end is told by its process's exit, which names the signal that
+        // killed it (a poison subtask's error quotes it): that comes at once.
+        if (!worker->second.hello.local)
+            worker_events_.lost(std::move(id), how);
+    } else if (context_.peers.clients().contains(id)) {
         client_events_.lost(std::move(id), how);
+    }
 }
 
 void BrokerLoop::drop_unread(std::string id) {
