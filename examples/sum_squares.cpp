@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <iostream>
 #include <ranges>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -108,9 +109,13 @@ int main(int argc, char** argv) {
         bar.finish();
         const auto elapsed =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        std::cout << "sum of squares of 1.." << problem.n << " = " << to_string(total) << "\n";
-        std::cerr << "sum_squares: " << problem.pieces << " subtasks in " << elapsed
-                  << " s, start-up and shutdown included\n";
+        // The result first, then the timing in one write: where stdout and stderr go to one
+        // file (a batch job's output), neither cuts into the other's line.
+        std::cout << "sum of squares of 1.." << problem.n << " = " << to_string(total) << std::endl;
+        std::ostringstream timing;
+        timing << "sum_squares: " << problem.pieces << " subtasks in " << elapsed
+               << " s, start-up and shutdown included\n";
+        std::cerr << timing.str();
     } catch (const dtask::Error& e) {
         std::cerr << "sum_squares: " << e.what() << "\n";
         return 1;
