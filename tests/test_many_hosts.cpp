@@ -69,6 +69,29 @@ std::string worker_name(const Process& worker) {
 /// subtasks of a worker that is cut off are done elsewhere only once the broker drops it.
 const dtask::RunOptions no_backups{.backup_tasks = false};
 
+/// The site, and a job of `subtasks` gated subtasks submitted once every worker joined: when
+/// constructed, every worker host holds work and none has finished any.
+struct GatedJobOnEveryHost {
+    explicit GatedJobOnEveryHost(const ManyHosts& hosts)
+        : site(hosts),
+          client(site.broker.endpoint(), site.broker.client_options()),
+          handle(submit_once_all_joined(client, gate)) {
+        REQUIRE_MESSAGE(wait_until([&] { return site.each_worker_runs_one(gate); }, 60s),
+                        "not every worker host got a subtask");
+    }
+
+    static dtask::JobHandle<SpreadTally> submit_once_all_joined(dtask::Client& client,
+                                                                const TempDir& gate) {
+        REQUIRE(client.wait_for_workers(worker_hosts, 30s));
+        return client.submit(gated_tally, subtasks, Gate{gate.path(), 60'000}, no_backups);
+    }
+
+    Site site;
+    dtask::Client client;
+    TempDir gate{"many-hosts-gate"};
+    dtask::JobHandle<SpreadTally> handle;
+};
+
 }  // namespace
 
 TEST_CASE("ManyHosts.workers_on_three_hosts_and_dtaskd_on_a_fourth_give_the_exact_result" *
@@ -78,20 +101,13 @@ TEST_CASE("ManyHosts.workers_on_three_hosts_and_dtaskd_on_a_fourth_give_the_exac
         skip_test(hosts.why_not());
         return;
     }
-    Site site(hosts);
-    dtask::Client client(site.broker.endpoint(), site.broker.client_options());
-    REQUIRE(client.wait_for_workers(worker_hosts, 30s));
-
-    TempDir gate("many-hosts-gate");
-    auto handle = client.submit(gated_tally, subtasks, Gate{gate.path(), 60'000}, no_backups);
-    REQUIRE_MESSAGE(wait_until([&] { return site.each_worker_runs_one(gate); }, 60s),
-                    "not every worker host got a subtask");
-    release(gate);
-    const SpreadTally tally = get_within(handle, 60s);
+    GatedJobOnEveryHost run(hosts);
+    release(run.gate);
+    const SpreadTally tally = get_within(run.handle, 60s);
     CHECK(tally.count == subtasks);
     CHECK(tally.sum == sum_below(subtasks));
     std::set<std::int64_t> all;
-    for (const Process& worker : site.workers)
+    for (const Process& worker : run.site.workers)
         all.insert(worker.pid());
     CHECK(tally.pids == all);
 }
@@ -103,37 +119,30 @@ TEST_CASE("ManyHosts.worker_host_cut_off_mid_job_is_dropped_and_its_subtasks_don
         skip_test(hosts.why_not());
         return;
     }
-    Site site(hosts);
-    dtask::Client client(site.broker.endpoint(), site.broker.client_options());
-    REQUIRE(client.wait_for_workers(worker_hosts, 30s));
-
-    TempDir gate("many-hosts-gate");
-    auto handle = client.submit(gated_tally, subtasks, Gate{gate.path(), 60'000}, no_backups);
-    REQUIRE_MESSAGE(wait_until([&] { return site.each_worker_runs_one(gate); }, 60s),
-                    "not every worker host got a subtask");
+    GatedJobOnEveryHost run(hosts);
     // Every host holds work now, none has finished any: cut off the last one, then let the
     // subtasks go. What it holds can only come back from the others, after the broker has
     // heard nothing from it for its silence limit.
     constexpr int cut_host = worker_hosts;
-    Process& cut_worker = site.workers.back();
+    Process& cut_worker = run.site.workers.back();
     REQUIRE(hosts.cut(cut_host));
-    release(gate);
-    const SpreadTally tally = get_within(handle, 60s);
+    release(run.gate);
+    const SpreadTally tally = get_within(run.handle, 60s);
     CHECK(tally.count == subtasks);
     CHECK(tally.sum == sum_below(subtasks));
     std::set<std::int64_t> others;
-    for (const Process& worker : site.workers) {
+    for (const Process& worker : run.site.workers) {
         if (&worker != &cut_worker)
             others.insert(worker.pid());
     }
     CHECK(tally.pids == others);
 
     // The broker says it dropped that worker for its silence, with work in hand.
-    const auto said = site.broker.read_until(
+    const auto said = run.site.broker.read_until(
         "worker " + worker_name(cut_worker) + " is gone (it sent nothing for", 30s);
     CHECK_MESSAGE(said.found, "dtaskd did not report the worker cut off; it said:\n" << said.text);
     CHECK(contains(said.text, "holding"));
-    CHECK(wait_until([&] { return client.workers() == worker_hosts - 1; }, 30s));
+    CHECK(wait_until([&] { return run.client.workers() == worker_hosts - 1; }, 30s));
     // Still out of reach, it would wait for the broker until it gives up: ended here.
     cut_worker.kill_and_reap();
 }
