@@ -17,6 +17,7 @@
 
 #include "dtaskd_child.hpp"
 #include "perf_jobs.hpp"
+#include "proc_status.hpp"
 #include "scenarios.hpp"
 
 #if defined(DTASK_PERF_DTASKD) && defined(DTASK_PERF_SWARM)
@@ -41,12 +42,10 @@ double process_cpu_seconds(pid_t pid) {
 
 /// The resident set of process `pid` in KiB (VmRSS).
 double resident_kib(pid_t pid) {
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-    for (std::string line; std::getline(status, line);) {
-        if (line.rfind("VmRSS:", 0) == 0)
-            return std::atof(line.c_str() + 6);
-    }
-    throw std::runtime_error("cannot read the resident set of process " + std::to_string(pid));
+    const long kib = status_kib(std::to_string(pid), "VmRSS");
+    if (kib == 0)
+        throw std::runtime_error("cannot read the resident set of process " + std::to_string(pid));
+    return static_cast<double>(kib);
 }
 
 /// `count` worker connections from one dtask_swarm process.

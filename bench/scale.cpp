@@ -15,6 +15,7 @@
 
 #include "bench_child.hpp"
 #include "perf_jobs.hpp"
+#include "proc_status.hpp"
 #include "raw_zmq.hpp"
 #include "scenarios.hpp"
 
@@ -30,13 +31,7 @@ double mebibytes_of_kib(long kib) {
 /// the peak of the address space the process had before into ru_maxrss, and a process made
 /// with posix_spawn (vfork) had its parent's, so a big parent makes every child look big.
 long peak_rss_kib(const std::string& pid) {
-    std::ifstream status("/proc/" + pid + "/status");
-    std::string line;
-    while (std::getline(status, line)) {
-        if (line.rfind("VmHWM:", 0) == 0)
-            return std::atol(line.c_str() + 6);
-    }
-    return 0;
+    return status_kib(pid, "VmHWM");
 }
 
 /// The ids of this process's threads called `name`.
