@@ -71,8 +71,8 @@ public:
     /// bounded, so that the silence a broker sets cannot overflow a duration.
     void adopt(const protocol::Inbound& welcome) noexcept {
         if (welcome.fields[0] > 0)
-            interval_ = std::chrono::milliseconds(
-                std::min<std::uint64_t>(welcome.fields[0], max_interval_ms));
+            set_interval(std::chrono::milliseconds(
+                std::min<std::uint64_t>(welcome.fields[0], max_interval_ms)));
         if (welcome.fields[1] > 0)
             liveness_ =
                 static_cast<unsigned>(std::min<std::uint64_t>(welcome.fields[1], max_liveness));
