@@ -138,6 +138,7 @@ Cluster::Cluster(ClusterOptions options) {
         throw Error(
             "dtask: a Cluster cannot be created in a local worker's map: it would start "
             "workers of its own");
+    detail::require_init_for_local_workers(options.local_workers);
     detail::check_registry();
     if (options.heartbeat_interval.count() <= 0)
         throw Error("dtask: ClusterOptions::heartbeat_interval must be positive");

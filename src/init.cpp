@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <dtask/error.hpp>
 #include <dtask/init.hpp>
 
 #include "job_registry.hpp"
@@ -126,6 +127,16 @@ void exit_if_local_worker(const char* what) {
                  "main()\n",
                  what);
     end_worker_process(worker_without_init);
+}
+
+void require_init_for_local_workers(int local_workers) {
+    if (local_workers == 0 || init_called.load())
+        return;
+    throw Error(
+        "dtask: a Cluster with local workers needs dtask::init(argc, argv) first thing in "
+        "main(), and this process has not called it: each local worker is this program "
+        "started again, and without init it would run main() instead of serving "
+        "(ClusterOptions::local_workers = 0 starts none)");
 }
 
 }  // namespace detail

@@ -44,4 +44,9 @@ inline constexpr int worker_without_init = 6;
 /// starts workers of its own. Returns in any other process, and in a worker's map.
 void exit_if_local_worker(const char* what);
 
+/// In a host about to start `local_workers` (ClusterOptions::local_workers, -1 for one per
+/// core) without having run dtask::init: throws, naming the fix. Each local worker is this
+/// binary started again, and without init it would run main() instead of serving.
+void require_init_for_local_workers(int local_workers);
+
 }  // namespace dtask::detail

@@ -11,9 +11,9 @@
 #include "../examples/sum_squares_job.hpp"
 #include "broker/local_workers.hpp"
 #include "jobs.hpp"
-#include "wire/protocol.hpp"
 #include "security/join_token.hpp"
 #include "support.hpp"
+#include "wire/protocol.hpp"
 
 using namespace test_support;
 using namespace test_jobs;
@@ -23,7 +23,8 @@ TEST_CASE("Workers.started_by_hand_join_over_tcp_and_take_work" * doctest::timeo
     dtask::Cluster cluster(listening_cluster());
     const std::string endpoint = tcp_endpoint(cluster);
     CHECK(endpoint.starts_with("tcp://127.0.0.1:"));
-    Process worker(self_executable(), {"--dtask-worker", endpoint}, {}, worker_environment(cluster));
+    Process worker(self_executable(), {"--dtask-worker", endpoint}, {},
+                   worker_environment(cluster));
     REQUIRE(cluster.wait_for_workers(1, 30s));
     const auto pids = run_within(cluster, worker_pids, std::uint64_t{50});
     CHECK(pids == std::set<std::int64_t>{worker.pid()});
@@ -62,9 +63,8 @@ TEST_CASE("Workers.pull_so_a_slow_worker_gets_fewer_subtasks" * doctest::timeout
 TEST_CASE("Workers.sum_squares_binary_serves_a_cluster" * doctest::timeout(120)) {
     using namespace sum_squares_example;
     dtask::Cluster cluster(listening_cluster());
-    Process worker(examples_directory() + "/sum_squares",
-                   {"--dtask-worker", tcp_endpoint(cluster)}, {},
-                   worker_environment(cluster));
+    Process worker(examples_directory() + "/sum_squares", {"--dtask-worker", tcp_endpoint(cluster)},
+                   {}, worker_environment(cluster));
     REQUIRE(cluster.wait_for_workers(1, 30s));
     auto handle = cluster.submit(sum_squares, Problem{1'000'000, 10});
     CHECK(to_string(get_within(handle)) == "333333833333500000");
@@ -75,8 +75,7 @@ TEST_CASE("Workers.from_another_build_are_refused_with_a_clear_error" * doctest:
     TempDir logs;  // removed on every way out of the test
     const std::string log = logs.path() + "/other-build.log";
     Process worker(helpers_directory() + "/other_build_worker",
-                   {"--dtask-worker", tcp_endpoint(cluster)}, log,
-                   worker_environment(cluster));
+                   {"--dtask-worker", tcp_endpoint(cluster)}, log, worker_environment(cluster));
     REQUIRE(cluster.wait_for_workers(1, 30s));
     dtask::RunOptions options;
     options.worker_wait = 1500ms;
@@ -107,7 +106,8 @@ TEST_CASE("Workers.leave_when_the_broker_stays_silent" * doctest::timeout(60)) {
     silent.set(zmq::sockopt::curve_secretkey, keys.secret_key);
     silent.bind("tcp://127.0.0.1:*");
     const std::string endpoint = silent.get(zmq::sockopt::last_endpoint);
-    const auto token = dtask::detail::new_join_token(dtask::detail::TokenRole::worker, keys.public_key);
+    const auto token =
+        dtask::detail::new_join_token(dtask::detail::TokenRole::worker, keys.public_key);
     Process worker(self_executable(), {"--dtask-worker", endpoint, "--dtask-give-up", "1"}, {},
                    {"DTASK_TOKEN=" + token.text()});
 
@@ -168,33 +168,58 @@ TEST_CASE("Workers.a_local_worker_killed_25_times_after_joining_is_replaced_and_
     CHECK(run_within(cluster, squares, std::uint64_t{100}, run) == 100ULL * 101 * 201 / 6);
 }
 
-TEST_CASE("Workers.a_host_whose_main_forgot_init_fails_its_job_at_once_saying_so" *
-          doctest::timeout(60)) {
-    // Its local workers run its main() and reach its Cluster: each must exit there, before
-    // starting workers of its own, and the host's job must fail at once (not after its 60 s
-    // worker_wait) with the fix in its message.
-    TempDir marks;
-    Process host(helpers_directory() + "/beginner_mistakes", {}, "|",
-                 {"DTASK_TEST_NO_INIT=" + marks.path()});
+namespace {
+
+/// Runs the beginner_mistakes host in `mode` (its environment variable) and returns the line
+/// it printed: "failed after N ms: ERROR". Checks that it failed within 2 s and exited 0.
+std::string mistake_reported(const std::string& mode, const TempDir& marks) {
+    Process host(helpers_directory() + "/beginner_mistakes", {}, "|", {mode + "=" + marks.path()});
     const auto line = host.read_line(20s);
-    REQUIRE_MESSAGE(line.has_value(), "the host's job did not end within 20 s");
+    REQUIRE_MESSAGE(line.has_value(), "the host did not fail within 20 s");
     MESSAGE(*line);
     REQUIRE(line->starts_with("failed after "));
     const unsigned long took = std::stoul(line->substr(13));
     CHECK_MESSAGE(took < 2000, "failed after " << took << " ms");
-    CHECK(contains(*line,
-                   "ran the host's main() instead of serving: call dtask::init(argc, "
-                   "argv) first thing in main()"));
     const auto status = host.wait_exit(20s);
     REQUIRE(status.has_value());
     CHECK((WIFEXITED(*status) && WEXITSTATUS(*status) == 0));
-    // main() ran in the host and in its two local workers, once each: none was replaced, and
-    // none started workers of its own.
+    return *line;
+}
+
+/// How many times main() ran: the marks beginner_mistakes left in `marks`.
+std::size_t runs_of_main(const TempDir& marks) {
     std::size_t runs = 0;
     if (DIR* dir = opendir(marks.path().c_str())) {
         while (dirent* entry = readdir(dir))
             runs += std::string(entry->d_name).starts_with("main-") ? 1 : 0;
         closedir(dir);
     }
-    CHECK(runs <= 3);
+    return runs;
+}
+
+}  // namespace
+
+TEST_CASE("Workers.a_host_whose_main_forgot_init_is_told_before_any_worker_starts" *
+          doctest::timeout(60)) {
+    // The host never called dtask::init, so its local workers would run main() again: its
+    // Cluster refuses at once, with the fix in its message, and starts no worker at all.
+    TempDir marks;
+    const auto line = mistake_reported("DTASK_TEST_NO_INIT", marks);
+    CHECK(contains(line, "needs dtask::init(argc, argv) first thing in main()"));
+    CHECK(runs_of_main(marks) == 1);
+}
+
+TEST_CASE("Workers.a_worker_whose_main_skips_init_fails_the_job_at_once_saying_so" *
+          doctest::timeout(60)) {
+    // The host called dtask::init, its local workers (started with arguments) did not: each
+    // runs main() and must exit at its Cluster, before starting workers of its own, and the
+    // host's job must fail at once (not after its 60 s worker_wait) with the fix in its message.
+    TempDir marks;
+    const auto line = mistake_reported("DTASK_TEST_INIT_WITHOUT_ARGUMENTS", marks);
+    CHECK(contains(line,
+                   "ran the host's main() instead of serving: call dtask::init(argc, "
+                   "argv) first thing in main()"));
+    // main() ran in the host and in its two local workers, once each: none was replaced, and
+    // none started workers of its own.
+    CHECK(runs_of_main(marks) <= 3);
 }

@@ -22,8 +22,9 @@ namespace dtask {
 struct ClusterOptions {
     /// Local worker processes to start (this binary started again in worker mode): -1 (the
     /// default) for one per core, 0 for none (then only remote workers serve). A local worker
-    /// that dies is started again, with a backoff after 3 quick deaths, and not after 20 in a
-    /// row.
+    /// that dies is started again for as long as the Cluster lives, with a backoff after 3
+    /// quick deaths. With local workers, main() must call dtask::init first: the constructor
+    /// throws if it has not.
     int local_workers = -1;
     /// Endpoints to listen on for workers on other machines, such as "tcp://0.0.0.0:5555", or
     /// "tcp://127.0.0.1:*" for a free port (read it back with endpoints()). Empty: the
@@ -113,14 +114,14 @@ public:
     /// Starts the broker and the local workers. Returns once the broker listens; the local
     /// workers join in the background (see wait_for_workers), and jobs submitted meanwhile
     /// wait for them. Throws TransportError if an endpoint cannot be bound,
-    /// JobDefinitionError if two jobs share a name, Error for invalid options, a
-    /// keys_directory that group or others can reach or that another broker uses, or `http`
-    /// without dtask::http linked.
+    /// JobDefinitionError if two jobs share a name, Error for invalid options, local workers
+    /// in a process that has not called init(), a keys_directory that group or others can
+    /// reach or that another broker uses, or `http` without dtask::http linked.
     explicit Cluster(ClusterOptions options = {});
     /// Fails the jobs still running with an Error, waits for a reduce or on_progress under
-    /// way to return, then stops and reaps the local workers. Remote workers are not told:
-    /// they leave after their give-up time (init()'s `--dtask-give-up`), unless a new broker
-    /// answers on the same endpoint first.
+    /// way to return, then stops and reaps the local workers. Remote workers are dismissed:
+    /// they exit with status 0 (one that misses it leaves after its give-up time, init()'s
+    /// `--dtask-give-up`).
     ~Cluster();
 
     /// Every endpoint the broker listens on, ports resolved: the private local one first.
