@@ -296,6 +296,93 @@ TEST_CASE("BrokerRestart.dtaskd_killed_three_times_under_three_clients_loses_not
     }
 }
 
+namespace {
+
+/// A host_that_waits with a listen endpoint (tests/helpers), and what it printed.
+struct ListeningHost {
+    Process process;
+    std::string endpoint;
+    std::string join_token;
+    std::string client_token;
+
+    /// Starts one on `endpoint` ("" for a free port) with its keys in `keys`.
+    ListeningHost(const TempDir& keys, const std::string& endpoint_wanted)
+        : process(helpers_directory() + "/host_that_waits",
+                  endpoint_wanted.empty()
+                      ? std::vector<std::string>{"--listen", keys.path()}
+                      : std::vector<std::string>{"--listen", keys.path(), endpoint_wanted},
+                  "|") {
+        for (std::string* line : {&endpoint, &join_token, &client_token}) {
+            auto read = process.read_line(30s);
+            REQUIRE_MESSAGE(read.has_value(), "the host did not start");
+            *line = *read;
+        }
+    }
+};
+
+}  // namespace
+
+TEST_CASE("BrokerRestart.a_listen_host_killed_twice_under_two_remote_clients_loses_nothing" *
+          doctest::timeout(170)) {
+    // As with dtaskd above, but the broker is a Cluster's, in a host with a listen endpoint
+    // whose keys stay in a directory: the remote clients and workers take the next host on
+    // the same endpoint for the same broker, restarted.
+    TempDir keys;
+    TempDir gates("restart-gates");
+    auto host = std::make_unique<ListeningHost>(keys, "");
+    const std::string endpoint = host->endpoint;
+    const std::string program = helpers_directory() + "/restart_client";
+    std::vector<Process> workers;
+    for (int i = 0; i < 2; ++i)
+        workers.emplace_back(program, std::vector<std::string>{"--dtask-worker", endpoint}, "",
+                             std::vector<std::string>{"DTASK_TOKEN=" + host->join_token});
+    std::vector<StagedClient> clients;
+    for (int i = 0; i < 2; ++i) {
+        clients.push_back(
+            StagedClient{Process(program, {endpoint, "600", gates.path(), "60000"}, "|&",
+                                 std::vector<std::string>{"DTASK_TOKEN=" + host->client_token}),
+                         {},
+                         {}});
+    }
+    const auto said = [&] {
+        std::string text;
+        for (const auto& client : clients)
+            text += "--- a client said:\n" + client.said;
+        return text;
+    };
+    const auto deadline = std::chrono::steady_clock::now() + 120s;
+    for (int stage = 1; stage < 3; ++stage) {
+        const std::string gate = "gate " + std::to_string(stage) + "\n";
+        REQUIRE_MESSAGE(all_until(
+                            clients,
+                            [&](const StagedClient& client) {
+                                return contains(client.said, gate) &&
+                                       count_of(client.said, "is back (it restarted)") + 1 >=
+                                           static_cast<std::size_t>(stage);
+                            },
+                            deadline),
+                        said());
+        host->process.kill_and_reap();
+        const std::string client_token = host->client_token;
+        host = std::make_unique<ListeningHost>(keys, endpoint);
+        REQUIRE(host->client_token == client_token);  // the keys directory kept it
+        std::ofstream(gates.path() + "/stage-" + std::to_string(stage)) << "open\n";
+    }
+    std::ofstream(gates.path() + "/stage-3") << "open\n";
+    CHECK_MESSAGE(
+        all_until(
+            clients, [](const StagedClient& client) { return !client.end.empty(); }, deadline),
+        said());
+    for (auto& client : clients) {
+        // Each subtask folded once, in order, and the last progress report said all were done.
+        CHECK_MESSAGE(client.end == "result exact", said());
+        CHECK_MESSAGE(count_of(client.said, "is back (it restarted)") == 2, said());
+        const auto status = client.process.wait_exit(30s);
+        REQUIRE(status.has_value());
+        CHECK(WEXITSTATUS(*status) == 0);
+    }
+}
+
 TEST_CASE("BrokerRestart.past_the_grace_a_job_fails_saying_how_long_it_waited" *
           doctest::timeout(120)) {
     auto broker = std::make_unique<Dtaskd>();

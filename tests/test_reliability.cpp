@@ -195,7 +195,8 @@ TEST_CASE("Reliability.remote_worker_rejoins_a_host_killed_and_restarted_on_the_
     Process host(helpers_directory() + "/host_that_waits", {"--listen", keys.path()}, "|");
     const auto endpoint = host.read_line(30s);
     const auto token = host.read_line(30s);
-    REQUIRE((endpoint.has_value() && token.has_value()));
+    const auto client_token = host.read_line(30s);
+    REQUIRE((endpoint.has_value() && token.has_value() && client_token.has_value()));
     Process worker(self_executable(), {"--dtask-worker", *endpoint}, {}, {"DTASK_TOKEN=" + *token});
     REQUIRE(host.read_line(60s) == std::optional<std::string>("joined"));
     host.kill_and_reap();  // the host vanishes without a word: the worker keeps looking for it
