@@ -3,8 +3,10 @@
 // a window of subtasks; a run that failed resumed in process; and the checkpoints of another
 // job, input, definition or job-wide data refused, never mixed in.
 
+#include <atomic>
 #include <cstdint>
 #include <fstream>
+#include <future>
 #include <map>
 #include <random>
 #include <set>
@@ -65,6 +67,23 @@ std::string append(std::string text, std::string part) {
 }
 
 const dtask::Job<std::string> trapped{"checkpoint_trapped", numbers, trapped_map, append};
+
+/// The handle of the job whose reduce cancels it at its tenth fold, once the test has it;
+/// the folds counted, set past ten to disarm it.
+std::shared_future<dtask::JobHandle<std::string>> cancelled_by_reduce;
+std::atomic<int> folds_before_cancel{0};
+
+std::string append_and_cancel_at_ten(std::string text, std::string part) {
+    text += part;
+    if (++folds_before_cancel == 10) {
+        auto handle = cancelled_by_reduce.get();
+        handle.cancel();
+    }
+    return text;
+}
+
+const dtask::Job<std::string> self_cancelling{"checkpoint_self_cancelling", numbers, trapped_map,
+                                              append_and_cancel_at_ten};
 const dtask::Job<std::string> other_trapped{"checkpoint_other_trapped", numbers, trapped_map,
                                             append};
 
@@ -331,6 +350,36 @@ TEST_CASE("Checkpoint.a_failed_run_resumes_where_it_stopped" * doctest::timeout(
           expected_text(60));
     const auto calls = calls_in(dir.path());
     for (std::uint64_t i = 0; i < *folded; ++i)
+        CHECK_MESSAGE(calls.at(i) == 1, "subtask " << i << " ran again");
+    CHECK_FALSE(exists(checkpoint));
+}
+
+TEST_CASE("Checkpoint.a_reduce_that_cancels_its_own_job_ends_it_and_the_run_resumes" *
+          doctest::timeout(120)) {
+    // The cancel comes from inside reduce, under the checkpoint's fold lock: the checkpoint is
+    // closed once that reduce returns, with the ten folds in it.
+    test_support::TempDir dir("checkpoint");
+    const std::string checkpoint = dir.path() + "/job.checkpoint";
+    const Trap trap{dir.path(), 1000};  // never trapped
+    const dtask::RunOptions options{
+        .window = 4, .batch_size = 1, .backup_tasks = false, .checkpoint = checkpoint};
+    {
+        dtask::Cluster cluster(test_support::small_cluster());
+        std::promise<dtask::JobHandle<std::string>> handle_given;
+        cancelled_by_reduce = handle_given.get_future().share();
+        folds_before_cancel = 0;
+        auto handle = cluster.submit(self_cancelling, std::uint64_t{60}, trap, options);
+        handle_given.set_value(handle);
+        test_support::error_of<dtask::CancelledError>(handle, std::chrono::seconds(60));
+    }  // the Cluster waits for the reduce under way, which closes the checkpoint
+    CHECK(dtask::detail::CheckpointStore::folded_count(checkpoint) ==
+          std::optional<std::uint64_t>(10));
+    folds_before_cancel = 11;  // disarmed
+    dtask::Cluster cluster(test_support::small_cluster());
+    CHECK(test_support::run_within(cluster, self_cancelling, std::uint64_t{60}, trap, options) ==
+          expected_text(60));
+    const auto calls = calls_in(dir.path());
+    for (std::uint64_t i = 0; i < 10; ++i)
         CHECK_MESSAGE(calls.at(i) == 1, "subtask " << i << " ran again");
     CHECK_FALSE(exists(checkpoint));
 }

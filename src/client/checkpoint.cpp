@@ -102,6 +102,12 @@ Checkpoint::~Checkpoint() {
 }
 
 void Checkpoint::abandon() noexcept {
+    if (folding_thread_.load() == std::this_thread::get_id()) {
+        // A reduce that cancelled its own job: this thread holds the fold lock, which the
+        // writer may be waiting for. fold() comes back here once the lock is released.
+        abandon_after_fold_ = true;
+        return;
+    }
     stop_writer();
     {
         // Under the fold lock: a remove() that comes meanwhile waits for the snapshot.

@@ -4,6 +4,7 @@
 /// thread that saves a snapshot every interval. The thread that folds only takes a lock and
 /// marks an index; the writer serializes the accumulator under that lock, then writes apart.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -57,26 +58,41 @@ public:
 
     /// Starts the writer, which saves `snapshot` and the folded set every interval.
     void start(Snapshot snapshot);
-    /// Held while one result is folded: no snapshot is taken meanwhile. Throws Error if a
-    /// write failed (the job then fails rather than run on without its checkpoint).
-    std::unique_lock<std::mutex> fold_lock() {
-        std::unique_lock lock(mutex_);
+    /// Folds one result: calls `reduce` under the fold lock (no snapshot is taken meanwhile),
+    /// then records subtask `index` (as split made it) as folded. Throws Error if a write
+    /// failed (the job then fails rather than run on without its checkpoint). If reduce
+    /// throws, the accumulator is lost and nothing more is written. A reduce that ends its
+    /// own run (cancels its job) has the checkpoint abandoned when it returns.
+    template <class Reduce>
+    void fold(std::uint64_t index, Reduce&& reduce) {
+        struct AbandonAfter {  // also when reduce throws
+            Checkpoint& self;
+            ~AbandonAfter() {
+                if (self.abandon_after_fold_.exchange(false))
+                    self.abandon();
+            }
+        } abandon_after{*this};
+        std::lock_guard lock(mutex_);
         if (!failure_.empty())
             throw_failure();
-        return lock;
-    }
-    /// Under the fold lock: subtask `index` (as split made it) is folded.
-    void folded(std::uint64_t index) {
+        folding_thread_ = std::this_thread::get_id();
+        try {
+            reduce();
+        } catch (...) {
+            folding_thread_ = std::thread::id{};
+            spoiled_ = true;  // the accumulator was moved into reduce
+            throw;
+        }
+        folding_thread_ = std::thread::id{};
         folded_.insert(index);
         ++unsaved_;
     }
-    /// Under the fold lock: reduce threw, the accumulator is lost; nothing more is written.
-    void spoil() noexcept { spoiled_ = true; }
     /// The job succeeded: stops the writer and removes the file.
     void remove() noexcept;
     /// The job failed or was cancelled: stops the writer, writes what is unsaved (unless
     /// reduce threw) and closes the file, so that another run may take it at once. Folds
-    /// that come after are not written.
+    /// that come after are not written. Called from inside a fold's reduce, it is done when
+    /// that reduce returns.
     void abandon() noexcept;
 
 private:
@@ -96,7 +112,9 @@ private:
     Fields kept_;
     std::chrono::milliseconds interval_;
 
-    std::mutex mutex_;  // the fold lock
+    std::mutex mutex_;                               // the fold lock
+    std::atomic<std::thread::id> folding_thread_{};  // the thread in fold(), if any
+    std::atomic<bool> abandon_after_fold_{false};    // abandon() came from inside a fold
     std::condition_variable wake_;
     FoldedSet folded_;
     std::uint64_t unsaved_ = 0;  // folded since the last snapshot

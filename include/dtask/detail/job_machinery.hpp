@@ -253,14 +253,9 @@ public:
             accumulator_ = std::invoke(reduce_, std::move(accumulator_), std::move(partial));
             return;
         }
-        auto lock = checkpoint_->fold_lock();
-        try {
+        checkpoint_->fold(split_index(index), [&] {
             accumulator_ = std::invoke(reduce_, std::move(accumulator_), std::move(partial));
-        } catch (...) {
-            checkpoint_->spoil();  // the accumulator was moved into reduce
-            throw;
-        }
-        checkpoint_->folded(split_index(index));
+        });
     }
 
     void finish() override {
