@@ -51,7 +51,8 @@ class DtaskConan(ConanFile):
         self.requires("cereal/1.3.2", transitive_headers=True)
         self.requires("cppzmq/4.10.0")
         self.requires("zeromq/4.3.5")
-        self.requires("sqlite3/3.40.1")
+        # ConanCenter keeps only recent SQLite releases; any 3.x from Debian 12's on will do.
+        self.requires("sqlite3/[>=3.40.1 <4]")
 
     def validate(self):
         if self.settings.os != "Linux":
