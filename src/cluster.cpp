@@ -108,6 +108,7 @@ struct Cluster::Impl {
         settings.heartbeat_interval = options.heartbeat_interval;
         settings.heartbeat_liveness = std::max(1u, options.heartbeat_liveness);
         settings.heartbeats_per_second = options.heartbeats_per_second;
+        settings.local_worker_respawn.max_delay = options.respawn_max_delay;
         settings.shared_bytes_per_client = options.shared_bytes_per_client;
         settings.client_limits = {options.max_jobs_per_client, options.max_job_data_bytes,
                                   options.max_queued_bytes_per_client};
@@ -142,6 +143,10 @@ Cluster::Cluster(ClusterOptions options) {
     detail::check_registry();
     if (options.heartbeat_interval.count() <= 0)
         throw Error("dtask: ClusterOptions::heartbeat_interval must be positive");
+    if (options.respawn_max_delay < std::chrono::milliseconds(1) ||
+        options.respawn_max_delay > std::chrono::hours(1))
+        throw Error("dtask: ClusterOptions::respawn_max_delay must be from 1 ms to 1 hour, not " +
+                    std::to_string(options.respawn_max_delay.count()) + " ms");
     detail::check_threads_start("a Cluster");
     impl_ = std::make_unique<Impl>(options);
 }

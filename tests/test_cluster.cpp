@@ -315,3 +315,17 @@ TEST_CASE("Cluster.client_submits_to_a_listening_cluster" * doctest::timeout(60)
     CHECK(run_within(client, squares, std::uint64_t{5000}) == serial_squares(5000));
     CHECK(run_within(client, concat_ordered, std::uint64_t{100}) == expected_concat(100));
 }
+
+TEST_CASE("Cluster.options_out_of_range_are_refused_naming_them" * doctest::timeout(30)) {
+    auto options = small_cluster(1);
+    options.heartbeat_interval = 0ms;
+    CHECK_THROWS_WITH_AS(dtask::Cluster{options},
+                         doctest::Contains("ClusterOptions::heartbeat_interval"), dtask::Error);
+    options = small_cluster(1);
+    options.respawn_max_delay = 0ms;
+    CHECK_THROWS_WITH_AS(dtask::Cluster{options},
+                         doctest::Contains("ClusterOptions::respawn_max_delay must be from 1 ms"),
+                         dtask::Error);
+    options.respawn_max_delay = std::chrono::hours(2);
+    CHECK_THROWS_AS(dtask::Cluster{options}, dtask::Error);
+}

@@ -151,10 +151,11 @@ TEST_CASE("Workers.a_local_worker_killed_25_times_after_joining_is_replaced_and_
           doctest::timeout(150)) {
     // Killed from outside each time after it joined and worked: 25 deaths in a row, past the
     // 20 after which the cluster used to stop restarting. Replacements slow down, never stop.
-    // The backoff's cap is lowered (its testing knob) so that the test waits 200 ms at most
-    // per death instead of 30 s.
-    const ScopedEnvAppend cap(dtask::detail::respawn_max_delay_variable, "200");
-    dtask::Cluster cluster(small_cluster(1));
+    // The backoff's cap is lowered so that the test waits 200 ms at most per death instead
+    // of 30 s.
+    auto options = small_cluster(1);
+    options.respawn_max_delay = 200ms;
+    dtask::Cluster cluster(options);
     dtask::RunOptions run;
     run.worker_wait = 20s;  // far above 200 ms: a job waits for the replacement
     for (int kill = 0; kill < 25; ++kill) {

@@ -23,9 +23,13 @@ struct ClusterOptions {
     /// Local worker processes to start (this binary started again in worker mode): -1 (the
     /// default) for one per core, 0 for none (then only remote workers serve). A local worker
     /// that dies is started again for as long as the Cluster lives, with a backoff after 3
-    /// quick deaths. With local workers, main() must call dtask::init first: the constructor
-    /// throws if it has not.
+    /// quick deaths (see respawn_max_delay). With local workers, main() must call dtask::init
+    /// first: the constructor throws if it has not.
     int local_workers = -1;
+    /// The longest a local worker that died is waited for before it is started again: after
+    /// 3 deaths in a row replaced at once, the wait starts at 100 ms and doubles up to this.
+    /// A worker that lived 10 s ends the row. From 1 ms to 1 hour. Default 30 s.
+    std::chrono::milliseconds respawn_max_delay{std::chrono::seconds(30)};
     /// Endpoints to listen on for workers on other machines, such as "tcp://0.0.0.0:5555", or
     /// "tcp://127.0.0.1:*" for a free port (read it back with endpoints()). Empty: the
     /// cluster listens only on a private local socket that other machines cannot reach.

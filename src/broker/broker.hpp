@@ -16,6 +16,7 @@
 #include <zmq.hpp>
 
 #include "broker/client_limits.hpp"
+#include "broker/respawn_backoff.hpp"
 #include "http/snapshot.hpp"
 #include "process.hpp"
 #include "security/gatekeeper.hpp"
@@ -62,6 +63,8 @@ struct BrokerOptions {
     std::string inproc_endpoint;
     unsigned local_workers = 0;
     unsigned local_worker_credits = 64;
+    /// How local workers that die are replaced (RespawnBackoff).
+    RespawnLimits local_worker_respawn{};
     std::chrono::milliseconds heartbeat_interval{250};
     unsigned heartbeat_liveness = 5;
     /// Heartbeats sent each second at most: with more peers than this × the interval, the

@@ -25,8 +25,8 @@ BrokerContext::BrokerContext(Broker& owner)
     : broker(owner),
       options(owner.options_),
       incarnation(new_incarnation()),
-      local(owner.endpoints_, owner.options_.local_worker_credits, owner.mutex_,
-            owner.local_pids_) {}
+      local(owner.endpoints_, owner.options_.local_worker_credits,
+            owner.options_.local_worker_respawn, owner.mutex_, owner.local_pids_) {}
 
 void BrokerContext::refuse(const std::string& id, const std::string& reason,
                            std::uint8_t in_version) {

@@ -3,7 +3,6 @@
 #include "broker/local_workers.hpp"
 
 #include <algorithm>
-#include <cstdlib>
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,23 +10,12 @@
 #include <dtask/error.hpp>
 
 #include "log.hpp"
-#include "parse_number.hpp"
 
 namespace dtask::detail {
 
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-/// The backoff's limits: the defaults, with the testing knob's cap if it is set.
-RespawnLimits respawn_limits() {
-    RespawnLimits limits;
-    if (const char* cap = std::getenv(respawn_max_delay_variable); cap != nullptr) {
-        if (auto ms = parse_number(cap, 1, 3'600'000))
-            limits.max_delay = std::chrono::milliseconds(*ms);
-    }
-    return limits;
-}
 
 /// "2.5 s", to one decimal.
 std::string seconds_text(Clock::duration duration) {
@@ -39,12 +27,13 @@ std::string seconds_text(Clock::duration duration) {
 }  // namespace
 
 LocalWorkers::LocalWorkers(const std::vector<std::string>& endpoints, unsigned credits,
-                           std::mutex& mutex, std::vector<pid_t>& published)
+                           const RespawnLimits& limits, std::mutex& mutex,
+                           std::vector<pid_t>& published)
     : endpoints_(endpoints),
       credits_(credits),
       mutex_(mutex),
       published_(published),
-      backoff_(respawn_limits()) {
+      backoff_(limits) {
     exits_fd_ = epoll_create1(EPOLL_CLOEXEC);
     if (exits_fd_ < 0)
         throw Error("dtask: cannot create the broker's epoll set of local workers");

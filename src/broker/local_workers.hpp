@@ -23,17 +23,13 @@
 
 namespace dtask::detail {
 
-/// Environment variable that caps the respawn backoff, in milliseconds: a testing knob, so
-/// that a test of many deaths does not wait minutes.
-inline constexpr const char* respawn_max_delay_variable = "DTASK_TEST_RESPAWN_MAX_DELAY_MS";
-
 class LocalWorkers {
 public:
     using Clock = std::chrono::steady_clock;
 
     /// `published`: the pids of the local workers, kept under `mutex` for other threads.
-    LocalWorkers(const std::vector<std::string>& endpoints, unsigned credits, std::mutex& mutex,
-                 std::vector<pid_t>& published);
+    LocalWorkers(const std::vector<std::string>& endpoints, unsigned credits,
+                 const RespawnLimits& limits, std::mutex& mutex, std::vector<pid_t>& published);
     ~LocalWorkers();
     LocalWorkers(const LocalWorkers&) = delete;
     LocalWorkers& operator=(const LocalWorkers&) = delete;
