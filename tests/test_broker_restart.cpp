@@ -2,6 +2,7 @@
 // and started again under running jobs, a broker that never comes back, and a broker that
 // forgot a client without restarting.
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <memory>
@@ -233,28 +234,31 @@ dtask::detail::protocol::Inbound next_from(FakeBroker& broker, const std::string
 
 }  // namespace
 
-TEST_CASE("BrokerRestart.dtaskd_killed_three_times_under_three_clients_loses_nothing" *
-          doctest::timeout(170)) {
-    // Each client's split waits at a gate before each quarter of its subtasks: once every
-    // client is at a gate (what it split off before is out, or back and not yet folded),
-    // the test kills dtaskd, starts it again on the same endpoint with the same keys, and
-    // opens the gate.
-    TempDir keys("dtaskd-keys");
+namespace {
+
+/// The restart scenario: two restart_client workers and `client_count` restart_client clients
+/// of `subtasks` subtasks each, on the broker at `endpoint`. Each client's split waits at a gate
+/// before each quarter of its subtasks; once every client is at a gate (what it split off
+/// before is out, or back and not yet folded, and it is back with the broker started after the
+/// last restart), the first `restarts` gates call `restart()` before they are opened. Checks that
+/// each client ends with the exact text "0,1,...,": each subtask folded once, in order, and the
+/// last progress report said all were done, having seen each restart.
+template <class Restart>
+void staged_restarts(const std::string& endpoint, const std::vector<std::string>& worker_env,
+                     const std::vector<std::string>& client_env, int client_count,
+                     const std::string& subtasks, int restarts, Restart restart) {
     TempDir gates("restart-gates");
-    auto broker =
-        std::make_unique<Dtaskd>(std::vector<std::string>{}, "tcp://127.0.0.1:*", keys.path());
-    const std::string endpoint = broker->endpoint();
     const std::string program = helpers_directory() + "/restart_client";
     std::vector<Process> workers;
     for (int i = 0; i < 2; ++i)
         workers.emplace_back(program, std::vector<std::string>{"--dtask-worker", endpoint}, "",
-                             broker->worker_environment());
+                             worker_env);
     std::vector<StagedClient> clients;
-    for (int i = 0; i < 3; ++i) {
-        clients.push_back(StagedClient{Process(program, {endpoint, "800", gates.path(), "60000"},
-                                               "|&", broker->client_environment()),
-                                       {},
-                                       {}});
+    for (int i = 0; i < client_count; ++i) {
+        clients.push_back(StagedClient{
+            Process(program, {endpoint, subtasks, gates.path(), "60000"}, "|&", client_env),
+            {},
+            {}});
     }
     const auto said = [&] {
         std::string text;
@@ -264,21 +268,18 @@ TEST_CASE("BrokerRestart.dtaskd_killed_three_times_under_three_clients_loses_not
     };
     const auto deadline = std::chrono::steady_clock::now() + 120s;
     for (int stage = 1; stage < 4; ++stage) {
-        // At the gate, and back with the broker started after the last kill: what it sent
-        // again is out there.
         const std::string gate = "gate " + std::to_string(stage) + "\n";
         REQUIRE_MESSAGE(all_until(
                             clients,
                             [&](const StagedClient& client) {
                                 return contains(client.said, gate) &&
                                        count_of(client.said, "is back (it restarted)") + 1 >=
-                                           static_cast<std::size_t>(stage);
+                                           static_cast<std::size_t>(std::min(stage, restarts + 1));
                             },
                             deadline),
                         said());
-        broker->process().signal(SIGKILL);
-        REQUIRE(broker->process().wait_exit(10s).has_value());
-        broker = std::make_unique<Dtaskd>(std::vector<std::string>{}, endpoint, keys.path());
+        if (stage <= restarts)
+            restart();
         std::ofstream(gates.path() + "/stage-" + std::to_string(stage)) << "open\n";
     }
     CHECK_MESSAGE(
@@ -286,17 +287,15 @@ TEST_CASE("BrokerRestart.dtaskd_killed_three_times_under_three_clients_loses_not
             clients, [](const StagedClient& client) { return !client.end.empty(); }, deadline),
         said());
     for (auto& client : clients) {
-        // The exact text "0,1,...,799,": each subtask folded once, in order; and the last
-        // progress report said all were done.
         CHECK_MESSAGE(client.end == "result exact", said());
-        CHECK_MESSAGE(count_of(client.said, "is back (it restarted)") == 3, said());
+        CHECK_MESSAGE(
+            count_of(client.said, "is back (it restarted)") == static_cast<std::size_t>(restarts),
+            said());
         const auto status = client.process.wait_exit(30s);
         REQUIRE(status.has_value());
         CHECK(WEXITSTATUS(*status) == 0);
     }
 }
-
-namespace {
 
 /// A host_that_waits with a listen endpoint (tests/helpers), and what it printed.
 struct ListeningHost {
@@ -322,65 +321,37 @@ struct ListeningHost {
 
 }  // namespace
 
+TEST_CASE("BrokerRestart.dtaskd_killed_three_times_under_three_clients_loses_nothing" *
+          doctest::timeout(170)) {
+    // At each gate the test kills dtaskd and starts it again on the same endpoint with the
+    // same keys.
+    TempDir keys("dtaskd-keys");
+    auto broker =
+        std::make_unique<Dtaskd>(std::vector<std::string>{}, "tcp://127.0.0.1:*", keys.path());
+    const std::string endpoint = broker->endpoint();
+    staged_restarts(
+        endpoint, broker->worker_environment(), broker->client_environment(), 3, "800", 3, [&] {
+            broker->process().signal(SIGKILL);
+            REQUIRE(broker->process().wait_exit(10s).has_value());
+            broker = std::make_unique<Dtaskd>(std::vector<std::string>{}, endpoint, keys.path());
+        });
+}
+
 TEST_CASE("BrokerRestart.a_listen_host_killed_twice_under_two_remote_clients_loses_nothing" *
           doctest::timeout(170)) {
     // As with dtaskd above, but the broker is a Cluster's, in a host with a listen endpoint
     // whose keys stay in a directory: the remote clients and workers take the next host on
     // the same endpoint for the same broker, restarted.
     TempDir keys;
-    TempDir gates("restart-gates");
     auto host = std::make_unique<ListeningHost>(keys, "");
     const std::string endpoint = host->endpoint;
-    const std::string program = helpers_directory() + "/restart_client";
-    std::vector<Process> workers;
-    for (int i = 0; i < 2; ++i)
-        workers.emplace_back(program, std::vector<std::string>{"--dtask-worker", endpoint}, "",
-                             std::vector<std::string>{"DTASK_TOKEN=" + host->join_token});
-    std::vector<StagedClient> clients;
-    for (int i = 0; i < 2; ++i) {
-        clients.push_back(
-            StagedClient{Process(program, {endpoint, "600", gates.path(), "60000"}, "|&",
-                                 std::vector<std::string>{"DTASK_TOKEN=" + host->client_token}),
-                         {},
-                         {}});
-    }
-    const auto said = [&] {
-        std::string text;
-        for (const auto& client : clients)
-            text += "--- a client said:\n" + client.said;
-        return text;
-    };
-    const auto deadline = std::chrono::steady_clock::now() + 120s;
-    for (int stage = 1; stage < 3; ++stage) {
-        const std::string gate = "gate " + std::to_string(stage) + "\n";
-        REQUIRE_MESSAGE(all_until(
-                            clients,
-                            [&](const StagedClient& client) {
-                                return contains(client.said, gate) &&
-                                       count_of(client.said, "is back (it restarted)") + 1 >=
-                                           static_cast<std::size_t>(stage);
-                            },
-                            deadline),
-                        said());
-        host->process.kill_and_reap();
-        const std::string client_token = host->client_token;
-        host = std::make_unique<ListeningHost>(keys, endpoint);
-        REQUIRE(host->client_token == client_token);  // the keys directory kept it
-        std::ofstream(gates.path() + "/stage-" + std::to_string(stage)) << "open\n";
-    }
-    std::ofstream(gates.path() + "/stage-3") << "open\n";
-    CHECK_MESSAGE(
-        all_until(
-            clients, [](const StagedClient& client) { return !client.end.empty(); }, deadline),
-        said());
-    for (auto& client : clients) {
-        // Each subtask folded once, in order, and the last progress report said all were done.
-        CHECK_MESSAGE(client.end == "result exact", said());
-        CHECK_MESSAGE(count_of(client.said, "is back (it restarted)") == 2, said());
-        const auto status = client.process.wait_exit(30s);
-        REQUIRE(status.has_value());
-        CHECK(WEXITSTATUS(*status) == 0);
-    }
+    staged_restarts(endpoint, {"DTASK_TOKEN=" + host->join_token},
+                    {"DTASK_TOKEN=" + host->client_token}, 2, "600", 2, [&] {
+                        host->process.kill_and_reap();
+                        const std::string client_token = host->client_token;
+                        host = std::make_unique<ListeningHost>(keys, endpoint);
+                        REQUIRE(host->client_token == client_token);  // the keys directory kept it
+                    });
 }
 
 TEST_CASE("BrokerRestart.past_the_grace_a_job_fails_saying_how_long_it_waited" *
