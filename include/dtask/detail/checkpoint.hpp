@@ -65,13 +65,14 @@ public:
     /// own run (cancels its job) has the checkpoint abandoned when it returns.
     template <class Reduce>
     void fold(std::uint64_t index, Reduce&& reduce) {
-        struct AbandonAfter {  // also when reduce throws
+        struct Folding {  // ends the fold after the lock is released, also when reduce throws
             Checkpoint& self;
-            ~AbandonAfter() {
+            ~Folding() {
+                self.folding_thread_ = std::thread::id{};
                 if (self.abandon_after_fold_.exchange(false))
                     self.abandon();
             }
-        } abandon_after{*this};
+        } folding{*this};
         std::lock_guard lock(mutex_);
         if (!failure_.empty())
             throw_failure();
@@ -79,11 +80,9 @@ public:
         try {
             reduce();
         } catch (...) {
-            folding_thread_ = std::thread::id{};
             spoiled_ = true;  // the accumulator was moved into reduce
             throw;
         }
-        folding_thread_ = std::thread::id{};
         folded_.insert(index);
         ++unsaved_;
     }
