@@ -2,8 +2,8 @@
 // The link: the worker's main thread's connection loop. It says hello on a fresh socket with
 // a routing id of its own, sends a heartbeat only after an interval in which it sent nothing
 // else, reconnects with a doubling backoff while the broker is silent (the Liveness rule,
-// worker/rejoin.hpp),
-// gives up after WorkerOptions::give_up, and hands job, task and end to the batch runner.
+// worker/rejoin.hpp), gives up after WorkerOptions::give_up, and hands job, task and end to
+// the batch runner.
 
 #include <chrono>
 #include <optional>
