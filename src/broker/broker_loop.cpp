@@ -89,32 +89,39 @@ void BrokerLoop::event_loop() {
 ///
 /// A peer over the network that has left max_unsent_per_peer messages unread is dropped
 /// (ZMQ_SNDHWM): what the broker queues for a peer that does not read stays bounded. Dropping
-/// it posts more (its work goes to others), sent in the next round.
+/// it posts more (its work goes to others), sent in the next round. A peer whose routing id is
+/// gone is noted, and dropped once the socket has been read empty (drop_gone).
 void BrokerLoop::flush_outboxes() {
-    std::vector<std::string> full, gone;
+    std::vector<std::string> full;
     for (;;) {
         try {
-            context_.results.flush_routed(socket_, full, gone);
+            context_.results.flush_routed(socket_, full, gone_);
         } catch (...) {
-            context_.outbox.flush_routed(socket_, full, gone);
+            context_.outbox.flush_routed(socket_, full, gone_);
             throw;
         }
-        context_.outbox.flush_routed(socket_, full, gone);
-        if (full.empty() && gone.empty())
+        context_.outbox.flush_routed(socket_, full, gone_);
+        if (full.empty())
             return;
         for (auto& id : full)
             drop_unread(std::move(id));
-        for (auto& id : gone)
-            drop_gone(std::move(id));
         full.clear();
-        gone.clear();
     }
 }
 
-/// ZeroMQ forgot the peer's routing id: its connection closed (the process died, or the
-/// network cut it). What was on its way to or from it may be lost with the connection, so
-/// it is dropped as a dead one is, at once rather than after a silence (two ticks at most,
-/// when a heartbeat finds it gone).
+/// ZeroMQ forgot these peers' routing ids: their connections closed (the process died or
+/// ended, or the network cut it). Called once the socket was read empty after that was found,
+/// so that their last messages were handled first: a peer that said bye is forgotten by then,
+/// not dropped. The others are dropped as dead ones are, at once rather than after a silence
+/// (two ticks at most, when a heartbeat finds them gone): what was on its way to or from them
+/// may be lost with the connection.
+void BrokerLoop::drop_gone() {
+    std::vector<std::string> gone;
+    gone.swap(gone_);
+    for (auto& id : gone)
+        drop_gone(std::move(id));
+}
+
 void BrokerLoop::drop_gone(std::string id) {
     const std::string how = "its connection closed";
     if (const auto worker = context_.peers.workers().find(id);
@@ -151,6 +158,7 @@ bool BrokerLoop::drain(std::vector<zmq::message_t>& frames) {
             return true;
         },
         [&] {
+            drop_gone();
             if (context_.results.empty() && context_.outbox.empty())
                 return false;
             flush_outboxes();

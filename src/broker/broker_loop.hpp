@@ -44,6 +44,7 @@ private:
     void event_loop();
     void flush_outboxes();
     void drop_unread(std::string id);
+    void drop_gone();
     void drop_gone(std::string id);
     bool drain(std::vector<zmq::message_t>& frames);
     Clock::time_point now() const noexcept { return context_.now(); }
@@ -76,9 +77,10 @@ private:
     zmq::socket_t& socket_;
     Clock::time_point next_tick_;
     Clock::time_point last_drained_ = Clock::now();  // the socket last had nothing unread
-    Liveness liveness_;                              // who is silent, and the loop's own stalls
-    Gatekeeper* gatekeeper_;                         // null without CurveZMQ
-    SocketMonitor* accepts_;                         // null without listen endpoints
+    std::vector<std::string> gone_;  // peers whose routing id a send found gone, to drop
+    Liveness liveness_;              // who is silent, and the loop's own stalls
+    Gatekeeper* gatekeeper_;         // null without CurveZMQ
+    SocketMonitor* accepts_;         // null without listen endpoints
     AcceptFailures accept_failures_;
     RepeatedWarning malformed_log_{std::chrono::seconds(10)};  // the owner's malformed messages
     RepeatedWarning out_of_memory_log_{std::chrono::seconds(10)};
